@@ -1,0 +1,1 @@
+"""polyfarm: farms Polymarket market data into TimescaleDB/PostgreSQL."""

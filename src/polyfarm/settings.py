@@ -1,0 +1,216 @@
+"""One typed settings tree for the whole program.
+
+Sources, highest priority first: keyword arguments, ``POLYFARM_*`` environment variables
+(``__`` separates nesting levels, e.g. ``POLYFARM_TIERS__T4_INTERVAL_S``), an optional YAML
+file (``--config``), then the defaults below (taken from the design seeds). The flat names
+``POLYFARM_DATABASE_URL``, ``POLYFARM_DATA_DIR`` and the four ``POLYFARM_*_URL`` endpoints are
+part of the public contract: scripts and the simulator's output rely on them.
+
+Settings are built once in the CLI and passed down; nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from polyfarm.errors import ConfigError
+
+GAMMA_URL = "https://gamma-api.polymarket.com"
+CLOB_URL = "https://clob.polymarket.com"
+DATA_URL = "https://data-api.polymarket.com"
+WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and the journal live when ``POLYFARM_DATA_DIR`` is unset.
+
+    Root gets a system path: PostgreSQL runs as an unprivileged user there, and that user
+    cannot enter ``/root``.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/polyfarm")
+    return Path(platformdirs.user_data_dir("polyfarm"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IntervalSettings(_Section):
+    """Collector cadences in seconds (seed 000)."""
+
+    metadata_s: float = Field(300.0, gt=0, description="Gamma metadata refresh")
+    prices_s: float = Field(60.0, gt=0, description="price snapshots of every active market")
+    orderbooks_s: float = Field(300.0, gt=0, description="order books of every active token")
+    resolutions_s: float = Field(600.0, gt=0, description="resolution tracker")
+    maintenance_s: float = Field(300.0, gt=0, description="aggregate refresh and retention")
+    health_log_s: float = Field(60.0, gt=0, description="health line in the log")
+
+
+class TierSettings(_Section):
+    """Tiers by hours to close (seed 004): T0 > 48 h, T1 12-48 h, T2 4-12 h, T3 1-4 h, T4 < 1 h."""
+
+    t0_min_hours: float = 48.0
+    t1_min_hours: float = 12.0
+    t2_min_hours: float = 4.0
+    t3_min_hours: float = 1.0
+    t0_interval_s: float = 3600.0
+    t1_interval_s: float = 300.0
+    t2_interval_s: float = 60.0
+    t3_interval_s: float = 30.0
+    t4_interval_s: float = 15.0
+    orderbook_tiers: tuple[int, ...] = (2, 3, 4)
+    websocket_tiers: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    def thresholds(self) -> tuple[float, float, float, float]:
+        return (self.t0_min_hours, self.t1_min_hours, self.t2_min_hours, self.t3_min_hours)
+
+    def intervals(self) -> tuple[float, float, float, float, float]:
+        return (
+            self.t0_interval_s,
+            self.t1_interval_s,
+            self.t2_interval_s,
+            self.t3_interval_s,
+            self.t4_interval_s,
+        )
+
+
+class WhaleSettings(_Section):
+    """Trade notional (USDC) tiers: large trade, whale, mega whale."""
+
+    tier1_usdc: float = 500.0
+    tier2_usdc: float = 2_000.0
+    tier3_usdc: float = 10_000.0
+
+
+class OrderBookSettings(_Section):
+    depth: int = Field(5, ge=1, le=200, description="levels per side stored as JSONB")
+    batch_size: int = Field(500, ge=1, le=500, description="tokens per POST /books")
+    wall_multiple: float = Field(
+        5.0, gt=0, description="a level is a wall when its size is this many times the mean"
+    )
+
+
+class RateLimitSettings(_Section):
+    """Fractions of the documented per-10-second limits that the clients may use."""
+
+    fraction: float = Field(0.7, gt=0, le=1.0)
+    request_timeout_s: float = Field(20.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    user_agent: str = "polyfarm/0.1 (+market-data recorder)"
+
+
+class WebSocketSettings(_Section):
+    assets_per_connection: int = Field(200, ge=1, le=500)
+    ping_interval_s: float = Field(10.0, gt=0)
+    stall_timeout_s: float = Field(60.0, gt=0)
+    reconnect_base_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(60.0, gt=0)
+
+
+class RetentionSettings(_Section):
+    """How long raw time series are kept; aggregates are kept forever."""
+
+    raw_days: int = Field(183, ge=1, description="price snapshots, trades, features")
+    orderbook_days: int = Field(183, ge=1)
+    book_deltas_days: int = Field(14, ge=1)
+    compress_after_days: int = Field(7, ge=1)
+    task_runs_days: int = Field(30, ge=1)
+
+
+class WriterSettings(_Section):
+    batch_rows: int = Field(50_000, ge=1)
+    max_future_skew_s: float = Field(
+        86_400.0, gt=0, description="rows stamped later than now + this are rejected"
+    )
+
+
+class DatabaseSettings(_Section):
+    pool_min: int = Field(1, ge=1)
+    pool_max: int = Field(8, ge=1)
+    command_timeout_s: float = Field(60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="POLYFARM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL/TimescaleDB DSN; unset means the embedded PostgreSQL"
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    gamma_url: str = GAMMA_URL
+    clob_url: str = CLOB_URL
+    data_url: str = DATA_URL
+    ws_url: str = WS_URL
+    log_level: str = "INFO"
+    log_json: bool | None = Field(None, description="JSON logs; default: JSON unless a TTY")
+
+    database: DatabaseSettings = DatabaseSettings()
+    intervals: IntervalSettings = IntervalSettings()
+    tiers: TierSettings = TierSettings()
+    whales: WhaleSettings = WhaleSettings()
+    orderbook: OrderBookSettings = OrderBookSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    websocket: WebSocketSettings = WebSocketSettings()
+    retention: RetentionSettings = RetentionSettings()
+    writer: WriterSettings = WriterSettings()
+
+    @field_validator("gamma_url", "clob_url", "data_url", "ws_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs (see load_settings); env must beat it.
+        return (env_settings, init_settings)
+
+
+def read_yaml_config(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings tree: env over YAML file over defaults; ``overrides`` beat YAML."""
+    values: dict[str, Any] = read_yaml_config(config_file) if config_file else {}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValueError as exc:
+        source = f" (from {config_file})" if config_file else ""
+        raise ConfigError(f"invalid settings{source}: {exc}") from exc
