@@ -1,0 +1,84 @@
+"""Housekeeping for plain PostgreSQL, where TimescaleDB's background jobs do not exist.
+
+Refreshes the aggregate materialized views (each from the one below it, so in order) and
+deletes raw rows past their retention. On TimescaleDB both are policies and this does nothing
+but trim the operations log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from polyfarm.logs import get_logger
+from polyfarm.settings import RetentionSettings
+from polyfarm.store.migrations import timescaledb_version
+from polyfarm.store.policies import retention_rules
+
+log = get_logger(__name__)
+
+# Refresh order matters: every candle view reads the one before it.
+AGGREGATE_VIEWS = (
+    "candles_1m",
+    "candles_5m",
+    "candles_15m",
+    "candles_1h",
+    "candles_4h",
+    "candles_1d",
+    "trade_volume_1h",
+)
+
+
+@dataclass
+class MaintenanceReport:
+    refreshed: list[str] = field(default_factory=list)
+    deleted: dict[str, int] = field(default_factory=dict)
+
+
+async def refresh_aggregates(conn: asyncpg.Connection) -> list[str]:
+    """Refresh the plain materialized views; a no-op list on TimescaleDB."""
+    if await timescaledb_version(conn):
+        return []
+    populated = dict(
+        await conn.fetch(
+            "SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = 'public'"
+        )
+    )
+    refreshed = []
+    for view in AGGREGATE_VIEWS:
+        # The first refresh cannot be CONCURRENTLY; later ones are, so readers never block.
+        mode = "CONCURRENTLY " if populated.get(view) else ""
+        await conn.execute(f"REFRESH MATERIALIZED VIEW {mode}{view}")
+        refreshed.append(view)
+    return refreshed
+
+
+async def apply_retention(
+    conn: asyncpg.Connection, retention: RetentionSettings, now: datetime
+) -> dict[str, int]:
+    deleted: dict[str, int] = {}
+    if not await timescaledb_version(conn):
+        for rule in retention_rules(retention):
+            status = await conn.execute(
+                f"DELETE FROM {rule.table} WHERE ts < $1",  # noqa: S608 - fixed table names
+                now - rule.keep,
+            )
+            deleted[rule.table] = int(status.rsplit(" ", 1)[-1])
+    status = await conn.execute(
+        "DELETE FROM task_runs WHERE started_at < $1",
+        now - timedelta(days=retention.task_runs_days),
+    )
+    deleted["task_runs"] = int(status.rsplit(" ", 1)[-1])
+    return deleted
+
+
+async def run_maintenance(
+    conn: asyncpg.Connection, retention: RetentionSettings, now: datetime
+) -> MaintenanceReport:
+    report = MaintenanceReport()
+    report.deleted = await apply_retention(conn, retention, now)
+    report.refreshed = await refresh_aggregates(conn)
+    log.info("maintenance done", refreshed=len(report.refreshed), deleted=report.deleted)
+    return report

@@ -1,0 +1,94 @@
+"""Compression and retention, from the settings rather than from migrations.
+
+TimescaleDB: background-job policies, re-applied whenever the configured interval differs
+from the one in force. Plain PostgreSQL has no jobs: the maintenance task deletes old rows
+itself (polyfarm.store.maintenance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from polyfarm.logs import get_logger
+from polyfarm.settings import RetentionSettings
+
+log = get_logger(__name__)
+
+COMPRESSED_TABLES = (
+    "price_snapshots",
+    "orderbook_snapshots",
+    "trades",
+    "book_deltas",
+    "market_features",
+)
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    table: str
+    keep: timedelta
+
+
+def retention_rules(retention: RetentionSettings) -> list[RetentionRule]:
+    raw = timedelta(days=retention.raw_days)
+    return [
+        RetentionRule("price_snapshots", raw),
+        RetentionRule("trades", raw),
+        RetentionRule("market_features", raw),
+        RetentionRule("orderbook_snapshots", timedelta(days=retention.orderbook_days)),
+        RetentionRule("book_deltas", timedelta(days=retention.book_deltas_days)),
+    ]
+
+
+async def _current_job_setting(
+    conn: asyncpg.Connection, proc_name: str, table: str, key: str
+) -> timedelta | None:
+    value = await conn.fetchval(
+        """
+        SELECT (config ->> $3)::interval
+        FROM timescaledb_information.jobs
+        WHERE proc_name = $1 AND hypertable_name = $2
+        """,
+        proc_name,
+        table,
+        key,
+    )
+    return value if isinstance(value, timedelta) else None
+
+
+async def _set_policy(conn: asyncpg.Connection, kind: str, table: str, interval: timedelta) -> bool:
+    proc, key, add, remove = {
+        "retention": (
+            "policy_retention",
+            "drop_after",
+            "add_retention_policy",
+            "remove_retention_policy",
+        ),
+        "compression": (
+            "policy_compression",
+            "compress_after",
+            "add_compression_policy",
+            "remove_compression_policy",
+        ),
+    }[kind]
+    if await _current_job_setting(conn, proc, table, key) == interval:
+        return False
+    async with conn.transaction():
+        await conn.execute(f"SELECT {remove}($1::regclass, if_exists => true)", table)
+        await conn.execute(f"SELECT {add}($1::regclass, $2::interval)", table, interval)
+    log.info("policy set", kind=kind, table=table, interval=str(interval))
+    return True
+
+
+async def apply_timescale_policies(conn: asyncpg.Connection, retention: RetentionSettings) -> int:
+    """Make the database's policies match the settings; returns how many changed."""
+    changed = 0
+    compress_after = timedelta(days=retention.compress_after_days)
+    for table in COMPRESSED_TABLES:
+        changed += await _set_policy(conn, "compression", table, compress_after)
+    for rule in retention_rules(retention):
+        changed += await _set_policy(conn, "retention", rule.table, rule.keep)
+    return changed

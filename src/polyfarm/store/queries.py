@@ -1,0 +1,123 @@
+"""Typed reads used by the API, the exports and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from polyfarm.errors import DatabaseError
+
+CANDLE_VIEWS = {
+    "1m": "candles_1m",
+    "5m": "candles_5m",
+    "15m": "candles_15m",
+    "1h": "candles_1h",
+    "4h": "candles_4h",
+    "1d": "candles_1d",
+}
+
+
+@dataclass(frozen=True)
+class LatestPrice:
+    token_id: str
+    ts: datetime
+    price: float | None
+    best_bid: float | None
+    best_ask: float | None
+
+
+@dataclass(frozen=True)
+class Candle:
+    bucket: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class Trade:
+    ts: datetime
+    token_id: str
+    price: float
+    size: float
+    side: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    hour: datetime
+    tier: int | None
+    markets: int
+    snapshots: int
+
+
+async def latest_prices(conn: asyncpg.Connection, token_ids: Sequence[str]) -> list[LatestPrice]:
+    rows = await conn.fetch(
+        """
+        SELECT t.token_id, p.ts, p.price, p.best_bid, p.best_ask
+        FROM unnest($1::text[]) AS t(token_id)
+        CROSS JOIN LATERAL (
+            SELECT ts, price, best_bid, best_ask FROM price_snapshots s
+            WHERE s.token_id = t.token_id ORDER BY ts DESC LIMIT 1
+        ) p
+        """,
+        list(token_ids),
+    )
+    return [LatestPrice(**dict(r)) for r in rows]
+
+
+async def candles(
+    conn: asyncpg.Connection, token_id: str, interval: str, start: datetime, end: datetime
+) -> list[Candle]:
+    view = CANDLE_VIEWS.get(interval)
+    if view is None:
+        raise DatabaseError(
+            f"unknown candle interval {interval!r}; use one of {list(CANDLE_VIEWS)}"
+        )
+    rows = await conn.fetch(
+        f"SELECT bucket, open, high, low, close, samples FROM {view} "  # noqa: S608 - fixed names
+        "WHERE token_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
+        token_id,
+        start,
+        end,
+    )
+    return [Candle(**dict(r)) for r in rows]
+
+
+async def trades(
+    conn: asyncpg.Connection, token_id: str, start: datetime, end: datetime, limit: int = 10_000
+) -> list[Trade]:
+    rows = await conn.fetch(
+        """
+        SELECT ts, token_id, price, size, side, source FROM trades
+        WHERE token_id = $1 AND ts >= $2 AND ts < $3
+        ORDER BY ts, exchange_ms NULLS FIRST LIMIT $4
+        """,
+        token_id,
+        start,
+        end,
+        limit,
+    )
+    return [Trade(**dict(r)) for r in rows]
+
+
+async def coverage(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[CoverageRow]:
+    """Price snapshots per hour and tier, with how many markets contributed."""
+    rows = await conn.fetch(
+        """
+        SELECT time_bucket(INTERVAL '1 hour', s.ts) AS hour, m.tier,
+               count(DISTINCT s.market_id) AS markets, count(*) AS snapshots
+        FROM price_snapshots s JOIN markets m USING (market_id)
+        WHERE s.ts >= $1 AND s.ts < $2
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        start,
+        end,
+    )
+    return [CoverageRow(**dict(r)) for r in rows]

@@ -1,0 +1,151 @@
+"""What the schema really is: the facts behind ``polyfarm db status``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from polyfarm.store.migrations import (
+    applied_migrations,
+    default_migrations_dir,
+    load_migrations,
+    timescaledb_version,
+)
+
+TABLES = (
+    "events",
+    "markets",
+    "tokens",
+    "market_resolutions",
+    "price_snapshots",
+    "orderbook_snapshots",
+    "trades",
+    "book_deltas",
+    "market_features",
+    "whale_events",
+    "feed_gaps",
+    "task_runs",
+    "collector_health",
+)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    kind: str  # hypertable | table | missing
+    total_bytes: int
+    row_estimate: int
+    chunk_interval: str | None = None
+    compression: bool = False
+
+
+@dataclass
+class SchemaStatus:
+    server_version: str
+    flavor: str | None
+    timescaledb: str | None
+    schema_version: int | None
+    applied: list[str]
+    pending: list[str]
+    tables: list[TableInfo] = field(default_factory=list)
+    aggregates: list[tuple[str, str]] = field(default_factory=list)  # (name, kind)
+    jobs: list[tuple[str, str, str]] = field(default_factory=list)  # (proc, target, config)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "server_version": self.server_version,
+            "flavor": self.flavor,
+            "timescaledb": self.timescaledb,
+            "schema_version": self.schema_version,
+            "applied": self.applied,
+            "pending": self.pending,
+            "tables": [t.__dict__ for t in self.tables],
+            "aggregates": [{"name": n, "kind": k} for n, k in self.aggregates],
+            "jobs": [{"proc": p, "target": t, "config": c} for p, t, c in self.jobs],
+        }
+
+
+async def _plain_table_info(conn: asyncpg.Connection, name: str) -> TableInfo:
+    row = await conn.fetchrow(
+        "SELECT pg_total_relation_size(c.oid) AS bytes, greatest(c.reltuples, 0)::bigint AS est "
+        "FROM pg_class c WHERE c.oid = to_regclass($1)",
+        name,
+    )
+    if row is None:
+        return TableInfo(name, "missing", 0, 0)
+    return TableInfo(name, "table", row["bytes"], row["est"])
+
+
+async def _hypertable_info(conn: asyncpg.Connection, name: str) -> TableInfo | None:
+    row = await conn.fetchrow(
+        """
+        SELECT h.compression_enabled,
+               (SELECT d.time_interval::text FROM timescaledb_information.dimensions d
+                 WHERE d.hypertable_name = h.hypertable_name LIMIT 1) AS chunk_interval,
+               hypertable_size(format('%I.%I', h.hypertable_schema, h.hypertable_name)::regclass)
+                 AS bytes,
+               approximate_row_count(format('%I.%I', h.hypertable_schema, h.hypertable_name)
+                 ::regclass) AS est
+        FROM timescaledb_information.hypertables h WHERE h.hypertable_name = $1
+        """,
+        name,
+    )
+    if row is None:
+        return None
+    return TableInfo(
+        name,
+        "hypertable",
+        row["bytes"] or 0,
+        row["est"] or 0,
+        row["chunk_interval"],
+        row["compression_enabled"],
+    )
+
+
+async def _aggregates(conn: asyncpg.Connection, with_timescale: bool) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if with_timescale:
+        rows = await conn.fetch(
+            "SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1"
+        )
+        found += [(r["view_name"], "continuous aggregate") for r in rows]
+    rows = await conn.fetch(
+        "SELECT matviewname FROM pg_matviews WHERE schemaname = 'public' ORDER BY 1"
+    )
+    found += [(r["matviewname"], "materialized view") for r in rows]
+    return found
+
+
+async def _jobs(conn: asyncpg.Connection) -> list[tuple[str, str, str]]:
+    rows = await conn.fetch(
+        "SELECT proc_name, hypertable_name, config::text FROM timescaledb_information.jobs "
+        "WHERE proc_name LIKE 'policy_%' AND hypertable_name IS NOT NULL "
+        "ORDER BY hypertable_name, proc_name"
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def schema_status(
+    conn: asyncpg.Connection, migrations_dir: Path | None = None
+) -> SchemaStatus:
+    applied = await applied_migrations(conn)
+    files = load_migrations(migrations_dir or default_migrations_dir())
+    done = {a.version for a in applied}
+    tsdb = await timescaledb_version(conn)
+    status = SchemaStatus(
+        server_version=await conn.fetchval("SHOW server_version"),
+        flavor=applied[0].flavor if applied else None,
+        timescaledb=tsdb,
+        schema_version=max(done) if done else None,
+        applied=[f"{a.version:04d}_{a.name}" for a in applied],
+        pending=[m.filename for m in files if m.version not in done],
+    )
+    for name in TABLES:
+        info = await _hypertable_info(conn, name) if tsdb else None
+        status.tables.append(info or await _plain_table_info(conn, name))
+    status.aggregates = await _aggregates(conn, bool(tsdb))
+    if tsdb:
+        status.jobs = await _jobs(conn)
+    return status
