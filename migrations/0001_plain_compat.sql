@@ -8,11 +8,14 @@ RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$ SELECT date_bin(bucket_width, ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') $$;
 
+-- The helpers pin their search_path: REFRESH MATERIALIZED VIEW runs with a restricted one
+-- (PostgreSQL 17+), under which the state type would not be found.
 CREATE TYPE polyfarm_value_at AS (value double precision, at timestamptz);
 
 CREATE FUNCTION polyfarm_first_step(state polyfarm_value_at, value double precision, at timestamptz)
 RETURNS polyfarm_value_at
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
 AS $$
     SELECT CASE
         WHEN at IS NULL THEN state
@@ -24,6 +27,7 @@ $$;
 CREATE FUNCTION polyfarm_last_step(state polyfarm_value_at, value double precision, at timestamptz)
 RETURNS polyfarm_value_at
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
 AS $$
     SELECT CASE
         WHEN at IS NULL THEN state
@@ -35,16 +39,19 @@ $$;
 CREATE FUNCTION polyfarm_first_combine(a polyfarm_value_at, b polyfarm_value_at)
 RETURNS polyfarm_value_at
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
 AS $$ SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a WHEN b.at < a.at THEN b ELSE a END $$;
 
 CREATE FUNCTION polyfarm_last_combine(a polyfarm_value_at, b polyfarm_value_at)
 RETURNS polyfarm_value_at
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
 AS $$ SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a WHEN b.at >= a.at THEN b ELSE a END $$;
 
 CREATE FUNCTION polyfarm_value_of(state polyfarm_value_at)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
 AS $$ SELECT (state).value $$;
 
 CREATE AGGREGATE first(double precision, timestamptz) (

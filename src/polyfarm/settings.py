@@ -11,13 +11,14 @@ Settings are built once in the CLI and passed down; nothing here is read at impo
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,17 +62,24 @@ class IntervalSettings(_Section):
 class TierSettings(_Section):
     """Tiers by hours to close (seed 004): T0 > 48 h, T1 12-48 h, T2 4-12 h, T3 1-4 h, T4 < 1 h."""
 
-    t0_min_hours: float = 48.0
-    t1_min_hours: float = 12.0
-    t2_min_hours: float = 4.0
-    t3_min_hours: float = 1.0
-    t0_interval_s: float = 3600.0
-    t1_interval_s: float = 300.0
-    t2_interval_s: float = 60.0
-    t3_interval_s: float = 30.0
-    t4_interval_s: float = 15.0
+    t0_min_hours: float = Field(48.0, gt=0)
+    t1_min_hours: float = Field(12.0, gt=0)
+    t2_min_hours: float = Field(4.0, gt=0)
+    t3_min_hours: float = Field(1.0, gt=0)
+    t0_interval_s: float = Field(3600.0, gt=0)
+    t1_interval_s: float = Field(300.0, gt=0)
+    t2_interval_s: float = Field(60.0, gt=0)
+    t3_interval_s: float = Field(30.0, gt=0)
+    t4_interval_s: float = Field(15.0, gt=0)
     orderbook_tiers: tuple[int, ...] = (2, 3, 4)
     websocket_tiers: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    @model_validator(mode="after")
+    def _thresholds_descend(self) -> TierSettings:
+        hours = self.thresholds()
+        if any(a <= b for a, b in itertools.pairwise(hours)):
+            raise ValueError(f"tier thresholds must decrease from T0 to T3, got {hours}")
+        return self
 
     def thresholds(self) -> tuple[float, float, float, float]:
         return (self.t0_min_hours, self.t1_min_hours, self.t2_min_hours, self.t3_min_hours)
@@ -172,6 +180,11 @@ class Settings(BaseSettings):
     websocket: WebSocketSettings = WebSocketSettings()
     retention: RetentionSettings = RetentionSettings()
     writer: WriterSettings = WriterSettings()
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _default_data_dir_for_null(cls, value: object) -> object:
+        return default_data_dir() if value is None else value
 
     @field_validator("gamma_url", "clob_url", "data_url", "ws_url")
     @classmethod

@@ -50,22 +50,35 @@ def ensure_started(target: DatabaseTarget) -> bool:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # JSONB columns arrive as Python objects, and every session works in UTC.
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            type_name, encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
-        )
+    # jsonb in binary format (COPY needs it): a version byte, then the JSON text. Values that
+    # are already JSON text (writers pre-serialise with orjson) pass through unchanged.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=_jsonb_encode,
+        decoder=_jsonb_decode,
+        schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json", encoder=_json_encode, decoder=orjson.loads, schema="pg_catalog"
+    )
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-def _json_dumps(value: object) -> str:
+def _json_encode(value: object) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _jsonb_encode(value: object) -> bytes:
     if isinstance(value, str):
-        return value  # already JSON text (writers pre-serialise with orjson)
-    return orjson.dumps(value).decode()
+        return b"\x01" + value.encode()
+    if isinstance(value, bytes):
+        return b"\x01" + value
+    return b"\x01" + orjson.dumps(value)
 
 
-def _json_loads(text: str) -> object:
-    return orjson.loads(text)
+def _jsonb_decode(data: bytes) -> object:
+    return orjson.loads(data[1:])
 
 
 async def create_pool(

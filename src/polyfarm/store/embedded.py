@@ -204,7 +204,10 @@ class EmbeddedPostgres:
 
     def _run(self, argv: list[str], timeout: float = 60) -> str:
         command = [str(postgres_bin_dir() / argv[0]), *argv[1:]]
+        # As root: switch user, group and supplementary groups, or root's group lingers and
+        # group permission bits (not 'other') decide what the server may enter.
         user = self._service_user if self._as_root else None
+        extra_groups: list[str] | None = [] if self._as_root else None
         # pg_ctl keeps the server's stdout open: files, not pipes, so run() cannot hang on it.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             try:
@@ -216,6 +219,8 @@ class EmbeddedPostgres:
                     text=True,
                     timeout=timeout,
                     user=user,
+                    group=user,
+                    extra_groups=extra_groups,
                     cwd="/",
                     env={**os.environ, "LC_ALL": "C"},
                 )

@@ -1,0 +1,177 @@
+"""Small builders of valid rows; tests change one field at a time with ``_replace``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from polyfarm.store.dimensions import EventRecord, MarketRecord, TokenRecord
+from polyfarm.store.rows import (
+    FEATURE_COLUMNS,
+    BookDeltaRow,
+    FeatureRow,
+    OrderBookSnapshotRow,
+    PriceSnapshotRow,
+    TradeRow,
+    trade_key,
+)
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+
+
+def token(n: int) -> str:
+    return str(10**76 + n)
+
+
+def price_row(i: int = 0, tok: str = TOKEN, price: float = 0.5) -> PriceSnapshotRow:
+    return PriceSnapshotRow(
+        T0 + timedelta(minutes=i),
+        tok,
+        "100",
+        price,
+        price - 0.01,
+        price + 0.01,
+        0.02,
+        price,
+        1234.5,
+        9876.0,
+    )
+
+
+def book_row(i: int = 0, tok: str = TOKEN) -> OrderBookSnapshotRow:
+    bids = json.dumps([[0.49, 100.0], [0.48, 250.0]])
+    asks = json.dumps([[0.51, 80.0], [0.52, 300.0]])
+    depth = (100.0, 350.0, 350.0, 350.0, 80.0, 380.0, 380.0, 380.0)
+    return OrderBookSnapshotRow(
+        T0 + timedelta(minutes=i),
+        tok,
+        "100",
+        "rest",
+        bids,
+        asks,
+        0.49,
+        0.51,
+        0.02,
+        0.5,
+        169.0,
+        197.8,
+        2,
+        2,
+        *depth,
+        -0.04,
+        0.48,
+        250.0,
+        0.52,
+        300.0,
+        "ab" * 20,
+        T0 + timedelta(minutes=i, seconds=-3),
+    )
+
+
+def trade_row(i: int = 0, tok: str = TOKEN, side: str = "BUY") -> TradeRow:
+    ts = T0 + timedelta(seconds=i)
+    key = trade_key(tok, int(ts.timestamp()), "0.5", "10", side)
+    return TradeRow(
+        ts,
+        tok,
+        "100",
+        key,
+        0.5,
+        10.0,
+        side,
+        0.0,
+        "0x" + "ab" * 32,
+        "ws",
+        int(ts.timestamp() * 1000) + 123,
+        ts + timedelta(milliseconds=40),
+    )
+
+
+def delta_row(i: int = 0, tok: str = TOKEN) -> BookDeltaRow:
+    ts = T0 + timedelta(milliseconds=i)
+    return BookDeltaRow(ts, tok, "100", i, "BUY", 0.49, 120.0, 0.49, 0.51, ts)
+
+
+def feature_row(i: int = 0, tok: str = TOKEN) -> FeatureRow:
+    values: list[float | int | bool | None] = []
+    for n, name in enumerate(FEATURE_COLUMNS):
+        if name == "neg_risk":
+            values.append(False)
+        elif name in {
+            "bid_levels",
+            "ask_levels",
+            "trade_count_1h",
+            "buy_count_1h",
+            "sell_count_1h",
+            "whale_count_1h",
+            "day_of_week",
+            "hour_of_day",
+        }:
+            values.append(n % 7)
+        else:
+            values.append(round(0.01 * (n % 90), 4))
+    return FeatureRow(T0 + timedelta(minutes=i), tok, "100", 2, tuple(values))
+
+
+def event_record(event_id: str = "9") -> EventRecord:
+    return EventRecord(
+        event_id,
+        "an-event",
+        "An event",
+        "",
+        None,
+        json.dumps([{"slug": "politics"}]),
+        True,
+        "0x" + "1" * 64,
+        T0,
+        T0 + timedelta(days=3),
+        True,
+        False,
+        False,
+        100.0,
+        50.0,
+        json.dumps({"id": event_id}),
+    )
+
+
+def market_record(market_id: str = "100", event_id: str | None = "9") -> MarketRecord:
+    return MarketRecord(
+        market_id,
+        event_id,
+        "0x" + market_id.rjust(64, "0"),
+        None,
+        f"m-{market_id}",
+        f"Question {market_id}?",
+        "desc",
+        None,
+        None,
+        json.dumps(["Yes", "No"]),
+        False,
+        None,
+        None,
+        None,
+        0.01,
+        5.0,
+        True,
+        False,
+        False,
+        True,
+        True,
+        T0,
+        T0 + timedelta(days=2),
+        None,
+        1000.0,
+        100.0,
+        500.0,
+        1,
+        json.dumps({"id": market_id}),
+    )
+
+
+def token_records(market_id: str = "100") -> list[TokenRecord]:
+    condition = "0x" + market_id.rjust(64, "0")
+    return [
+        TokenRecord(token(int(market_id) * 2), market_id, condition, "Yes", 0),
+        TokenRecord(token(int(market_id) * 2 + 1), market_id, condition, "No", 1),
+    ]

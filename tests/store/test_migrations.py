@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from polyfarm.errors import ChecksumMismatchError, MigrationError
+from polyfarm.store.migrations import (
+    Flavor,
+    applied_migrations,
+    default_migrations_dir,
+    load_migrations,
+    migrate,
+    render,
+)
+
+from ..conftest import Server
+
+
+def test_render_keeps_only_the_flavours_lines() -> None:
+    sql = "A;\n--#if timescaledb\nB;\n--#else\nC;\n--#endif\n--#if plain\nD;\n--#endif\nE;"
+    assert render(sql, Flavor.TIMESCALEDB).split() == ["A;", "B;", "E;"]
+    assert render(sql, Flavor.PLAIN).split() == ["A;", "C;", "D;", "E;"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("--#if timescaledb\nA;", "without --#endif"),
+        ("--#endif", "without --#if"),
+        ("--#else", "without --#if"),
+        ("--#if oracle\nA;\n--#endif", "unknown flavour"),
+    ],
+)
+def test_render_rejects_broken_blocks(sql: str, message: str) -> None:
+    with pytest.raises(MigrationError, match=message):
+        render(sql, Flavor.PLAIN, filename="x.sql")
+
+
+def test_every_shipped_migration_renders_for_both_flavours() -> None:
+    migrations = load_migrations(default_migrations_dir())
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    for migration in migrations:
+        for flavor in Flavor:
+            render(migration.sql, flavor, filename=migration.filename)
+
+
+async def test_migrate_empty_database_then_again_is_a_no_op(server: Server, empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        first = await migrate(conn)
+        second = await migrate(conn)
+        applied = await applied_migrations(conn)
+        tables = await conn.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename IN ('markets', 'price_snapshots', 'trades', 'task_runs')"
+        )
+    finally:
+        await conn.close()
+    shipped = load_migrations(default_migrations_dir())
+    assert first.flavor.value == server.flavor
+    assert first.applied == [m.filename for m in shipped]
+    assert second.applied == []
+    assert second.already_applied == len(shipped)
+    assert [a.checksum for a in applied] == [m.checksum for m in shipped]
+    assert {a.flavor for a in applied} == {server.flavor}
+    assert tables == 4
+
+
+async def test_edited_migration_is_refused_with_its_name(
+    server: Server, empty_dsn: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    shutil.copytree(default_migrations_dir(), directory)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, directory)
+        edited = directory / "0002_dimensions.sql"
+        edited.write_text(edited.read_text() + "\n-- a harmless looking edit\n")
+        with pytest.raises(ChecksumMismatchError, match=r"0002_dimensions\.sql"):
+            await migrate(conn, directory)
+    finally:
+        await conn.close()
+
+
+async def test_a_new_file_is_applied_after_the_old_ones(
+    server: Server, empty_dsn: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    shutil.copytree(default_migrations_dir(), directory)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, directory)
+        (directory / "0999_extra.sql").write_text("CREATE TABLE extra (id int);\n")
+        report = await migrate(conn, directory)
+        assert report.applied == ["0999_extra.sql"]
+        assert await conn.fetchval("SELECT to_regclass('extra') IS NOT NULL")
+    finally:
+        await conn.close()
+
+
+async def test_failed_migration_leaves_nothing_behind(
+    server: Server, empty_dsn: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    shutil.copytree(default_migrations_dir(), directory)
+    (directory / "0999_broken.sql").write_text("CREATE TABLE half (id int);\nSELECT nonsense(;\n")
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        with pytest.raises(MigrationError, match=r"0999_broken\.sql"):
+            await migrate(conn, directory)
+        assert not await conn.fetchval("SELECT to_regclass('half') IS NOT NULL")
+        versions = [a.version for a in await applied_migrations(conn)]
+        assert 999 not in versions
+        assert len(versions) == len(load_migrations(default_migrations_dir()))
+    finally:
+        await conn.close()
+
+
+async def test_two_concurrent_migrators_apply_each_file_once(
+    server: Server, empty_dsn: str
+) -> None:
+    conns = [await asyncpg.connect(empty_dsn) for _ in range(2)]
+    try:
+        reports = await asyncio.gather(*(migrate(c) for c in conns))
+        applied = await applied_migrations(conns[0])
+    finally:
+        for conn in conns:
+            await conn.close()
+    shipped = [m.filename for m in load_migrations(default_migrations_dir())]
+    assert sorted(reports[0].applied + reports[1].applied) == sorted(shipped)
+    assert len(applied) == len(shipped)
+
+
+def test_bad_file_name_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "1_bad.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=r"0001_slug\.sql"):
+        load_migrations(tmp_path)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from polyfarm.errors import ConfigError
+from polyfarm.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("POLYFARM_"):
+            monkeypatch.delenv(name)
+
+
+def leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += leaf_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def test_example_config_holds_exactly_the_defaults() -> None:
+    assert load_settings(ROOT / "config.example.yaml") == Settings()
+
+
+def test_example_config_documents_every_key() -> None:
+    import yaml
+
+    loaded = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+
+    def flatten(tree: dict, prefix: str = "") -> list[str]:
+        out = []
+        for key, value in tree.items():
+            out += flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+        return out
+
+    assert sorted(flatten(loaded)) == sorted(leaf_keys(Settings))
+
+
+def test_env_beats_yaml_and_nested_env_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("gamma_url: http://from-yaml/\ntiers:\n  t4_interval_s: 5\n")
+    assert load_settings(config).gamma_url == "http://from-yaml"
+    assert load_settings(config).tiers.t4_interval_s == 5
+    monkeypatch.setenv("POLYFARM_GAMMA_URL", "http://from-env")
+    monkeypatch.setenv("POLYFARM_TIERS__T4_INTERVAL_S", "7")
+    monkeypatch.setenv("POLYFARM_DATABASE_URL", "postgresql://u:secret@h/db")
+    settings = load_settings(config)
+    assert settings.gamma_url == "http://from-env"
+    assert settings.tiers.t4_interval_s == 7
+    assert settings.database_url is not None
+    assert "secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tiers: [1, 2", "not valid YAML"),
+        ("- a list", "mapping at the top level"),
+        ("no_such_key: 1", "invalid settings"),
+        ("rate_limits:\n  fraction: 3", "invalid settings"),
+        ("tiers:\n  t4_interval_s: soon", "invalid settings"),
+    ],
+)
+def test_bad_config_files_give_clear_errors(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config)
+
+
+def test_readme_documents_every_setting_and_command() -> None:
+    from polyfarm.cli import cli
+
+    readme = (ROOT / "README.md").read_text()
+    for key in leaf_keys(Settings):
+        env = "POLYFARM_" + key.upper().replace(".", "__")
+        assert env in readme, f"README does not document {env}"
+
+    def commands(group: object, prefix: str) -> list[str]:
+        found = []
+        for name, command in getattr(group, "commands", {}).items():
+            found.append(f"{prefix} {name}")
+            found += commands(command, f"{prefix} {name}")
+        return found
+
+    for command in commands(cli, "polyfarm"):
+        assert f"`{command}" in readme, f"README does not document `{command}`"
