@@ -1,0 +1,94 @@
+"""Order-book statistics, pure: depth at 5/10/20/50 levels, imbalance, walls, microprice.
+
+Input levels are ``(price, size)`` floats sorted best first (bids descending, asks ascending);
+the wire's best-last order is turned around by the parsers before this point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Level = tuple[float, float]
+DEPTH_LEVELS = (5, 10, 20, 50)
+IMBALANCE_LEVELS = 10
+WALL_WINDOW = 20
+
+
+@dataclass(frozen=True)
+class Wall:
+    price: float
+    size: float
+
+
+@dataclass(frozen=True)
+class BookStats:
+    best_bid: float | None
+    best_ask: float | None
+    spread: float | None
+    midpoint: float | None
+    microprice: float | None
+    bid_levels: int
+    ask_levels: int
+    bid_depth: tuple[float, float, float, float]  # shares within best 5/10/20/50 levels
+    ask_depth: tuple[float, float, float, float]
+    bid_depth_usd: float  # whole side, price x size
+    ask_depth_usd: float
+    imbalance: float | None  # (bid - ask) / (bid + ask) over the best 10 levels, in shares
+    bid_wall: Wall | None
+    ask_wall: Wall | None
+
+
+def depth(levels: Sequence[Level], count: int) -> float:
+    return sum(size for _, size in levels[:count])
+
+
+def notional(levels: Sequence[Level]) -> float:
+    return sum(price * size for price, size in levels)
+
+
+def imbalance(bids: Sequence[Level], asks: Sequence[Level], count: int) -> float | None:
+    bid, ask = depth(bids, count), depth(asks, count)
+    total = bid + ask
+    return None if total <= 0 else (bid - ask) / total
+
+
+def find_wall(levels: Sequence[Level], multiple: float, window: int = WALL_WINDOW) -> Wall | None:
+    """The largest level near the touch when it is ``multiple`` times the window's mean size."""
+    near = levels[:window]
+    if len(near) < 2:
+        return None
+    mean = sum(size for _, size in near) / len(near)
+    price, size = max(near, key=lambda level: level[1])
+    return Wall(price, size) if mean > 0 and size >= multiple * mean else None
+
+
+def microprice(bids: Sequence[Level], asks: Sequence[Level]) -> float | None:
+    """The touch prices weighted by the opposite side's size: leans toward the thinner side."""
+    if not bids or not asks:
+        return None
+    (bid, bid_size), (ask, ask_size) = bids[0], asks[0]
+    total = bid_size + ask_size
+    return None if total <= 0 else (bid * ask_size + ask * bid_size) / total
+
+
+def book_stats(bids: Sequence[Level], asks: Sequence[Level], wall_multiple: float) -> BookStats:
+    best_bid = bids[0][0] if bids else None
+    best_ask = asks[0][0] if asks else None
+    both = best_bid is not None and best_ask is not None
+    return BookStats(
+        best_bid=best_bid,
+        best_ask=best_ask,
+        spread=(best_ask - best_bid) if both else None,  # type: ignore[operator]
+        midpoint=(best_ask + best_bid) / 2 if both else None,  # type: ignore[operator]
+        microprice=microprice(bids, asks),
+        bid_levels=len(bids),
+        ask_levels=len(asks),
+        bid_depth=tuple(depth(bids, n) for n in DEPTH_LEVELS),  # type: ignore[arg-type]
+        ask_depth=tuple(depth(asks, n) for n in DEPTH_LEVELS),  # type: ignore[arg-type]
+        bid_depth_usd=notional(bids),
+        ask_depth_usd=notional(asks),
+        imbalance=imbalance(bids, asks, IMBALANCE_LEVELS),
+        bid_wall=find_wall(bids, wall_multiple),
+        ask_wall=find_wall(asks, wall_multiple),
+    )
