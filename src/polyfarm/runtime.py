@@ -1,0 +1,275 @@
+"""The supervisor: one process, one TaskGroup owning every task.
+
+Two kinds of work run under it:
+
+* **jobs**, run in cycles on a cadence (metadata scan, price snapshots, books, resolutions,
+  maintenance). Every cycle writes a ``task_runs`` row and updates ``collector_health``. A cycle
+  that raises is logged with its context and retried after a backoff; it never takes the other
+  jobs down.
+* **services**, long-running coroutines (the WebSocket stream). One that returns or raises is
+  restarted with exponential backoff.
+
+Shutdown order (as arq does it): the signal handler only sets the stop event; loops stop taking
+new cycles; running cycles get until the deadline to finish (they flush what they hold);
+whatever is still running then is cancelled; the caller closes the pool last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from polyfarm.logs import get_logger
+from polyfarm.store.ops import finish_task_run, record_health, start_task_run
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    markets: int = 0
+    rows: int = 0
+
+
+@dataclass
+class Job:
+    """A unit of periodic work. ``run`` performs one cycle."""
+
+    name: str
+    interval_s: float
+    run: Callable[[], Awaitable[CycleResult]]
+    tier: int | None = None
+
+
+@dataclass
+class Service:
+    """Long-running work; ``run`` returns only when ``stop`` is set (or it fails)."""
+
+    name: str
+    run: Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class JobState:
+    cycles: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    rows: int = 0
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_duration_s: float | None = None
+
+
+@dataclass
+class Backoff:
+    base_s: float = 1.0
+    max_s: float = 300.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2**attempt)]; never a busy loop."""
+        ceiling = min(self.max_s, self.base_s * 2 ** max(0, attempt - 1))
+        return max(self.base_s / 2, self.rng.uniform(0, ceiling))
+
+
+class Supervisor:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        jobs: list[Job],
+        services: list[Service] | None = None,
+        *,
+        clock: Clock = utc_now,
+        backoff: Backoff | None = None,
+        health_interval_s: float = 60.0,
+    ) -> None:
+        self._pool = pool
+        self.jobs = jobs
+        self.services = services or []
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._health_interval_s = health_interval_s
+        self.state: dict[str, JobState] = {job.name: JobState() for job in jobs}
+        self.restarts: dict[str, int] = {svc.name: 0 for svc in self.services}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            for job in self.jobs:
+                group.create_task(self._job_loop(job, stop), name=f"job:{job.name}")
+            for service in self.services:
+                group.create_task(self._service_loop(service, stop), name=f"svc:{service.name}")
+            group.create_task(self._health_loop(stop), name="health")
+
+    async def run_once(self, job: Job) -> bool:
+        """One recorded cycle; True when it succeeded."""
+        return await self._cycle(job)
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def _job_loop(self, job: Job, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            ok = await self._cycle(job)
+            state = self.state[job.name]
+            delay = (
+                _until_next_slot(self._clock(), job.interval_s)
+                if ok
+                else min(job.interval_s, self._backoff.delay(state.consecutive_failures))
+            )
+            await _sleep_unless(stop, delay)
+
+    async def _service_loop(self, service: Service, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await service.run(stop)
+                attempt = 0
+            except Exception as exc:
+                attempt += 1
+                self.restarts[service.name] += 1
+                log.error(
+                    "service crashed; restarting",
+                    service=service.name,
+                    attempt=attempt,
+                    error=repr(exc),
+                    exc_info=True,
+                )
+            if not stop.is_set():
+                await _sleep_unless(stop, self._backoff.delay(max(attempt, 1)))
+
+    async def _health_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _sleep_unless(stop, self._health_interval_s)
+            log.info("health", **self.health_summary())
+
+    def health_summary(self) -> dict[str, object]:
+        now = self._clock()
+        return {
+            name: {
+                "cycles": s.cycles,
+                "failures": s.failures,
+                "rows": s.rows,
+                "lag_s": None
+                if s.last_success is None
+                else round((now - s.last_success).total_seconds(), 1),
+            }
+            for name, s in self.state.items()
+        } | {"service_restarts": dict(self.restarts)}
+
+    # -- one cycle ------------------------------------------------------------------------------
+
+    async def _cycle(self, job: Job) -> bool:
+        state = self.state[job.name]
+        started = self._clock()
+        run_id = await self._record_start(job, started)
+        try:
+            result = await job.run()
+        except asyncio.CancelledError:
+            await self._record_end(job, run_id, "cancelled", None, "cancelled during shutdown")
+            raise
+        except Exception as exc:
+            state.failures += 1
+            state.consecutive_failures += 1
+            state.last_error = repr(exc)
+            log.error("cycle failed", job=job.name, error=repr(exc), exc_info=True)
+            await self._record_end(job, run_id, "failed", None, repr(exc), traceback.format_exc())
+            return False
+        state.cycles += 1
+        state.consecutive_failures = 0
+        state.rows += result.rows
+        state.last_success = self._clock()
+        state.last_duration_s = (state.last_success - started).total_seconds()
+        await self._record_end(job, run_id, "success", result)
+        return True
+
+    async def _record_start(self, job: Job, started: datetime) -> int | None:
+        try:
+            async with self._pool.acquire() as conn:
+                return await start_task_run(conn, job.name, started, job.tier)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("cannot record task start", job=job.name, error=repr(exc))
+            return None
+
+    async def _record_end(
+        self,
+        job: Job,
+        run_id: int | None,
+        status: str,
+        result: CycleResult | None,
+        error: str | None = None,
+        trace: str | None = None,
+    ) -> None:
+        now = self._clock()
+        try:
+            async with self._pool.acquire() as conn:
+                if run_id is not None:
+                    await finish_task_run(
+                        conn,
+                        run_id,
+                        completed_at=now,
+                        status=status,
+                        markets=result.markets if result else None,
+                        rows=result.rows if result else None,
+                        error=error,
+                        traceback=trace,
+                    )
+                await record_health(
+                    conn,
+                    job.name,
+                    at=now,
+                    ok=status == "success",
+                    rows=result.rows if result else None,
+                    error=error,
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("cannot record task end", job=job.name, error=repr(exc))
+
+
+def _until_next_slot(now: datetime, interval_s: float) -> float:
+    """Seconds to the next multiple of the interval, so cycles stay on an aligned grid."""
+    epoch = now.timestamp()
+    return interval_s - (epoch % interval_s)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM only set the stop event; everything else happens in the loops."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_until_stopped(supervisor: Supervisor, stop: asyncio.Event, deadline_s: float) -> None:
+    """Run the supervisor; once ``stop`` is set, allow ``deadline_s`` before cancelling."""
+    task = asyncio.create_task(supervisor.run(stop), name="supervisor")
+    stopped = asyncio.create_task(stop.wait(), name="stop-wait")
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait_for(asyncio.shield(task), timeout=deadline_s)
+    except TimeoutError:
+        log.warning("shutdown deadline passed; cancelling running work", deadline_s=deadline_s)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        stopped.cancel()
+    if task.done() and not task.cancelled():
+        task.result()  # re-raise what escaped the TaskGroup

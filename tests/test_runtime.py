@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+
+from polyfarm.runtime import Backoff, CycleResult, Job, Service, Supervisor, run_until_stopped
+
+
+def fast_backoff() -> Backoff:
+    return Backoff(base_s=0.01, max_s=0.05, rng=random.Random(1))
+
+
+async def test_a_failing_job_is_retried_and_never_stops_the_others(pool: asyncpg.Pool) -> None:
+    calls = {"flaky": 0, "steady": 0}
+
+    async def flaky() -> CycleResult:
+        calls["flaky"] += 1
+        if calls["flaky"] <= 2:
+            raise RuntimeError(f"boom {calls['flaky']}")
+        return CycleResult(markets=3, rows=6)
+
+    async def steady() -> CycleResult:
+        calls["steady"] += 1
+        return CycleResult(markets=1, rows=1)
+
+    stop = asyncio.Event()
+    supervisor = Supervisor(
+        pool,
+        [Job("flaky", 0.05, flaky), Job("steady", 0.05, steady)],
+        backoff=fast_backoff(),
+        health_interval_s=0.05,
+    )
+    task = asyncio.create_task(run_until_stopped(supervisor, stop, deadline_s=5))
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if calls["flaky"] >= 4 and calls["steady"] >= 4:
+            break
+    stop.set()
+    await task
+    runs = await pool.fetch("SELECT task_name, status, error_message FROM task_runs ORDER BY id")
+    health = {r["collector"]: r for r in await pool.fetch("SELECT * FROM collector_health")}
+    flaky_runs = [r for r in runs if r["task_name"] == "flaky"]
+    assert [r["status"] for r in flaky_runs[:3]] == ["failed", "failed", "success"]
+    assert "boom 1" in flaky_runs[0]["error_message"]
+    assert all(r["status"] == "success" for r in runs if r["task_name"] == "steady")
+    assert health["flaky"]["consecutive_failures"] == 0
+    assert supervisor.state["flaky"].failures == 2
+    assert supervisor.state["steady"].rows == calls["steady"]
+
+
+async def test_a_crashing_service_is_restarted(pool: asyncpg.Pool) -> None:
+    starts = 0
+
+    async def stream(stop: asyncio.Event) -> None:
+        nonlocal starts
+        starts += 1
+        if starts < 3:
+            raise ConnectionError("socket dropped")
+        await stop.wait()
+
+    stop = asyncio.Event()
+    supervisor = Supervisor(pool, [], [Service("stream", stream)], backoff=fast_backoff())
+    task = asyncio.create_task(run_until_stopped(supervisor, stop, deadline_s=5))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if starts >= 3:
+            break
+    stop.set()
+    await task
+    assert starts == 3
+    assert supervisor.restarts["stream"] == 2
+
+
+async def test_shutdown_lets_a_cycle_finish_within_the_deadline(pool: asyncpg.Pool) -> None:
+    finished = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow() -> CycleResult:
+        started.set()
+        await asyncio.sleep(0.2)
+        finished.set()
+        return CycleResult(rows=1)
+
+    stop = asyncio.Event()
+    supervisor = Supervisor(pool, [Job("slow", 60, slow)], backoff=fast_backoff())
+    task = asyncio.create_task(run_until_stopped(supervisor, stop, deadline_s=5))
+    await started.wait()
+    stop.set()
+    await task
+    assert finished.is_set()
+    assert await pool.fetchval("SELECT status FROM task_runs") == "success"
+
+
+async def test_shutdown_deadline_cancels_a_stuck_cycle(pool: asyncpg.Pool) -> None:
+    started = asyncio.Event()
+
+    async def stuck() -> CycleResult:
+        started.set()
+        await asyncio.sleep(3600)
+        return CycleResult()
+
+    stop = asyncio.Event()
+    supervisor = Supervisor(pool, [Job("stuck", 60, stuck)], backoff=fast_backoff())
+    task = asyncio.create_task(run_until_stopped(supervisor, stop, deadline_s=0.2))
+    await started.wait()
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert await pool.fetchval("SELECT status FROM task_runs") == "cancelled"
+
+
+def test_backoff_grows_with_jitter_and_has_a_floor() -> None:
+    backoff = Backoff(base_s=1, max_s=8, rng=random.Random(3))
+    delays = [backoff.delay(n) for n in range(1, 10)]
+    assert all(0.5 <= d <= 8 for d in delays)
+    assert max(delays) > 2
+    assert len(set(delays)) == len(delays)
