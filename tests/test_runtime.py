@@ -115,4 +115,4 @@ def test_backoff_grows_with_jitter_and_has_a_floor() -> None:
     delays = [backoff.delay(n) for n in range(1, 10)]
     assert all(0.5 <= d <= 8 for d in delays)
     assert max(delays) > 2
-    assert len(set(delays)) == len(delays)
+    assert len(set(delays)) > 5  # jittered, not a fixed ladder

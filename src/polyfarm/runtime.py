@@ -157,7 +157,7 @@ class Supervisor:
 
     def health_summary(self) -> dict[str, object]:
         now = self._clock()
-        return {
+        summary: dict[str, object] = {
             name: {
                 "cycles": s.cycles,
                 "failures": s.failures,
@@ -167,7 +167,9 @@ class Supervisor:
                 else round((now - s.last_success).total_seconds(), 1),
             }
             for name, s in self.state.items()
-        } | {"service_restarts": dict(self.restarts)}
+        }
+        summary["service_restarts"] = dict(self.restarts)
+        return summary
 
     # -- one cycle ------------------------------------------------------------------------------
 
