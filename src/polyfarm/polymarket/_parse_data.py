@@ -1,0 +1,61 @@
+"""Pure parsers for Data API trade rows: v1 (camelCase) and v2 (snake_case) → one ``DataTrade``.
+
+Re-exported by ``parse``; see its docstring for the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from polyfarm.polymarket import _convert as cv
+from polyfarm.polymarket import schemas as s
+from polyfarm.polymarket.domain import DataTrade, Page, Reject
+
+_TRADE_V1 = msgspec.json.Decoder(s.DataTradeV1Wire)
+_TRADE_V2 = msgspec.json.Decoder(s.DataTradeV2Wire)
+
+
+def _data_trade(w: s.DataTradeV1Wire | s.DataTradeV2Wire, token: str) -> DataTrade:
+    return DataTrade(
+        condition_id=cv.condition_id(w.condition_id, "condition id"),
+        token_id=cv.token_id(token, "token id"),
+        side=cv.side(w.side),
+        price=cv.price(w.price),
+        size=cv.size(w.size),
+        timestamp=cv.epoch(w.timestamp),
+        proxy_wallet=cv.optional_text(w.proxy_wallet),
+        transaction_hash=cv.optional_text(w.transaction_hash),
+        outcome=cv.optional_text(w.outcome),
+        # 999 is the v2 feed's "unknown" (py-sdk maps it to null).
+        outcome_index=None if w.outcome_index in (None, 999) else w.outcome_index,
+        title=w.title,
+        slug=cv.optional_text(w.slug),
+        event_slug=cv.optional_text(w.event_slug),
+        name=cv.optional_text(w.name),
+        pseudonym=cv.optional_text(w.pseudonym),
+    )
+
+
+@cv.payload_errors
+def parse_data_trade_v1(obj: object) -> DataTrade:
+    w = cv.to_wire(obj, _TRADE_V1, s.DataTradeV1Wire)
+    return _data_trade(w, w.asset)
+
+
+@cv.payload_errors
+def parse_data_trade_v2(obj: object) -> DataTrade:
+    w = cv.to_wire(obj, _TRADE_V2, s.DataTradeV2Wire)
+    return _data_trade(w, w.token_id)
+
+
+def parse_data_trades_v1(records: Iterable[object]) -> tuple[list[DataTrade], list[Reject]]:
+    return cv.parse_records(records, parse_data_trade_v1)
+
+
+def parse_data_trades_v2_page(envelope: s.DataTradesV2Envelope) -> Page[DataTrade]:
+    good, rejects = cv.parse_records(envelope.data or (), parse_data_trade_v2)
+    pagination = envelope.pagination or s.DataPaginationWire()
+    cursor = cv.next_cursor(pagination.next_cursor) if pagination.has_more is not False else None
+    return Page(items=tuple(good), rejects=tuple(rejects), next_cursor=cursor)
