@@ -21,9 +21,10 @@ import contextlib
 import random
 import signal
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -53,6 +54,8 @@ class Job:
     interval_s: float
     run: Callable[[], Awaitable[CycleResult]]
     tier: int | None = None
+    # Set by another job when this one may start (e.g. the first metadata scan is stored).
+    wait_for: asyncio.Event | None = None
 
 
 @dataclass
@@ -60,7 +63,7 @@ class Service:
     """Long-running work; ``run`` returns only when ``stop`` is set (or it fails)."""
 
     name: str
-    run: Callable[[asyncio.Event], Awaitable[None]]
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -121,6 +124,8 @@ class Supervisor:
     # -- loops --------------------------------------------------------------------------------
 
     async def _job_loop(self, job: Job, stop: asyncio.Event) -> None:
+        if job.wait_for is not None and not await _first_of(job.wait_for, stop):
+            return
         while not stop.is_set():
             ok = await self._cycle(job)
             state = self.state[job.name]
@@ -244,6 +249,17 @@ def _until_next_slot(now: datetime, interval_s: float) -> float:
     """Seconds to the next multiple of the interval, so cycles stay on an aligned grid."""
     epoch = now.timestamp()
     return interval_s - (epoch % interval_s)
+
+
+async def _first_of(wanted: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for ``wanted`` unless ``stop`` comes first; True when ``wanted`` was set."""
+    waits = {asyncio.create_task(wanted.wait()), asyncio.create_task(stop.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
+    return wanted.is_set() and not stop.is_set()
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -106,7 +106,11 @@ class MarketInfo(_Domain, frozen=True, kw_only=True):
     updated_at: datetime | None = None
     volume: Decimal | None = None
     volume_24hr: Decimal | None = None
+    volume_1wk: Decimal | None = None
     liquidity: Decimal | None = None
+    one_day_price_change: Decimal | None = None
+    one_week_price_change: Decimal | None = None
+    one_month_price_change: Decimal | None = None
     best_bid: Decimal | None = None
     best_ask: Decimal | None = None
     spread: Decimal | None = None
@@ -116,6 +120,9 @@ class MarketInfo(_Domain, frozen=True, kw_only=True):
     automatically_resolved: bool | None = None
     fees_enabled: bool | None = None
     fee_type: str | None = None
+    # The Gamma object as received, kept for the ``markets.raw`` column (None when parsed
+    # from an already-decoded object).
+    raw: bytes | None = None
 
     @property
     def token_ids(self) -> tuple[str, ...]:

@@ -123,6 +123,7 @@ def parse_gamma_market(obj: object) -> MarketInfo:
         automatically_resolved=w.automatically_resolved,
         fees_enabled=w.fees_enabled,
         fee_type=cv.optional_text(w.fee_type),
+        raw=bytes(obj) if isinstance(obj, msgspec.Raw | bytes) else None,
     )
 
 
@@ -140,6 +141,10 @@ def _gamma_market_stats(w: s.GammaMarketWire) -> dict[str, Any]:
     return {
         "volume": cv.loose_decimal(w.volume_num if w.volume_num is not None else w.volume),
         "volume_24hr": cv.loose_decimal(w.volume24hr),
+        "volume_1wk": cv.loose_decimal(w.volume1wk),
+        "one_day_price_change": cv.loose_decimal(w.one_day_price_change),
+        "one_week_price_change": cv.loose_decimal(w.one_week_price_change),
+        "one_month_price_change": cv.loose_decimal(w.one_month_price_change),
         "liquidity": cv.loose_decimal(
             w.liquidity_num if w.liquidity_num is not None else w.liquidity
         ),

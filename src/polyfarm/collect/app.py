@@ -1,0 +1,101 @@
+"""Assembly of the collection daemon: clients, catalogue, writer, collectors, jobs.
+
+``open_collection`` is an async context manager owning every resource (HTTP clients sharing one
+rate limiter and one session, the writer); the CLI runs its jobs under the supervisor, either
+forever (``polyfarm collect``) or once each (``--once``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiohttp
+import asyncpg
+
+from polyfarm.collect.books import BookCollector
+from polyfarm.collect.catalog import MarketCatalog
+from polyfarm.collect.metadata import MetadataCollector
+from polyfarm.collect.prices import PriceCollector
+from polyfarm.collect.resolutions import ResolutionTracker
+from polyfarm.polymarket.clob import ClobClient
+from polyfarm.polymarket.data_api import DataApiClient
+from polyfarm.polymarket.gamma import GammaClient
+from polyfarm.polymarket.ratelimit import RateLimiter
+from polyfarm.runtime import CycleResult, Job, Service, utc_now
+from polyfarm.settings import Settings
+from polyfarm.store.maintenance import run_maintenance
+from polyfarm.store.writer import BulkWriter
+
+
+@dataclass
+class Collection:
+    settings: Settings
+    pool: asyncpg.Pool
+    clock: Callable[[], datetime]
+    gamma: GammaClient
+    clob: ClobClient
+    data_api: DataApiClient
+    writer: BulkWriter
+    catalog: MarketCatalog
+    metadata: MetadataCollector
+    prices: PriceCollector
+    books: BookCollector
+    resolutions: ResolutionTracker
+    # The market WebSocket listener (sharded stream, live books, trades) plugs in here.
+    services: list[Service] = field(default_factory=list)
+
+    def jobs(self) -> list[Job]:
+        """In start-up order: the metadata scan fills the catalogue the others read."""
+        intervals = self.settings.intervals
+        ready = self.catalog.ready
+        return [
+            Job(self.metadata.name, intervals.metadata_s, self.metadata.cycle),
+            Job(self.prices.name, intervals.prices_s, self.prices.cycle, wait_for=ready),
+            Job(self.books.name, self.books.tick_s, self.books.cycle, wait_for=ready),
+            Job(
+                self.resolutions.name,
+                intervals.resolutions_s,
+                self.resolutions.cycle,
+                wait_for=ready,
+            ),
+            Job("maintenance", intervals.maintenance_s, self.maintenance),
+        ]
+
+    async def maintenance(self) -> CycleResult:
+        async with self.pool.acquire() as conn:
+            report = await run_maintenance(conn, self.settings.retention, self.clock())
+        return CycleResult(rows=sum(report.deleted.values()))
+
+
+@contextlib.asynccontextmanager
+async def open_collection(
+    settings: Settings, pool: asyncpg.Pool, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[Collection]:
+    limiter = RateLimiter.from_settings(settings.rate_limits)
+    connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        gamma = GammaClient.from_settings(settings, limiter, session)
+        clob = ClobClient.from_settings(settings, limiter, session)
+        data_api = DataApiClient.from_settings(settings, limiter, session)
+        async with gamma, clob, data_api:
+            writer = BulkWriter(
+                pool, max_future_skew_s=settings.writer.max_future_skew_s, clock=clock
+            )
+            catalog = MarketCatalog(settings.tiers)
+            yield Collection(
+                settings=settings,
+                pool=pool,
+                clock=clock,
+                gamma=gamma,
+                clob=clob,
+                data_api=data_api,
+                writer=writer,
+                catalog=catalog,
+                metadata=MetadataCollector(gamma, pool, catalog, clock),
+                prices=PriceCollector(clob, writer, catalog, clock, settings.intervals.prices_s),
+                books=BookCollector(clob, writer, catalog, clock, settings),
+                resolutions=ResolutionTracker(gamma, clob, pool, catalog, clock),
+            )

@@ -1,0 +1,1 @@
+"""The subcommands of the ``polyfarm`` command line, one module per group."""

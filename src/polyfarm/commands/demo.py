@@ -1,0 +1,89 @@
+"""``polyfarm demo``: the simulator, the collector and the database on one machine, on loopback.
+
+Nothing reaches the internet: a simulated Polymarket is started in-process and every endpoint
+setting points at it. A summary of what has been stored is printed every few seconds; Ctrl-C
+stops the collector (flushing what it holds) and then the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import click
+
+from polyfarm.commands.collect import collect_forever
+from polyfarm.commands.common import run_async
+from polyfarm.runtime import install_signal_handlers
+from polyfarm.settings import Settings
+from polyfarm.sim import SimConfig, Simulator
+from polyfarm.store.database import open_pool, resolve_target
+from polyfarm.store.stats import table_stats
+
+SUMMARY_TABLES = ("markets", "tokens", "price_snapshots", "orderbook_snapshots", "trades")
+
+
+def pointed_at(settings: Settings, sim: Simulator) -> Settings:
+    urls = {
+        "gamma_url": sim.gamma_url,
+        "clob_url": sim.clob_url,
+        "data_url": sim.data_url,
+        "ws_url": sim.ws_url,
+    }
+    return settings.model_copy(update=urls)
+
+
+async def print_summaries(settings: Settings, stop: asyncio.Event, every_s: float) -> None:
+    async with open_pool(settings, start_embedded=False) as pool:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+            async with pool.acquire() as conn:
+                stats = {s.table: s.rows for s in await table_stats(conn)}
+            line = "  ".join(f"{name}={stats.get(name, 0):,}" for name in SUMMARY_TABLES)
+            click.echo(f"[demo] {line}")
+
+
+async def run_demo(settings: Settings, config: SimConfig, duration_s: float | None) -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    async with Simulator(config) as sim:
+        settings = pointed_at(settings, sim)
+        click.echo(f"simulator:  {sim.gamma_url.rsplit('/', 1)[0]} ({config.markets} markets)")
+        click.echo(f'database:   psql "{resolve_target(settings).dsn}"')
+        click.echo("inspect:    .venv/bin/polyfarm stats   |   .venv/bin/polyfarm status")
+        click.echo("stop:       Ctrl-C")
+        async with asyncio.TaskGroup() as group:
+            group.create_task(collect_forever(settings, stop))
+            group.create_task(_summaries_when_ready(settings, stop))
+            if duration_s is not None:
+                group.create_task(_stop_after(stop, duration_s))
+
+
+async def _summaries_when_ready(settings: Settings, stop: asyncio.Event) -> None:
+    # The collector starts (and migrates) the database; give it a moment before reading.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), 3)
+    if not stop.is_set():
+        await print_summaries(settings, stop, every_s=10)
+
+
+async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    stop.set()
+
+
+@click.command()
+@click.option("--markets", default=300, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.01))
+@click.option("--faults", default="", help="Simulator fault spec, e.g. http_429=0.05.")
+@click.option("--duration", type=click.FloatRange(1), help="Stop by itself after N seconds.")
+@click.pass_obj
+def demo(
+    settings: Settings, markets: int, seed: int, speed: float, faults: str, duration: float | None
+) -> None:
+    """Simulated Polymarket + collector + database on this machine; Ctrl-C stops all."""
+    config = SimConfig(markets=markets, seed=seed, speed=speed, faults=faults)
+    run_async(lambda: run_demo(settings, config, duration))

@@ -1,0 +1,169 @@
+"""Order-book rendering and the book hash.
+
+One stored YES book per market; the NO token's book is its mirror (a YES ask at p is a NO bid
+at 1 - p, same size). Levels are rendered best-last: bids ascending, asks descending.
+
+Rendering builds the compact JSON text directly, computing each level's size string once for
+both tokens: the same text is the hash input (with ``"hash":""``) and, with the hash filled in,
+the REST body, so nothing is serialised twice. Hashes are cached per book version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from polyfarm.sim.model import Book, MarketState, TokenView
+from polyfarm.sim.wire import PRICE_SCALE, PRICE_STR, price_str, size_str
+
+MIN_ORDER_SIZE = "5"
+HASH_KEYS = (
+    "market", "asset_id", "timestamp", "hash", "bids", "asks",
+    "min_order_size", "tick_size", "neg_risk", "last_trade_price",
+)  # fmt: skip
+
+
+def book_hash(summary: dict[str, Any]) -> str:
+    """SHA-1 of the compact JSON of the summary with ``hash`` blanked, keys in wire order.
+
+    This is py-clob-client's ``generate_orderbook_summary_hash``; ``render_book`` produces
+    byte-identical input without building dictionaries.
+    """
+    ordered = {key: summary[key] for key in HASH_KEYS}
+    ordered["hash"] = ""
+    return _sha1(orjson.dumps(ordered))
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+def _levels_json(prices: list[int], sizes: list[str], mirror: bool) -> str:
+    if mirror:
+        return ",".join(
+            f'{{"price":"{PRICE_STR[PRICE_SCALE - p]}","size":"{s}"}}'
+            for p, s in zip(prices, sizes, strict=True)
+        )
+    return ",".join(
+        f'{{"price":"{PRICE_STR[p]}","size":"{s}"}}' for p, s in zip(prices, sizes, strict=True)
+    )
+
+
+def _side_texts(book: Book) -> tuple[str, str, str, str]:
+    """Level JSON for (YES bids, YES asks, NO bids, NO asks), each best-last."""
+    bid_prices = sorted(book.bids)
+    ask_prices = sorted(book.asks, reverse=True)
+    bid_sizes = [size_str(book.bids[p]) for p in bid_prices]
+    ask_sizes = [size_str(book.asks[p]) for p in ask_prices]
+    return (
+        _levels_json(bid_prices, bid_sizes, False),
+        _levels_json(ask_prices, ask_sizes, False),
+        _levels_json(ask_prices, ask_sizes, True),
+        _levels_json(bid_prices, bid_sizes, True),
+    )
+
+
+def last_trade_text(market: MarketState, is_yes: bool) -> str:
+    price = market.ltp[0 if is_yes else 1]
+    return price_str(price) if price else ""
+
+
+def _token_parts(market: MarketState, is_yes: bool, bids: str, asks: str) -> tuple[str, str]:
+    book = market.book
+    assert book is not None
+    head = (
+        f'{{"market":"{market.condition_id}","asset_id":"{market.token(is_yes)}",'
+        f'"timestamp":"{book.ts_ms}","hash":"'
+    )
+    neg_risk = "true" if market.neg_risk else "false"
+    tail = (
+        f'","bids":[{bids}],"asks":[{asks}],"min_order_size":"{MIN_ORDER_SIZE}",'
+        f'"tick_size":"{PRICE_STR[market.tick]}","neg_risk":{neg_risk},'
+        f'"last_trade_price":"{last_trade_text(market, is_yes)}"}}'
+    )
+    return head, tail
+
+
+def render_book(market: MarketState, want_yes: bool | None = None) -> tuple[str, str]:
+    """(YES body, NO body) as JSON text; only ``want_yes``'s side is rendered when given."""
+    book = market.book
+    if book is None:
+        raise LookupError("market has no open book")
+    yes_bids, yes_asks, no_bids, no_asks = _side_texts(book)
+    bodies = ["", ""]
+    hashes = [book.hashes[1], book.hashes[2]] if book.hashes[0] == book.version else ["", ""]
+    for slot, is_yes, bids, asks in ((0, True, yes_bids, yes_asks), (1, False, no_bids, no_asks)):
+        if want_yes is not None and want_yes != is_yes:
+            continue
+        head, tail = _token_parts(market, is_yes, bids, asks)
+        hashes[slot] = hashes[slot] or _sha1(f"{head}{tail}".encode())
+        bodies[slot] = f"{head}{hashes[slot]}{tail}"
+    if hashes[0] and hashes[1]:
+        book.hashes = (book.version, hashes[0], hashes[1])
+    return bodies[0], bodies[1]
+
+
+def book_body(market: MarketState, is_yes: bool) -> str:
+    """The REST ``/book`` JSON text for one token."""
+    yes, no = render_book(market, is_yes)
+    return yes if is_yes else no
+
+
+def book_summary(market: MarketState, is_yes: bool) -> dict[str, Any]:
+    parsed: dict[str, Any] = orjson.loads(book_body(market, is_yes))
+    return parsed
+
+
+def token_hashes(market: MarketState) -> tuple[str, str]:
+    book = market.book
+    assert book is not None
+    if book.hashes[0] != book.version:
+        render_book(market)
+    return book.hashes[1], book.hashes[2]
+
+
+def token_top(book: Book, is_yes: bool) -> tuple[int | None, int | None]:
+    """Best bid and best ask (thousandths) of a token's view of the book."""
+    bid, ask = book.top()
+    if is_yes:
+        return bid, ask
+    no_bid = PRICE_SCALE - ask if ask is not None else None
+    return no_bid, PRICE_SCALE - bid if bid is not None else None
+
+
+def top_strings(book: Book, is_yes: bool) -> tuple[str, str]:
+    """Best bid / best ask as wire strings; an empty side reads ``"0"`` / ``"1"``."""
+    bid, ask = token_top(book, is_yes)
+    return (price_str(bid) if bid is not None else "0", price_str(ask) if ask is not None else "1")
+
+
+def token_views(market: MarketState) -> tuple[TokenView, TokenView]:
+    book = market.book
+    assert book is not None
+    yes_hash, no_hash = token_hashes(market)
+    return (
+        TokenView(yes_hash, *top_strings(book, True)),
+        TokenView(no_hash, *top_strings(book, False)),
+    )
+
+
+def mid_half(book: Book) -> int | None:
+    """YES midpoint in half-thousandths (units of 0.0005); None when a side is empty."""
+    bid, ask = book.top()
+    if bid is None or ask is None:
+        return None
+    return bid + ask
+
+
+def apply_changes(book: Book, changes: list[tuple[bool, int, int]], ts_ms: int) -> None:
+    """Set each level to its new total size (0 deletes) and bump the version."""
+    for is_bid, price, size in changes:
+        side = book.bids if is_bid else book.asks
+        if size > 0:
+            side[price] = size
+        else:
+            side.pop(price, None)
+    book.version += 1
+    book.ts_ms = ts_ms

@@ -1,0 +1,79 @@
+"""The simulator's configuration: one small immutable object, validated once."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback literals and ``localhost``; anything else counts as remote."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything that shapes a simulator run.
+
+    Rates are per simulated second. ``start_time`` is an epoch (seconds) or an aware datetime;
+    ``None`` means the real current time. ``faults`` is a spec string (see ``faults.py``).
+    """
+
+    markets: int = 200
+    seed: int = 7
+    speed: float = 1.0
+    faults: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0
+    start_time: float | datetime | None = None
+    allow_remote: bool = False
+    ws_asset_cap: int = 500
+    rate_limits: bool = True
+    tick_s: float = 0.05
+    trade_rate: float = 0.01
+    quote_rate: float = 0.1
+    new_markets_per_hour: float | None = None
+    max_events_per_step: int = 4000
+    history_bug_216: bool = False
+    legacy_offset_max: int = 2000
+    clob_page_size: int = 1000
+    trade_retention: int = 2_000_000
+    no_new_assets_interval_s: float = 10.0
+    resolution_delay_s: tuple[float, float] = (120.0, 1800.0)
+
+    def __post_init__(self) -> None:
+        if self.markets < 1:
+            raise ValueError("markets must be >= 1")
+        if self.speed < 0:
+            raise ValueError("speed must be >= 0")
+        if self.tick_s <= 0:
+            raise ValueError("tick_s must be > 0")
+        if self.ws_asset_cap < 1:
+            raise ValueError("ws_asset_cap must be >= 1")
+        if min(self.trade_rate, self.quote_rate) < 0:
+            raise ValueError("rates must be >= 0")
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ValueError(f"refusing non-loopback host {self.host!r} without allow_remote")
+
+    def start_epoch(self, now: float) -> float:
+        """The simulated clock's starting epoch; ``now`` is used when none was configured."""
+        if self.start_time is None:
+            return now
+        if isinstance(self.start_time, datetime):
+            if self.start_time.tzinfo is None:
+                raise ValueError("start_time datetime must be timezone-aware")
+            return self.start_time.timestamp()
+        return float(self.start_time)
+
+    def spawn_rate_per_s(self) -> float:
+        """New markets per simulated second (default: 2 % of the initial count per hour)."""
+        per_hour = self.new_markets_per_hour
+        if per_hour is None:
+            per_hour = max(1.0, self.markets * 0.02)
+        return per_hour / 3600.0

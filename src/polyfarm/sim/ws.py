@@ -1,0 +1,333 @@
+"""The market-channel WebSocket: subscriptions, fan-out and per-connection writers.
+
+Each world event is encoded once (``wsmessages``) and the same bytes are queued to every
+subscribed connection. A connection's writer drains its queue; under backlog it coalesces
+queued objects into one JSON-array frame, as the real feed does during bursts. Subscriptions
+beyond the per-connection asset cap are accepted silently and get no data. Faults are applied
+per message in the writer; a stalled connection keeps answering ``PING`` but sends nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from polyfarm.logs import get_logger
+from polyfarm.sim import wsmessages
+from polyfarm.sim.faults import FaultController
+from polyfarm.sim.model import MarketCreated, MarketState, TradeEvent, WorldEvent
+from polyfarm.sim.world import World
+
+COALESCE_AT = 64
+COALESCE_MAX = 256
+DUMP_CHUNK = 50
+MAX_QUEUE = 250_000
+PONG = b"PONG"
+NO_NEW_ASSETS = b"NO NEW ASSETS"
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Item:
+    payload: bytes
+    messages: int = 1
+    mergeable: bool = True  # a single JSON object that may join an array frame
+
+
+@dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None
+    cap: int
+    assets: dict[str, None] = field(default_factory=dict)
+    custom: bool = False
+    queue: deque[Item] = field(default_factory=deque)
+    control: deque[bytes] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    stalled: bool = False
+    closed: bool = False
+    held: Item | None = None
+    over_cap: int = 0
+
+    def push(self, item: Item) -> None:
+        if self.stalled or self.closed:
+            return
+        self.queue.append(item)
+        self.wakeup.set()
+
+
+def _event_market(event: WorldEvent) -> MarketState:
+    return event.trade.market if isinstance(event, TradeEvent) else event.market
+
+
+class Hub:
+    def __init__(self, world: World, faults: FaultController, cap: int, counters: dict[str, int]):
+        self.world = world
+        self.faults = faults
+        self.cap = cap
+        self.counters = counters
+        self.subs: dict[str, set[Connection]] = {}
+        self.connections: set[Connection] = set()
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, conn: Connection, assets: Iterable[str]) -> list[str]:
+        """Add assets up to the cap; returns the newly subscribed ones (duplicates ignored)."""
+        added = []
+        for asset in assets:
+            if not isinstance(asset, str) or asset in conn.assets:
+                continue
+            if len(conn.assets) >= conn.cap:
+                conn.over_cap += 1
+                continue
+            conn.assets[asset] = None
+            self.subs.setdefault(asset, set()).add(conn)
+            added.append(asset)
+        return added
+
+    def unsubscribe(self, conn: Connection, assets: Iterable[str]) -> None:
+        for asset in assets:
+            if asset in conn.assets:
+                del conn.assets[asset]
+                self._drop_sub(asset, conn)
+
+    def _drop_sub(self, asset: str, conn: Connection) -> None:
+        holders = self.subs.get(asset)
+        if holders is not None:
+            holders.discard(conn)
+            if not holders:
+                del self.subs[asset]
+
+    def register(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.counters["ws_connections_total"] = self.counters.get("ws_connections_total", 0) + 1
+
+    def unregister(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        for asset in list(conn.assets):
+            self._drop_sub(asset, conn)
+        conn.assets.clear()
+
+    def is_watched(self, market: MarketState) -> bool:
+        return market.yes_token in self.subs or market.no_token in self.subs
+
+    # -- fan-out ------------------------------------------------------------------------------
+
+    def book_dump(self, assets: list[str]) -> list[Item]:
+        """``book`` snapshots for open assets, as array frames of up to ``DUMP_CHUNK``."""
+        books = []
+        for asset in assets:
+            found = self.world.token(asset)
+            if found is not None and self.world.open_book(found[0]):
+                books.append(wsmessages.book_message(found[0], found[1]))
+        return [
+            Item(
+                b"[" + b",".join(books[i : i + DUMP_CHUNK]) + b"]",
+                len(books[i : i + DUMP_CHUNK]),
+                False,
+            )
+            for i in range(0, len(books), DUMP_CHUNK)
+        ]
+
+    def publish(self, events: list[WorldEvent]) -> None:
+        """Encode each world event once and queue it to every interested connection."""
+        if not self.connections:
+            return
+        custom_any = any(c.custom for c in self.connections)
+        for event in events:
+            wanted = (
+                custom_any
+                if isinstance(event, MarketCreated)
+                else self.is_watched(_event_market(event))
+            )
+            if wanted:
+                for out in wsmessages.encode(event):
+                    self._deliver(out)
+
+    def _recipients(self, out: wsmessages.Outbound) -> set[Connection]:
+        if out.broadcast:
+            return {c for c in self.connections if c.custom}
+        found: set[Connection] = set()
+        for asset in out.assets:
+            found |= self.subs.get(asset, set())
+        if out.custom_only:
+            return {c for c in found if c.custom}
+        return found
+
+    def _deliver(self, out: wsmessages.Outbound) -> None:
+        item = Item(out.payload)
+        for conn in self._recipients(out):
+            if len(conn.queue) >= MAX_QUEUE:
+                self.counters["ws_slow_consumer_dropped"] = (
+                    self.counters.get("ws_slow_consumer_dropped", 0) + 1
+                )
+                self._abort(conn)
+                continue
+            conn.push(item)
+
+    def no_new_assets(self) -> None:
+        for conn in self.connections:
+            if conn.custom:
+                conn.push(Item(NO_NEW_ASSETS, 1, False))
+
+    def _abort(self, conn: Connection) -> None:
+        conn.closed = True
+        conn.queue.clear()
+        if conn.transport is not None:
+            conn.transport.abort()
+        conn.wakeup.set()
+
+    async def close_all(self, deadline_s: float = 2.0) -> None:
+        """Close every connection concurrently (1001 going away); abort stragglers."""
+        connections = list(self.connections)
+        for conn in connections:
+            conn.closed = True
+            conn.wakeup.set()
+        try:
+            async with asyncio.timeout(deadline_s), asyncio.TaskGroup() as group:
+                for conn in connections:
+                    group.create_task(conn.ws.close(code=1001, message=b"server shutdown"))
+        except TimeoutError:
+            for conn in connections:
+                self._abort(conn)
+
+    # -- per-connection writer ----------------------------------------------------------------
+
+    async def writer(self, conn: Connection) -> None:
+        try:
+            while not conn.closed:
+                await conn.wakeup.wait()
+                conn.wakeup.clear()
+                await self._drain(conn)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("ws writer stopped", error=str(exc))
+            conn.closed = True
+
+    async def _send(self, conn: Connection, payload: bytes, messages: int) -> None:
+        await conn.ws.send_frame(payload, WSMsgType.TEXT)
+        self.counters["ws_frames_sent"] = self.counters.get("ws_frames_sent", 0) + 1
+        self.counters["ws_messages_sent"] = self.counters.get("ws_messages_sent", 0) + messages
+
+    async def _drain(self, conn: Connection) -> None:
+        while not conn.closed:
+            while conn.control:
+                await conn.ws.send_frame(conn.control.popleft(), WSMsgType.TEXT)
+            if conn.stalled:
+                conn.queue.clear()
+                return
+            if not conn.queue:
+                break
+            if self.faults.ws_active:
+                await self._send_faulty(conn, conn.queue.popleft())
+            else:
+                await self._send_plain(conn)
+        if conn.held is not None and not conn.closed:
+            held, conn.held = conn.held, None
+            await self._send(conn, held.payload, held.messages)
+
+    async def _send_plain(self, conn: Connection) -> None:
+        queue = conn.queue
+        if len(queue) < COALESCE_AT or not queue[0].mergeable:
+            item = queue.popleft()
+            await self._send(conn, item.payload, item.messages)
+            return
+        batch: list[bytes] = []
+        while queue and queue[0].mergeable and len(batch) < COALESCE_MAX:
+            batch.append(queue.popleft().payload)
+        await self._send(conn, b"[" + b",".join(batch) + b"]", len(batch))
+
+    async def _send_faulty(self, conn: Connection, item: Item) -> None:
+        faults = self.faults
+        if faults.roll("ws_drop", "ws"):
+            self._abort(conn)
+            return
+        if faults.roll("ws_stall", "ws"):
+            conn.stalled = True
+            conn.queue.clear()
+            return
+        payload = _corrupt(faults, item.payload)
+        if conn.held is None and faults.roll("ws_out_of_order", "ws"):
+            conn.held = Item(payload, item.messages, item.mergeable)
+            return
+        await self._send(conn, payload, item.messages)
+        if conn.held is not None:
+            held, conn.held = conn.held, None
+            await self._send(conn, held.payload, held.messages)
+        if faults.roll("ws_duplicate", "ws"):
+            await self._send(conn, payload, item.messages)
+
+
+def _corrupt(faults: FaultController, payload: bytes) -> bytes:
+    if faults.roll("ws_malformed", "ws"):
+        return payload[: max(len(payload) // 2, 1)] + b"\x00"
+    marker = payload.find(b'"hash":"')
+    if marker >= 0 and faults.roll("hash_mismatch", "ws"):
+        start = marker + len(b'"hash":"')
+        wrong = hashlib.sha1(payload[start : start + 40], usedforsecurity=False).hexdigest()
+        return payload[:start] + wrong.encode() + payload[start + 40 :]
+    return payload
+
+
+def parse_command(text: str) -> dict[str, Any] | None:
+    """A subscribe/unsubscribe frame, or None for anything unusable."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("assets_ids"), list):
+        return None
+    return data
+
+
+def handle_text(hub: Hub, conn: Connection, text: str) -> None:
+    """One client frame: ``PING``, an initial subscription or a dynamic (un)subscribe."""
+    if text.strip() == "PING":
+        conn.control.append(PONG)
+        conn.wakeup.set()
+        return
+    command = parse_command(text)
+    if command is None:
+        log.info("ignoring unusable ws frame", raw=text[:200])
+        return
+    if "custom_feature_enabled" in command:
+        conn.custom = bool(command["custom_feature_enabled"])
+    operation = command.get("operation")
+    assets = command["assets_ids"]
+    if operation == "unsubscribe":
+        hub.unsubscribe(conn, assets)
+        return
+    if operation not in (None, "subscribe"):
+        return
+    if operation is None and str(command.get("type", "market")).lower() != "market":
+        return
+    added = hub.subscribe(conn, assets)
+    if command.get("initial_dump", True):
+        for item in hub.book_dump(added):
+            conn.push(item)
+
+
+async def market_channel(hub: Hub, request: web.Request) -> web.WebSocketResponse:
+    """Serve one market-channel connection until either side closes it."""
+    ws = web.WebSocketResponse(timeout=2.0, compress=False, max_msg_size=8 * 1024 * 1024)
+    await ws.prepare(request)
+    conn = Connection(ws, request.transport, hub.cap)
+    hub.register(conn)
+    try:
+        async with asyncio.TaskGroup() as group:
+            writer = group.create_task(hub.writer(conn))
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    handle_text(hub, conn, message.data)
+            conn.closed = True
+            writer.cancel()
+    finally:
+        hub.unregister(conn)
+    return ws

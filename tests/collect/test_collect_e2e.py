@@ -1,0 +1,259 @@
+"""The collectors end to end: the in-process simulator (real HTTP) and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from polyfarm.collect.app import Collection, open_collection
+from polyfarm.runtime import Supervisor
+from polyfarm.settings import Settings
+from polyfarm.sim import SimConfig, Simulator
+
+from ..conftest import Server
+from ..sim.support import FIXED_START, advance
+
+POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
+
+
+@pytest.fixture
+def server(plain_server: Server) -> Server:
+    return plain_server
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    config = SimConfig(markets=60, seed=11, speed=0.0, start_time=FIXED_START, rate_limits=False)
+    async with Simulator(config) as simulator:
+        yield simulator
+
+
+def sim_clock(sim: Simulator) -> Callable[[], datetime]:
+    return lambda: datetime.fromtimestamp(sim.clock.now(), UTC)
+
+
+def settings_for(sim: Simulator, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "gamma_url": sim.gamma_url,
+        "clob_url": sim.clob_url,
+        "data_url": sim.data_url,
+        "ws_url": sim.ws_url,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def counts(pool: asyncpg.Pool, *tables: str) -> dict[str, int]:
+    return {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+
+
+async def run_cycle(collection: Collection, supervisor: Supervisor, name: str) -> None:
+    job = next(j for j in supervisor.jobs if j.name == name)
+    assert await supervisor.run_once(job), supervisor.state[name].last_error
+
+
+async def test_one_pass_fills_every_table_and_tiers_follow_the_clock(
+    sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(sim)
+    async with open_collection(settings, pool, sim_clock(sim)) as collection:
+        supervisor = Supervisor(pool, collection.jobs())
+        for name in ("metadata", "prices", "orderbooks", "resolutions"):
+            await run_cycle(collection, supervisor, name)
+        tiers_before = dict(await pool.fetch("SELECT market_id, tier FROM markets"))
+        await advance(sim, 6 * 3600, steps=24)
+        for name in ("metadata", "resolutions", "prices"):
+            await run_cycle(collection, supervisor, name)
+        tiers_after = dict(await pool.fetch("SELECT market_id, tier FROM markets"))
+    stored = await counts(
+        pool,
+        "events",
+        "markets",
+        "tokens",
+        "price_snapshots",
+        "orderbook_snapshots",
+        "market_resolutions",
+        "task_runs",
+    )
+    assert all(stored[t] > 0 for t in stored), stored
+    assert stored["tokens"] == 2 * stored["markets"], "every simulated market is binary"
+    moved = [m for m, tier in tiers_before.items() if tiers_after.get(m) != tier]
+    assert moved, "six simulated hours must move some market to a nearer tier or close it"
+    assert any(
+        tiers_after[m] is not None
+        and tiers_before[m] is not None
+        and tiers_after[m] > tiers_before[m]
+        for m in moved
+    )
+    # Rows of one price cycle share one timestamp, aligned to the cadence.
+    stamps = await pool.fetch("SELECT DISTINCT ts FROM price_snapshots ORDER BY ts")
+    assert len(stamps) == 2
+    assert all(r["ts"].second == 0 and r["ts"].microsecond == 0 for r in stamps)
+    resolutions = await pool.fetch("SELECT outcome_kind, winning_token_id FROM market_resolutions")
+    assert {r["outcome_kind"] for r in resolutions} <= {"winner", "fifty_fifty", "void"}
+    for r in resolutions:
+        if r["outcome_kind"] == "winner":
+            assert (
+                await pool.fetchval(
+                    "SELECT count(*) FROM tokens WHERE token_id = $1", r["winning_token_id"]
+                )
+                == 1
+            )
+
+
+async def test_books_are_stored_with_statistics(sim: Simulator, pool: asyncpg.Pool) -> None:
+    async with open_collection(settings_for(sim), pool, sim_clock(sim)) as collection:
+        supervisor = Supervisor(pool, collection.jobs())
+        await run_cycle(collection, supervisor, "metadata")
+        await run_cycle(collection, supervisor, "orderbooks")
+        again = await collection.books.cycle()
+    row = await pool.fetchrow(
+        "SELECT * FROM orderbook_snapshots WHERE bid_levels > 5 AND ask_levels > 5 LIMIT 1"
+    )
+    assert row is not None
+    bids, asks = row["bids"], row["asks"]
+    assert len(bids) == 5
+    assert [b[0] for b in bids] == sorted((b[0] for b in bids), reverse=True)
+    assert [a[0] for a in asks] == sorted(a[0] for a in asks)
+    assert row["best_bid"] == bids[0][0]
+    assert row["best_ask"] == asks[0][0]
+    assert row["best_bid"] < row["best_ask"]
+    assert row["spread"] == pytest.approx(row["best_ask"] - row["best_bid"])
+    assert row["bid_depth_5"] == pytest.approx(sum(b[1] for b in bids))
+    assert -1 <= row["imbalance"] <= 1
+    assert len(row["book_hash"]) == 40
+    assert again.rows == 0, "a token is fetched once per cadence slot"
+
+
+async def test_faults_are_survived_and_bad_records_skipped(
+    sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    sim.faults.set("http_5xx=0.2,http_429=0.1,retry_after_s=0,missing_fields=0.05")
+    fast = {"max_retries": 12, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
+    settings = settings_for(sim, rate_limits=fast)
+    async with open_collection(settings, pool, sim_clock(sim)) as collection:
+        supervisor = Supervisor(pool, collection.jobs())
+        for name in ("metadata", "prices", "orderbooks"):
+            await run_cycle(collection, supervisor, name)
+    stored = await counts(pool, "markets", "price_snapshots", "orderbook_snapshots")
+    assert stored["markets"] > 0
+    assert stored["price_snapshots"] > 0
+    assert stored["orderbook_snapshots"] > 0
+    stats = sim.faults.snapshot()
+    assert stats["injected"], stats
+
+
+async def test_a_failing_collector_is_recorded_then_recovers(
+    sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(sim, rate_limits={"max_retries": 1, "backoff_base_s": 0.01})
+    async with open_collection(settings, pool, sim_clock(sim)) as collection:
+        supervisor = Supervisor(pool, collection.jobs())
+        await run_cycle(collection, supervisor, "metadata")
+        sim.faults.set("clob:http_5xx=1.0")
+        prices = next(j for j in supervisor.jobs if j.name == "prices")
+        assert not await supervisor.run_once(prices)
+        sim.faults.clear()
+        assert await supervisor.run_once(prices)
+    runs = await pool.fetch(
+        "SELECT status, error_message FROM task_runs WHERE task_name = 'prices' ORDER BY id"
+    )
+    assert [r["status"] for r in runs] == ["failed", "success"]
+    assert "500" in runs[0]["error_message"] or "5" in runs[0]["error_message"]
+    health = await pool.fetchrow("SELECT * FROM collector_health WHERE collector = 'prices'")
+    assert health["consecutive_failures"] == 0
+    assert health["last_error"] is not None
+
+
+def _env(dsn: str, sim: Simulator) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYFARM_")}
+    env.update(sim.env())
+    env["POLYFARM_DATABASE_URL"] = dsn
+    return env
+
+
+async def test_collect_once_cli_then_stats_json(sim: Simulator, db_dsn: str) -> None:
+    once = await asyncio.create_subprocess_exec(
+        POLYFARM,
+        "collect",
+        "--once",
+        "--ws-seconds",
+        "0",
+        env=_env(db_dsn, sim),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(once.communicate(), 120)
+    assert once.returncode == 0, err.decode()[-3000:]
+    assert "metadata" in out.decode()
+    assert "FAILED" not in out.decode()
+    stats = await asyncio.create_subprocess_exec(
+        POLYFARM,
+        "stats",
+        "--json",
+        env=_env(db_dsn, sim),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(stats.communicate(), 60)
+    assert stats.returncode == 0, err.decode()
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    for table in (
+        "events",
+        "markets",
+        "tokens",
+        "price_snapshots",
+        "orderbook_snapshots",
+        "task_runs",
+        "collector_health",
+    ):
+        assert report[table]["rows"] > 0, table
+        assert report[table]["latest"] is not None or table == "tokens"
+
+
+async def test_sigterm_stops_cleanly_and_loses_nothing(sim: Simulator, db_dsn: str) -> None:
+    env = _env(db_dsn, sim)
+    env["POLYFARM_INTERVALS__PRICES_S"] = "1"
+    env["POLYFARM_INTERVALS__ORDERBOOKS_S"] = "1"
+    daemon = await asyncio.create_subprocess_exec(
+        POLYFARM,
+        "collect",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            if (
+                await conn.fetchval("SELECT to_regclass('price_snapshots') IS NOT NULL")
+                and await conn.fetchval("SELECT count(DISTINCT ts) FROM price_snapshots") >= 2
+            ):
+                break
+        daemon.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(daemon.communicate(), 60)
+        assert daemon.returncode == 0, err.decode()[-3000:]
+        running = await conn.fetchval("SELECT count(*) FROM task_runs WHERE status = 'running'")
+        per_cycle = await conn.fetch(
+            "SELECT ts, count(*) AS n FROM price_snapshots GROUP BY ts ORDER BY ts"
+        )
+        tokens = await conn.fetchval(
+            "SELECT count(*) FROM tokens t JOIN markets m USING (market_id) WHERE NOT m.closed"
+        )
+    finally:
+        await conn.close()
+    assert running == 0
+    assert len(per_cycle) >= 2
+    # Each cycle is all or nothing: a full set of rows per timestamp, never a torn one.
+    assert {r["n"] for r in per_cycle} == {tokens}
+    assert "collector stopped" in err.decode()

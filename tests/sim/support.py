@@ -1,0 +1,156 @@
+"""Helpers shared by the simulator tests (imported by conftest and the test modules)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from polyfarm.sim import SimConfig, Simulator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = REPO_ROOT.parent / "shared" / "polymarket-api.md"
+FIXED_START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+CONTROL_FRAMES = {"PONG", "NO NEW ASSETS"}
+
+
+def make_config(**overrides: Any) -> SimConfig:
+    """A deterministic default: frozen clock at a fixed epoch, no rate limits, no faults."""
+    values: dict[str, Any] = {
+        "markets": 200,
+        "seed": 7,
+        "speed": 0.0,
+        "start_time": FIXED_START,
+        "rate_limits": False,
+    }
+    values.update(overrides)
+    return SimConfig(**values)
+
+
+@asynccontextmanager
+async def running(**overrides: Any) -> AsyncIterator[Simulator]:
+    async with Simulator(make_config(**overrides)) as sim:
+        yield sim
+
+
+async def advance(sim: Simulator, seconds: float, steps: int = 1) -> None:
+    """Move the simulated clock forward in ``steps`` steps, letting writers flush between."""
+    for _ in range(steps):
+        sim.clock.advance(seconds / steps)
+        sim.step()
+        await asyncio.sleep(0)
+
+
+def events_of(frame: str) -> list[dict[str, Any]]:
+    """The event objects in one text frame (an object or an array of objects)."""
+    decoded = orjson.loads(frame)
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
+class Feed:
+    """Reads a market-channel socket: every frame, the decoded events and control texts."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.frames: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self.texts: list[str] = []
+        self.closed = False
+
+    async def send(self, payload: dict[str, Any] | str) -> None:
+        text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+        await self.ws.send_str(text)
+
+    async def subscribe(self, assets: list[str], custom: bool = False, dump: bool = True) -> None:
+        await self.send(
+            {
+                "assets_ids": assets,
+                "type": "market",
+                "custom_feature_enabled": custom,
+                "initial_dump": dump,
+            }
+        )
+
+    async def read(self, quiet: float = 0.3, limit_s: float = 20.0) -> list[dict[str, Any]]:
+        """Read until no data frame arrives for ``quiet`` seconds; returns the new events.
+
+        Control texts (``PONG``, ``NO NEW ASSETS``) are recorded but do not count as data.
+        """
+        loop = asyncio.get_running_loop()
+        new: list[dict[str, Any]] = []
+        deadline = loop.time() + limit_s
+        quiet_until = loop.time() + quiet
+        while loop.time() < min(deadline, quiet_until):
+            try:
+                message = await self.ws.receive(timeout=max(quiet_until - loop.time(), 0.001))
+            except TimeoutError:
+                break
+            if message.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                self.closed = True
+                break
+            self.frames.append(message.data)
+            if message.data in CONTROL_FRAMES:
+                self.texts.append(message.data)
+                continue
+            quiet_until = loop.time() + quiet
+            new.extend(events_of(message.data))
+        self.events.extend(new)
+        return new
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event_type") == kind]
+
+
+@asynccontextmanager
+async def feed(http: aiohttp.ClientSession, sim: Simulator) -> AsyncIterator[Feed]:
+    async with http.ws_connect(sim.ws_url, autoping=True) as ws:
+        yield Feed(ws)
+
+
+FeedFactory = Callable[[], Any]
+
+
+HASH_KEYS = (
+    "market", "asset_id", "timestamp", "hash", "bids", "asks",
+    "min_order_size", "tick_size", "neg_risk", "last_trade_price",
+)  # fmt: skip
+
+
+def reference_hash(book: dict[str, Any]) -> str:
+    """The reference's book hash, written independently of the simulator's code."""
+    ordered = {key: "" if key == "hash" else book[key] for key in HASH_KEYS}
+    text = json.dumps(ordered, separators=(",", ":"))
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def reference_text() -> str:
+    return REFERENCE.read_text(encoding="utf-8")
+
+
+def section(text: str, start: str, end: str) -> str:
+    """The reference text between two headings/markers."""
+    begin = text.index(start)
+    return text[begin : text.index(end, begin + len(start))]
+
+
+def table_fields(text: str) -> set[str]:
+    """Backticked names in the first cell of every markdown table row of ``text``."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            names.update(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", first_cell))
+    return names
