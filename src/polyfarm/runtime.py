@@ -29,6 +29,7 @@ from typing import Any
 import asyncpg
 
 from polyfarm.logs import get_logger
+from polyfarm.metrics import Metrics
 from polyfarm.store.ops import finish_task_run, record_health, start_task_run
 
 log = get_logger(__name__)
@@ -99,8 +100,10 @@ class Supervisor:
         clock: Clock = utc_now,
         backoff: Backoff | None = None,
         health_interval_s: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self.jobs = jobs
         self.services = services or []
         self._clock = clock
@@ -145,6 +148,8 @@ class Supervisor:
             except Exception as exc:
                 attempt += 1
                 self.restarts[service.name] += 1
+                if self._metrics is not None:
+                    self._metrics.service_restarts.labels(service.name).inc()
                 log.error(
                     "service crashed; restarting",
                     service=service.name,
@@ -220,6 +225,7 @@ class Supervisor:
         trace: str | None = None,
     ) -> None:
         now = self._clock()
+        self._observe(job, status, now)
         try:
             async with self._pool.acquire() as conn:
                 if run_id is not None:
@@ -243,6 +249,15 @@ class Supervisor:
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("cannot record task end", job=job.name, error=repr(exc))
+
+    def _observe(self, job: Job, status: str, now: datetime) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.cycles.labels(job.name, status).inc()
+        duration = self.state[job.name].last_duration_s
+        if status == "success" and duration is not None:
+            self._metrics.cycle_seconds.labels(job.name).observe(duration)
+            self._metrics.last_success.labels(job.name).set(now.timestamp())
 
 
 def _until_next_slot(now: datetime, interval_s: float) -> float:

@@ -20,6 +20,7 @@ from polyfarm.collect.catalog import MarketCatalog
 from polyfarm.collect.metadata import MetadataCollector
 from polyfarm.collect.prices import PriceCollector
 from polyfarm.collect.resolutions import ResolutionTracker
+from polyfarm.metrics import Metrics
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.data_api import DataApiClient
 from polyfarm.polymarket.gamma import GammaClient
@@ -44,6 +45,7 @@ class Collection:
     prices: PriceCollector
     books: BookCollector
     resolutions: ResolutionTracker
+    metrics: Metrics
     # The market WebSocket listener (sharded stream, live books, trades) plugs in here.
     services: list[Service] = field(default_factory=list)
 
@@ -72,8 +74,12 @@ class Collection:
 
 @contextlib.asynccontextmanager
 async def open_collection(
-    settings: Settings, pool: asyncpg.Pool, clock: Callable[[], datetime] = utc_now
+    settings: Settings,
+    pool: asyncpg.Pool,
+    clock: Callable[[], datetime] = utc_now,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Collection]:
+    metrics = metrics or Metrics()
     limiter = RateLimiter.from_settings(settings.rate_limits)
     connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -82,7 +88,10 @@ async def open_collection(
         data_api = DataApiClient.from_settings(settings, limiter, session)
         async with gamma, clob, data_api:
             writer = BulkWriter(
-                pool, max_future_skew_s=settings.writer.max_future_skew_s, clock=clock
+                pool,
+                max_future_skew_s=settings.writer.max_future_skew_s,
+                clock=clock,
+                metrics=metrics,
             )
             catalog = MarketCatalog(settings.tiers)
             yield Collection(
@@ -98,4 +107,5 @@ async def open_collection(
                 prices=PriceCollector(clob, writer, catalog, clock, settings.intervals.prices_s),
                 books=BookCollector(clob, writer, catalog, clock, settings),
                 resolutions=ResolutionTracker(gamma, clob, pool, catalog, clock),
+                metrics=metrics,
             )

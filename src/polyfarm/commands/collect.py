@@ -59,6 +59,7 @@ async def collect_forever(settings: Settings, stop: asyncio.Event | None = None)
                 collection.jobs(),
                 collection.services,
                 health_interval_s=settings.intervals.health_log_s,
+                metrics=collection.metrics,
             )
             log.info("collector started", jobs=[j.name for j in supervisor.jobs])
             await run_until_stopped(supervisor, stop, SHUTDOWN_DEADLINE_S)
@@ -70,7 +71,9 @@ async def collect_once(settings: Settings, ws_seconds: float) -> tuple[Superviso
     async with open_pool(settings) as pool:
         await prepare(pool, settings, utc_now)
         async with open_collection(settings, pool) as collection:
-            supervisor = Supervisor(pool, collection.jobs(), collection.services)
+            supervisor = Supervisor(
+                pool, collection.jobs(), collection.services, metrics=collection.metrics
+            )
             ok = True
             for job in supervisor.jobs:
                 ok = await supervisor.run_once(job) and ok

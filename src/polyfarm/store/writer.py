@@ -11,6 +11,7 @@ stored are skipped and every other row lands exactly once.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from polyfarm.logs import get_logger
+from polyfarm.metrics import Metrics
 from polyfarm.store.rows import TableSpec, latest_allowed_time
 
 log = get_logger(__name__)
@@ -90,8 +92,10 @@ class BulkWriter:
         max_future_skew_s: float = 86_400.0,
         clock: Callable[[], datetime] = utc_now,
         parallelism: int = 2,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics
         self._parallelism = max(1, min(parallelism, pool.get_max_size()))
         self._max_future_skew_s = max_future_skew_s
         self._clock = clock
@@ -104,10 +108,21 @@ class BulkWriter:
         for bad in rejected:
             log.warning("row rejected", table=spec.name, reason=bad.reason, row=repr(bad.row))
         if records:
+            started = time.perf_counter()
             result.inserted = await self._copy_in_parallel(spec, records)
             result.duplicates = len(records) - result.inserted
+            if self._metrics is not None:
+                self._metrics.write_seconds.labels(spec.name).observe(time.perf_counter() - started)
         self.stats.add(result)
+        self._count(result)
         return result
+
+    def _count(self, result: WriteResult) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.rows_written.labels(result.table).inc(result.inserted)
+        self._metrics.rows_duplicate.labels(result.table).inc(result.duplicates)
+        self._metrics.rows_rejected.labels(result.table).inc(len(result.rejected))
 
     async def _copy_in_parallel(self, spec: TableSpec, records: list[Sequence[Any]]) -> int:
         """Large batches go over two connections at once: while the server ingests one half,

@@ -1,0 +1,102 @@
+"""Prometheus metrics, one registry per process (never the library's global default).
+
+A ``Metrics`` object is created by the entry point and passed to whatever records: the writer,
+the supervisor, the stream, the journal, the API. Names follow Prometheus conventions
+(``_total`` counters, base units: seconds, bytes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        # Collectors and the supervisor.
+        self.cycles = Counter(
+            "polyfarm_cycles_total",
+            "Collector cycles by outcome",
+            ["collector", "status"],
+            registry=r,
+        )
+        self.cycle_seconds = Histogram(
+            "polyfarm_cycle_seconds",
+            "Duration of collector cycles",
+            ["collector"],
+            registry=r,
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+        )
+        self.last_success = Gauge(
+            "polyfarm_collector_last_success_timestamp_seconds",
+            "Unix time of each collector's last successful cycle",
+            ["collector"],
+            registry=r,
+        )
+        self.service_restarts = Counter(
+            "polyfarm_service_restarts_total",
+            "Restarts of long-running services",
+            ["service"],
+            registry=r,
+        )
+        # Sources.
+        self.api_errors = Counter(
+            "polyfarm_source_errors_total",
+            "Errors from Polymarket endpoints",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "polyfarm_ws_messages_total",
+            "WebSocket messages received by type",
+            ["type"],
+            registry=r,
+        )
+        self.parse_errors = Counter(
+            "polyfarm_parse_errors_total", "Records refused by a parser", ["source"], registry=r
+        )
+        self.reconnects = Counter(
+            "polyfarm_ws_reconnects_total", "WebSocket reconnects by reason", ["reason"], registry=r
+        )
+        self.ws_connected = Gauge(
+            "polyfarm_ws_connected_shards", "Connected WebSocket shards", registry=r
+        )
+        # Writes.
+        self.rows_written = Counter(
+            "polyfarm_rows_written_total", "Rows stored per table", ["table"], registry=r
+        )
+        self.rows_duplicate = Counter(
+            "polyfarm_rows_duplicate_total", "Rows skipped as already stored", ["table"], registry=r
+        )
+        self.rows_rejected = Counter(
+            "polyfarm_rows_rejected_total", "Rows refused by validation", ["table"], registry=r
+        )
+        self.write_seconds = Histogram(
+            "polyfarm_write_seconds",
+            "Latency of one batch write",
+            ["table"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.queue_depth = Gauge(
+            "polyfarm_queue_depth", "Rows waiting in write queues", ["queue"], registry=r
+        )
+        self.journal_bytes = Gauge(
+            "polyfarm_journal_bytes", "Size of the on-disk write journal", registry=r
+        )
+        # API.
+        self.http_requests = Counter(
+            "polyfarm_api_requests_total", "API requests", ["route", "status"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
