@@ -2,7 +2,8 @@
 
 1. polyfarm's BulkWriter (validation + COPY, idempotent), in batches of ``--batch`` rows;
 2. asyncpg ``executemany`` of a parameterised INSERT, the usual hand-written baseline;
-3. a per-row SQLAlchemy ORM insert (``session.add_all`` + commit per batch), as in seed 004.
+3. a per-row SQLAlchemy ORM insert as in seed 004: synchronous SQLAlchemy on psycopg2, one
+   mapped object per row with a surrogate id, ``session.add_all`` + commit per batch.
 
 Each path writes into a fresh, fully migrated database (same indexes, same table), on the
 embedded PostgreSQL unless ``--dsn`` names another server. Prints a table; with ``--json`` the
@@ -28,9 +29,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from sqlalchemy import BigInteger, DateTime, Float, String
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, Float, String, create_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from polyfarm.store.database import create_pool
 from polyfarm.store.embedded import EmbeddedPostgres
@@ -145,28 +145,28 @@ class OrmSnapshot(OrmBase):
     liquidity: Mapped[float | None] = mapped_column(Float)
 
 
-def sqlalchemy_engine(dsn: str) -> AsyncEngine:
-    parts = urlsplit(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if p)
-    connect_args = (
-        {"host": query["host"], "port": int(query.get("port", 5432))} if "host" in query else {}
-    )
-    return create_async_engine(urlunsplit(parts._replace(query="")), connect_args=connect_args)
+def sqlalchemy_url(dsn: str) -> str:
+    """Seed 004's engine: synchronous SQLAlchemy on psycopg2 (``postgresql://`` default)."""
+    parts = urlsplit(dsn.replace("postgresql://", "postgresql+psycopg2://", 1))
+    return urlunsplit(parts)
+
+
+def orm_insert(dsn: str, rows: list[PriceSnapshotRow], batch: int) -> float:
+    engine = create_engine(sqlalchemy_url(dsn))
+    OrmBase.metadata.create_all(engine)
+    sessions = sessionmaker(bind=engine, autocommit=False, autoflush=False)
+    started = time.perf_counter()
+    for chunk in batches(rows, batch):
+        with sessions() as session:  # seed 004: get_session(); add_all(snapshots); commit()
+            session.add_all(OrmSnapshot(**row._asdict()) for row in chunk)
+            session.commit()
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return elapsed
 
 
 async def via_orm(dsn: str, rows: list[PriceSnapshotRow], batch: int) -> float:
-    engine = sqlalchemy_engine(dsn)
-    async with engine.begin() as conn:
-        await conn.run_sync(OrmBase.metadata.create_all)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    started = time.perf_counter()
-    for chunk in batches(rows, batch):
-        async with sessions() as session:
-            session.add_all(OrmSnapshot(**row._asdict()) for row in chunk)
-            await session.commit()
-    elapsed = time.perf_counter() - started
-    await engine.dispose()
-    return elapsed
+    return await asyncio.to_thread(orm_insert, dsn, rows, batch)
 
 
 async def measure(

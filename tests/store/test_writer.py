@@ -119,6 +119,10 @@ async def test_a_batch_with_invalid_rows_stores_exactly_the_valid_ones(
     assert [r["ts"] for r in stored] == [g.ts for g in good]
     assert sum(w.stats.rejected.values()) == len(bad)
     assert w.stats.inserted["price_snapshots"] == 4
+    kept = await pool.fetch("SELECT source, reason, raw FROM quarantine ORDER BY id")
+    assert [r["reason"] for r in kept] == reasons
+    assert {r["source"] for r in kept} == {"price_snapshots"}
+    assert b"nan" in kept[0]["raw"]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from polyfarm.collect.books import BookCollector
 from polyfarm.collect.catalog import MarketCatalog
 from polyfarm.collect.metadata import MetadataCollector
 from polyfarm.collect.prices import PriceCollector
+from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.resolutions import ResolutionTracker
 from polyfarm.metrics import Metrics
 from polyfarm.polymarket.clob import ClobClient
@@ -94,6 +95,7 @@ async def open_collection(
                 metrics=metrics,
             )
             catalog = MarketCatalog(settings.tiers)
+            rejects = RejectSink(pool, metrics, clock)
             yield Collection(
                 settings=settings,
                 pool=pool,
@@ -103,9 +105,11 @@ async def open_collection(
                 data_api=data_api,
                 writer=writer,
                 catalog=catalog,
-                metadata=MetadataCollector(gamma, pool, catalog, clock),
-                prices=PriceCollector(clob, writer, catalog, clock, settings.intervals.prices_s),
-                books=BookCollector(clob, writer, catalog, clock, settings),
+                metadata=MetadataCollector(gamma, pool, catalog, clock, rejects),
+                prices=PriceCollector(
+                    clob, writer, catalog, clock, settings.intervals.prices_s, rejects
+                ),
+                books=BookCollector(clob, writer, catalog, clock, settings, rejects),
                 resolutions=ResolutionTracker(gamma, clob, pool, catalog, clock),
                 metrics=metrics,
             )

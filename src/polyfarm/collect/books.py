@@ -16,6 +16,7 @@ import orjson
 
 from polyfarm.collect.book_stats import book_stats
 from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
+from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import aligned, cadence_s
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.clob import ClobClient
@@ -84,7 +85,9 @@ class BookCollector:
         catalog: MarketCatalog,
         clock: Callable[[], datetime],
         settings: Settings,
+        rejects: RejectSink,
     ) -> None:
+        self._rejects = rejects
         self._clob = clob
         self._writer = writer
         self._catalog = catalog
@@ -117,8 +120,7 @@ class BookCollector:
         if not due:
             return CycleResult()
         books = await self._clob.get_books([token for token, _, _ in due])
-        for reject in books.rejects:
-            log.warning("book skipped", reason=reject.reason, key=reject.key)
+        await self._rejects.add("clob_book", books.rejects)
         rows = []
         for token, market, slot in due:
             book = books.items.get(token)

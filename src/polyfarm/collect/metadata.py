@@ -9,7 +9,7 @@ it never blocks the rest of its page.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from polyfarm.collect.catalog import CatalogDiff, MarketCatalog
+from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import tier_for
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.domain import EventInfo, MarketInfo, Reject
@@ -134,8 +135,10 @@ class MetadataCollector:
         pool: asyncpg.Pool,
         catalog: MarketCatalog,
         clock: Callable[[], datetime],
+        rejects: RejectSink,
         on_change: Callable[[CatalogDiff], None] | None = None,
     ) -> None:
+        self._rejects = rejects
         self._gamma = gamma
         self._pool = pool
         self._catalog = catalog
@@ -166,12 +169,12 @@ class MetadataCollector:
     async def scan(self) -> ScanResult:
         result = ScanResult({}, {}, [])
         async for page in self._gamma.iter_events_keyset(limit=500, closed=False):
-            self._note_rejects(page.rejects, "event")
+            await self._rejects.add("gamma_event", page.rejects)
             for event in page.items:
                 result.events[event.event_id] = event
-                self._note_rejects(event.market_rejects, "market")
+                await self._rejects.add("gamma_market", event.market_rejects)
         async for market_page in self._gamma.iter_markets_keyset(limit=100, closed=False):
-            self._note_rejects(market_page.rejects, "market")
+            await self._rejects.add("gamma_market", market_page.rejects)
             for market in market_page.items:
                 result.markets[market.market_id] = market
         return result
@@ -189,13 +192,3 @@ class MetadataCollector:
             stored += await upsert_markets(conn, markets)
             stored += await upsert_tokens(conn, tokens)
         return stored
-
-    def _note_rejects(self, rejects: Iterable[Reject], kind: str) -> None:
-        for reject in rejects:
-            log.warning(
-                "skipped a malformed record",
-                kind=kind,
-                reason=reject.reason,
-                key=reject.key,
-                raw=reject.raw[:2000].decode("utf-8", "replace"),
-            )

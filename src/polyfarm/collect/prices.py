@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
+from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import aligned
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.clob import ClobClient
@@ -63,7 +64,9 @@ class PriceCollector:
         catalog: MarketCatalog,
         clock: Callable[[], datetime],
         interval_s: float,
+        rejects: RejectSink,
     ) -> None:
+        self._rejects = rejects
         self._clob = clob
         self._writer = writer
         self._catalog = catalog
@@ -78,8 +81,7 @@ class PriceCollector:
         token_ids = [token for token, _ in tokens]
         quotes = await self._clob.get_prices(token_ids)
         lasts = await self._clob.get_last_trade_prices(token_ids)
-        for reject in (*quotes.rejects, *lasts.rejects):
-            log.warning("price record skipped", reason=reject.reason, key=reject.key)
+        await self._rejects.add("clob_price", (*quotes.rejects, *lasts.rejects))
         rows = [
             snapshot_row(ts, token, market, quotes.items.get(token), lasts.items.get(token))
             for token, market in tokens

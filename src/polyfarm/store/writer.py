@@ -22,6 +22,7 @@ import asyncpg
 
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
+from polyfarm.store.quarantine import quarantine_record, store_quarantined
 from polyfarm.store.rows import TableSpec, latest_allowed_time
 
 log = get_logger(__name__)
@@ -105,8 +106,8 @@ class BulkWriter:
         latest_allowed = latest_allowed_time(self._clock(), self._max_future_skew_s)
         records, rejected = split_valid(spec, rows, latest_allowed)
         result = WriteResult(spec.name, offered=len(records) + len(rejected), rejected=rejected)
-        for bad in rejected:
-            log.warning("row rejected", table=spec.name, reason=bad.reason, row=repr(bad.row))
+        if rejected:
+            await self._quarantine(rejected)
         if records:
             started = time.perf_counter()
             result.inserted = await self._copy_in_parallel(spec, records)
@@ -116,6 +117,15 @@ class BulkWriter:
         self.stats.add(result)
         self._count(result)
         return result
+
+    async def _quarantine(self, rejected: list[RejectedRow]) -> None:
+        now = self._clock()
+        records = []
+        for bad in rejected:
+            log.warning("row rejected", table=bad.table, reason=bad.reason, row=repr(bad.row))
+            records.append(quarantine_record(bad.table, bad.reason, repr(bad.row), now))
+        async with self._pool.acquire() as conn:
+            await store_quarantined(conn, records)
 
     def _count(self, result: WriteResult) -> None:
         if self._metrics is None:
