@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ def sim_clock(sim: Simulator) -> Callable[[], datetime]:
 
 def settings_for(sim: Simulator, **overrides: object) -> Settings:
     values: dict[str, object] = {
+        "data_dir": tempfile.mkdtemp(prefix="polyfarm-collect-"),
         "gamma_url": sim.gamma_url,
         "clob_url": sim.clob_url,
         "data_url": sim.data_url,
@@ -178,6 +180,7 @@ def _env(dsn: str, sim: Simulator) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYFARM_")}
     env.update(sim.env())
     env["POLYFARM_DATABASE_URL"] = dsn
+    env["POLYFARM_DATA_DIR"] = tempfile.mkdtemp(prefix="polyfarm-collect-")
     return env
 
 

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import aiohttp
 import asyncpg
@@ -28,8 +29,9 @@ from polyfarm.polymarket.gamma import GammaClient
 from polyfarm.polymarket.ratelimit import RateLimiter
 from polyfarm.runtime import CycleResult, Job, Service, utc_now
 from polyfarm.settings import Settings
+from polyfarm.store.durable import DurableWriter, run_replayer
+from polyfarm.store.journal import Journal
 from polyfarm.store.maintenance import run_maintenance
-from polyfarm.store.writer import BulkWriter
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Collection:
     gamma: GammaClient
     clob: ClobClient
     data_api: DataApiClient
-    writer: BulkWriter
+    writer: DurableWriter
     catalog: MarketCatalog
     metadata: MetadataCollector
     prices: PriceCollector
@@ -88,8 +90,9 @@ async def open_collection(
         clob = ClobClient.from_settings(settings, limiter, session)
         data_api = DataApiClient.from_settings(settings, limiter, session)
         async with gamma, clob, data_api:
-            writer = BulkWriter(
+            writer = DurableWriter(
                 pool,
+                Journal(settings.journal_dir(), int(settings.journal.max_mb * 2**20)),
                 max_future_skew_s=settings.writer.max_future_skew_s,
                 clock=clock,
                 metrics=metrics,
@@ -112,4 +115,5 @@ async def open_collection(
                 books=BookCollector(clob, writer, catalog, clock, settings, rejects),
                 resolutions=ResolutionTracker(gamma, clob, pool, catalog, clock),
                 metrics=metrics,
+                services=[Service("journal-replay", partial(run_replayer, writer))],
             )

@@ -16,6 +16,8 @@ from rich.table import Table
 from polyfarm.collect.app import Collection, open_collection
 from polyfarm.commands.common import run_async
 from polyfarm.logs import get_logger
+from polyfarm.metrics import Metrics
+from polyfarm.metrics_http import metrics_service
 from polyfarm.runtime import (
     Supervisor,
     install_signal_handlers,
@@ -48,16 +50,19 @@ async def prepare(pool: asyncpg.Pool, settings: Settings, clock: Callable[[], da
         log.warning("closed task runs left open by an earlier process", count=interrupted)
 
 
-async def collect_forever(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def collect_forever(
+    settings: Settings, stop: asyncio.Event | None = None, metrics: Metrics | None = None
+) -> None:
     stop = stop or asyncio.Event()
     install_signal_handlers(stop)
     async with open_pool(settings) as pool:
         await prepare(pool, settings, utc_now)
-        async with open_collection(settings, pool) as collection:
+        async with open_collection(settings, pool, metrics=metrics) as collection:
+            endpoint = metrics_service(settings, collection.metrics)
             supervisor = Supervisor(
                 pool,
                 collection.jobs(),
-                collection.services,
+                [*collection.services, *([endpoint] if endpoint else [])],
                 health_interval_s=settings.intervals.health_log_s,
                 metrics=collection.metrics,
             )
@@ -74,10 +79,12 @@ async def collect_once(settings: Settings, ws_seconds: float) -> tuple[Superviso
             supervisor = Supervisor(
                 pool, collection.jobs(), collection.services, metrics=collection.metrics
             )
+            await collection.writer.replay()  # what an earlier run left in the journal
             ok = True
             for job in supervisor.jobs:
                 ok = await supervisor.run_once(job) and ok
             await run_services_for(collection, supervisor, ws_seconds)
+            await collection.writer.replay()
     return supervisor, ok
 
 

@@ -22,7 +22,7 @@ import asyncpg
 
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
-from polyfarm.store.quarantine import quarantine_record, store_quarantined
+from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
 from polyfarm.store.rows import TableSpec, latest_allowed_time
 
 log = get_logger(__name__)
@@ -49,6 +49,8 @@ class WriteResult:
     inserted: int = 0
     duplicates: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
+    journaled: int = 0  # held on disk until the database takes them (DurableWriter)
+    dropped: int = 0  # lost because the journal was full; recorded as a feed gap
 
 
 @dataclass
@@ -102,9 +104,20 @@ class BulkWriter:
         self._clock = clock
         self.stats = WriterStats()
 
-    async def write(self, spec: TableSpec, rows: Iterable[Any]) -> WriteResult:
+    def prepare(
+        self, spec: TableSpec, rows: Iterable[Any]
+    ) -> tuple[list[Sequence[Any]], list[RejectedRow]]:
+        """Validate: COPY-ready records, and the refused rows with their reasons."""
         latest_allowed = latest_allowed_time(self._clock(), self._max_future_skew_s)
-        records, rejected = split_valid(spec, rows, latest_allowed)
+        return split_valid(spec, rows, latest_allowed)
+
+    async def write(self, spec: TableSpec, rows: Iterable[Any]) -> WriteResult:
+        records, rejected = self.prepare(spec, rows)
+        return await self.store(spec, records, rejected)
+
+    async def store(
+        self, spec: TableSpec, records: list[Sequence[Any]], rejected: list[RejectedRow]
+    ) -> WriteResult:
         result = WriteResult(spec.name, offered=len(records) + len(rejected), rejected=rejected)
         if rejected:
             await self._quarantine(rejected)
@@ -119,13 +132,17 @@ class BulkWriter:
         return result
 
     async def _quarantine(self, rejected: list[RejectedRow]) -> None:
+        records = self.quarantine_records(rejected)
+        async with self._pool.acquire() as conn:
+            await store_quarantined(conn, records)
+
+    def quarantine_records(self, rejected: list[RejectedRow]) -> list[QuarantineRecord]:
         now = self._clock()
         records = []
         for bad in rejected:
             log.warning("row rejected", table=bad.table, reason=bad.reason, row=repr(bad.row))
             records.append(quarantine_record(bad.table, bad.reason, repr(bad.row), now))
-        async with self._pool.acquire() as conn:
-            await store_quarantined(conn, records)
+        return records
 
     def _count(self, result: WriteResult) -> None:
         if self._metrics is None:
