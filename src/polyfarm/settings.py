@@ -146,6 +146,13 @@ class WriterSettings(_Section):
     )
 
 
+class JournalSettings(_Section):
+    """The on-disk journal that holds batches while the database is unavailable."""
+
+    max_mb: float = Field(1024.0, gt=0, description="size cap; past it new batches are dropped")
+    directory: Path | None = Field(None, description="default: <data_dir>/journal")
+
+
 class DatabaseSettings(_Section):
     pool_min: int = Field(1, ge=1)
     pool_max: int = Field(8, ge=1)
@@ -180,6 +187,10 @@ class Settings(BaseSettings):
     websocket: WebSocketSettings = WebSocketSettings()
     retention: RetentionSettings = RetentionSettings()
     writer: WriterSettings = WriterSettings()
+    journal: JournalSettings = JournalSettings()
+
+    def journal_dir(self) -> Path:
+        return self.journal.directory or self.data_dir / "journal"
 
     @field_validator("data_dir", mode="before")
     @classmethod
