@@ -28,6 +28,8 @@ from polyfarm.store.writer import BulkWriter
 
 log = get_logger(__name__)
 
+CHUNK_TOKENS = 2_000
+
 
 def best_first(levels: Sequence[BookLevel], *, descending: bool) -> list[tuple[float, float]]:
     """Wire order is best-last and not to be trusted blindly: sort, best level first."""
@@ -117,26 +119,28 @@ class BookCollector:
 
     async def cycle(self) -> CycleResult:
         due = self.due(self._clock())
-        if not due:
-            return CycleResult()
+        rows = 0
+        # A chunk at a time: 40,000 parsed books at once would hold ~1.6 M Decimal levels.
+        for start in range(0, len(due), CHUNK_TOKENS):
+            rows += await self._fetch_and_store(due[start : start + CHUNK_TOKENS])
+        return CycleResult(markets=len({m.market_id for _, m, _ in due}), rows=rows)
+
+    async def _fetch_and_store(self, due: list[tuple[str, TrackedMarket, datetime]]) -> int:
         books = await self._clob.get_books([token for token, _, _ in due])
         await self._rejects.add("clob_book", books.rejects)
-        rows = []
-        for token, market, slot in due:
-            book = books.items.get(token)
-            if book is None:
-                continue
-            rows.append(
-                snapshot_row(
-                    slot,
-                    book,
-                    market,
-                    depth=self._settings.orderbook.depth,
-                    wall_multiple=self._settings.orderbook.wall_multiple,
-                )
+        rows = [
+            snapshot_row(
+                slot,
+                books.items[token],
+                market,
+                depth=self._settings.orderbook.depth,
+                wall_multiple=self._settings.orderbook.wall_multiple,
             )
+            for token, market, slot in due
+            if token in books.items
+        ]
         result = await self._writer.write(ORDERBOOK_SNAPSHOTS, rows)
         for token, _, slot in due:
             if token in books.items:
                 self._last_slot[token] = slot
-        return CycleResult(markets=len({m.market_id for _, m, _ in due}), rows=result.inserted)
+        return result.inserted

@@ -1,7 +1,9 @@
 """The in-process catalogue of markets being collected, shared by every collector.
 
-The metadata collector is its only writer; the others read tokens and tiers from it. It lives
-in the supervisor's process (no Redis): rebuilt from the first metadata scan after a start.
+The metadata collector writes it from Gamma scans; the WebSocket stream adds the markets it
+hears of first (``new_market``) and closes the ones it sees resolved; the others read tokens and
+tiers from it. It lives in the supervisor's process (no Redis): rebuilt from the first metadata
+scan after a start.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ class TrackedMarket:
     volume_24h: float | None
     liquidity: float | None
     question: str = ""
+    # Gamma's own statistics and dates, for the stream's feature snapshots.
+    volume_total: float | None = None
+    volume_1w: float | None = None
+    price_change_1d: float | None = None
+    price_change_1w: float | None = None
+    price_change_1m: float | None = None
+    created_at: datetime | None = None
+    start_date: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,23 @@ def tracked_from(market: MarketInfo, now: datetime, tiers: TierSettings) -> Trac
         volume_24h=_number(market.volume_24hr),
         liquidity=_number(market.liquidity),
         question=market.question,
+        volume_total=_number(market.volume),
+        volume_1w=_number(market.volume_1wk),
+        price_change_1d=_number(market.one_day_price_change),
+        price_change_1w=_number(market.one_week_price_change),
+        price_change_1m=_number(market.one_month_price_change),
+        created_at=market.created_at,
+        start_date=market.start_date,
     )
+
+
+@dataclass
+class CatalogScan:
+    """What one metadata scan has seen so far."""
+
+    seen: set[str] = field(default_factory=set)
+    new: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,29 +103,38 @@ class MarketCatalog:
     def apply_scan(
         self, scanned: Iterable[MarketInfo], now: datetime, *, complete: bool
     ) -> CatalogDiff:
-        """Merge one metadata scan. ``complete``: the scan saw every open market, so an open
-        market missing from it has closed or been removed (the resolution tracker checks)."""
-        seen: set[str] = set()
-        new, closed = [], []
-        for market in scanned:
-            seen.add(market.market_id)
+        """Merge one whole metadata scan (see ``start_scan`` for the page-by-page form)."""
+        scan = self.start_scan()
+        self.add_scanned(scan, scanned, now)
+        return self.finish_scan(scan, now, complete=complete)
+
+    def start_scan(self) -> CatalogScan:
+        return CatalogScan()
+
+    def add_scanned(self, scan: CatalogScan, markets: Iterable[MarketInfo], now: datetime) -> None:
+        for market in markets:
+            scan.seen.add(market.market_id)
             before = self.markets.get(market.market_id)
             tracked = tracked_from(market, now, self.tiers)
             self._put(tracked)
             if before is None and not tracked.closed:
-                new.append(tracked.market_id)
+                scan.new.append(tracked.market_id)
             if tracked.closed and (before is None or not before.closed):
-                closed.append(tracked.market_id)
+                scan.closed.append(tracked.market_id)
+
+    def finish_scan(self, scan: CatalogScan, now: datetime, *, complete: bool) -> CatalogDiff:
+        """``complete``: the scan saw every open market, so an open market missing from it has
+        closed or been removed (the resolution tracker checks)."""
         vanished = (
-            [m for m, t in self.markets.items() if not t.closed and m not in seen]
+            [m for m, t in self.markets.items() if not t.closed and m not in scan.seen]
             if complete
             else []
         )
         if complete:
             self.ready.set()
         self.vanished.update(vanished)
-        self.vanished.difference_update(seen)
-        return CatalogDiff(tuple(new), tuple(closed), tuple(vanished), self.retier(now))
+        self.vanished.difference_update(scan.seen)
+        return CatalogDiff(tuple(scan.new), tuple(scan.closed), tuple(vanished), self.retier(now))
 
     def retier(self, now: datetime) -> tuple[tuple[str, int | None], ...]:
         """Move markets between tiers as time passes; returns the markets that moved."""
@@ -110,6 +145,14 @@ class MarketCatalog:
                 self.markets[market_id] = _with(market, tier=tier)
                 moved.append((market_id, tier))
         return tuple(moved)
+
+    def add_announced(self, market: MarketInfo, now: datetime) -> bool:
+        """A market announced on the WebSocket before any scan saw it; True when it is new.
+        The next metadata scan replaces this entry with Gamma's full record."""
+        if market.market_id in self.markets:
+            return False
+        self._put(tracked_from(market, now, self.tiers))
+        return True
 
     def mark_closed(self, market_ids: Iterable[str]) -> None:
         for market_id in market_ids:

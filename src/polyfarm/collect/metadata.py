@@ -10,7 +10,6 @@ it never blocks the rest of its page.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -21,7 +20,7 @@ from polyfarm.collect.catalog import CatalogDiff, MarketCatalog
 from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import tier_for
 from polyfarm.logs import get_logger
-from polyfarm.polymarket.domain import EventInfo, MarketInfo, Reject
+from polyfarm.polymarket.domain import EventInfo, MarketInfo
 from polyfarm.polymarket.gamma import GammaClient
 from polyfarm.runtime import CycleResult
 from polyfarm.settings import TierSettings
@@ -119,14 +118,13 @@ def token_records(market: MarketInfo) -> list[TokenRecord]:
 # -- the collector ------------------------------------------------------------------------------
 
 
-@dataclass
-class ScanResult:
-    events: dict[str, EventInfo]
-    markets: dict[str, MarketInfo]
-    rejects: list[Reject]
+FLUSH_MARKETS = 2_000  # markets held in memory before they are upserted
 
 
 class MetadataCollector:
+    """Streams the scan page by page: at most ``FLUSH_MARKETS`` markets are held at once, so
+    the memory of a 20,000-market scan does not depend on the venue's size."""
+
     name = "metadata"
 
     def __init__(
@@ -147,10 +145,48 @@ class MetadataCollector:
         self.last_diff = CatalogDiff()
 
     async def cycle(self) -> CycleResult:
-        scan = await self.scan()
         now = self._clock()
-        rows = await self._store(scan, now)
-        diff = self._catalog.apply_scan(scan.markets.values(), now, complete=True)
+        categories, rows = await self._scan_events()
+        scan = self._catalog.start_scan()
+        pending: list[MarketInfo] = []
+        async for page in self._gamma.iter_markets_keyset(limit=100, closed=False):
+            await self._rejects.add("gamma_market", page.rejects)
+            self._catalog.add_scanned(scan, page.items, now)
+            pending.extend(page.items)
+            if len(pending) >= FLUSH_MARKETS:
+                rows += await self._store_markets(pending, now, categories)
+                pending = []
+        rows += await self._store_markets(pending, now, categories)
+        diff = self._catalog.finish_scan(scan, now, complete=True)
+        await self._after_scan(diff)
+        return CycleResult(markets=len(scan.seen), rows=rows)
+
+    async def _scan_events(self) -> tuple[dict[str, str], int]:
+        """Upsert every open event; returns each event's category (first tag) for its markets."""
+        categories: dict[str, str] = {}
+        stored = 0
+        async for page in self._gamma.iter_events_keyset(limit=100, closed=False):
+            await self._rejects.add("gamma_event", page.rejects)
+            for event in page.items:
+                await self._rejects.add("gamma_market", event.market_rejects)
+                if event.tags and event.tags[0].label:
+                    categories[event.event_id] = event.tags[0].label
+            async with self._pool.acquire() as conn:
+                stored += await upsert_events(conn, [event_record(e) for e in page.items])
+        return categories, stored
+
+    async def _store_markets(
+        self, markets: list[MarketInfo], now: datetime, categories: dict[str, str]
+    ) -> int:
+        if not markets:
+            return 0
+        tiers = self._catalog.tiers
+        records = [market_record(m, now, tiers, categories) for m in markets]
+        tokens = [t for m in markets for t in token_records(m)]
+        async with self._pool.acquire() as conn:
+            return await upsert_markets(conn, records) + await upsert_tokens(conn, tokens)
+
+    async def _after_scan(self, diff: CatalogDiff) -> None:
         if diff.retiered:
             async with self._pool.acquire() as conn:
                 await update_tiers(conn, list(diff.retiered))
@@ -164,31 +200,3 @@ class MetadataCollector:
             )
         if self._on_change is not None:
             self._on_change(diff)
-        return CycleResult(markets=len(scan.markets), rows=rows)
-
-    async def scan(self) -> ScanResult:
-        result = ScanResult({}, {}, [])
-        async for page in self._gamma.iter_events_keyset(limit=500, closed=False):
-            await self._rejects.add("gamma_event", page.rejects)
-            for event in page.items:
-                result.events[event.event_id] = event
-                await self._rejects.add("gamma_market", event.market_rejects)
-        async for market_page in self._gamma.iter_markets_keyset(limit=100, closed=False):
-            await self._rejects.add("gamma_market", market_page.rejects)
-            for market in market_page.items:
-                result.markets[market.market_id] = market
-        return result
-
-    async def _store(self, scan: ScanResult, now: datetime) -> int:
-        tiers = self._catalog.tiers
-        categories = {
-            e.event_id: e.tags[0].label for e in scan.events.values() if e.tags and e.tags[0].label
-        }
-        events = [event_record(e) for e in scan.events.values()]
-        markets = [market_record(m, now, tiers, categories) for m in scan.markets.values()]
-        tokens = [t for m in scan.markets.values() for t in token_records(m)]
-        async with self._pool.acquire() as conn:
-            stored = await upsert_events(conn, events)
-            stored += await upsert_markets(conn, markets)
-            stored += await upsert_tokens(conn, tokens)
-        return stored
