@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from polyfarm.errors import ConfigError
 from polyfarm.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG_KEYS = [*sorted(Settings.model_fields), "tiers", "t4_interval_s", "fraction"]
 
 
 @pytest.fixture(autouse=True)
@@ -100,3 +105,41 @@ def test_readme_documents_every_setting_and_command() -> None:
 
     for command in commands(cli, "polyfarm"):
         assert f"`{command}" in readme, f"README does not document `{command}`"
+
+
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)
+)
+yaml_trees = st.recursive(
+    yaml_scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(CONFIG_KEYS) | st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tree=st.dictionaries(st.sampled_from(CONFIG_KEYS), yaml_trees, max_size=5))
+def test_any_config_tree_loads_or_fails_with_a_config_error(tree: dict) -> None:  # type: ignore[type-arg]
+    import yaml
+
+    with tempfile.TemporaryDirectory() as directory:
+        config = Path(directory) / "fuzz.yaml"
+        config.write_text(yaml.safe_dump(tree))
+        try:
+            loaded = load_settings(config)
+        except ConfigError:
+            return
+        assert isinstance(loaded, Settings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=200))
+def test_any_config_text_loads_or_fails_with_a_config_error(text: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        config = Path(directory) / "fuzz.yaml"
+        config.write_text(text)
+        with contextlib.suppress(ConfigError):
+            load_settings(config)
