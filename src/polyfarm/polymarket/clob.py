@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import TracebackType
 from typing import Self, TypeVar
 
 import aiohttp
@@ -14,6 +13,7 @@ import msgspec
 
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket import schemas as s
+from polyfarm.polymarket._service import RestService
 from polyfarm.polymarket.domain import (
     Batch,
     ClobMarket,
@@ -88,15 +88,17 @@ def merge_batches(batches: Iterable[Batch[T]], requested: Sequence[str]) -> Batc
     )
 
 
-class ClobClient:
+class ClobClient(RestService):
     """``async with ClobClient(RestClient(settings.clob_url, "clob", ...)) as clob: ...``"""
+
+    service = "clob"
 
     def __init__(
         self, rest: RestClient, *, batch_size: int = BATCH_MAX, concurrency: int = 4
     ) -> None:
         if not 1 <= batch_size <= BATCH_MAX:
             raise ValueError(f"batch_size must be within 1..{BATCH_MAX}")
-        self.rest = rest
+        super().__init__(rest)
         self.batch_size = batch_size
         self._concurrency = max(1, concurrency)
 
@@ -106,27 +108,9 @@ class ClobClient:
         settings: Settings,
         limiter: RateLimiter | None = None,
         session: aiohttp.ClientSession | None = None,
-    ) -> ClobClient:
-        rest = RestClient(
-            settings.clob_url,
-            "clob",
-            settings=settings.rate_limits,
-            limiter=limiter,
-            session=session,
-        )
+    ) -> Self:
+        rest = cls.rest_from_settings(settings, limiter, session)
         return cls(rest, batch_size=settings.orderbook.batch_size)
-
-    async def __aenter__(self) -> Self:
-        await self.rest.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rest.close()
 
     async def get_book(self, token_id: str) -> OrderBook | NoOrderBook:
         """The book, or ``NoOrderBook`` on 404 (unknown token or closed market)."""

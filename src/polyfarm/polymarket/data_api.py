@@ -9,19 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Self
 
-import aiohttp
 import msgspec
 
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket import schemas as s
+from polyfarm.polymarket._service import RestService
 from polyfarm.polymarket.domain import DataTrade, Page
-from polyfarm.polymarket.http import RestClient, query_params
+from polyfarm.polymarket.http import query_params
 from polyfarm.polymarket.parse import parse_data_trades_v1, parse_data_trades_v2_page
-from polyfarm.polymarket.ratelimit import RateLimiter
-from polyfarm.settings import Settings
 
 OFFSET_MAX = 10_000  # v1 `offset` beyond this → 400
 V1_LIMIT_MAX = 10_000
@@ -70,39 +66,10 @@ class _Window:
         }
 
 
-class DataApiClient:
+class DataApiClient(RestService):
     """``async with DataApiClient(RestClient(settings.data_url, "data", ...)) as data: ...``"""
 
-    def __init__(self, rest: RestClient) -> None:
-        self.rest = rest
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        limiter: RateLimiter | None = None,
-        session: aiohttp.ClientSession | None = None,
-    ) -> DataApiClient:
-        rest = RestClient(
-            settings.data_url,
-            "data",
-            settings=settings.rate_limits,
-            limiter=limiter,
-            session=session,
-        )
-        return cls(rest)
-
-    async def __aenter__(self) -> Self:
-        await self.rest.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rest.close()
+    service = "data"
 
     async def iter_trades(
         self,

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
-import aiohttp
 import msgspec
 
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket import schemas as s
+from polyfarm.polymarket._service import RestService
 from polyfarm.polymarket.domain import EventInfo, MarketInfo, Page
-from polyfarm.polymarket.http import RestClient, query_params
+from polyfarm.polymarket.http import query_params
 from polyfarm.polymarket.parse import (
     parse_gamma_event,
     parse_gamma_events_page,
     parse_gamma_market,
     parse_gamma_markets_page,
 )
-from polyfarm.polymarket.ratelimit import RateLimiter
-from polyfarm.settings import Settings
 
 MARKETS_PAGE_MAX = 100  # larger limits are silently clamped to 100 [LIVE 2026-08-11]
 EVENTS_PAGE_MAX = 500
@@ -33,40 +30,10 @@ _EVENTS_ENVELOPE = msgspec.json.Decoder(s.GammaEventsEnvelope)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 
 
-class GammaClient:
+class GammaClient(RestService):
     """``async with GammaClient(RestClient(settings.gamma_url, "gamma", ...)) as gamma: ...``"""
 
-    def __init__(self, rest: RestClient) -> None:
-        self.rest = rest
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        limiter: RateLimiter | None = None,
-        session: aiohttp.ClientSession | None = None,
-    ) -> GammaClient:
-        """Share one ``limiter`` between all clients so the global budget is global."""
-        rest = RestClient(
-            settings.gamma_url,
-            "gamma",
-            settings=settings.rate_limits,
-            limiter=limiter,
-            session=session,
-        )
-        return cls(rest)
-
-    async def __aenter__(self) -> Self:
-        await self.rest.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.rest.close()
+    service = "gamma"
 
     def iter_markets_keyset(
         self, *, limit: int = MARKETS_PAGE_MAX, **filters: object
