@@ -101,7 +101,9 @@ class Supervisor:
         backoff: Backoff | None = None,
         health_interval_s: float = 60.0,
         metrics: Metrics | None = None,
+        extra_health: Callable[[], dict[str, object]] | None = None,
     ) -> None:
+        self._extra_health = extra_health
         self._pool = pool
         self._metrics = metrics
         self.jobs = jobs
@@ -179,6 +181,8 @@ class Supervisor:
             for name, s in self.state.items()
         }
         summary["service_restarts"] = dict(self.restarts)
+        if self._extra_health is not None:
+            summary.update(self._extra_health())
         return summary
 
     # -- one cycle ------------------------------------------------------------------------------

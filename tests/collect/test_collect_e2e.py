@@ -146,7 +146,11 @@ async def test_faults_are_survived_and_bad_records_skipped(
         supervisor = Supervisor(pool, collection.jobs())
         for name in ("metadata", "prices", "orderbooks"):
             await run_cycle(collection, supervisor, name)
+        health = collection.health_extras()
     stored = await counts(pool, "markets", "price_snapshots", "orderbook_snapshots")
+    errors = health["source_errors"]
+    assert isinstance(errors, dict)
+    assert sum(sum(kinds.values()) for kinds in errors.values()) > 0, errors
     assert stored["markets"] > 0
     assert stored["price_snapshots"] > 0
     assert stored["orderbook_snapshots"] > 0

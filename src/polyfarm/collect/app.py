@@ -69,6 +69,17 @@ class Collection:
             Job("maintenance", intervals.maintenance_s, self.maintenance),
         ]
 
+    def health_extras(self) -> dict[str, object]:
+        """Rows written per table, source errors per API, the journal: for the health line."""
+        return {
+            "rows_written": dict(self.writer.stats.inserted),
+            "source_errors": {
+                client.rest.service: dict(client.rest.errors)
+                for client in (self.gamma, self.clob, self.data_api)
+            },
+            "journal_bytes": self.writer.journal.size_bytes(),
+        }
+
     async def maintenance(self) -> CycleResult:
         async with self.pool.acquire() as conn:
             report = await run_maintenance(conn, self.settings.retention, self.clock())

@@ -17,7 +17,6 @@ from polyfarm.collect.app import Collection, open_collection
 from polyfarm.commands.common import run_async
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
-from polyfarm.metrics_http import metrics_service
 from polyfarm.runtime import (
     Supervisor,
     install_signal_handlers,
@@ -58,13 +57,13 @@ async def collect_forever(
     async with open_pool(settings) as pool:
         await prepare(pool, settings, utc_now)
         async with open_collection(settings, pool, metrics=metrics) as collection:
-            endpoint = metrics_service(settings, collection.metrics)
             supervisor = Supervisor(
                 pool,
                 collection.jobs(),
-                [*collection.services, *([endpoint] if endpoint else [])],
+                collection.services,
                 health_interval_s=settings.intervals.health_log_s,
                 metrics=collection.metrics,
+                extra_health=collection.health_extras,
             )
             log.info("collector started", jobs=[j.name for j in supervisor.jobs])
             await run_until_stopped(supervisor, stop, SHUTDOWN_DEADLINE_S)

@@ -15,6 +15,7 @@ import email.utils
 import enum
 import math
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,6 +30,7 @@ from polyfarm.errors import (
     PayloadError,
     PermanentSourceError,
     RateLimitedError,
+    SourceError,
     TransientSourceError,
 )
 from polyfarm.logs import get_logger
@@ -197,6 +199,10 @@ def error_in_body(body: bytes) -> str | None:
 # --- client --------------------------------------------------------------------------------
 
 
+def _error_kind(exc: SourceError) -> str:
+    return str(exc.status) if exc.status else type(exc).__name__
+
+
 class RestClient:
     """One service (Gamma, CLOB or Data API) over one ``aiohttp.ClientSession``."""
 
@@ -227,6 +233,9 @@ class RestClient:
         self._headers = {"User-Agent": self.settings.user_agent, "Accept": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout_s)
         self._log = get_logger(__name__, service=service)
+        # Errors met, by kind ("429", "503", "TimeoutError", "PayloadError"…), retried or not;
+        # read by the health line and the metrics.
+        self.errors: Counter[str] = Counter()
 
     async def open(self) -> None:
         if self.state is not ClientState.UNOPENED:
@@ -278,10 +287,14 @@ class RestClient:
             try:
                 return await self._attempt(method, path, decoder, params, body)
             except TransientSourceError as exc:
+                self.errors[_error_kind(exc)] += 1
                 if attempt >= self.policy.max_retries:
                     raise
                 await self._before_retry(attempt, exc)
                 attempt += 1
+            except PermanentSourceError as exc:
+                self.errors[_error_kind(exc)] += 1
+                raise
 
     async def _before_retry(self, attempt: int, exc: TransientSourceError) -> None:
         delay = self.policy.delay(attempt, exc, self._jitter())
