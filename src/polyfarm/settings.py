@@ -226,6 +226,9 @@ def read_yaml_config(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    odd = [key for key in loaded if not isinstance(key, str)]
+    if odd:
+        raise ConfigError(f"config file {path} has keys that are not names: {odd!r}")
     return loaded
 
 
