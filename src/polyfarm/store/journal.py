@@ -140,8 +140,10 @@ class Journal:
 
     def _writable_segment(self, incoming: int) -> Path:
         active = self._active
-        if active is not None and active.exists() and (
-            active.stat().st_size + incoming <= SEGMENT_BYTES
+        if (
+            active is not None
+            and active.exists()
+            and (active.stat().st_size + incoming <= SEGMENT_BYTES)
         ):
             return active
         path = self.directory / f"seg-{self._next:08d}.jnl"
