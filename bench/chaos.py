@@ -1,0 +1,319 @@
+"""Chaos run: the whole daemon against the simulator, injured on purpose, checked against truth.
+
+Processes: the simulator (``polyfarm sim``), the collector daemon (``polyfarm collect``), and
+an embedded PostgreSQL in a scratch directory, all on loopback. Phases, in order: a clean
+warm-up; WebSocket drops; silent stalls (sockets stay open, PONGs answered, no data); a 429
+storm; malformed frames; duplicate and out-of-order frames with book-hash mismatches; the
+database stopped for ``--db-outage-s`` seconds; ``kill -9`` of the daemon and a restart; a
+quiet tail so repairs can finish. Then every trade the simulator emitted in the measured window
+is compared with the ``trades`` table.
+
+Prints a table (faults injected per kind, trades emitted / stored / missing / duplicated,
+recovery time per phase, journal peak, RSS peak); ``--json`` ends with one JSON object.
+
+    python bench/chaos.py [--markets 150] [--phase-s 40] [--db-outage-s 120] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import psutil
+
+from polyfarm.store.embedded import EmbeddedPostgres
+from polyfarm.store.rows import canonical_decimal
+
+POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
+
+PHASES: list[tuple[str, str]] = [
+    ("warm-up", ""),
+    ("ws drops", "ws_drop=0.002"),
+    ("silent stalls", "ws_stall=0.0005"),
+    ("429 storm", "http_429=0.5,retry_after_s=1"),
+    ("malformed frames", "ws_malformed=0.01,malformed_json=0.05,truncated_json=0.05"),
+    ("dup/out-of-order/hash", "ws_duplicate=0.02,ws_out_of_order=0.02,hash_mismatch=0.02"),
+]
+
+
+@dataclass
+class Run:
+    started: float = field(default_factory=time.monotonic)
+    recovery_s: dict[str, float | None] = field(default_factory=dict)
+    journal_peak_bytes: int = 0
+    rss_peak_mb: float = 0.0
+    daemon: asyncio.subprocess.Process | None = None
+
+
+def trade_identity(token: str, epoch_s: int, price: str, size: str, side: str) -> tuple[Any, ...]:
+    return (token, epoch_s, canonical_decimal(price), canonical_decimal(size), side)
+
+
+async def start_sim(
+    markets: int, speed: float
+) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    sim = await asyncio.create_subprocess_exec(
+        POLYFARM,
+        "sim",
+        "--markets",
+        str(markets),
+        "--seed",
+        "5",
+        "--speed",
+        str(speed),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert sim.stdout is not None
+    urls: dict[str, str] = {}
+    while len(urls) < 4:
+        line = (await asyncio.wait_for(sim.stdout.readline(), 120)).decode().strip()
+        if not line:
+            raise RuntimeError("simulator exited before printing its URLs")
+        key, _, value = line.partition("=")
+        urls[key] = value
+    return sim, urls
+
+
+async def start_daemon(
+    urls: dict[str, str], dsn: str, data_dir: Path
+) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYFARM_")}
+    env.update(urls)
+    env |= {
+        "POLYFARM_DATABASE_URL": dsn,
+        "POLYFARM_DATA_DIR": str(data_dir),
+        "POLYFARM_LOG_LEVEL": "WARNING",
+        "POLYFARM_WEBSOCKET__STALL_TIMEOUT_S": "15",
+        "POLYFARM_METRICS_PORT": "0",
+    }
+    return await asyncio.create_subprocess_exec(
+        POLYFARM,
+        "collect",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=open(data_dir / "daemon.log", "ab"),  # noqa: ASYNC230
+    )
+
+
+async def set_faults(http: aiohttp.ClientSession, base: str, spec: str) -> None:
+    async with http.post(f"{base}/_sim/faults", json={"spec": spec}) as response:
+        response.raise_for_status()
+
+
+async def sim_json(http: aiohttp.ClientSession, base: str, path: str) -> Any:
+    async with http.get(f"{base}{path}") as response:
+        response.raise_for_status()
+        return await response.json()
+
+
+async def latest_trade_received(dsn: str) -> datetime | None:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        value: datetime | None = await conn.fetchval("SELECT max(received_at) FROM trades")
+        return value
+    finally:
+        await conn.close()
+
+
+def journal_size(journal_dir: Path) -> int:
+    return sum(p.stat().st_size for p in journal_dir.glob("*.jnl")) if journal_dir.exists() else 0
+
+
+async def sample(run: Run, journal_dir: Path) -> None:
+    """Once a second: journal size and the daemon's RSS."""
+    while True:
+        size = await asyncio.to_thread(journal_size, journal_dir)
+        run.journal_peak_bytes = max(run.journal_peak_bytes, size)
+        if run.daemon is not None and run.daemon.returncode is None:
+            try:
+                rss = psutil.Process(run.daemon.pid).memory_info().rss / 2**20
+                run.rss_peak_mb = max(run.rss_peak_mb, rss)
+            except psutil.NoSuchProcess:
+                pass
+        await asyncio.sleep(1)
+
+
+async def recovery_after(dsn: str, since: datetime, limit_s: float) -> float | None:
+    """Seconds until a trade received after ``since`` is stored (the stream writes again)."""
+    began = time.monotonic()
+    while time.monotonic() - began < limit_s:
+        latest = await latest_trade_received(dsn)
+        if latest is not None and latest > since:
+            return round(time.monotonic() - began, 1)
+        await asyncio.sleep(0.5)
+    return None
+
+
+async def fault_phases(
+    run: Run, http: aiohttp.ClientSession, base: str, dsn: str, phase_s: float
+) -> None:
+    for name, spec in PHASES:
+        print(f"phase: {name} ({spec or 'no faults'})", file=sys.stderr)
+        await set_faults(http, base, spec)
+        await asyncio.sleep(phase_s)
+        await set_faults(http, base, "")
+        run.recovery_s[name] = await recovery_after(dsn, datetime.now(UTC), 120)
+
+
+async def database_outage(run: Run, server: EmbeddedPostgres, dsn: str, seconds: float) -> None:
+    print(f"phase: database stopped for {seconds:.0f} s", file=sys.stderr)
+    await asyncio.to_thread(server.stop)
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(server.start)
+    run.recovery_s["database outage"] = await recovery_after(dsn, datetime.now(UTC), 180)
+
+
+async def kill_and_restart(run: Run, urls: dict[str, str], dsn: str, data_dir: Path) -> None:
+    print("phase: kill -9 of the daemon, then a restart", file=sys.stderr)
+    assert run.daemon is not None
+    run.daemon.send_signal(signal.SIGKILL)
+    await run.daemon.wait()
+    await asyncio.sleep(5)
+    run.daemon = await start_daemon(urls, dsn, data_dir)
+    run.recovery_s["kill -9"] = await recovery_after(dsn, datetime.now(UTC), 180)
+
+
+async def tokens_known(dsn: str) -> set[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {r["token_id"] for r in await conn.fetch("SELECT token_id FROM tokens")}
+    finally:
+        await conn.close()
+
+
+async def compare(
+    http: aiohttp.ClientSession, base: str, dsn: str, window: tuple[int, int], tokens: set[str]
+) -> dict[str, int]:
+    """Trades of the tokens known when the window opened (markets created later are picked up
+    by the next metadata scan, which is a different question from loss)."""
+    truth: Counter[tuple[Any, ...]] = Counter()
+    since = 0
+    while True:
+        page = await sim_json(http, base, f"/_sim/truth/trades?since_id={since}&limit=50000")
+        for t in page["trades"]:
+            second = t["timestamp_ms"] // 1000
+            if window[0] <= second <= window[1] and t["token_id"] in tokens:
+                truth[trade_identity(t["token_id"], second, t["price"], t["size"], t["side"])] += 1
+        if page["next_since_id"] is None:
+            break
+        since = page["next_since_id"]
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT token_id, extract(epoch FROM ts)::bigint AS s, price, size, side FROM trades "
+            "WHERE ts >= to_timestamp($1) AND ts <= to_timestamp($2)",
+            window[0],
+            window[1],
+        )
+    finally:
+        await conn.close()
+    stored: Counter[tuple[Any, ...]] = Counter(
+        trade_identity(r["token_id"], r["s"], repr(r["price"]), repr(r["size"]), r["side"])
+        for r in rows
+        if r["token_id"] in tokens
+    )
+    missing = truth - stored
+    duplicated = stored - truth
+    return {
+        "trades_emitted": sum(truth.values()),
+        "trades_stored": sum(stored.values()),
+        "missing": sum(missing.values()),
+        "duplicated": sum(duplicated.values()),
+    }
+
+
+async def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="polyfarm-chaos-"))
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    dsn = server.dsn()
+    sim, urls = await start_sim(args.markets, args.speed)
+    base = urls["POLYFARM_GAMMA_URL"].rsplit("/", 1)[0]
+    run = Run()
+    sampler = asyncio.create_task(sample(run, data_dir / "journal"))
+    try:
+        async with aiohttp.ClientSession() as http:
+            run.daemon = await start_daemon(urls, dsn, data_dir)
+            await asyncio.sleep(args.settle_s)  # first scan, subscriptions, books
+            first_s = int((await sim_json(http, base, "/_sim/stats"))["clock"]["now"]) + 1
+            tokens = await tokens_known(dsn)
+            await fault_phases(run, http, base, dsn, args.phase_s)
+            await database_outage(run, server, dsn, args.db_outage_s)
+            await kill_and_restart(run, urls, dsn, data_dir)
+            last_s = int((await sim_json(http, base, "/_sim/stats"))["clock"]["now"]) - 1
+            await asyncio.sleep(args.settle_s)  # repairs of the last windows
+            stats = await sim_json(http, base, "/_sim/stats")
+            result: dict[str, Any] = dict(await compare(http, base, dsn, (first_s, last_s), tokens))
+            result["faults_injected"] = stats["faults"]
+    finally:
+        sampler.cancel()
+        if run.daemon is not None and run.daemon.returncode is None:
+            run.daemon.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(run.daemon.wait(), 60)
+        sim.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(sim.wait(), 30)
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    result |= {
+        "recovery_s": run.recovery_s,
+        "journal_peak_bytes": run.journal_peak_bytes,
+        "rss_peak_mb": round(run.rss_peak_mb, 1),
+        "wall_s": round(time.monotonic() - run.started),
+    }
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(
+        "faults injected:",
+        ", ".join(f"{k}={v}" for k, v in sorted(result["faults_injected"].items())),
+    )
+    print(f"{'trades emitted':<22}{result['trades_emitted']:>10,}")
+    print(f"{'trades stored':<22}{result['trades_stored']:>10,}")
+    print(f"{'missing':<22}{result['missing']:>10,}")
+    print(f"{'duplicated':<22}{result['duplicated']:>10,}")
+    print(f"{'journal peak':<22}{result['journal_peak_bytes'] / 2**20:>9.1f}M")
+    print(f"{'daemon RSS peak':<22}{result['rss_peak_mb']:>9.1f}M")
+    print("recovery (s until trades are written again, after each injury ends):")
+    for phase, seconds in result["recovery_s"].items():
+        print(f"  {phase:<24}{'-' if seconds is None else seconds:>8}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markets", type=int, default=150)
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--phase-s", type=float, default=40)
+    parser.add_argument("--settle-s", type=float, default=30)
+    parser.add_argument("--db-outage-s", type=float, default=120)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(run_chaos(args))
+    print_table(result)
+    if args.json:
+        print(json.dumps(result))
+    sys.exit(0 if result["missing"] == 0 and result["duplicated"] == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
