@@ -5,7 +5,15 @@ UV := $(VENV)/bin/uv
 RUN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test check lint typecheck bench chaos clean
+# The dashboard (dashboard/, React + Vite) is built with npm into dashboard/dist, which the API
+# serves at /; it is rebuilt only when a source is newer than the build.
+DASHBOARD := dashboard
+DASHBOARD_BUILT := $(DASHBOARD)/dist/index.html
+DASHBOARD_DEPS := $(DASHBOARD)/node_modules/.package-lock.json
+DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src -type f 2>/dev/null) \
+	$(addprefix $(DASHBOARD)/,index.html package.json vite.config.ts tsconfig.json openapi.json)
+
+.PHONY: demo test check lint typecheck bench chaos clean dashboard chromium openapi screenshots
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -13,20 +21,50 @@ $(STAMP): pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(VENV)/bin/python
 	@touch $(STAMP)
 
-demo: $(STAMP)
+$(DASHBOARD_DEPS): $(DASHBOARD)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20 or newer) is needed to build the dashboard" >&2; exit 1; }
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(DASHBOARD_BUILT): $(DASHBOARD_DEPS) $(DASHBOARD_SOURCES)
+	cd $(DASHBOARD) && npm run build
+	@touch $@
+
+dashboard: $(DASHBOARD_BUILT)
+
+# Regenerate the committed OpenAPI document the dashboard's types are generated from.
+openapi: $(STAMP)
+	$(RUN)/python -m polyfarm.api.openapi > $(DASHBOARD)/openapi.json
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "SKIPPING browser tests: /usr/bin/chromium is missing and installing it needs root (apt-get install chromium)" >&2; \
+	fi
+
+# Re-take the README's screenshots (docs/screenshots/*.png) with the browser tests.
+screenshots: $(STAMP) $(DASHBOARD_BUILT) chromium
+	POLYFARM_UPDATE_SCREENSHOTS=1 $(RUN)/pytest -q tests/browser
+
+demo: $(STAMP) $(DASHBOARD_BUILT)
 	$(RUN)/polyfarm demo
 
-test: $(STAMP)
+test: $(STAMP) $(DASHBOARD_BUILT) chromium
 	$(RUN)/pytest
 
-check: $(STAMP)
+check: $(STAMP) $(DASHBOARD_BUILT) chromium
 	$(RUN)/ruff format --check src tests bench
 	$(RUN)/ruff check src tests bench
 	$(RUN)/mypy
+	cd $(DASHBOARD) && npm run typecheck
 	$(RUN)/pytest
 
 bench: $(STAMP)
 	$(RUN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DASHBOARD)/dist $(DASHBOARD)/node_modules

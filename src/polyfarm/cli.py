@@ -11,6 +11,7 @@ import click
 from polyfarm.commands.collect import collect, stats, status
 from polyfarm.commands.db import db
 from polyfarm.commands.demo import demo
+from polyfarm.commands.serve import serve
 from polyfarm.errors import PolyfarmError
 from polyfarm.logs import configure_logging
 from polyfarm.settings import load_settings
@@ -41,6 +42,7 @@ cli.add_command(collect)
 cli.add_command(status)
 cli.add_command(stats)
 cli.add_command(demo)
+cli.add_command(serve)
 cli.add_command(sim_command)
 
 

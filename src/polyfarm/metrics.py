@@ -93,9 +93,41 @@ class Metrics:
         self.journal_bytes = Gauge(
             "polyfarm_journal_bytes", "Size of the on-disk write journal", registry=r
         )
+        # The market WebSocket stream.
+        self.stream_latency = Histogram(
+            "polyfarm_stream_latency_seconds",
+            "From a WebSocket frame's arrival to its row's commit",
+            ["table"],
+            registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.stream_events = Counter(
+            "polyfarm_stream_events_total",
+            "Stream happenings by kind (ignored deltas, repeated fills, hash mismatches, ...)",
+            ["event"],
+            registry=r,
+        )
+        self.feed_gaps = Counter(
+            "polyfarm_feed_gaps_total",
+            "Lost windows by stream and outcome (detected, repaired, unrepaired)",
+            ["stream", "outcome"],
+            registry=r,
+        )
+        self.stale_assets = Gauge(
+            "polyfarm_ws_stale_assets",
+            "Subscribed assets without any message for websocket.asset_stale_s",
+            registry=r,
+        )
         # API.
         self.http_requests = Counter(
             "polyfarm_api_requests_total", "API requests", ["route", "status"], registry=r
+        )
+        self.http_seconds = Histogram(
+            "polyfarm_api_request_seconds",
+            "API request latency by route",
+            ["route"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
 
     def render(self) -> bytes:

@@ -100,6 +100,12 @@ class WhaleSettings(_Section):
     tier1_usdc: float = 500.0
     tier2_usdc: float = 2_000.0
     tier3_usdc: float = 10_000.0
+    feature_min_tier: int = Field(
+        2, ge=1, le=3, description="whale features count trades of this tier and above"
+    )
+
+    def thresholds(self) -> tuple[float, float, float]:
+        return (self.tier1_usdc, self.tier2_usdc, self.tier3_usdc)
 
 
 class OrderBookSettings(_Section):
@@ -127,6 +133,36 @@ class WebSocketSettings(_Section):
     stall_timeout_s: float = Field(60.0, gt=0)
     reconnect_base_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)
+    subscription_sync_s: float = Field(
+        15.0, gt=0, description="how often shards follow the catalogue (new, closed markets)"
+    )
+    asset_stale_s: float = Field(
+        900.0, gt=0, description="an asset without any message for this long counts as stale"
+    )
+    gap_margin_s: float = Field(
+        5.0, ge=0, description="a lost window is widened by this much on each side"
+    )
+    repair_delay_s: float = Field(
+        30.0, ge=0, description="wait after a lost window ends before asking the Data API"
+    )
+    repair_max_window_s: float = Field(
+        21_600.0, gt=0, description="longer lost windows are recorded, not repaired"
+    )
+    repair_attempts: int = Field(5, ge=1, description="tries per lost window")
+    repair_markets_per_request: int = Field(50, ge=1, le=200)
+    hash_checks_per_s: float = Field(
+        500.0, ge=0, description="live books checked against the venue hash; 0 turns it off"
+    )
+    book_refetch_per_s: float = Field(
+        2.0, gt=0, description="REST re-fetches of books whose hash did not match"
+    )
+    crosscheck_interval_s: float = Field(300.0, gt=0, description="live books vs REST sample")
+    crosscheck_tokens: int = Field(20, ge=0, description="books per cross-check")
+    capture_delta_tiers: tuple[int, ...] = Field(
+        (3, 4), description="tiers whose every price_change is stored in book_deltas"
+    )
+    queue_rows: int = Field(100_000, ge=100, description="rows a write queue holds at most")
+    flush_interval_s: float = Field(0.05, gt=0, description="longest wait before a write")
 
 
 class RetentionSettings(_Section):
@@ -159,6 +195,29 @@ class DatabaseSettings(_Section):
     command_timeout_s: float = Field(60.0, gt=0)
 
 
+class ApiSettings(_Section):
+    """The monitoring API and dashboard (``polyfarm serve``, and ``polyfarm demo``)."""
+
+    host: str = Field("127.0.0.1", description="bind address; loopback unless set")
+    port: int = Field(8000, ge=0, le=65535)
+    token: SecretStr | None = Field(
+        None, description="bearer token for /api, /health/detailed and /metrics; unset = open"
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="browser origins allowed to call the API; explicit, never '*'"
+    )
+    dashboard_dir: Path | None = Field(
+        None, description="built dashboard to serve at /; unset = dashboard/dist of the checkout"
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        if "*" in origins:
+            raise ValueError("cors_origins must list origins explicitly; '*' is refused")
+        return tuple(origin.rstrip("/") for origin in origins)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POLYFARM_",
@@ -177,6 +236,8 @@ class Settings(BaseSettings):
     ws_url: str = WS_URL
     log_level: str = "INFO"
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless a TTY")
+    metrics_host: str = Field("127.0.0.1", description="the collector's /metrics endpoint")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
 
     database: DatabaseSettings = DatabaseSettings()
     intervals: IntervalSettings = IntervalSettings()
@@ -188,6 +249,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     writer: WriterSettings = WriterSettings()
     journal: JournalSettings = JournalSettings()
+    api: ApiSettings = ApiSettings()
 
     def journal_dir(self) -> Path:
         return self.journal.directory or self.data_dir / "journal"

@@ -32,6 +32,7 @@ from polyfarm.settings import Settings
 from polyfarm.store.durable import DurableWriter, run_replayer
 from polyfarm.store.journal import Journal
 from polyfarm.store.maintenance import run_maintenance
+from polyfarm.stream.service import StreamDeps, StreamService
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Collection:
     metrics: Metrics
     # The market WebSocket listener (sharded stream, live books, trades) plugs in here.
     services: list[Service] = field(default_factory=list)
+    stream: StreamService | None = None
 
     def jobs(self) -> list[Job]:
         """In start-up order: the metadata scan fills the catalogue the others read."""
@@ -110,6 +112,21 @@ async def open_collection(
             )
             catalog = MarketCatalog(settings.tiers)
             rejects = RejectSink(pool, metrics, clock)
+            books = BookCollector(clob, writer, catalog, clock, settings, rejects)
+            stream = StreamService(
+                StreamDeps(
+                    settings,
+                    catalog,
+                    clob,
+                    data_api,
+                    writer,
+                    pool,
+                    clock,
+                    metrics,
+                    books.cadence_for,
+                )
+            )
+            books.covered = stream.covers
             yield Collection(
                 settings=settings,
                 pool=pool,
@@ -123,8 +140,12 @@ async def open_collection(
                 prices=PriceCollector(
                     clob, writer, catalog, clock, settings.intervals.prices_s, rejects
                 ),
-                books=BookCollector(clob, writer, catalog, clock, settings, rejects),
+                books=books,
                 resolutions=ResolutionTracker(gamma, clob, pool, catalog, clock),
                 metrics=metrics,
-                services=[Service("journal-replay", partial(run_replayer, writer))],
+                services=[
+                    Service("journal-replay", partial(run_replayer, writer)),
+                    Service(stream.name, stream.run),
+                ],
+                stream=stream,
             )

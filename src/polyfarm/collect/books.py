@@ -96,6 +96,9 @@ class BookCollector:
         self._clock = clock
         self._settings = settings
         self._last_slot: dict[str, datetime] = {}
+        # Tokens whose live WebSocket book is snapshotted by the stream itself (at the same
+        # cadence); the stream sets this when it is wired in.
+        self.covered: Callable[[str], bool] = lambda token: False
 
     @property
     def tick_s(self) -> float:
@@ -112,6 +115,8 @@ class BookCollector:
     def due(self, now: datetime) -> list[tuple[str, TrackedMarket, datetime]]:
         due = []
         for token, market in self._catalog.active_tokens():
+            if self.covered(token):
+                continue
             slot = aligned(now, self.cadence_for(market))
             if self._last_slot.get(token) != slot:
                 due.append((token, market, slot))

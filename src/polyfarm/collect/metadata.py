@@ -143,6 +143,8 @@ class MetadataCollector:
         self._clock = clock
         self._on_change = on_change
         self.last_diff = CatalogDiff()
+        # Called with the number of markets scanned so far (a progress display, if any).
+        self.on_progress: Callable[[int], None] | None = None
 
     async def cycle(self) -> CycleResult:
         now = self._clock()
@@ -153,6 +155,8 @@ class MetadataCollector:
             await self._rejects.add("gamma_market", page.rejects)
             self._catalog.add_scanned(scan, page.items, now)
             pending.extend(page.items)
+            if self.on_progress is not None:
+                self.on_progress(len(scan.seen))
             if len(pending) >= FLUSH_MARKETS:
                 rows += await self._store_markets(pending, now, categories)
                 pending = []

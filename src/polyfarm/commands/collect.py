@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import asyncpg
 import click
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from polyfarm.collect.app import Collection, open_collection
 from polyfarm.commands.common import run_async
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
+from polyfarm.metrics_http import metrics_service
 from polyfarm.runtime import (
     Supervisor,
     install_signal_handlers,
@@ -57,10 +60,11 @@ async def collect_forever(
     async with open_pool(settings) as pool:
         await prepare(pool, settings, utc_now)
         async with open_collection(settings, pool, metrics=metrics) as collection:
+            endpoint = metrics_service(settings, collection.metrics)
             supervisor = Supervisor(
                 pool,
                 collection.jobs(),
-                collection.services,
+                [*collection.services, *([endpoint] if endpoint else [])],
                 health_interval_s=settings.intervals.health_log_s,
                 metrics=collection.metrics,
                 extra_health=collection.health_extras,
@@ -81,10 +85,27 @@ async def collect_once(settings: Settings, ws_seconds: float) -> tuple[Superviso
             await collection.writer.replay()  # what an earlier run left in the journal
             ok = True
             for job in supervisor.jobs:
-                ok = await supervisor.run_once(job) and ok
+                with scan_progress(collection, job.name):
+                    ok = await supervisor.run_once(job) and ok
             await run_services_for(collection, supervisor, ws_seconds)
             await collection.writer.replay()
     return supervisor, ok
+
+
+@contextlib.contextmanager
+def scan_progress(collection: Collection, job_name: str) -> Iterator[None]:
+    """A live count of scanned markets during the metadata scan, on a terminal only."""
+    if job_name != collection.metadata.name or not sys.stderr.isatty():
+        yield
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,}"))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("scanning Gamma markets", total=None)
+        collection.metadata.on_progress = lambda n: progress.update(task, completed=n)
+        try:
+            yield
+        finally:
+            collection.metadata.on_progress = None
 
 
 async def run_services_for(collection: Collection, supervisor: Supervisor, seconds: float) -> None:

@@ -1,4 +1,5 @@
-"""``polyfarm demo``: the simulator, the collector and the database on one machine, on loopback.
+"""``polyfarm demo``: the simulator, the collector, the database and the dashboard on one
+machine, on loopback.
 
 Nothing reaches the internet: a simulated Polymarket is started in-process and every endpoint
 setting points at it. A summary of what has been stored is printed every few seconds; Ctrl-C
@@ -12,12 +13,15 @@ import contextlib
 
 import click
 
+from polyfarm.api.app import create_app
+from polyfarm.api.server import bind, serve_app, url_of
 from polyfarm.commands.collect import collect_forever
 from polyfarm.commands.common import run_async
+from polyfarm.metrics import Metrics
 from polyfarm.runtime import install_signal_handlers
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
-from polyfarm.store.database import open_pool, resolve_target
+from polyfarm.store.database import migrate_database, open_pool, resolve_target
 from polyfarm.store.stats import table_stats
 
 SUMMARY_TABLES = ("markets", "tokens", "price_snapshots", "orderbook_snapshots", "trades")
@@ -47,17 +51,34 @@ async def print_summaries(settings: Settings, stop: asyncio.Event, every_s: floa
 async def run_demo(settings: Settings, config: SimConfig, duration_s: float | None) -> None:
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    async with Simulator(config) as sim:
-        settings = pointed_at(settings, sim)
-        click.echo(f"simulator:  {sim.gamma_url.rsplit('/', 1)[0]} ({config.markets} markets)")
-        click.echo(f'database:   psql "{resolve_target(settings).dsn}"')
-        click.echo("inspect:    .venv/bin/polyfarm stats   |   .venv/bin/polyfarm status")
-        click.echo("stop:       Ctrl-C")
-        async with asyncio.TaskGroup() as group:
-            group.create_task(collect_forever(settings, stop))
-            group.create_task(_summaries_when_ready(settings, stop))
-            if duration_s is not None:
-                group.create_task(_stop_after(stop, duration_s))
+    metrics = Metrics()  # one registry: the collector's endpoint and the API's /metrics
+    with bind(settings.api.host, settings.api.port) as api_socket:
+        async with Simulator(config) as sim:
+            settings = pointed_at(settings, sim)
+            await _migrate(settings)  # the API reads a schema from its first request on
+            _print_where(settings, sim, config, url_of(api_socket))
+            api = create_app(settings, lambda: open_pool(settings, start_embedded=False), metrics)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(collect_forever(settings, stop, metrics))
+                group.create_task(serve_app(api, api_socket, stop))
+                group.create_task(_summaries_when_ready(settings, stop))
+                if duration_s is not None:
+                    group.create_task(_stop_after(stop, duration_s))
+
+
+async def _migrate(settings: Settings) -> None:
+    async with open_pool(settings) as pool:
+        await migrate_database(pool, settings)
+
+
+def _print_where(settings: Settings, sim: Simulator, config: SimConfig, dashboard: str) -> None:
+    click.echo(f"simulator:  {sim.gamma_url.rsplit('/', 1)[0]} ({config.markets} markets)")
+    click.echo(f'database:   psql "{resolve_target(settings).dsn}"')
+    click.echo(f"dashboard:  {dashboard}")
+    if settings.metrics_port:
+        click.echo(f"metrics:    http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    click.echo("inspect:    .venv/bin/polyfarm stats   |   .venv/bin/polyfarm status")
+    click.echo("stop:       Ctrl-C")
 
 
 async def _summaries_when_ready(settings: Settings, stop: asyncio.Event) -> None:

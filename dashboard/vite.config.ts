@@ -1,0 +1,17 @@
+import react from "@vitejs/plugin-react";
+import { defineConfig } from "vite";
+
+// `npm run dev` proxies the API of a local `polyfarm serve` (or `polyfarm demo`).
+const api = process.env.POLYFARM_API ?? "http://127.0.0.1:8000";
+
+export default defineConfig({
+  plugins: [react()],
+  server: {
+    proxy: { "/api": api, "/health": api, "/metrics": api },
+  },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    chunkSizeWarningLimit: 800,
+  },
+});

@@ -1,0 +1,108 @@
+"""The collector's live figures, read from its Prometheus endpoint.
+
+The API and the collector are separate processes (in ``polyfarm demo`` they share one, and the
+endpoint too), so WebSocket shards, message rates, queue depth and journal size come from the
+collector's ``/metrics`` rather than from memory. The message rate is the counter's increase
+between two reads; the first read has none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+MESSAGES = "polyfarm_ws_messages_total"
+RECONNECTS = "polyfarm_ws_reconnects_total"
+SHARDS = "polyfarm_ws_connected_shards"
+JOURNAL = "polyfarm_journal_bytes"
+QUEUE = "polyfarm_queue_depth"
+MIN_RATE_WINDOW_S = 1.0
+
+
+@dataclass(frozen=True)
+class CollectorSample:
+    reachable: bool
+    connected_shards: float | None = None
+    messages_total: float | None = None
+    reconnects_total: float | None = None
+    journal_bytes: float | None = None
+    queue_depth: float | None = None
+    events_per_s: float | None = None
+
+
+def sample_sums(text: str) -> dict[str, float]:
+    """Every sample name with its values summed over labels (pure)."""
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + float(sample.value)
+    return sums
+
+
+class CollectorProbe:
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        timeout_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._last: tuple[float, float] | None = None  # (when, messages_total)
+        self._rate: float | None = None
+
+    async def __aenter__(self) -> CollectorProbe:
+        if self.url is not None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def sample(self) -> CollectorSample:
+        if self._session is None or self.url is None:
+            return CollectorSample(reachable=False)
+        try:
+            async with self._session.get(self.url) as response:
+                response.raise_for_status()
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return CollectorSample(reachable=False)
+        sums = sample_sums(text)
+        messages = sums.get(MESSAGES)
+        return CollectorSample(
+            reachable=True,
+            connected_shards=sums.get(SHARDS),
+            messages_total=messages,
+            reconnects_total=sums.get(RECONNECTS),
+            journal_bytes=sums.get(JOURNAL),
+            queue_depth=sums.get(QUEUE),
+            events_per_s=self._update_rate(messages),
+        )
+
+    def _update_rate(self, messages: float | None) -> float | None:
+        if messages is None:
+            return None
+        now = self._clock()
+        if self._last is None or messages < self._last[1]:  # first read, or a restart
+            self._last = (now, messages)
+            return self._rate
+        elapsed = now - self._last[0]
+        if elapsed >= MIN_RATE_WINDOW_S:
+            self._rate = (messages - self._last[1]) / elapsed
+            self._last = (now, messages)
+        return self._rate

@@ -1,0 +1,84 @@
+"""``/health`` (is the process up) and ``/health/detailed`` (is the farm collecting)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+from fastapi import APIRouter, Depends, Response
+
+from polyfarm.api.deps import State, require_token
+from polyfarm.api.probe import CollectorSample
+from polyfarm.api.queries.overview import (
+    collector_statuses,
+    database_health,
+    last_stream_event,
+)
+from polyfarm.api.schemas import (
+    DatabaseHealth,
+    DetailedHealth,
+    JournalHealth,
+    Liveness,
+    WebSocketHealth,
+)
+from polyfarm.logs import get_logger
+
+router = APIRouter(tags=["health"])
+log = get_logger(__name__)
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+@router.get("/health")
+async def health(state: State) -> Liveness:
+    """Liveness: answers without touching the database."""
+    return Liveness(status="ok", version=state.version, started_at=state.started_at)
+
+
+@router.get(
+    "/health/detailed",
+    dependencies=[Depends(require_token)],
+    responses={503: {"model": DetailedHealth, "description": "the database is unreachable"}},
+)
+async def health_detailed(state: State, response: Response) -> DetailedHealth:
+    """Database, every collector, the WebSocket shards and the journal. ``degraded`` when a
+    collector is stale; ``down`` (HTTP 503) when the database cannot be reached."""
+    now = state.now()
+    sample = await state.probe.sample()
+    report = DetailedHealth(
+        status="down",
+        checked_at=now,
+        database=DatabaseHealth(reachable=False),
+        collectors=[],
+        websocket=websocket_health(sample, None),
+        journal=JournalHealth(bytes=sample.journal_bytes, queue_depth=sample.queue_depth),
+    )
+    try:
+        async with state.pool.acquire() as conn, conn.transaction(readonly=True):
+            database = await database_health(conn)
+            collectors = await collector_statuses(conn, state.settings, now)
+            last_event = await last_stream_event(conn, now)
+    except DB_ERRORS as exc:
+        log.warning("health check cannot reach the database", error=repr(exc))
+        response.status_code = 503
+        down = DatabaseHealth(reachable=False, error=type(exc).__name__)
+        return report.model_copy(update={"database": down})
+    return report.model_copy(
+        update={
+            "status": "degraded" if any(c.stale for c in collectors) else "ok",
+            "database": database,
+            "collectors": collectors,
+            "websocket": websocket_health(sample, last_event),
+        }
+    )
+
+
+def websocket_health(sample: CollectorSample, last_event: datetime | None) -> WebSocketHealth:
+    shards = sample.connected_shards
+    return WebSocketHealth(
+        metrics_reachable=sample.reachable,
+        connected_shards=None if shards is None else int(shards),
+        messages_total=sample.messages_total,
+        events_per_s=sample.events_per_s,
+        reconnects_total=sample.reconnects_total,
+        last_event_at=last_event,
+    )

@@ -1,0 +1,56 @@
+"""The built dashboard (``dashboard/dist``) served at ``/``, with the single-page-app fallback:
+any path that is not a file (``/markets/123``) gets ``index.html`` and the browser routes it.
+
+Built assets have content hashes in their names and are cached for good; ``index.html`` is
+revalidated every time so a new build shows at once. Until the dashboard is built, ``/`` says
+so and how to build it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+# Paths the dashboard never owns: an unknown /api/... is a 404, not the app's index page.
+RESERVED_PREFIXES = ("api/", "health/", "metrics/")
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+REVALIDATE = {"Cache-Control": "no-cache"}
+
+NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>polyfarm: dashboard not built</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem}
+code{background:#eee;padding:.1rem .3rem;border-radius:3px}</style></head>
+<body><h1>The dashboard has not been built</h1>
+<p>The API is running (<a href="/health">/health</a>, <a href="/docs">/docs</a>,
+<a href="/api/stats">/api/stats</a>), but there is no built dashboard in
+<code>{where}</code>.</p>
+<p>Build it with <code>make dashboard</code> (that is <code>npm ci &amp;&amp; npm run build</code>
+in <code>dashboard/</code>, Node 20 or newer), then reload this page.</p></body></html>
+"""
+
+
+def default_dashboard_dir() -> Path:
+    """``dashboard/dist`` of the source checkout this module runs from."""
+    return Path(__file__).resolve().parents[3] / "dashboard" / "dist"
+
+
+def dashboard_router(dist: Path) -> APIRouter:
+    root = dist.resolve()
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/{path:path}", response_model=None)
+    async def dashboard(path: str) -> Response:
+        if path.startswith(RESERVED_PREFIXES) or path in ("api", "metrics"):
+            raise HTTPException(status_code=404, detail="not found")
+        index = root / "index.html"
+        if not index.is_file():
+            return HTMLResponse(NOT_BUILT.replace("{where}", str(root)), status_code=503)
+        candidate = (root / path).resolve()
+        if path and candidate.is_file() and candidate.is_relative_to(root):
+            cache = IMMUTABLE if candidate.parent.name == "assets" else REVALIDATE
+            return FileResponse(candidate, headers=cache)
+        return FileResponse(index, headers=REVALIDATE)
+
+    return router

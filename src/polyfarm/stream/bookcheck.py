@@ -1,0 +1,204 @@
+"""Keeping live books honest: venue hashes, REST re-fetches and periodic cross-checks.
+
+* **Hash checks.** Every changed book is queued; up to ``hash_checks_per_s`` of them a second
+  have their own summary hash compared with the venue's hash of their newest change. The hash
+  is advisory (its algorithm is not documented): a mismatch is counted and the book re-fetched.
+* **Re-fetches.** At most ``book_refetch_per_s`` books a second, each at most once every
+  ``REFETCH_MIN_INTERVAL_S``, through ``POST /books``. A REST book replaces the live one only
+  when it is at least as new; deltas older than it are then ignored (they are already in it).
+* **Cross-checks.** Every ``crosscheck_interval_s``, ``crosscheck_tokens`` ready books (round
+  robin) are compared with REST. Same timestamp and different levels is a real divergence: it
+  is counted and the book replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+
+from polyfarm.errors import SourceError
+from polyfarm.logs import get_logger
+from polyfarm.polymarket.clob import ClobClient
+from polyfarm.polymarket.domain import OrderBook
+from polyfarm.settings import WebSocketSettings
+from polyfarm.stream.livebook import LiveBook, epoch_ms
+
+log = get_logger(__name__)
+
+REFETCH_MIN_INTERVAL_S = 30.0
+TRUST_SAMPLE = 20
+IN_FLIGHT_MS = 1_000
+TICK_S = 1.0
+
+
+class BookChecker:
+    def __init__(
+        self,
+        books: dict[str, LiveBook],
+        clob: ClobClient,
+        settings: WebSocketSettings,
+        counts: Counter[str],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._books = books
+        self._clob = clob
+        self._settings = settings
+        self.counts = counts
+        self._monotonic = monotonic
+        self.pending: deque[str] = deque()  # changed books waiting for a hash check
+        self._to_refetch: dict[str, None] = {}
+        self._last_refetch: dict[str, float] = {}
+        self._refetch_budget = 0.0
+        self._cursor = 0
+        self.refetch_min_interval_s = REFETCH_MIN_INTERVAL_S
+        self._next_crosscheck = monotonic() + settings.crosscheck_interval_s
+
+    # -- synchronous hooks for the receive path -------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be verified or re-fetched."""
+        return not self.pending and not self._to_refetch
+
+    def changed(self, token_id: str) -> None:
+        book = self._books.get(token_id)
+        if book is not None and not book.queued:
+            book.queued = True  # at most one entry per book: the queue stays bounded
+            self.pending.append(token_id)
+
+    def request_refetch(self, token_id: str) -> None:
+        self._to_refetch[token_id] = None
+
+    def verify(self, token_id: str) -> bool | None:
+        """Compare a ready book with the venue's hash: True/False, None when not possible."""
+        book = self._books.get(token_id)
+        if book is None or not book.ready or book.expected_hash is None:
+            return None
+        own = book.summary_hash()
+        if own is None:
+            self.counts["hash_unverifiable"] += 1
+            return None
+        if own == book.expected_hash:
+            self.counts["hash_match"] += 1
+            book.suspect = False
+            return True
+        self.counts["hash_mismatch"] += 1
+        book.suspect = self.hashes_trusted
+        self.request_refetch(token_id)
+        return False
+
+    @property
+    def hashes_trusted(self) -> bool:
+        """The venue's hashes mostly match ours, so a mismatch says the book is wrong. If
+        they mostly do not (the venue hashes differently), a mismatch only costs a re-fetch."""
+        match, mismatch = self.counts["hash_match"], self.counts["hash_mismatch"]
+        return match + mismatch < TRUST_SAMPLE or match >= mismatch
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.verify_some(int(self._settings.hash_checks_per_s * TICK_S))
+            await self.refetch_some()
+            if self._monotonic() >= self._next_crosscheck:
+                self._next_crosscheck = self._monotonic() + self._settings.crosscheck_interval_s
+                await self.crosscheck()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_S)
+
+    def verify_some(self, limit: int) -> None:
+        pending = self.pending
+        for _ in range(min(limit, len(pending))):
+            token = pending.popleft()
+            book = self._books.get(token)
+            if book is not None:
+                book.queued = False
+                self.verify(token)
+
+    async def refetch_some(self) -> None:
+        rate = self._settings.book_refetch_per_s
+        self._refetch_budget = min(self._refetch_budget + rate * TICK_S, max(rate, 1.0) * 10)
+        now = self._monotonic()
+        due: list[str] = []
+        for token in list(self._to_refetch):
+            if len(due) >= int(self._refetch_budget):
+                break
+            if now - self._last_refetch.get(token, -1e18) >= self.refetch_min_interval_s:
+                del self._to_refetch[token]  # a token fetched lately waits its turn
+                due.append(token)
+                self._last_refetch[token] = now
+        if due:
+            self._refetch_budget -= len(due)
+            for book in await self.fetch(due):
+                self.counts[f"refetch_{self.apply_rest(book)}"] += 1
+
+    async def crosscheck(self) -> None:
+        ready = [t for t, b in self._books.items() if b.ready]
+        if not ready or self._settings.crosscheck_tokens <= 0:
+            return
+        start = self._cursor % len(ready)
+        sample = (ready[start:] + ready[:start])[: self._settings.crosscheck_tokens]
+        self._cursor = start + len(sample)
+        for book in await self.fetch(sample):
+            self.counts[f"crosscheck_{self.compare(book)}"] += 1
+
+    async def fetch(self, tokens: Sequence[str]) -> list[OrderBook]:
+        if not tokens:
+            return []
+        try:
+            batch = await self._clob.get_books(list(tokens))
+        except SourceError as exc:
+            self.counts["rest_book_errors"] += 1
+            log.warning("REST books for the live-book check failed", error=repr(exc))
+            return []
+        return list(batch.items.values())
+
+    async def venue_moved(self, tokens: Sequence[str], now_ms: int) -> bool:
+        """Did any of these books change on the venue beyond what we hold (or could we not
+        find out)? Changes younger than ``IN_FLIGHT_MS`` may still be on their way."""
+        try:
+            batch = await self._clob.get_books(list(tokens))
+        except SourceError as exc:
+            self.counts["stall_probe_failed"] += 1
+            log.warning("stall probe failed; assuming a stall", error=repr(exc))
+            return True
+        for token, rest in batch.items.items():
+            rest_ms = epoch_ms(rest.timestamp)
+            if rest_ms > now_ms - IN_FLIGHT_MS:
+                continue
+            live = self._books.get(token)
+            if live is None or not live.ready or rest_ms > live.ts_ms:
+                self.counts["stall_confirmed"] += 1
+                return True
+        self.counts["quiet_connection"] += 1
+        return False
+
+    # -- applying a REST book -------------------------------------------------------------------
+
+    def apply_rest(self, rest: OrderBook) -> str:
+        """Replace the live book with a REST one when it is at least as new."""
+        live = self._books.get(rest.asset_id)
+        if live is None or not live.ready:
+            return "absent"
+        if epoch_ms(rest.timestamp) < live.ts_ms:
+            return "live_newer"
+        if live.matches(rest) and epoch_ms(rest.timestamp) == live.ts_ms:
+            live.suspect = False
+            return "agreed"
+        live.replace(rest)
+        self.changed(rest.asset_id)
+        return "replaced"
+
+    def compare(self, rest: OrderBook) -> str:
+        live = self._books.get(rest.asset_id)
+        if live is None or not live.ready:
+            return "absent"
+        rest_ms = epoch_ms(rest.timestamp)
+        if rest_ms == live.ts_ms and not live.matches(rest):
+            live.replace(rest)
+            self.changed(rest.asset_id)
+            return "diverged"
+        return "agreed" if rest_ms == live.ts_ms else "moved"

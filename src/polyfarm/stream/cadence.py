@@ -1,0 +1,154 @@
+"""Order-book snapshots and ML feature rows from the live state, at each tier's cadence.
+
+For tokens the WebSocket covers (a ready live book), ``orderbook_snapshots`` rows come from the
+live book (``source = ws``) at the same cadence the REST book collector uses, which skips those
+tokens; ``market_features`` rows come at the tier's cadence. Rows carry the start of their
+cadence slot, like every collector's; a slot is only written within ``LATE_S`` (or half a
+cadence) of its start, so a row never claims an earlier time than its data.
+
+Work is proportional to slot changes, not to ticks: each distinct cadence is checked once per
+tick and the tokens are walked only when one of them enters a new slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from polyfarm.collect.book_stats import book_stats
+from polyfarm.collect.books import snapshot_row
+from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
+from polyfarm.collect.tiers import aligned, cadence_s
+from polyfarm.settings import Settings
+from polyfarm.store.rows import MARKET_FEATURES, ORDERBOOK_SNAPSHOTS, FeatureRow
+from polyfarm.store.rows import OrderBookSnapshotRow as BookRow
+from polyfarm.store.writer import BulkWriter
+from polyfarm.stream.features import FeatureInputs, feature_values
+from polyfarm.stream.livebook import LiveBook
+from polyfarm.stream.rolling import TokenActivity
+
+LATE_S = 60.0
+TICK_S = 0.5
+
+
+@dataclass
+class CadenceStats:
+    book_rows: int = 0
+    feature_rows: int = 0
+    late_slots: int = 0
+
+
+class CadenceWriter:
+    def __init__(
+        self,
+        *,
+        books: dict[str, LiveBook],
+        activity: dict[str, TokenActivity],
+        catalog: MarketCatalog,
+        settings: Settings,
+        book_cadence: Callable[[TrackedMarket], float],
+        writer: BulkWriter,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._books = books
+        self._activity = activity
+        self._catalog = catalog
+        self._settings = settings
+        self._book_cadence = book_cadence
+        self._writer = writer
+        self._clock = clock
+        self._slots: dict[float, datetime] = {}
+        self.stats = CadenceStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.tick(self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_S)
+
+    async def tick(self, now: datetime) -> None:
+        book_rows, feature_rows = self.due_rows(now)
+        if book_rows:
+            await self._writer.write(ORDERBOOK_SNAPSHOTS, book_rows)
+            self.stats.book_rows += len(book_rows)
+        if feature_rows:
+            await self._writer.write(MARKET_FEATURES, feature_rows)
+            self.stats.feature_rows += len(feature_rows)
+
+    def _new_slots(self, now: datetime) -> dict[float, datetime]:
+        tiers = self._settings.tiers
+        cadences = {self._settings.intervals.orderbooks_s, *tiers.intervals()}
+        cadences |= {
+            min(cadence_s(t, tiers), self._settings.intervals.orderbooks_s) for t in (2, 3, 4)
+        }
+        fresh = {}
+        for cadence in cadences:
+            slot = aligned(now, cadence)
+            if self._slots.get(cadence) == slot:
+                continue
+            self._slots[cadence] = slot
+            if (now - slot).total_seconds() <= min(LATE_S, cadence / 2):
+                fresh[cadence] = slot
+            else:
+                self.stats.late_slots += 1
+        return fresh
+
+    def due_rows(self, now: datetime) -> tuple[list[BookRow], list[FeatureRow]]:
+        fresh = self._new_slots(now)
+        if not fresh:
+            return [], []
+        book_rows: list[BookRow] = []
+        feature_rows: list[FeatureRow] = []
+        for token, book in self._books.items():
+            market = self._catalog.market_of(token)
+            if not book.usable or market is None or market.closed:
+                continue
+            book_slot = fresh.get(self._book_cadence(market))
+            if book_slot is not None:
+                book_rows.append(self.book_row(book_slot, book, market))
+            feature_slot = None if market.tier is None else fresh.get(self._feature_cadence(market))
+            if feature_slot is not None:
+                feature_rows.append(self.feature_row(feature_slot, now, book, market))
+        return book_rows, feature_rows
+
+    def _feature_cadence(self, market: TrackedMarket) -> float:
+        assert market.tier is not None
+        return cadence_s(market.tier, self._settings.tiers)
+
+    def book_row(self, slot: datetime, book: LiveBook, market: TrackedMarket) -> BookRow:
+        ob = self._settings.orderbook
+        return snapshot_row(
+            slot,
+            book.to_order_book(),
+            market,
+            depth=ob.depth,
+            wall_multiple=ob.wall_multiple,
+            source="ws",
+        )
+
+    def feature_row(
+        self, slot: datetime, now: datetime, book: LiveBook, market: TrackedMarket
+    ) -> FeatureRow:
+        activity = self._activity.get(book.token_id) or TokenActivity()
+        now_s = now.timestamp()
+        bids, asks = book.bids_best_first(), book.asks_best_first()
+        last_price = float(book.last_trade) if book.last_trade else activity.last_trade_price
+        inputs = FeatureInputs(
+            now=now,
+            market=market,
+            stats=book_stats(bids, asks, self._settings.orderbook.wall_multiple),
+            depth_total=(sum(book.bid_sz), sum(book.ask_sz)),
+            tick_size=float(book.tick_size) if book.tick_size else market.tick_size,
+            last_trade_price=last_price,
+            last_trade_s=activity.last_trade_s,
+            trades=activity.recent_trades(now_s),
+            minute_prices=activity.minute_prices(now_s),
+            last_whale_s=activity.last_whale_s,
+            whale_min_tier=self._settings.whales.feature_min_tier,
+        )
+        return FeatureRow(
+            slot, book.token_id, market.market_id, market.tier, feature_values(inputs)
+        )

@@ -1,0 +1,102 @@
+"""Which fills the stream can vouch for, and the lost windows where it cannot (pure).
+
+A connection's assets are covered from the moment its subscription is effective (the first data
+of a session) until the connection is lost. Every window in between two covered stretches is
+turned into a ``Gap`` for the repairer, widened by ``margin`` on both sides:
+
+* a lost session: from the newest venue time it delivered (or its first data) to the first
+  data of the next session;
+* a new connection, and a restart of the whole stream: from when coverage was wanted (now, or
+  the last heartbeat of the previous process) to the first data;
+* a market added to a live connection: from its subscription — or its creation, for a market
+  born after the stream started — to the arrival of its first book snapshot (or to its
+  removal, when it closed before any snapshot came);
+* a market born after the stream started and closed before it was ever subscribed: its life.
+
+``vouched_until`` is what the heartbeat records: the stream vouches for every fill before it,
+so a successor process repairs from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from polyfarm.stream.repair import Gap
+
+
+@dataclass
+class Coverage:
+    margin: timedelta
+    submit: Callable[[Gap], None]
+    losses: dict[int, tuple[datetime, str]] = field(default_factory=dict)
+    first_data_at: dict[int, datetime] = field(default_factory=dict)
+    # market → (wanted since, reason, monotonic time of the subscription)
+    pending_markets: dict[str, tuple[datetime, str, float]] = field(default_factory=dict)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def shard_opened(self, shard: int, wanted_since: datetime, reason: str) -> None:
+        self._lose(shard, wanted_since, reason)
+
+    def session_started(self, shard: int) -> None:
+        self.first_data_at.pop(shard, None)
+
+    def first_data(self, shard: int, markets: Iterable[str], now: datetime) -> None:
+        self.first_data_at[shard] = now
+        loss = self.losses.pop(shard, None)
+        if loss is not None:
+            start, reason = loss
+            self.submit(Gap(tuple(markets), start, now + self.margin, reason))
+
+    def session_lost(self, shard: int, newest_ms: int, reason: str) -> None:
+        """The connection died; the window opens at the newest venue time it delivered."""
+        began = self.first_data_at.pop(shard, None)
+        if began is None:
+            return  # no data this session: an earlier loss (if any) is still open
+        newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms else began
+        self._lose(shard, max(newest, began) - self.margin, f"ws_{reason}")
+
+    def shard_closed(self, shard: int) -> None:
+        self.losses.pop(shard, None)
+        self.first_data_at.pop(shard, None)
+
+    def _lose(self, shard: int, start: datetime, reason: str) -> None:
+        earlier = self.losses.get(shard)
+        if earlier is None or start < earlier[0]:
+            self.losses[shard] = (start, reason)
+
+    # -- markets --------------------------------------------------------------------------------
+
+    def market_added(self, market_id: str, since: datetime, reason: str, mono: float) -> None:
+        """Subscribed on a live connection: covered once its first snapshot arrives."""
+        self.pending_markets[market_id] = (since - self.margin, reason, mono)
+
+    def snapshot_arrived(self, market_id: str, now: datetime) -> None:
+        pending = self.pending_markets.pop(market_id, None)
+        if pending is not None:
+            start, reason, _ = pending
+            self.submit(Gap((market_id,), start, now + self.margin, reason))
+
+    def expire_pending(self, now: datetime, mono: float, after_s: float) -> None:
+        """Markets still without a snapshot ``after_s`` after subscribing (a market that
+        closed meanwhile has no book to send): their window closes now. Had the connection
+        dropped meanwhile, its own lost window covers the rest."""
+        for market_id, (_, _, added) in list(self.pending_markets.items()):
+            if mono - added >= after_s:
+                self.snapshot_arrived(market_id, now)
+
+    def market_removed(self, market_id: str, now: datetime) -> None:
+        """Unsubscribed before any snapshot (typically: closed meanwhile, so no book came):
+        its whole wanted window goes to the repairer."""
+        self.snapshot_arrived(market_id, now)
+
+    # -- heartbeat ------------------------------------------------------------------------------
+
+    def vouched_until(self, now: datetime, unrecorded: datetime | None) -> datetime:
+        """Every fill before this time is stored or known missing (in ``feed_gaps``)."""
+        starts = [start for start, _ in self.losses.values()]
+        if unrecorded is not None:
+            starts.append(unrecorded)
+        return min([now, *starts])

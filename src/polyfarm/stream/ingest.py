@@ -1,0 +1,303 @@
+"""The receive path: decoded WebSocket messages → live books, fills, rolling windows, rows.
+
+Synchronous on purpose: one message is handled without a single await, so the hot path costs
+no scheduling; rows go to bounded queues (``sink.py``) and lifecycle events to a bounded deque
+that an async task works off. Nothing here reads a clock: the receive time comes with each
+message (``received_at``, venue clock) and the frame's ``perf_counter`` stamp as an argument.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from polyfarm.collect.catalog import MarketCatalog
+from polyfarm.polymarket.domain import (
+    BestBidAsk,
+    BookSnapshot,
+    MarketResolved,
+    NewMarket,
+    PriceChange,
+    PriceLevelChange,
+    TickSizeChange,
+    TradePrint,
+)
+from polyfarm.store.rows import BookDeltaRow, TradeRow
+from polyfarm.store.stream_writes import WhaleEventRow
+from polyfarm.stream.bookcheck import BookChecker
+from polyfarm.stream.connection import Watermark
+from polyfarm.stream.livebook import LiveBook, epoch_ms
+from polyfarm.stream.repair import Gap
+from polyfarm.stream.rolling import TokenActivity, TradeTick
+from polyfarm.stream.sink import Flusher, WriteQueue
+from polyfarm.stream.trades import LiveTradeKeys, live_trade_row
+from polyfarm.stream.whales import ImpactTracker, whale_tier
+
+LIFECYCLE_MAX = 1_000
+RECENT_DELTA_MESSAGES = 4_096
+Lifecycle = NewMarket | MarketResolved
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    whale_thresholds: tuple[float, float, float]
+    whale_feature_tier: int
+
+
+class StreamIngest:
+    """State fed by every connection: books, fills, minute prices, whales and write queues."""
+
+    def __init__(
+        self,
+        *,
+        catalog: MarketCatalog,
+        config: IngestConfig,
+        books: dict[str, LiveBook],
+        trades: WriteQueue,
+        deltas: WriteQueue,
+        flusher: Flusher,
+        checker: BookChecker,
+        submit_gap: Callable[[Gap], None],
+        drop_deltas: Callable[[str, int], None],
+        snapshot_arrived: Callable[[str], None] = lambda token: None,
+    ) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.trades = trades
+        self.deltas = deltas
+        self.flusher = flusher
+        self.checker = checker
+        self.submit_gap = submit_gap
+        self.drop_deltas = drop_deltas
+        self.snapshot_arrived = snapshot_arrived
+        self.books = books
+        self.activity: dict[str, TokenActivity] = {}
+        self.capture: dict[str, str] = {}  # token → market id, for tokens whose deltas are kept
+        self.keys = LiveTradeKeys()
+        self.whales = ImpactTracker()
+        self.whale_rows: list[WhaleEventRow] = []
+        self.lifecycle: deque[Lifecycle] = deque()
+        self.counts: Counter[str] = checker.counts
+        self._recent_deltas: dict[tuple[object, ...], None] = {}
+        self._seq = 0
+        self._dispatch: dict[type, Callable[[Any, float, Watermark], None]] = {
+            PriceChange: self._price_change,
+            TradePrint: self._trade,
+            BookSnapshot: self._book,
+            BestBidAsk: self._best_bid_ask,
+            TickSizeChange: self._tick_size,
+            NewMarket: self._lifecycle,
+            MarketResolved: self._lifecycle,
+        }
+
+    # -- subscriptions --------------------------------------------------------------------------
+
+    def track(self, token_id: str, condition_id: str) -> None:
+        if token_id not in self.books:
+            self.books[token_id] = LiveBook(token_id, condition_id)
+            self.activity[token_id] = TokenActivity()
+
+    def untrack(self, token_id: str) -> None:
+        self.books.pop(token_id, None)
+        self.activity.pop(token_id, None)
+        self.capture.pop(token_id, None)
+
+    def set_capture(self, capture: dict[str, str]) -> None:
+        """Which tokens' deltas are stored (token → market id)."""
+        self.capture = capture
+        for token, book in self.books.items():
+            book.capture_market = capture.get(token)
+
+    def invalidate(self, tokens: Iterable[str]) -> None:
+        """A (re)connect: these books wait for fresh snapshots."""
+        for token in tokens:
+            book = self.books.get(token)
+            if book is not None:
+                book.invalidate()
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def handle(self, message: Any, stamp: float, mark: Watermark) -> None:
+        kind = type(message)
+        self.counts[kind.__name__] += 1
+        self._dispatch[kind](message, stamp, mark)
+
+    def _price_change(self, message: PriceChange, stamp: float, mark: Watermark) -> None:
+        ts_ms = epoch_ms(message.timestamp)
+        if ts_ms > mark.ms:
+            mark.ms = ts_ms
+        books = self.books
+        pending = self.checker.pending
+        captured: list[tuple[PriceLevelChange, str, float, float]] = []
+        for item in message.items:
+            token = item.asset_id
+            book = books.get(token)
+            if book is None or not book.ready:
+                self.counts["delta_before_snapshot"] += 1
+                continue
+            reordered = ts_ms < book.ts_ms
+            price, size = float(item.price), float(item.size)
+            if not book.apply_change(ts_ms, item.side == "BUY", price, size, item.hash):
+                self.counts["delta_in_snapshot"] += 1
+                continue
+            if reordered:  # may have overwritten a newer level: check now, not later
+                self.counts["delta_reordered"] += 1
+                self.checker.verify(token)
+            elif not book.queued:
+                book.queued = True
+                pending.append(token)
+            if book.capture_market is not None:
+                captured.append((item, book.capture_market, price, size))
+        if captured and self._fresh_delta_message(message, ts_ms):
+            for item, market_id, price, size in captured:
+                self._capture(message, item, market_id, price, size, stamp)
+
+    def _fresh_delta_message(self, message: PriceChange, ts_ms: int) -> bool:
+        """False for a repeated frame (same market, time and item hashes): deltas are
+        stored by receive position, so a repeat would be stored twice."""
+        identity = (message.market, ts_ms, tuple((i.asset_id, i.hash) for i in message.items))
+        if identity in self._recent_deltas:
+            self.counts["repeated_delta_message"] += 1
+            return False
+        self._recent_deltas[identity] = None
+        if len(self._recent_deltas) > RECENT_DELTA_MESSAGES:
+            del self._recent_deltas[next(iter(self._recent_deltas))]
+        return True
+
+    def _capture(  # the hot path passes what it already has
+        self,
+        message: PriceChange,
+        item: PriceLevelChange,
+        market_id: str,
+        price: float,
+        size: float,
+        stamp: float,
+    ) -> None:
+        if self.deltas.full:
+            self.drop_deltas(market_id, epoch_ms(message.timestamp))
+            return
+        self._seq = (self._seq + 1) % 2_000_000_000
+        row = BookDeltaRow(
+            message.timestamp,
+            item.asset_id,
+            market_id,
+            self._seq,
+            item.side,
+            price,
+            size,
+            None if item.best_bid is None else float(item.best_bid),
+            None if item.best_ask is None else float(item.best_ask),
+            message.received_at,
+        )
+        self.deltas.put(row, stamp)
+        self.flusher.nudge(self.deltas)
+
+    def _trade(self, message: TradePrint, stamp: float, mark: Watermark) -> None:
+        exchange_ms = epoch_ms(message.timestamp)
+        if exchange_ms > mark.ms:
+            mark.ms = exchange_ms
+        market = self.catalog.market_of(message.asset_id)
+        if market is None or message.asset_id not in self.books:
+            self.counts["trade_untracked_token"] += 1
+            return
+        if message.side is None:  # cannot be keyed or stored: have the Data API fill it in
+            self.counts["trade_without_side"] += 1
+            at = message.timestamp
+            self.submit_gap(
+                Gap((market.market_id,), at - timedelta(seconds=1), at, "ws fill without side")
+            )
+            return
+        key = self.keys.key(
+            message.asset_id,
+            exchange_ms,
+            message.price,
+            message.size,
+            message.side,
+            message.transaction_hash,
+        )
+        if key is None:
+            self.counts["repeated_fill"] += 1
+            return
+        row = live_trade_row(message, message.side, key, market.market_id, exchange_ms)
+        self.trades.put(row, stamp)
+        self.flusher.nudge(self.trades)
+        book = self.books[message.asset_id]
+        price_before = book.price
+        book.trade_printed(message.price)
+        self.remember(row, exchange_ms / 1000, price_before)
+
+    def remember(self, row: TradeRow, ts_s: float, price_before: float | None) -> None:
+        """Add a stored fill to the rolling window; a new whale also gets its event row
+        (whale events are idempotent, so a fill of a token no longer tracked still gets one)."""
+        notional = row.price * row.size
+        tier = whale_tier(notional, self.config.whale_thresholds)
+        activity = self.activity.get(row.token_id)
+        if activity is not None:
+            tick = TradeTick(
+                ts_s, row.price, row.size, notional, row.side == "BUY", tier, row.trade_key
+            )
+            if not activity.add_trade(tick, self.config.whale_feature_tier):
+                return  # already remembered (seen live, now repaired too)
+        if tier == 0:
+            return
+        event = WhaleEventRow(
+            row.ts,
+            row.token_id,
+            row.market_id,
+            row.trade_key,
+            row.price,
+            row.size,
+            notional,
+            row.side,
+            tier,
+            price_before,
+        )
+        self.whale_rows.append(event)
+        self.whales.watch(event, row.ts + timedelta(seconds=ts_s % 1))
+
+    def sample_prices(self, now_s: float) -> None:
+        """Each book's price into its minute ring (once a minute: off the per-message path,
+        where touching a second object per level update costs more than the update)."""
+        activity = self.activity
+        for token, book in self.books.items():
+            if book.ready:
+                price = book.price
+                if price is not None:
+                    activity[token].note_price(now_s, price)
+
+    def remember_repaired(self, rows: Iterable[TradeRow]) -> None:
+        for row in rows:
+            activity = self.activity.get(row.token_id)
+            ts_s = row.ts.timestamp()
+            before = None if activity is None else activity.price_at(ts_s - 60)
+            self.remember(row, ts_s, before)
+
+    def _book(self, message: BookSnapshot, stamp: float, mark: Watermark) -> None:
+        token = message.book.asset_id
+        book = self.books.get(token)
+        if book is None:
+            self.counts["book_untracked_token"] += 1
+            return
+        book.replace(message.book)
+        book.seen_ms = epoch_ms(message.received_at)
+        if book.ts_ms > mark.ms:
+            mark.ms = book.ts_ms
+        self.checker.changed(token)
+        self.snapshot_arrived(token)
+
+    def _tick_size(self, message: TickSizeChange, stamp: float, mark: Watermark) -> None:
+        book = self.books.get(message.asset_id)
+        if book is not None:
+            book.tick_changed(message.new_tick_size)
+
+    def _best_bid_ask(self, message: BestBidAsk, stamp: float, mark: Watermark) -> None:
+        pass  # the live book is the source of the touch; counted by type in ``handle``
+
+    def _lifecycle(self, message: Lifecycle, stamp: float, mark: Watermark) -> None:
+        if len(self.lifecycle) >= LIFECYCLE_MAX:
+            self.counts["lifecycle_dropped"] += 1  # the metadata and resolution scans catch up
+            return
+        self.lifecycle.append(message)

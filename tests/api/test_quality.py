@@ -1,0 +1,123 @@
+"""Coverage, gaps and stale markets on a few hand-made rows, with hand-computed answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from polyfarm.api.queries.quality import cadences
+from polyfarm.settings import Settings
+
+from .conftest import ClientFactory
+
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+async def _market(
+    pool: asyncpg.Pool, market_id: str, tier: int | None, closed_time: datetime | None = None
+) -> str:
+    await pool.execute(
+        "INSERT INTO markets (market_id, condition_id, question, tier, closed, closed_time) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        market_id,
+        f"0xc{market_id}",
+        f"Question {market_id}?",
+        tier,
+        closed_time is not None,
+        closed_time,
+    )
+    token = f"tok{market_id}"
+    await pool.execute(
+        "INSERT INTO tokens (token_id, market_id, condition_id, outcome, outcome_index) "
+        "VALUES ($1, $2, $3, 'Yes', 0)",
+        token,
+        market_id,
+        f"0xc{market_id}",
+    )
+    return token
+
+
+async def _snapshots(pool: asyncpg.Pool, token: str, market_id: str, minutes: list[int]) -> None:
+    await pool.executemany(
+        "INSERT INTO price_snapshots (ts, token_id, market_id, price) VALUES ($1, $2, $3, 0.5)",
+        [(NOON + timedelta(minutes=m), token, market_id) for m in minutes],
+    )
+
+
+@pytest.fixture
+async def rows(pool: asyncpg.Pool) -> asyncpg.Pool:
+    """m1: T2, snapshots 12:00-12:09 without 12:05. m2: closed at 12:04:10, snapshots until
+    12:06 (the collector learnt of the close late). m3: open, never stored."""
+    t1 = await _market(pool, "1", 2)
+    await _snapshots(pool, t1, "1", [m for m in range(10) if m != 5])
+    t2 = await _market(pool, "2", None, NOON + timedelta(minutes=4, seconds=10))
+    await _snapshots(pool, t2, "2", list(range(7)))
+    await _market(pool, "3", 3)
+    await pool.execute(
+        "INSERT INTO feed_gaps (stream, token_id, market_id, gap_start, gap_end, reason, repaired)"
+        " VALUES ('ws_trades', $1, '1', $2, $3, 'socket dropped', false),"
+        " ('ws_book', $1, '1', $4, $5, 'stall', true)",
+        t1,
+        NOON + timedelta(minutes=3),
+        NOON + timedelta(minutes=4),
+        NOON + timedelta(minutes=6),
+        NOON + timedelta(minutes=6, seconds=30),
+    )
+    return pool
+
+
+async def test_coverage_counts_cadence_slots(
+    rows: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    now = NOON + timedelta(minutes=10, seconds=30)
+    async with make_client(rows, clock=lambda: now) as client:
+        body = (await client.get("/api/data-quality/coverage", params={"hours": 2})).json()
+    assert body["start"] == "2026-03-02T11:00:00Z"
+    tiers = {t["tier"]: t for t in body["tiers"]}
+    # m1: slots 12:00 ... 12:09 (12:10 is less than one cadence old), 12:05 missing.
+    assert tiers[2] == {
+        "tier": 2,
+        "markets": 1,
+        "expected": 10,
+        "actual": 9,
+        "coverage_pct": 90.0,
+    }
+    # m2: expected until its last snapshot plus one cadence, 12:00 ... 12:06.
+    assert tiers[None]["expected"] == 7
+    assert tiers[None]["actual"] == 7
+    assert 3 not in tiers, "a market never stored has nothing expected"
+    assert [(c["hour"], c["tier"]) for c in body["hours"]] == [
+        ("2026-03-02T12:00:00Z", None),
+        ("2026-03-02T12:00:00Z", 2),
+    ]
+
+
+def test_order_book_cadences_follow_the_tiers() -> None:
+    assert cadences(Settings(), "orderbooks") == [300.0, 300.0, 300.0, 60.0, 30.0, 15.0]
+    assert cadences(Settings(), "prices") == [60.0] * 6
+
+
+async def test_gaps_and_stale_markets(rows: asyncpg.Pool, make_client: ClientFactory) -> None:
+    soon = NOON + timedelta(minutes=11)
+    async with make_client(rows, clock=lambda: soon) as client:
+        body = (await client.get("/api/data-quality/gaps")).json()
+    assert [g["stream"] for g in body["gaps"]] == ["ws_book", "ws_trades"]  # newest first
+    dropped = body["gaps"][1]
+    assert dropped["question"] == "Question 1?"
+    assert dropped["duration_s"] == 60.0
+    assert body["gaps_open"] == 1
+    assert body["gaps_total"] == 2
+    assert body["summary"] == [
+        {"stream": "ws_trades", "reason": "socket dropped", "gaps": 1, "open": 1, "seconds": 60.0},
+        {"stream": "ws_book", "reason": "stall", "gaps": 1, "open": 0, "seconds": 30.0},
+    ]
+    # m1's last snapshot is 2 minutes old (< 240 s); m3 was never stored.
+    assert [(m["market_id"], m["last_snapshot_at"]) for m in body["stale_markets"]] == [("3", None)]
+    later = NOON + timedelta(minutes=20)
+    async with make_client(rows, clock=lambda: later) as client:
+        body = (await client.get("/api/data-quality/gaps")).json()
+    assert [m["market_id"] for m in body["stale_markets"]] == ["3", "1"]
+    assert body["stale_markets"][1]["age_s"] == 11 * 60
+    assert body["stale_total"] == 2

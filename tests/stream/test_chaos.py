@@ -1,0 +1,138 @@
+"""Chaos against the simulator's faults and ground truth: no fill lost, none stored twice.
+
+Several simulated hours under random drops, silent stalls, repeated and reordered frames and
+corrupted hashes; afterwards the ``trades`` table must equal ``/_sim/truth/trades`` exactly, every
+live book must equal the simulator's, and every lost window must be in ``feed_gaps``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from polyfarm.sim import Simulator
+
+from ..conftest import Server
+from ..sim.support import make_config
+from .harness import (
+    advance,
+    settle,
+    stored_identities,
+    stream_settings,
+    streaming,
+    truth_identity,
+    truth_trades,
+    wait_for,
+)
+
+CHAOS = "ws_drop=0.001,ws_stall=0.0004,ws_duplicate=0.02,ws_out_of_order=0.02,hash_mismatch=0.02"
+HOURS = 3
+STEP_S = 20
+
+
+@pytest.fixture
+def server(plain_server: Server) -> Server:
+    return plain_server  # TimescaleDB adds nothing to this scenario
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    config = make_config(markets=40, seed=23, new_markets_per_hour=4.0, trade_rate=0.015)
+    async with Simulator(config) as simulator:
+        yield simulator
+
+
+@pytest.mark.timeout(240)
+async def test_chaos_hours_lose_no_fill_and_store_none_twice(
+    sim: Simulator, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    settings = stream_settings(sim, tmp_path, stall_timeout_s=0.6)
+    async with streaming(sim, pool, settings) as s:
+        run = s.run
+        run.checker.refetch_min_interval_s = 0.5
+        began_ms = sim.clock.now_ms()
+        sim.faults.set(CHAOS)
+        for step in range(HOURS * 3600 // STEP_S):
+            await advance(sim, STEP_S, 1)
+            if step % 90 == 89:  # a metadata scan every 30 simulated minutes
+                await s.cycle("metadata")
+        await settle(sim, run)
+        books = await s.collection.clob.get_books(list(run.books))
+        live = {t: b for t, b in run.books.items() if b.ready}
+        unequal = [t for t, b in live.items() if t in books.items and not b.matches(books.items[t])]
+        injected = Counter(sim.faults.counts)
+        stats = run.repairer.stats
+        counts = Counter(run.counts)
+        lost_sessions = sum(c.sessions - 1 for c, _, _ in run.connections.values())
+
+    truth = [t for t in await truth_trades(sim) if t["timestamp_ms"] > began_ms]
+    expected = Counter(truth_identity(t) for t in truth)
+    stored = await stored_identities(pool)
+    missing = expected - stored
+    extra = stored - expected
+    assert len(truth) > 3000, "the scenario must be busy enough to mean something"
+    assert not missing, f"{sum(missing.values())} of {len(truth)} fills missing"
+    assert not extra, f"{sum(extra.values())} fills stored that never happened (or twice)"
+    assert await pool.fetchval("SELECT count(*) FROM trades") == len(truth)
+
+    # The faults really happened, and each was met where it should be.
+    print("faults injected:", dict(injected), "stream:", dict(counts), stats)
+    assert injected["ws_drop"] >= 5, injected
+    assert injected["ws_stall"] >= 3, injected
+    assert injected["ws_duplicate"] >= 50, injected
+    assert injected["ws_out_of_order"] >= 50, injected
+    assert counts["repeated_fill"] > 0, "repeated frames carried fills that were dropped"
+    assert counts["hash_mismatch"] > 0, counts
+    assert counts["refetch_replaced"] > 0, counts
+    # Every drop and stall cost its socket (give or take one on a connection we closed
+    # ourselves because its markets ended before the fault showed).
+    assert lost_sessions >= 0.9 * (injected["ws_drop"] + injected["ws_stall"]) - 1
+    assert counts["stall_confirmed"] >= 0.9 * injected["ws_stall"] - 1, counts
+    assert stats.trades_found > 0, stats
+    assert stats.unrepaired == 0, stats
+    live_share = await pool.fetchval("SELECT count(*) FROM trades WHERE source = 'ws'") / len(truth)
+    assert live_share > 0.5, f"only {live_share:.0%} of fills came live: the faults drown the test"
+
+    # After recovery every live book equals the venue's.
+    assert len(live) >= 60
+    assert unequal == [], f"{len(unequal)} live books differ from the simulator"
+
+    # Every lost trade window is known; all of them were repaired.
+    gaps = await pool.fetch("SELECT reason, repaired FROM feed_gaps WHERE stream = 'ws_trades'")
+    reasons = Counter(g["reason"].split(";")[0] for g in gaps)
+    assert reasons["ws_stall"] > 0, reasons
+    assert reasons["ws_closed"] > 0, reasons
+    assert reasons["new market"] > 0, reasons
+    assert all(g["repaired"] for g in gaps)
+
+
+@pytest.mark.timeout(60)
+async def test_a_silent_stall_is_detected_within_the_watchdog_window(
+    sim: Simulator, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    settings = stream_settings(sim, tmp_path, stall_timeout_s=1.5)
+    async with streaming(sim, pool, settings) as s:
+        run = s.run
+        await advance(sim, 20, 5, pause_s=0.05)
+        conn = next(c for c, _, _ in run.connections.values())
+        stream = conn.stream
+        assert stream is not None
+        sessions, pongs = conn.sessions, run.ws_counters.get("ws_control_pong")
+        sim.faults.set("ws_stall=1.0")  # the next message stalls every connection
+        await advance(sim, 5, 1, pause_s=0)
+        sim.faults.clear()
+        await wait_for(lambda: stream.last_data_at is not None, "data before the stall")
+        last_data = stream.last_data_at
+        await wait_for(lambda: conn.sessions > sessions, "the socket to be replaced", 10)
+        detected = time.monotonic()
+        assert last_data is not None
+        silence = detected - last_data
+        assert 1.5 <= silence <= 1.5 + 1.2, f"stall detected after {silence:.2f} s of silence"
+        assert run.ws_counters.get("ws_control_pong") > pongs + 3, "PONGs kept coming"
+        assert conn.stalls >= 1
+        await wait_for(lambda: all(b.ready for b in run.books.values()), "fresh snapshots")

@@ -1,0 +1,158 @@
+"""Rolling windows, whale impact, shard packing and lost-window bookkeeping (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from polyfarm.store.stream_writes import WhaleEventRow
+from polyfarm.stream.coverage import Coverage
+from polyfarm.stream.repair import Gap
+from polyfarm.stream.rolling import TokenActivity, TradeTick
+from polyfarm.stream.shards import ShardPlan
+from polyfarm.stream.whales import ImpactTracker, impact, whale_tier
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+S0 = T0.timestamp()
+
+
+def tick(ts: float, key: bytes, tier: int = 0) -> TradeTick:
+    return TradeTick(ts, 0.5, 10.0, 5.0, True, tier, key)
+
+
+# -- rolling windows ------------------------------------------------------------------------
+
+
+def test_window_keeps_one_hour_and_counts_a_fill_once() -> None:
+    activity = TokenActivity()
+    assert activity.add_trade(tick(S0, b"a"), 2)
+    assert not activity.add_trade(tick(S0, b"a"), 2)  # the same fill again (repair)
+    assert activity.add_trade(tick(S0 + 1800, b"b", tier=2), 2)
+    assert activity.add_trade(tick(S0 + 900, b"c"), 2)  # late, older than the newest
+    assert [t.key for t in activity.recent_trades(S0 + 1800)] == [b"a", b"c", b"b"]
+    assert [t.key for t in activity.recent_trades(S0 + 3601)] == [b"c", b"b"]
+    assert activity.add_trade(tick(S0, b"a"), 2)  # forgotten once it left the window
+    assert (activity.last_trade_s, activity.last_whale_s) == (S0 + 1800, S0 + 1800)
+
+
+def test_minute_prices_carry_forward() -> None:
+    activity = TokenActivity()
+    activity.note_price(S0 - 7200, 0.30)  # long before the hour
+    activity.note_price(S0 + 5, 0.40)
+    activity.note_price(S0 + 50, 0.41)  # last in its minute wins
+    activity.note_price(S0 + 125, 0.45)
+    activity.note_price(S0 + 60, 0.99)  # older minute than the current one: ignored
+    prices = activity.minute_prices(S0 + 180, span=5)
+    # minutes S0-2m .. S0+3m; before S0 the price of two hours ago still holds
+    assert prices == [0.30, 0.30, 0.41, 0.41, 0.45, 0.45]
+    assert activity.price_at(S0 + 70) == 0.41
+    assert activity.price_at(S0 - 120) == 0.30
+    fresh = TokenActivity()
+    fresh.note_price(S0 + 125, 0.45)
+    assert fresh.minute_prices(S0 + 180, span=2) == [None, 0.45, 0.45]
+    assert fresh.price_at(S0) is None
+
+
+# -- whales -----------------------------------------------------------------------------------
+
+
+def test_whale_tiers_by_notional() -> None:
+    thresholds = (500.0, 2_000.0, 10_000.0)
+    assert [whale_tier(x, thresholds) for x in (499.99, 500, 1999, 2000, 10_000, 1e6)] == [
+        0,
+        1,
+        1,
+        2,
+        3,
+        3,
+    ]
+
+
+def test_impact_is_signed_by_the_whale_side() -> None:
+    assert impact(0.50, 0.53, True) == pytest.approx(0.03)
+    assert impact(0.50, 0.53, False) == pytest.approx(-0.03)
+    assert impact(None, 0.5, True) is None
+
+
+def test_impacts_come_due_at_one_and_five_minutes() -> None:
+    tracker = ImpactTracker()
+    event = WhaleEventRow(T0, "t", "m", b"k", 0.5, 5000, 2500, "SELL", 2, 0.50)
+    tracker.watch(event, T0)
+    prices = {T0 + timedelta(minutes=1): 0.48, T0 + timedelta(minutes=5): 0.45}
+
+    def price_of(token: str, at: datetime) -> float | None:
+        return prices.get(at)
+
+    assert tracker.due(T0 + timedelta(seconds=59), price_of) == []
+    (one,) = tracker.due(T0 + timedelta(minutes=2), price_of)
+    assert (one.minutes, one.price_after, one.impact) == (1, 0.48, pytest.approx(0.02))
+    (five,) = tracker.due(T0 + timedelta(minutes=6), price_of)
+    assert (five.minutes, five.impact) == (5, pytest.approx(0.05))
+    assert len(tracker) == 0
+
+
+def test_tracker_is_bounded() -> None:
+    tracker = ImpactTracker(capacity=1)
+    event = WhaleEventRow(T0, "t", "m", b"k", 0.5, 5000, 2500, "BUY", 2, 0.5)
+    tracker.watch(event, T0)
+    tracker.watch(event, T0)
+    assert (len(tracker), tracker.dropped) == (1, 1)
+
+
+# -- shards -----------------------------------------------------------------------------------
+
+
+def test_markets_are_packed_kept_in_place_and_shards_closed_when_empty() -> None:
+    plan = ShardPlan(capacity=4)
+    first = plan.sync({"a": ("a1", "a2"), "b": ("b1", "b2"), "c": ("c1", "c2")})
+    assert [(c.shard, c.opened, c.subscribe) for c in first] == [
+        (0, True, ("a1", "a2", "b1", "b2")),
+        (1, True, ("c1", "c2")),
+    ]
+    second = plan.sync({"b": ("b1", "b2"), "c": ("c1", "c2"), "d": ("d1", "d2")})
+    assert [(c.shard, c.subscribe, c.unsubscribe) for c in second] == [
+        (0, ("d1", "d2"), ("a1", "a2")),
+    ]
+    assert plan.shard_of("c") == 1  # never moved
+    third = plan.sync({"b": ("b1", "b2"), "d": ("d1", "d2")})
+    assert [(c.shard, c.unsubscribe, c.closed) for c in third] == [(1, ("c1", "c2"), True)]
+    assert plan.assets(0) == ["b1", "b2", "d1", "d2"]
+    assert all(plan.load(s) <= 4 for s in plan.markets)
+
+
+# -- coverage -----------------------------------------------------------------------------------
+
+
+def test_lost_sessions_become_gaps_from_the_newest_data_to_the_next_data() -> None:
+    gaps: list[Gap] = []
+    coverage = Coverage(timedelta(seconds=5), gaps.append)
+    coverage.shard_opened(0, T0, "connect")
+    coverage.session_started(0)
+    coverage.first_data(0, ["m1"], T0 + timedelta(seconds=2))
+    assert gaps == [Gap(("m1",), T0, T0 + timedelta(seconds=7), "connect")]
+    newest = T0 + timedelta(seconds=100)
+    coverage.session_lost(0, int(newest.timestamp() * 1000), "stall")
+    assert coverage.vouched_until(T0 + timedelta(hours=1), None) == newest - timedelta(seconds=5)
+    coverage.session_started(0)
+    coverage.session_lost(0, 0, "closed")  # no data at all: the first loss stays open
+    coverage.session_started(0)
+    coverage.first_data(0, ["m1", "m2"], T0 + timedelta(seconds=300))
+    assert gaps[-1] == Gap(
+        ("m1", "m2"),
+        newest - timedelta(seconds=5),
+        T0 + timedelta(seconds=305),
+        "ws_stall",
+    )
+    assert coverage.vouched_until(T0 + timedelta(hours=1), None) == T0 + timedelta(hours=1)
+
+
+def test_markets_added_later_are_covered_from_their_first_snapshot() -> None:
+    gaps: list[Gap] = []
+    coverage = Coverage(timedelta(seconds=5), gaps.append)
+    coverage.market_added("m9", T0, "new market", 0.0)
+    coverage.snapshot_arrived("m9", T0 + timedelta(seconds=30))
+    coverage.snapshot_arrived("m9", T0 + timedelta(seconds=40))  # only once
+    assert gaps == [
+        Gap(("m9",), T0 - timedelta(seconds=5), T0 + timedelta(seconds=35), "new market")
+    ]
