@@ -61,10 +61,20 @@ check: $(STAMP) $(DASHBOARD_BUILT) chromium
 	$(RUN)/ruff check src tests bench
 	$(RUN)/mypy
 	cd $(DASHBOARD) && npm run typecheck
+	$(RUN)/uv export --frozen --no-hashes --no-emit-project --quiet > .venv/requirements.txt
+	$(RUN)/pip-audit --requirement .venv/requirements.txt --no-deps --disable-pip --progress-spinner off
 	$(RUN)/pytest
 
+# Every benchmark, each printing its table and (with --json) a JSON last line. See BENCHMARKS.md.
 bench: $(STAMP)
 	$(RUN)/python bench/ingest.py
+	$(RUN)/python bench/sim_scale.py
+	$(RUN)/python bench/stream.py
+	$(RUN)/python bench/cycle.py
+
+# The daemon against the injured simulator; exits non-zero on any missing or duplicated trade.
+chaos: $(STAMP)
+	$(RUN)/python bench/chaos.py --json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DASHBOARD)/dist $(DASHBOARD)/node_modules

@@ -43,7 +43,7 @@ POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 PHASES: list[tuple[str, str]] = [
     ("warm-up", ""),
     ("ws drops", "ws_drop=0.002"),
-    ("silent stalls", "ws_stall=0.0005"),
+    ("silent stalls", "ws_stall=0.005"),
     ("429 storm", "http_429=0.5,retry_after_s=1"),
     ("malformed frames", "ws_malformed=0.01,malformed_json=0.05,truncated_json=0.05"),
     ("dup/out-of-order/hash", "ws_duplicate=0.02,ws_out_of_order=0.02,hash_mismatch=0.02"),
@@ -166,7 +166,7 @@ async def fault_phases(
     run: Run, http: aiohttp.ClientSession, base: str, dsn: str, phase_s: float
 ) -> None:
     for name, spec in PHASES:
-        print(f"phase: {name} ({spec or 'no faults'})", file=sys.stderr)
+        print(f"phase: {name} ({spec or 'no faults'}) from {time.time():.0f}", file=sys.stderr)
         await set_faults(http, base, spec)
         await asyncio.sleep(phase_s)
         await set_faults(http, base, "")
@@ -174,7 +174,7 @@ async def fault_phases(
 
 
 async def database_outage(run: Run, server: EmbeddedPostgres, dsn: str, seconds: float) -> None:
-    print(f"phase: database stopped for {seconds:.0f} s", file=sys.stderr)
+    print(f"phase: database stopped for {seconds:.0f} s from {time.time():.0f}", file=sys.stderr)
     await asyncio.to_thread(server.stop)
     await asyncio.sleep(seconds)
     await asyncio.to_thread(server.start)
@@ -182,7 +182,7 @@ async def database_outage(run: Run, server: EmbeddedPostgres, dsn: str, seconds:
 
 
 async def kill_and_restart(run: Run, urls: dict[str, str], dsn: str, data_dir: Path) -> None:
-    print("phase: kill -9 of the daemon, then a restart", file=sys.stderr)
+    print(f"phase: kill -9 of the daemon, then a restart at {time.time():.0f}", file=sys.stderr)
     assert run.daemon is not None
     run.daemon.send_signal(signal.SIGKILL)
     await run.daemon.wait()
@@ -232,6 +232,10 @@ async def compare(
     )
     missing = truth - stored
     duplicated = stored - truth
+    for identity in sorted(missing, key=lambda key: key[1])[:20]:
+        print(
+            f"missing: token …{identity[0][-6:]} at {identity[1]} ({identity[2:]})", file=sys.stderr
+        )
     return {
         "trades_emitted": sum(truth.values()),
         "trades_stored": sum(stored.values()),

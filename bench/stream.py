@@ -11,11 +11,15 @@ mode runs in its own process, pinned to one CPU, against a fresh migrated databa
 * ``baseline`` — the naive path: ``json.loads``, dict-of-``Decimal`` books, and ``executemany``
   INSERTs of the same trade and delta rows.
 
-Reported: sustained messages/s (the snapshot load is timed apart), frame-to-committed-row
-latency p50/p99, and the process RSS with every live book held. ``--json`` puts one JSON object
-on the last line.
+Three phases per mode: the snapshot load (timed apart); then frames as fast as the path takes
+them with its writes keeping up (the backlog of queued rows is bounded), giving the sustained
+messages/s; then the last ``--paced`` frames offered at ``--rate`` messages/s (25,000 = 2.5x the
+whole venue), giving frame-to-committed-row latency p50/p99, counted from when each frame was
+due, so a path that falls behind shows it. Then the process RSS with every live book held.
+``--capture-all`` stores every ``price_change`` (default: the tiers of
+``websocket.capture_delta_tiers``). ``--json`` puts one JSON object on the last line.
 
-    python bench/stream.py [--markets 20000] [--messages 400000] [--json] [--dsn ...]
+    python bench/stream.py [--markets 20000] [--messages 400000] [--capture-all] [--json]
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import asyncio
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -42,85 +45,24 @@ from polyfarm.store.database import create_pool
 from polyfarm.store.embedded import EmbeddedPostgres
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+from stream_frames import START_S, frames, generate, utc  # noqa: E402
 
-START_S = 1_772_366_400.0  # 2026-03-01 12:00 UTC
 YIELD_EVERY = 32  # frames between turns of the event loop (the socket gives one per frame)
 SOFT_BACKLOG = 20_000  # queued rows at which the unpaced phase waits for the writes
 WIDTHS = (10, 9, 9, 8, 8)
-HEADER = struct.Struct("<IB")  # frame length, 1 = snapshot phase
-
-
-# -- frames -------------------------------------------------------------------------------------
-
-
-def generate(path: Path, markets: int, messages: int, seed: int) -> dict[str, Any]:
-    """Write the snapshot dump and ``messages`` stream frames; returns the world's layout."""
-    from polyfarm.collect.tiers import tier_for
-    from polyfarm.settings import TierSettings
-    from polyfarm.sim import wsmessages
-    from polyfarm.sim.world import World, WorldParams
-
-    world = World(WorldParams(markets=markets, seed=seed), START_S)
-    layout = []
-    with path.open("wb") as out:
-        for market in world.markets:
-            if world.open_book(market):
-                for is_yes in (True, False):
-                    _write(out, wsmessages.book_message(market, is_yes), 1)
-                end = _utc(market.end_s)
-                tier = tier_for(end, False, _utc(START_S), TierSettings())
-                ids = (market.gamma_id, market.condition_id, market.yes_token, market.no_token)
-                layout.append((*ids, tier))
-        written, now = 0, START_S
-        while written < messages:
-            now += 1.0
-            for event in world.step(now):
-                for outbound in wsmessages.encode(event):
-                    _write(out, outbound.payload, 0)
-                    written += 1
-    return {"markets": layout, "messages": written}
-
-
-def _write(out: Any, payload: bytes, phase: int) -> None:
-    out.write(HEADER.pack(len(payload), phase))
-    out.write(payload)
-
-
-def _utc(epoch: float) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def frames(path: Path, *, skip: bool = False) -> Iterator[tuple[bytes, int]]:
-    """(frame, phase) pairs read as they go; ``skip`` only walks the headers."""
-    with path.open("rb", buffering=4 * 2**20) as source:
-        while header := source.read(HEADER.size):
-            size, phase = HEADER.unpack(header)
-            if skip:
-                source.seek(size, os.SEEK_CUR)
-                yield b"", phase
-            else:
-                yield source.read(size), phase
 
 
 # -- the polyfarm path --------------------------------------------------------------------------
 
 
-def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool) -> Any:
-    from collections import Counter
+def bench_catalog(layout: list[list[Any]], settings: Any) -> Any:
+    """The catalogue the collector would hold for this world (tiers by hours to close)."""
     from dataclasses import replace
 
     from polyfarm.collect.catalog import MarketCatalog
     from polyfarm.polymarket.domain import MarketInfo, TokenInfo
-    from polyfarm.settings import Settings
-    from polyfarm.store.rows import BOOK_DELTAS, TRADES
-    from polyfarm.store.writer import BulkWriter
-    from polyfarm.stream.bookcheck import BookChecker
-    from polyfarm.stream.ingest import IngestConfig, StreamIngest
-    from polyfarm.stream.sink import Flusher, WriteQueue
 
-    settings = Settings()
     catalog = MarketCatalog(settings.tiers)
     for market_id, condition, yes, no, tier in layout:
         tokens = (
@@ -130,8 +72,23 @@ def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool)
         info = MarketInfo(
             market_id=str(market_id), condition_id=condition, question="", tokens=tokens
         )
-        catalog.add_announced(info, _utc(START_S))
+        catalog.add_announced(info, utc(START_S))
         catalog.markets[str(market_id)] = replace(catalog.markets[str(market_id)], tier=tier)
+    return catalog
+
+
+def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool) -> Any:
+    from collections import Counter
+
+    from polyfarm.settings import Settings
+    from polyfarm.store.rows import BOOK_DELTAS, TRADES
+    from polyfarm.store.writer import BulkWriter
+    from polyfarm.stream.bookcheck import BookChecker
+    from polyfarm.stream.ingest import IngestConfig, StreamIngest
+    from polyfarm.stream.sink import Flusher, WriteQueue
+
+    settings = Settings()
+    catalog = bench_catalog(layout, settings)
     books: dict[str, Any] = {}
     dropped: Counter[str] = Counter()
     checker = BookChecker(books, None, settings.websocket, dropped)  # type: ignore[arg-type]
@@ -170,14 +127,14 @@ async def run_stream(
     from polyfarm.polymarket.domain import Counters
     from polyfarm.polymarket.ws_protocol import MarketProtocol
     from polyfarm.stream.connection import Watermark
+    from polyfarm.stream.housekeeping import freeze_long_lived
 
     pool = await create_pool(dsn, min_size=2, max_size=4)
     ingest, flusher, checker, settings = build_stream(layout, pool, capture_all)
     protocol = MarketProtocol([], ping_interval_s=10.0, counters=Counters())
     mark = Watermark()
 
-    async def handle(frame: bytes) -> int:
-        stamp = time.perf_counter()
+    async def handle(frame: bytes, stamp: float) -> int:
         result = protocol.receive(frame, received_at=datetime.now(UTC), now=stamp)
         for message in result.messages:
             ingest.handle(message, stamp, mark)
@@ -190,7 +147,9 @@ async def run_stream(
     async with asyncio.TaskGroup() as group:
         group.create_task(flusher.run(intake_done))
         group.create_task(_verify_loop(checker, settings, stop))
-        report = await drive(path, handle, backlog, flusher.latencies, paced, rate)
+        report = await drive(
+            path, handle, backlog, flusher.latencies, paced, rate, freeze_long_lived
+        )
         intake_done.set()
         stop.set()
     report.update(
@@ -212,11 +171,12 @@ async def _verify_loop(checker: Any, settings: Any, stop: asyncio.Event) -> None
 
 async def drive(
     path: Path,
-    handle: Callable[[bytes], Awaitable[int]],
+    handle: Callable[[bytes, float], Awaitable[int]],
     backlog: Callable[[], Awaitable[int]],
     latencies: Any,
     paced: int,
     rate: float,
+    freeze: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Snapshots, then as fast as the writes keep up (bounded backlog), then ``paced``
     frames at ``rate`` messages/s for the latency figures. Frames are read as they go."""
@@ -226,9 +186,10 @@ async def drive(
     snapshots = 0
     first = next(source)
     while first[1] == 1:
-        snapshots += await handle(first[0])
+        snapshots += await handle(first[0], time.perf_counter())
         first = next(source)
     loaded = time.perf_counter()
+    freeze()  # what the stream does once its first snapshots are in
     fast = await _fast(chain([first], source), total - paced, handle, backlog)
     fast_done = time.perf_counter()
     latencies.clear()
@@ -248,12 +209,12 @@ async def drive(
 async def _fast(
     source: Iterator[tuple[bytes, int]],
     count: int,
-    handle: Callable[[bytes], Awaitable[int]],
+    handle: Callable[[bytes, float], Awaitable[int]],
     backlog: Callable[[], Awaitable[int]],
 ) -> int:
     done = 0
     for index, (frame, _) in enumerate(islice(source, count)):
-        done += await handle(frame)
+        done += await handle(frame, time.perf_counter())
         if index % YIELD_EVERY == 0:
             await asyncio.sleep(0)
             while await backlog() > SOFT_BACKLOG:  # noqa: ASYNC110 - the writes set the pace
@@ -270,18 +231,19 @@ async def _drained(backlog: Callable[[], Awaitable[int]]) -> None:
 
 async def _paced(
     source: Iterator[tuple[bytes, int]],
-    handle: Callable[[bytes], Awaitable[int]],
+    handle: Callable[[bytes, float], Awaitable[int]],
     backlog: Callable[[], Awaitable[int]],
     rate: float,
 ) -> int:
     done, start = 0, time.perf_counter()
     for index, (frame, _) in enumerate(source):
-        ahead = start + done / rate - time.perf_counter()
-        if ahead > 0:
+        due = start + done / rate  # when the venue would have sent it: latency counts from
+        ahead = due - time.perf_counter()  # here, so falling behind shows (no coordinated
+        if ahead > 0:  # omission)
             await asyncio.sleep(ahead)
         elif index % YIELD_EVERY == 0:
             await asyncio.sleep(0)  # behind schedule: still let the writes run
-        done += await handle(frame)
+        done += await handle(frame, due)
     await _drained(backlog)
     return done
 
@@ -298,8 +260,8 @@ async def run_baseline(
     conn = await asyncpg.connect(dsn)
     recorder = NaiveRecorder(conn, layout, capture_all)
 
-    async def handle(frame: bytes) -> int:
-        return await recorder.handle(frame, time.perf_counter())
+    async def handle(frame: bytes, stamp: float) -> int:
+        return await recorder.handle(frame, stamp)
 
     async def backlog() -> int:  # it writes inline, every 500 rows; flush the remainder
         if recorder.stamps and time.perf_counter() - recorder.stamps[0] > 0.2:

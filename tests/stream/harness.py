@@ -115,7 +115,7 @@ async def advance(sim: Simulator, seconds: float, steps: int, pause_s: float = 0
 
 
 def quiet(run: StreamRun) -> bool:
-    connected = all(c.stream is not None for c, _, _ in run.connections.values())
+    connected = all(s.connection.stream is not None for s in run.subscriptions.shards.values())
     return (
         connected
         and run.repairer.idle

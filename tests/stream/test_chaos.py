@@ -68,7 +68,7 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
         injected = Counter(sim.faults.counts)
         stats = run.repairer.stats
         counts = Counter(run.counts)
-        lost_sessions = sum(c.sessions - 1 for c, _, _ in run.connections.values())
+        lost_sessions = sum(s.connection.sessions - 1 for s in run.subscriptions.shards.values())
 
     truth = [t for t in await truth_trades(sim) if t["timestamp_ms"] > began_ms]
     expected = Counter(truth_identity(t) for t in truth)
@@ -119,7 +119,7 @@ async def test_a_silent_stall_is_detected_within_the_watchdog_window(
     async with streaming(sim, pool, settings) as s:
         run = s.run
         await advance(sim, 20, 5, pause_s=0.05)
-        conn = next(c for c, _, _ in run.connections.values())
+        conn = next(iter(run.subscriptions.shards.values())).connection
         stream = conn.stream
         assert stream is not None
         sessions, pongs = conn.sessions, run.ws_counters.get("ws_control_pong")

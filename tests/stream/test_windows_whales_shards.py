@@ -156,3 +156,16 @@ def test_markets_added_later_are_covered_from_their_first_snapshot() -> None:
     assert gaps == [
         Gap(("m9",), T0 - timedelta(seconds=5), T0 + timedelta(seconds=35), "new market")
     ]
+
+
+def test_a_first_start_promises_nothing_before_data_but_does_not_vouch_past_it() -> None:
+    gaps: list[Gap] = []
+    coverage = Coverage(timedelta(seconds=5), gaps.append)
+    coverage.shard_opened(0, T0)
+    later = T0 + timedelta(minutes=10)
+    assert coverage.vouched_until(later, None) == T0, "no data yet: nothing vouched since T0"
+    coverage.session_started(0)
+    coverage.first_data(0, ["m1"], later)
+    assert gaps == []
+    assert coverage.vouched_until(later, None) == later
+    assert coverage.vouched_until(later, T0) == T0  # a lost window not yet in feed_gaps

@@ -6,8 +6,8 @@ turned into a ``Gap`` for the repairer, widened by ``margin`` on both sides:
 
 * a lost session: from the newest venue time it delivered (or its first data) to the first
   data of the next session;
-* a new connection, and a restart of the whole stream: from when coverage was wanted (now, or
-  the last heartbeat of the previous process) to the first data;
+* a restart of the whole stream: from the last heartbeat of the previous process to the first
+  data of each new connection (a first start promises nothing before its first data);
 * a market added to a live connection: from its subscription — or its creation, for a market
   born after the stream started — to the arrival of its first book snapshot (or to its
   removal, when it closed before any snapshot came);
@@ -31,20 +31,28 @@ class Coverage:
     margin: timedelta
     submit: Callable[[Gap], None]
     losses: dict[int, tuple[datetime, str]] = field(default_factory=dict)
+    awaiting: dict[int, datetime] = field(default_factory=dict)  # new, no data yet
     first_data_at: dict[int, datetime] = field(default_factory=dict)
     # market → (wanted since, reason, monotonic time of the subscription)
     pending_markets: dict[str, tuple[datetime, str, float]] = field(default_factory=dict)
 
     # -- connections ----------------------------------------------------------------------------
 
-    def shard_opened(self, shard: int, wanted_since: datetime, reason: str) -> None:
-        self._lose(shard, wanted_since, reason)
+    def shard_opened(self, shard: int, since: datetime, reason: str | None = None) -> None:
+        """A new connection. With a ``reason`` (a restart) the window from ``since`` to its
+        first data is repaired; without, nothing is promised before its first data, but the
+        heartbeat does not vouch past ``since`` until then."""
+        if reason is None:
+            self.awaiting[shard] = since
+        else:
+            self._lose(shard, since, reason)
 
     def session_started(self, shard: int) -> None:
         self.first_data_at.pop(shard, None)
 
     def first_data(self, shard: int, markets: Iterable[str], now: datetime) -> None:
         self.first_data_at[shard] = now
+        self.awaiting.pop(shard, None)
         loss = self.losses.pop(shard, None)
         if loss is not None:
             start, reason = loss
@@ -60,6 +68,7 @@ class Coverage:
 
     def shard_closed(self, shard: int) -> None:
         self.losses.pop(shard, None)
+        self.awaiting.pop(shard, None)
         self.first_data_at.pop(shard, None)
 
     def _lose(self, shard: int, start: datetime, reason: str) -> None:
@@ -96,7 +105,7 @@ class Coverage:
 
     def vouched_until(self, now: datetime, unrecorded: datetime | None) -> datetime:
         """Every fill before this time is stored or known missing (in ``feed_gaps``)."""
-        starts = [start for start, _ in self.losses.values()]
+        starts = [start for start, _ in self.losses.values()] + list(self.awaiting.values())
         if unrecorded is not None:
             starts.append(unrecorded)
         return min([now, *starts])

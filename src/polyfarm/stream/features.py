@@ -34,6 +34,8 @@ from polyfarm.stream.rolling import TradeTick
 
 Value = float | int | bool | None
 RETURN_MINUTES = (1, 5, 15, 60)
+BID_DEPTHS = ("bid_depth_5", "bid_depth_10", "bid_depth_20", "bid_depth_50")
+ASK_DEPTHS = ("ask_depth_5", "ask_depth_10", "ask_depth_20", "ask_depth_50")
 
 
 @dataclass(frozen=True)
@@ -174,20 +176,8 @@ def _price_and_book(inputs: FeatureInputs) -> dict[str, Value]:
         "best_ask": s.best_ask,
         "spread": s.spread,
         "last_trade_price": inputs.last_trade_price,
-        **dict(
-            zip(
-                ("bid_depth_5", "bid_depth_10", "bid_depth_20", "bid_depth_50"),
-                s.bid_depth,
-                strict=True,
-            )
-        ),
-        **dict(
-            zip(
-                ("ask_depth_5", "ask_depth_10", "ask_depth_20", "ask_depth_50"),
-                s.ask_depth,
-                strict=True,
-            )
-        ),
+        **dict(zip(BID_DEPTHS, s.bid_depth, strict=True)),
+        **dict(zip(ASK_DEPTHS, s.ask_depth, strict=True)),
         "bid_levels": s.bid_levels,
         "ask_levels": s.ask_levels,
         "book_imbalance": s.imbalance,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -47,42 +47,31 @@ class IngestConfig:
     whale_feature_tier: int
 
 
+@dataclass(kw_only=True)
 class StreamIngest:
     """State fed by every connection: books, fills, minute prices, whales and write queues."""
 
-    def __init__(
-        self,
-        *,
-        catalog: MarketCatalog,
-        config: IngestConfig,
-        books: dict[str, LiveBook],
-        trades: WriteQueue,
-        deltas: WriteQueue,
-        flusher: Flusher,
-        checker: BookChecker,
-        submit_gap: Callable[[Gap], None],
-        drop_deltas: Callable[[str, int], None],
-        snapshot_arrived: Callable[[str], None] = lambda token: None,
-    ) -> None:
-        self.catalog = catalog
-        self.config = config
-        self.trades = trades
-        self.deltas = deltas
-        self.flusher = flusher
-        self.checker = checker
-        self.submit_gap = submit_gap
-        self.drop_deltas = drop_deltas
-        self.snapshot_arrived = snapshot_arrived
-        self.books = books
-        self.activity: dict[str, TokenActivity] = {}
-        self.capture: dict[str, str] = {}  # token → market id, for tokens whose deltas are kept
-        self.keys = LiveTradeKeys()
-        self.whales = ImpactTracker()
-        self.whale_rows: list[WhaleEventRow] = []
-        self.lifecycle: deque[Lifecycle] = deque()
-        self.counts: Counter[str] = checker.counts
-        self._recent_deltas: dict[tuple[object, ...], None] = {}
-        self._seq = 0
+    catalog: MarketCatalog
+    config: IngestConfig
+    books: dict[str, LiveBook]
+    trades: WriteQueue
+    deltas: WriteQueue
+    flusher: Flusher
+    checker: BookChecker
+    submit_gap: Callable[[Gap], None]
+    drop_deltas: Callable[[str, int], None]
+    snapshot_arrived: Callable[[str], None] = lambda token: None
+    activity: dict[str, TokenActivity] = field(default_factory=dict)
+    capture: dict[str, str] = field(default_factory=dict)  # token → market id of kept deltas
+    keys: LiveTradeKeys = field(default_factory=LiveTradeKeys)
+    whales: ImpactTracker = field(default_factory=ImpactTracker)
+    whale_rows: list[WhaleEventRow] = field(default_factory=list)
+    lifecycle: deque[Lifecycle] = field(default_factory=deque)
+    _recent_deltas: dict[tuple[object, ...], None] = field(default_factory=dict)
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts: Counter[str] = self.checker.counts
         self._dispatch: dict[type, Callable[[Any, float, Watermark], None]] = {
             PriceChange: self._price_change,
             TradePrint: self._trade,
@@ -199,34 +188,28 @@ class StreamIngest:
         exchange_ms = epoch_ms(message.timestamp)
         if exchange_ms > mark.ms:
             mark.ms = exchange_ms
-        market = self.catalog.market_of(message.asset_id)
-        if market is None or message.asset_id not in self.books:
+        token = message.asset_id
+        market = self.catalog.market_of(token)
+        if market is None or token not in self.books:
             self.counts["trade_untracked_token"] += 1
             return
         if message.side is None:  # cannot be keyed or stored: have the Data API fill it in
             self.counts["trade_without_side"] += 1
             at = message.timestamp
-            self.submit_gap(
-                Gap((market.market_id,), at - timedelta(seconds=1), at, "ws fill without side")
-            )
+            gap = Gap((market.market_id,), at - timedelta(seconds=1), at, "ws fill without side")
+            self.submit_gap(gap)
             return
-        key = self.keys.key(
-            message.asset_id,
-            exchange_ms,
-            message.price,
-            message.size,
-            message.side,
-            message.transaction_hash,
-        )
+        price, size, tx = message.price, message.size, message.transaction_hash
+        key = self.keys.key(token, exchange_ms, price, size, message.side, tx)
         if key is None:
             self.counts["repeated_fill"] += 1
             return
         row = live_trade_row(message, message.side, key, market.market_id, exchange_ms)
         self.trades.put(row, stamp)
         self.flusher.nudge(self.trades)
-        book = self.books[message.asset_id]
+        book = self.books[token]
         price_before = book.price
-        book.trade_printed(message.price)
+        book.trade_printed(price)
         self.remember(row, exchange_ms / 1000, price_before)
 
     def remember(self, row: TradeRow, ts_s: float, price_before: float | None) -> None:

@@ -91,8 +91,8 @@ class LiveBook:
 
     def replace(self, book: OrderBook) -> None:
         """Rebuild from a snapshot (WebSocket ``book`` or REST ``/book``)."""
-        self.bid_px, self.bid_sz = _side(book.bids)
-        self.ask_px, self.ask_sz = _side(book.asks)
+        _fill(self.bid_px, self.bid_sz, book.bids)  # in place: the arrays stay the same objects
+        _fill(self.ask_px, self.ask_sz, book.asks)
         self.market = book.market
         self.ts_ms = self.floor_ms = epoch_ms(book.timestamp)
         self.expected_hash = book.hash
@@ -232,6 +232,12 @@ class LiveBook:
             self.ask_px,
             self.ask_sz,
         )
+
+
+def _fill(prices: array[float], sizes: array[float], levels: tuple[BookLevel, ...]) -> None:
+    new_prices, new_sizes = _side(levels)
+    prices[:] = new_prices
+    sizes[:] = new_sizes
 
 
 def _side(levels: tuple[BookLevel, ...]) -> tuple[array[float], array[float]]:

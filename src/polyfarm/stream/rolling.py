@@ -36,8 +36,7 @@ class TokenActivity:
         "_keys",
         "_minute",
         "_minute_price",
-        "_ring_min",
-        "_ring_px",
+        "_ring",
         "_trades",
         "last_trade_price",
         "last_trade_s",
@@ -49,8 +48,8 @@ class TokenActivity:
         self._keys: set[bytes] | None = None
         self._minute = -1
         self._minute_price = math.nan
-        self._ring_min: array[int] = array("q", [-1]) * RING
-        self._ring_px: array[float] = array("d", [math.nan]) * RING
+        # (minute, price) pairs, flat: one object per token instead of two.
+        self._ring: array[float] = array("d", [-1.0, math.nan]) * RING
         self.last_trade_price: float | None = None
         self.last_trade_s: float | None = None
         self.last_whale_s: float | None = None
@@ -98,14 +97,14 @@ class TokenActivity:
 
     def _close_minute(self) -> None:
         if self._minute >= 0 and not math.isnan(self._minute_price):
-            slot = self._minute % RING
-            self._ring_min[slot] = self._minute
-            self._ring_px[slot] = self._minute_price
+            slot = 2 * (self._minute % RING)
+            self._ring[slot] = self._minute
+            self._ring[slot + 1] = self._minute_price
 
     def _samples(self) -> dict[int, float]:
         samples = {
-            minute: price
-            for minute, price in zip(self._ring_min, self._ring_px, strict=True)
+            int(minute): price
+            for minute, price in zip(self._ring[::2], self._ring[1::2], strict=True)
             if minute >= 0
         }
         if self._minute >= 0 and not math.isnan(self._minute_price):

@@ -1,17 +1,16 @@
 """The market WebSocket service: shards, live books, fills, repairs, features — wired.
 
 ``StreamService.run(stop)`` is a supervisor ``Service``. Each run builds its state afresh
-(``StreamRun``) and owns every task in one ``TaskGroup``: the shard manager (which owns the
-connections), the flusher, the gap repairer, the book checker, the cadence writer and the
+(``StreamRun``) and owns every task in one ``TaskGroup``: the subscription manager (which owns
+the connections), the flusher, the gap repairer, the book checker, the cadence writer and the
 housekeeping loop. Shutdown order: the connections stop (intake ends), the flusher writes what
-is queued, the rest stop at their next safe point.
+is queued, the others stop at their next safe point, then the last chores and the heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,14 +39,13 @@ from polyfarm.stream.ingest import IngestConfig, StreamIngest
 from polyfarm.stream.lifecycle import MarketEvents
 from polyfarm.stream.livebook import LiveBook, epoch_ms
 from polyfarm.stream.repair import Gap, GapRepairer
-from polyfarm.stream.shards import ShardChange, ShardPlan
 from polyfarm.stream.sink import Flusher, WriteQueue
+from polyfarm.stream.subscriptions import Subscriptions
 
 log = get_logger(__name__)
 
 NAME = "stream"
 BATCH_ROWS = 2_000
-NEW_MARKET_LOOKBACK = timedelta(hours=1)
 UNLISTED = "restart: markets listed and closed while the stream was down are not covered"
 
 
@@ -88,6 +86,8 @@ class StreamService:
 
 
 class StreamRun:
+    """Everything one run of the service holds; built afresh after a restart."""
+
     def __init__(self, deps: StreamDeps) -> None:
         ws = deps.settings.websocket
         self.deps, self.ws = deps, ws
@@ -99,67 +99,54 @@ class StreamRun:
         self.trades = WriteQueue(TRADES, ws.queue_rows)
         self.deltas = WriteQueue(BOOK_DELTAS, ws.queue_rows)
         self.flusher = Flusher(
-            deps.writer,
-            [self.trades, self.deltas],
-            interval_s=ws.flush_interval_s,
-            batch_rows=BATCH_ROWS,
-            metrics=deps.metrics,
-        )
-        self.repairer = GapRepairer(
-            data_api=deps.data_api,
-            writer=deps.writer,
-            pool=deps.pool,
-            catalog=deps.catalog,
-            clock=deps.clock,
-            settings=ws,
-            on_rows=lambda rows: self.ingest.remember_repaired(rows),
-            metrics=deps.metrics,
-        )
+            deps.writer, [self.trades, self.deltas], interval_s=ws.flush_interval_s,
+            batch_rows=BATCH_ROWS, metrics=deps.metrics,
+        )  # fmt: skip
+        self.repairer = self._repairer()
         self.coverage = Coverage(timedelta(seconds=ws.gap_margin_s), self._submit_gap)
         self.housekeeping = Housekeeping(self)
-        self.ingest = StreamIngest(
-            catalog=deps.catalog,
-            config=IngestConfig(
-                deps.settings.whales.thresholds(), deps.settings.whales.feature_min_tier
-            ),
-            books=self.books,
-            trades=self.trades,
-            deltas=self.deltas,
-            flusher=self.flusher,
-            checker=self.checker,
-            submit_gap=self._submit_gap,
-            drop_deltas=self.housekeeping.deltas_dropped,
-            snapshot_arrived=self._snapshot_arrived,
-        )
+        self.ingest = self._ingest()
         self.cadence = CadenceWriter(
-            books=self.books,
-            activity=self.ingest.activity,
-            catalog=deps.catalog,
-            settings=deps.settings,
-            book_cadence=deps.book_cadence,
-            writer=deps.writer,
+            books=self.books, activity=self.ingest.activity, catalog=deps.catalog,
+            settings=deps.settings, book_cadence=deps.book_cadence, writer=deps.writer,
             clock=deps.clock,
-        )
-        self.plan = ShardPlan(ws.assets_per_connection)
+        )  # fmt: skip
         self.events = MarketEvents(
-            pool=deps.pool,
-            catalog=deps.catalog,
-            tiers=deps.settings.tiers,
-            clock=deps.clock,
+            pool=deps.pool, catalog=deps.catalog, tiers=deps.settings.tiers, clock=deps.clock,
             changed=self.resync,
-        )
-        self.connections: dict[int, tuple[ShardConnection, asyncio.Event, asyncio.Task[None]]] = {}
-        self.hooks = SessionHooks(
-            session_started=self._session_started,
-            first_data=self._first_data,
-            session_lost=self._session_lost,
-            handle=self._handle,
-            backpressure=self._backpressure,
-            confirm_stall=self._confirm_stall,
-        )
-        self.coverage_start: datetime | None = None
-        self._considered: set[str] = set()  # markets the subscription sync has looked at
+        )  # fmt: skip
+        self.subscriptions = self._subscriptions()
         self._resync = asyncio.Event()
+
+    def _repairer(self) -> GapRepairer:
+        deps = self.deps
+        return GapRepairer(
+            data_api=deps.data_api, writer=deps.writer, pool=deps.pool, catalog=deps.catalog,
+            clock=deps.clock, settings=self.ws, metrics=deps.metrics,
+            on_rows=lambda rows: self.ingest.remember_repaired(rows),
+        )  # fmt: skip
+
+    def _ingest(self) -> StreamIngest:
+        whales = self.deps.settings.whales
+        return StreamIngest(
+            catalog=self.deps.catalog, books=self.books, trades=self.trades,
+            deltas=self.deltas, flusher=self.flusher, checker=self.checker,
+            config=IngestConfig(whales.thresholds(), whales.feature_min_tier),
+            submit_gap=self._submit_gap, drop_deltas=self.housekeeping.deltas_dropped,
+            snapshot_arrived=self._snapshot_arrived,
+        )  # fmt: skip
+
+    def _subscriptions(self) -> Subscriptions:
+        hooks = SessionHooks(
+            session_started=self._session_started, first_data=self._first_data,
+            session_lost=self._session_lost, handle=self._handle,
+            backpressure=self._backpressure, confirm_stall=self._confirm_stall,
+        )  # fmt: skip
+        return Subscriptions(
+            settings=self.deps.settings, catalog=self.deps.catalog, ingest=self.ingest,
+            coverage=self.coverage, hooks=hooks, open_stream=self._open_stream,
+            submit_gap=self._submit_gap,
+        )  # fmt: skip
 
     def covers(self, token_id: str) -> bool:
         book = self.books.get(token_id)
@@ -168,13 +155,16 @@ class StreamRun:
     def resync(self) -> None:
         self._resync.set()
 
+    def replace_socket_of(self, token_id: str, reason: str) -> None:
+        self.subscriptions.replace_socket_of(token_id, reason)
+
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         if not await _first_of(self.deps.catalog.ready, stop):
             return
         restart_from = await self._last_heartbeat()
-        self.coverage_start = restart_from or self.deps.clock()
+        self.subscriptions.coverage_start = restart_from or self.deps.clock()
         if restart_from is not None:
             await self._downtime(restart_from)
         intake_done = asyncio.Event()
@@ -195,7 +185,7 @@ class StreamRun:
         markets both listed and closed meanwhile are unknown to us, which is recorded."""
         now = self.deps.clock()
         start, end = since - self.coverage.margin, now + self.coverage.margin
-        wanted = self.wanted()
+        wanted = self.subscriptions.wanted()
         async with self.deps.pool.acquire() as conn:
             maybe_traded = await markets_open_since(conn, since)
             await insert_gaps(conn, [GapRecord("ws_trades", None, None, start, end, UNLISTED)])
@@ -216,152 +206,17 @@ class StreamRun:
         intake_done: asyncio.Event,
         restart_from: datetime | None,
     ) -> None:
+        subscriptions = self.subscriptions
         try:
             while not stop.is_set():
-                await self.sync(group, restart_from)
+                await subscriptions.sync(group, self.deps.clock(), restart_from)
+                self.deps.metrics.ws_connected.set(subscriptions.connected())
                 restart_from = None
                 self._resync.clear()
                 await _first_of(self._resync, stop, within_s=self.ws.subscription_sync_s)
         finally:
-            for _, shard_stop, _ in self.connections.values():
-                shard_stop.set()
-            await asyncio.gather(*(task for _, _, task in self.connections.values()))
+            await subscriptions.stop_all()
             intake_done.set()
-
-    # -- subscriptions --------------------------------------------------------------------------
-
-    def wanted(self) -> dict[str, tuple[str, ...]]:
-        tiers = set(self.deps.settings.tiers.websocket_tiers)
-        return {
-            market.market_id: market.token_ids
-            for market in self.deps.catalog.open_markets()
-            if market.enable_order_book and market.tier in tiers and market.token_ids
-        }
-
-    async def sync(self, group: asyncio.TaskGroup, restart_from: datetime | None = None) -> None:
-        now = self.deps.clock()
-        wanted = self.wanted()
-        self._unseen_newcomers(wanted, now)
-        for change in self.plan.sync(wanted):
-            await self._apply(change, group, now, restart_from)
-        capture = set(self.ws.capture_delta_tiers)
-        self.ingest.set_capture(
-            {
-                token: market.market_id
-                for market in self.deps.catalog.open_markets()
-                if market.tier in capture
-                for token in market.token_ids
-                if token in self.books
-            }
-        )
-        self.deps.metrics.ws_connected.set(
-            sum(1 for conn, _, _ in self.connections.values() if conn.stream is not None)
-        )
-
-    async def _apply(
-        self,
-        change: ShardChange,
-        group: asyncio.TaskGroup,
-        now: datetime,
-        restart_from: datetime | None,
-    ) -> None:
-        catalog = self.deps.catalog
-        for token in change.subscribe:
-            market = catalog.market_of(token)
-            self.ingest.track(token, market.condition_id if market else "")
-        for token in change.unsubscribe:
-            self.ingest.untrack(token)
-            if (market_id := catalog.token_market.get(token)) is not None:
-                self.coverage.market_removed(market_id, now)
-        if change.opened:
-            self._open(change, group, now, restart_from)
-        elif change.closed:
-            self._close(change.shard)
-        else:
-            conn = self.connections[change.shard][0]
-            self._note_added(change.subscribe, now)
-            await conn.update(change.subscribe, change.unsubscribe)
-
-    def _open(
-        self,
-        change: ShardChange,
-        group: asyncio.TaskGroup,
-        now: datetime,
-        restart_from: datetime | None,
-    ) -> None:
-        since, reason = (restart_from, "restart") if restart_from else (now, "connect")
-        self.coverage.shard_opened(change.shard, since - self.coverage.margin, reason)
-        self._note_new_markets(change.subscribe, now)
-        conn = ShardConnection(
-            shard=change.shard,
-            assets=dict.fromkeys(change.subscribe),
-            open_stream=self._open_stream,
-            settings=self.ws,
-            hooks=self.hooks,
-        )
-        shard_stop = asyncio.Event()
-        task = group.create_task(conn.run(shard_stop), name=f"stream:shard-{change.shard}")
-        self.connections[change.shard] = (conn, shard_stop, task)
-
-    def _close(self, shard: int) -> None:
-        entry = self.connections.pop(shard, None)
-        if entry is not None:
-            entry[1].set()
-        self.coverage.shard_closed(shard)
-
-    def _note_added(self, tokens: tuple[str, ...], now: datetime) -> None:
-        """Markets added to a live connection: covered from their first snapshot on."""
-        for market in self._markets_of(tokens):
-            since = self._born_since_start(market)
-            if since is not None:
-                self.coverage.market_added(
-                    market.market_id, min(since, now), "new market", time.monotonic()
-                )
-            else:
-                self.coverage.market_added(market.market_id, now, "subscribed", time.monotonic())
-
-    def _note_new_markets(self, tokens: tuple[str, ...], now: datetime) -> None:
-        """On a new connection, only markets born after the stream started need more."""
-        for market in self._markets_of(tokens):
-            since = self._born_since_start(market)
-            if since is not None:
-                self.coverage.market_added(
-                    market.market_id, min(since, now), "new market", time.monotonic()
-                )
-
-    def _born_since_start(self, market: TrackedMarket) -> datetime | None:
-        """For a market created after the stream started: from when its fills are wanted.
-
-        A market can trade before it is announced (the announcement lags its listing), so the
-        window reaches ``NEW_MARKET_LOOKBACK`` further back, never before the stream's start.
-        """
-        born, start = market.created_at, self.coverage_start
-        if born is None or start is None or born <= start:
-            return None
-        return max(start, born - NEW_MARKET_LOOKBACK)
-
-    def _unseen_newcomers(self, wanted: dict[str, tuple[str, ...]], now: datetime) -> None:
-        """Markets born after the start that closed before we could subscribe: their life
-        is repaired from the Data API."""
-        for market_id, market in self.deps.catalog.markets.items():
-            if market_id in self._considered:
-                continue
-            self._considered.add(market_id)
-            since = self._born_since_start(market)
-            if since is not None and market_id not in wanted:
-                end = now + self.coverage.margin
-                self._submit_gap(Gap((market_id,), since, end, "new market never subscribed"))
-
-    def _markets_of(self, tokens: tuple[str, ...]) -> list[TrackedMarket]:
-        catalog = self.deps.catalog
-        ids = dict.fromkeys(m for t in tokens if (m := catalog.token_market.get(t)) is not None)
-        return [catalog.markets[m] for m in ids]
-
-    def replace_socket_of(self, token_id: str, reason: str) -> None:
-        market_id = self.deps.catalog.token_market.get(token_id)
-        shard = None if market_id is None else self.plan.shard_of(market_id)
-        if shard is not None and shard in self.connections:
-            self.connections[shard][0].replace_socket(reason)
 
     def _submit_gap(self, gap: Gap) -> None:
         self.repairer.submit(gap)
@@ -384,8 +239,8 @@ class StreamRun:
         self.coverage.session_started(conn.shard)
 
     def _first_data(self, conn: ShardConnection) -> None:
-        markets = self.plan.markets.get(conn.shard, {})
-        self.coverage.first_data(conn.shard, list(markets), self.deps.clock())
+        markets = self.subscriptions.markets_on(conn.shard)
+        self.coverage.first_data(conn.shard, markets, self.deps.clock())
 
     def _session_lost(self, conn: ShardConnection, reason: str) -> None:
         self.coverage.session_lost(conn.shard, conn.mark.ms, reason)

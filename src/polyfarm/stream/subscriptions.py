@@ -1,0 +1,189 @@
+"""The stream's subscriptions: which markets are wanted, on which connection, since when.
+
+``Subscriptions.sync`` brings the connections in line with the catalogue (open markets of the
+WebSocket tiers, order book enabled): new connections are opened as tasks of the stream's
+``TaskGroup``, live ones get ``subscribe``/``unsubscribe`` frames, empty ones are closed. It
+also tells ``Coverage`` from when each market's fills are wanted, so every window between
+"wanted" and "covered" is repaired: a market born after the stream started is wanted from its
+birth (reaching ``NEW_MARKET_LOOKBACK`` back, as a listing can trade before it is announced),
+even when it closed before it could be subscribed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
+from polyfarm.polymarket.ws import MarketStream
+from polyfarm.settings import Settings
+from polyfarm.stream.connection import SessionHooks, ShardConnection
+from polyfarm.stream.coverage import Coverage
+from polyfarm.stream.ingest import StreamIngest
+from polyfarm.stream.repair import Gap
+from polyfarm.stream.shards import ShardChange, ShardPlan
+
+NEW_MARKET_LOOKBACK = timedelta(hours=1)
+
+
+@dataclass
+class Shard:
+    connection: ShardConnection
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+@dataclass
+class Subscriptions:
+    settings: Settings
+    catalog: MarketCatalog
+    ingest: StreamIngest
+    coverage: Coverage
+    hooks: SessionHooks
+    open_stream: Callable[[list[str]], MarketStream]
+    submit_gap: Callable[[Gap], None]
+    plan: ShardPlan = field(init=False)
+    shards: dict[int, Shard] = field(default_factory=dict)
+    coverage_start: datetime | None = None
+    _considered: set[str] = field(default_factory=set)  # markets a sync has looked at
+
+    def __post_init__(self) -> None:
+        self.plan = ShardPlan(self.settings.websocket.assets_per_connection)
+
+    def wanted(self) -> dict[str, tuple[str, ...]]:
+        tiers = set(self.settings.tiers.websocket_tiers)
+        return {
+            market.market_id: market.token_ids
+            for market in self.catalog.open_markets()
+            if market.enable_order_book and market.tier in tiers and market.token_ids
+        }
+
+    async def sync(
+        self, group: asyncio.TaskGroup, now: datetime, restart_from: datetime | None = None
+    ) -> None:
+        wanted = self.wanted()
+        self._unseen_newcomers(wanted, now)
+        for change in self.plan.sync(wanted):
+            await self._apply(change, group, now, restart_from)
+        capture = set(self.settings.websocket.capture_delta_tiers)
+        books = self.ingest.books
+        self.ingest.set_capture(
+            {
+                token: market.market_id
+                for market in self.catalog.open_markets()
+                if market.tier in capture
+                for token in market.token_ids
+                if token in books
+            }
+        )
+
+    def connected(self) -> int:
+        return sum(1 for shard in self.shards.values() if shard.connection.stream is not None)
+
+    async def stop_all(self) -> None:
+        for shard in self.shards.values():
+            shard.stop.set()
+        await asyncio.gather(*(shard.task for shard in self.shards.values()))
+
+    def replace_socket_of(self, token_id: str, reason: str) -> None:
+        market_id = self.catalog.token_market.get(token_id)
+        shard = None if market_id is None else self.plan.shard_of(market_id)
+        if shard is not None and shard in self.shards:
+            self.shards[shard].connection.replace_socket(reason)
+
+    def markets_on(self, shard: int) -> list[str]:
+        return list(self.plan.markets.get(shard, {}))
+
+    # -- changes --------------------------------------------------------------------------------
+
+    async def _apply(
+        self,
+        change: ShardChange,
+        group: asyncio.TaskGroup,
+        now: datetime,
+        restart_from: datetime | None,
+    ) -> None:
+        for token in change.subscribe:
+            market = self.catalog.market_of(token)
+            self.ingest.track(token, market.condition_id if market else "")
+        for token in change.unsubscribe:
+            self.ingest.untrack(token)
+            if (market_id := self.catalog.token_market.get(token)) is not None:
+                self.coverage.market_removed(market_id, now)
+        if change.opened:
+            self._open(change, group, now, restart_from)
+        elif change.closed:
+            self._close(change.shard)
+        else:
+            self._note_markets(change.subscribe, now, live=True)
+            await self.shards[change.shard].connection.update(change.subscribe, change.unsubscribe)
+
+    def _open(
+        self,
+        change: ShardChange,
+        group: asyncio.TaskGroup,
+        now: datetime,
+        restart_from: datetime | None,
+    ) -> None:
+        if restart_from is not None:  # the previous process vouched up to then
+            self.coverage.shard_opened(change.shard, restart_from - self.coverage.margin, "restart")
+        else:
+            self.coverage.shard_opened(change.shard, now)
+        self._note_markets(change.subscribe, now, live=False)
+        connection = ShardConnection(
+            shard=change.shard,
+            assets=dict.fromkeys(change.subscribe),
+            open_stream=self.open_stream,
+            settings=self.settings.websocket,
+            hooks=self.hooks,
+        )
+        stop = asyncio.Event()
+        task = group.create_task(connection.run(stop), name=f"stream:shard-{change.shard}")
+        self.shards[change.shard] = Shard(connection, stop, task)
+
+    def _close(self, shard: int) -> None:
+        entry = self.shards.pop(shard, None)
+        if entry is not None:
+            entry.stop.set()  # the task ends by itself; the group still owns it
+        self.coverage.shard_closed(shard)
+
+    # -- from when fills are wanted -------------------------------------------------------------
+
+    def _note_markets(self, tokens: tuple[str, ...], now: datetime, *, live: bool) -> None:
+        """Markets added to a live connection are covered from their first snapshot on; on a
+        new connection its own first data covers them, unless they were born since the start."""
+        for market in self._markets_of(tokens):
+            since = self.born_since_start(market)
+            if since is not None:
+                self.coverage.market_added(
+                    market.market_id, min(since, now), "new market", time.monotonic()
+                )
+            elif live:
+                self.coverage.market_added(market.market_id, now, "subscribed", time.monotonic())
+
+    def born_since_start(self, market: TrackedMarket) -> datetime | None:
+        """For a market created after the stream started: from when its fills are wanted."""
+        born, start = market.created_at, self.coverage_start
+        if born is None or start is None or born <= start:
+            return None
+        return max(start, born - NEW_MARKET_LOOKBACK)
+
+    def _unseen_newcomers(self, wanted: dict[str, tuple[str, ...]], now: datetime) -> None:
+        """Markets born after the start that closed before we could subscribe: their life
+        is repaired from the Data API."""
+        for market_id, market in self.catalog.markets.items():
+            if market_id in self._considered:
+                continue
+            self._considered.add(market_id)
+            since = self.born_since_start(market)
+            if since is not None and market_id not in wanted:
+                end = now + self.coverage.margin
+                self.submit_gap(Gap((market_id,), since, end, "new market never subscribed"))
+
+    def _markets_of(self, tokens: tuple[str, ...]) -> list[TrackedMarket]:
+        catalog = self.catalog
+        ids = dict.fromkeys(m for t in tokens if (m := catalog.token_market.get(t)) is not None)
+        return [catalog.markets[m] for m in ids]
