@@ -7,6 +7,7 @@ live book must equal the simulator's, and every lost window must be in ``feed_ga
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -136,3 +137,18 @@ async def test_a_silent_stall_is_detected_within_the_watchdog_window(
         assert run.ws_counters.get("ws_control_pong") > pongs + 3, "PONGs kept coming"
         assert conn.stalls >= 1
         await wait_for(lambda: all(b.ready for b in run.books.values()), "fresh snapshots")
+
+
+@pytest.mark.timeout(60)
+async def test_a_quiet_connection_keeps_its_socket(
+    sim: Simulator, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Silence while nothing happens on the venue (frozen clock) is not a stall."""
+    settings = stream_settings(sim, tmp_path, stall_timeout_s=0.4)
+    async with streaming(sim, pool, settings) as s:
+        shards = list(s.run.subscriptions.shards.values())
+        sessions = [shard.connection.sessions for shard in shards]
+        await asyncio.sleep(2.0)
+        assert [shard.connection.sessions for shard in shards] == sessions
+        assert all(shard.connection.quiet_checks >= 2 for shard in shards)
+        assert s.run.counts["quiet_connection"] >= 2 * len(shards)

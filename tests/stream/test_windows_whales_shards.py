@@ -169,3 +169,21 @@ def test_a_first_start_promises_nothing_before_data_but_does_not_vouch_past_it()
     assert gaps == []
     assert coverage.vouched_until(later, None) == later
     assert coverage.vouched_until(later, T0) == T0  # a lost window not yet in feed_gaps
+
+
+def test_markets_leaving_a_connection_that_is_down_take_its_window_with_them() -> None:
+    gaps: list[Gap] = []
+    coverage = Coverage(timedelta(seconds=5), gaps.append)
+    coverage.shard_opened(0, T0)
+    coverage.session_started(0)
+    coverage.first_data(0, ["m1", "m2"], T0)
+    coverage.session_lost(0, int((T0 + timedelta(seconds=60)).timestamp() * 1000), "closed")
+    coverage.markets_left(0, ["m2"], T0 + timedelta(seconds=90))
+    coverage.shard_closed(1)  # another connection: nothing to do
+    assert gaps == [
+        Gap(("m2",), T0 + timedelta(seconds=55), T0 + timedelta(seconds=95), "ws_closed")
+    ]
+    coverage.session_started(0)
+    coverage.first_data(0, ["m1"], T0 + timedelta(seconds=120))
+    assert gaps[-1].markets == ("m1",)
+    assert gaps[-1].start == T0 + timedelta(seconds=55)

@@ -162,6 +162,14 @@ def size(value: Decimal, what: str = "size") -> Decimal:
 
 def decimal_text(value: object, what: str) -> Decimal:
     """Strict decimal from a string or JSON number (accepts ``".48"`` and ``"0.430"``)."""
+    if type(value) is str:  # the common case, first: Decimal() itself ignores outer blanks
+        try:
+            result = Decimal(value)
+        except InvalidOperation as exc:
+            raise PayloadError(f"{what}: not a decimal: {value!r:.40}") from exc
+        if not result.is_finite():
+            raise PayloadError(f"{what}: not finite: {value!r:.40}")
+        return result
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise PayloadError(f"{what}: not a decimal: {value!r:.40}")
     try:

@@ -31,6 +31,7 @@ log = get_logger(__name__)
 REFETCH_MIN_INTERVAL_S = 30.0
 TRUST_SAMPLE = 20
 IN_FLIGHT_MS = 1_000
+LAST_REFETCH_MAX = 10_000
 TICK_S = 1.0
 
 
@@ -130,6 +131,9 @@ class BookChecker:
                 del self._to_refetch[token]  # a token fetched lately waits its turn
                 due.append(token)
                 self._last_refetch[token] = now
+        if len(self._last_refetch) > LAST_REFETCH_MAX:  # forget what no longer matters
+            cutoff = now - self.refetch_min_interval_s
+            self._last_refetch = {t: at for t, at in self._last_refetch.items() if at > cutoff}
         if due:
             self._refetch_budget -= len(due)
             for book in await self.fetch(due):

@@ -81,9 +81,8 @@ class CadenceWriter:
     def _new_slots(self, now: datetime) -> dict[float, datetime]:
         tiers = self._settings.tiers
         cadences = {self._settings.intervals.orderbooks_s, *tiers.intervals()}
-        cadences |= {
-            min(cadence_s(t, tiers), self._settings.intervals.orderbooks_s) for t in (2, 3, 4)
-        }
+        # Every value the book cadence can take (see ``BookCollector.cadence_for``).
+        cadences |= {min(c, self._settings.intervals.orderbooks_s) for c in tiers.intervals()}
         fresh = {}
         for cadence in cadences:
             slot = aligned(now, cadence)

@@ -66,6 +66,15 @@ class Coverage:
         newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms else began
         self._lose(shard, max(newest, began) - self.margin, f"ws_{reason}")
 
+    def markets_left(self, shard: int, markets: Iterable[str], now: datetime) -> None:
+        """Markets unsubscribed from a connection that is down: its open window is theirs
+        too, and it closes now (they will not be in that connection's next first data)."""
+        loss = self.losses.get(shard)
+        left = tuple(markets)
+        if loss is not None and left:
+            start, reason = loss
+            self.submit(Gap(left, start, now + self.margin, reason))
+
     def shard_closed(self, shard: int) -> None:
         self.losses.pop(shard, None)
         self.awaiting.pop(shard, None)

@@ -109,10 +109,12 @@ class Subscriptions:
         for token in change.subscribe:
             market = self.catalog.market_of(token)
             self.ingest.track(token, market.condition_id if market else "")
+        left = self._markets_of(change.unsubscribe)
+        self.coverage.markets_left(change.shard, [m.market_id for m in left], now)
+        for market in left:
+            self.coverage.market_removed(market.market_id, now)
         for token in change.unsubscribe:
             self.ingest.untrack(token)
-            if (market_id := self.catalog.token_market.get(token)) is not None:
-                self.coverage.market_removed(market_id, now)
         if change.opened:
             self._open(change, group, now, restart_from)
         elif change.closed:
