@@ -10,7 +10,10 @@ database falls behind:
 * ``book_deltas`` — **drop and record**: deltas cannot be fetched again, so rows that do not
   fit are dropped and the affected window goes to ``feed_gaps`` (stream ``ws_book_deltas``).
 
-A failed write keeps its rows (at the head of the queue) and is retried after a pause.
+Writes start as soon as the previous one ended (group commit: batches grow by themselves while
+a write is in flight), one batch of every queue side by side, so no queue starves another. A
+failed write keeps its rows (at the head of the queue) and is retried after a pause; with the
+``DurableWriter`` a database that is away is journaled to disk instead of failing.
 """
 
 from __future__ import annotations
