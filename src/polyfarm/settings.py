@@ -209,6 +209,10 @@ class ApiSettings(_Section):
     dashboard_dir: Path | None = Field(
         None, description="built dashboard to serve at /; unset = dashboard/dist of the checkout"
     )
+    database_url: SecretStr | None = Field(
+        None,
+        description="DSN the API reads through; unset = the main database as polyfarm_reader",
+    )
 
     @field_validator("cors_origins")
     @classmethod

@@ -1,5 +1,8 @@
 """Fixtures for the API tests: a farm database filled once per package by a short simulated
-collection, and an in-process client (httpx over ASGI, the app's lifespan run by hand)."""
+collection, and an in-process client (httpx over ASGI, the app's lifespan run by hand).
+
+Given a DSN, ``make_client`` builds the app as ``polyfarm serve`` does: its lifespan opens the
+read-only pool (``open_reader_pool``), so the requests read as ``polyfarm_reader``."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from fastapi import FastAPI
 from polyfarm.api.app import create_app
 from polyfarm.metrics import Metrics
 from polyfarm.settings import Settings
-from polyfarm.store.database import create_pool
+from polyfarm.store.database import create_pool, open_reader_pool
 
 from ..conftest import TEMPLATE, Server, _fresh_database
 from .farm import fill_farm
@@ -63,10 +66,11 @@ ClientFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.Async
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> ClientFactory:
-    """``make_client(pool, clock=..., dashboard_dir=..., **settings)``."""
+    """``make_client(pool_or_dsn, clock=..., dashboard_dir=..., **settings)``: a pool is used
+    as it is; a DSN (the owner's) becomes ``database_url`` and the app opens its reader pool."""
 
     def make(
-        pool: asyncpg.Pool,
+        pool: asyncpg.Pool | str,
         *,
         clock: Callable[[], datetime] | None = None,
         dashboard_dir: Path | None = None,
@@ -76,15 +80,25 @@ def make_client(tmp_path: Path) -> ClientFactory:
         options: dict[str, object] = {"dashboard_dir": dashboard_dir}
         if clock is not None:
             options["clock"] = clock
-        app = create_app(api_settings(tmp_path, **settings), pool, metrics, **options)  # type: ignore[arg-type]
+        if isinstance(pool, str):
+            settings = {"database_url": pool, **settings}
+        config = api_settings(tmp_path, **settings)
+        source = pool if isinstance(pool, asyncpg.Pool) else reader_pool_factory(config)
+        app = create_app(config, source, metrics, **options)  # type: ignore[arg-type]
         return client_for(app)
 
     return make
 
 
+def reader_pool_factory(
+    settings: Settings,
+) -> Callable[[], contextlib.AbstractAsyncContextManager[asyncpg.Pool]]:
+    return lambda: open_reader_pool(settings, start_embedded=False)
+
+
 @pytest.fixture
-async def farm(
-    farm_pool: asyncpg.Pool, make_client: ClientFactory
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(farm_pool) as client:
+async def farm(farm_dsn: str, make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """The farm through the API as served: read as polyfarm_reader. ``farm_pool`` (the owner's)
+    is for the tests' own expectations."""
+    async with make_client(farm_dsn) as client:
         yield client

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -22,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_token_guards_the_api_but_not_liveness(
-    pool: asyncpg.Pool, make_client: ClientFactory
+    db_dsn: str, make_client: ClientFactory
 ) -> None:
-    async with make_client(pool, api={"token": "s3cret"}) as client:
+    async with make_client(db_dsn, api={"token": "s3cret"}) as client:
         assert (await client.get("/health")).status_code == 200
         for path in ("/api/stats", "/health/detailed", "/metrics", "/api/markets"):
             refused = await client.get(path)
@@ -36,10 +35,8 @@ async def test_a_token_guards_the_api_but_not_liveness(
         assert right.status_code == 200
 
 
-async def test_cors_allows_listed_origins_only(
-    pool: asyncpg.Pool, make_client: ClientFactory
-) -> None:
-    async with make_client(pool, api={"cors_origins": ["http://grafana.local:3000/"]}) as client:
+async def test_cors_allows_listed_origins_only(db_dsn: str, make_client: ClientFactory) -> None:
+    async with make_client(db_dsn, api={"cors_origins": ["http://grafana.local:3000/"]}) as client:
         allowed = await client.get("/health", headers={"Origin": "http://grafana.local:3000"})
         other = await client.get("/health", headers={"Origin": "http://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "http://grafana.local:3000"
@@ -60,9 +57,9 @@ def dist(tmp_path: Path) -> Path:
 
 
 async def test_dashboard_files_and_spa_fallback(
-    pool: asyncpg.Pool, make_client: ClientFactory, dist: Path
+    db_dsn: str, make_client: ClientFactory, dist: Path
 ) -> None:
-    async with make_client(pool, dashboard_dir=dist) as client:
+    async with make_client(db_dsn, dashboard_dir=dist) as client:
         index = await client.get("/")
         deep = await client.get("/markets/12345")
         asset = await client.get("/assets/index-abc123.js")
@@ -80,9 +77,9 @@ async def test_dashboard_files_and_spa_fallback(
 
 
 async def test_an_unbuilt_dashboard_says_so(
-    pool: asyncpg.Pool, make_client: ClientFactory, tmp_path: Path
+    db_dsn: str, make_client: ClientFactory, tmp_path: Path
 ) -> None:
-    async with make_client(pool, dashboard_dir=tmp_path / "missing") as client:
+    async with make_client(db_dsn, dashboard_dir=tmp_path / "missing") as client:
         page = await client.get("/")
         api = await client.get("/api/stats")
     assert page.status_code == 503
@@ -106,17 +103,10 @@ async def test_database_down_is_503_not_500(db_dsn: str, make_client: ClientFact
     assert live.status_code == 200
 
 
-@pytest.fixture
-async def unmigrated(empty_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(empty_dsn, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
-
-
 async def test_a_database_without_schema_says_how_to_fix_it(
-    unmigrated: asyncpg.Pool, make_client: ClientFactory
+    empty_dsn: str, make_client: ClientFactory
 ) -> None:
-    async with make_client(unmigrated) as client:
+    async with make_client(empty_dsn) as client:
         stats = await client.get("/api/stats")
     assert stats.status_code == 503
     assert "polyfarm db migrate" in stats.json()["detail"]

@@ -58,7 +58,9 @@ async def test_demo_serves_the_dashboard_and_shares_its_metrics(
             async with http.get(base) as page:
                 assert page.status == (200 if DIST.exists() else 503)
             async with http.get(f"{base}health/detailed") as health:
-                assert (await health.json())["websocket"]["metrics_reachable"] is True
+                detail = await health.json()
+            assert detail["websocket"]["metrics_reachable"] is True
+            assert detail["database"]["role"] == "polyfarm_reader", "the API reads read-only"
             async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as collector:
                 assert "polyfarm_cycles_total" in await collector.text()
             async with http.get(f"{base}metrics") as api_metrics:

@@ -47,9 +47,10 @@ async def _snapshots(pool: asyncpg.Pool, token: str, market_id: str, minutes: li
 
 
 @pytest.fixture
-async def rows(pool: asyncpg.Pool) -> asyncpg.Pool:
+async def rows(pool: asyncpg.Pool, db_dsn: str) -> str:
     """m1: T2, snapshots 12:00-12:09 without 12:05. m2: closed at 12:04:10, snapshots until
-    12:06 (the collector learnt of the close late). m3: open, never stored."""
+    12:06 (the collector learnt of the close late). m3: open, never stored. Written as the
+    owner; the DSN returned is read by the API as polyfarm_reader."""
     t1 = await _market(pool, "1", 2)
     await _snapshots(pool, t1, "1", [m for m in range(10) if m != 5])
     t2 = await _market(pool, "2", None, NOON + timedelta(minutes=4, seconds=10))
@@ -65,12 +66,10 @@ async def rows(pool: asyncpg.Pool) -> asyncpg.Pool:
         NOON + timedelta(minutes=6),
         NOON + timedelta(minutes=6, seconds=30),
     )
-    return pool
+    return db_dsn
 
 
-async def test_coverage_counts_cadence_slots(
-    rows: asyncpg.Pool, make_client: ClientFactory
-) -> None:
+async def test_coverage_counts_cadence_slots(rows: str, make_client: ClientFactory) -> None:
     now = NOON + timedelta(minutes=10, seconds=30)
     async with make_client(rows, clock=lambda: now) as client:
         body = (await client.get("/api/data-quality/coverage", params={"hours": 2})).json()
@@ -99,7 +98,7 @@ def test_order_book_cadences_follow_the_tiers() -> None:
     assert cadences(Settings(), "prices") == [60.0] * 6
 
 
-async def test_gaps_and_stale_markets(rows: asyncpg.Pool, make_client: ClientFactory) -> None:
+async def test_gaps_and_stale_markets(rows: str, make_client: ClientFactory) -> None:
     soon = NOON + timedelta(minutes=11)
     async with make_client(rows, clock=lambda: soon) as client:
         body = (await client.get("/api/data-quality/gaps")).json()

@@ -325,6 +325,16 @@ export interface components {
             latency_ms?: number | null;
             /** Reachable */
             reachable: boolean;
+            /**
+             * Role
+             * @description the role the API reads as
+             */
+            role?: string | null;
+            /**
+             * Role Can Write
+             * @description the role itself may write (the owner fallback): only READ ONLY sessions stop the API writing
+             */
+            role_can_write?: boolean | null;
             /** Schema Version */
             schema_version?: number | null;
             /** Server Version */

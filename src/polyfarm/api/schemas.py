@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -31,6 +31,12 @@ class DatabaseHealth(_Model):
     timescaledb: str | None = None
     schema_version: int | None = None
     size_bytes: int | None = None
+    role: str | None = Field(None, description="the role the API reads as")
+    role_can_write: bool | None = Field(
+        None,
+        description="the role itself may write (the owner fallback): only READ ONLY sessions "
+        "stop the API writing",
+    )
     error: str | None = None
 
 

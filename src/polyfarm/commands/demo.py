@@ -21,7 +21,13 @@ from polyfarm.metrics import Metrics
 from polyfarm.runtime import install_signal_handlers
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
-from polyfarm.store.database import migrate_database, open_pool, resolve_target
+from polyfarm.store.database import (
+    migrate_database,
+    open_pool,
+    open_reader_pool,
+    redact_dsn,
+    resolve_target,
+)
 from polyfarm.store.stats import table_stats
 
 SUMMARY_TABLES = ("markets", "tokens", "price_snapshots", "orderbook_snapshots", "trades")
@@ -57,7 +63,9 @@ async def run_demo(settings: Settings, config: SimConfig, duration_s: float | No
             settings = pointed_at(settings, sim)
             await _migrate(settings)  # the API reads a schema from its first request on
             _print_where(settings, sim, config, url_of(api_socket))
-            api = create_app(settings, lambda: open_pool(settings, start_embedded=False), metrics)
+            api = create_app(
+                settings, lambda: open_reader_pool(settings, start_embedded=False), metrics
+            )
             async with asyncio.TaskGroup() as group:
                 group.create_task(collect_forever(settings, stop, metrics))
                 group.create_task(serve_app(api, api_socket, stop))
@@ -73,7 +81,7 @@ async def _migrate(settings: Settings) -> None:
 
 def _print_where(settings: Settings, sim: Simulator, config: SimConfig, dashboard: str) -> None:
     click.echo(f"simulator:  {sim.gamma_url.rsplit('/', 1)[0]} ({config.markets} markets)")
-    click.echo(f'database:   psql "{resolve_target(settings).dsn}"')
+    click.echo(f'database:   psql "{redact_dsn(resolve_target(settings).dsn)}"')
     click.echo(f"dashboard:  {dashboard}")
     if settings.metrics_port:
         click.echo(f"metrics:    http://{settings.metrics_host}:{settings.metrics_port}/metrics")

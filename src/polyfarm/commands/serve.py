@@ -13,7 +13,7 @@ from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.runtime import install_signal_handlers
 from polyfarm.settings import Settings
-from polyfarm.store.database import open_pool
+from polyfarm.store.database import open_reader_pool
 
 log = get_logger(__name__)
 
@@ -29,7 +29,7 @@ async def serve_forever(settings: Settings, stop: asyncio.Event | None = None) -
     sock = bind(settings.api.host, settings.api.port)
     if not is_loopback(settings.api.host) and settings.api.token is None:
         log.warning("the API listens beyond loopback without api.token", host=settings.api.host)
-    app = create_app(settings, lambda: open_pool(settings), Metrics())
+    app = create_app(settings, lambda: open_reader_pool(settings), Metrics())
     click.echo(f"dashboard:  {url_of(sock)}   (API docs: {url_of(sock)}docs)")
     await serve_app(app, sock, stop)
 

@@ -1,7 +1,11 @@
-"""Which database polyfarm talks to, and the connection pool to it.
+"""Which database polyfarm talks to, and the connection pools to it.
 
 ``POLYFARM_DATABASE_URL`` set: that server. Unset: the embedded PostgreSQL in
 ``POLYFARM_DATA_DIR``, started on demand and reused by every later command.
+
+The monitoring API gets its own pool (``open_reader_pool``): it logs in as the read-only role
+``polyfarm_reader`` (migration 0008) or as ``api.database_url``, and every one of its sessions
+is ``READ ONLY``.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 
 import asyncpg
 import orjson
 
+from polyfarm.errors import DatabaseError
 from polyfarm.logs import get_logger
 from polyfarm.settings import Settings
 from polyfarm.store.embedded import EmbeddedPostgres
@@ -21,6 +27,18 @@ from polyfarm.store.migrations import Flavor, MigrationReport, migrate
 from polyfarm.store.policies import apply_timescale_policies
 
 log = get_logger(__name__)
+READER_ROLE = "polyfarm_reader"
+# Set on every connection of the API's pool, so that even the owner fallback cannot write.
+READ_ONLY_SESSION = {"default_transaction_read_only": "on"}
+# SQLSTATE class 28 (no such role, NOLOGIN, bad or missing password, no pg_hba entry) and 42501
+# (no CONNECT on the database): this login is refused, as opposed to the server being down.
+LOGIN_REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InsufficientPrivilegeError)
+_FALLBACK = (
+    f"the API reads as the database owner because role {READER_ROLE} cannot log in "
+    "(every API session is still READ ONLY): run `polyfarm db migrate` as a user with "
+    "CREATEROLE or create the role by hand, give it a password via PGPASSWORD or ~/.pgpass, "
+    "or set api.database_url; then restart the API"
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,12 @@ def _jsonb_decode(data: bytes) -> object:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 8, command_timeout: float = 60.0
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 8,
+    command_timeout: float = 60.0,
+    server_settings: dict[str, str] | None = None,
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -90,6 +113,7 @@ async def create_pool(
         max_size=max_size,
         command_timeout=command_timeout,
         init=_init_connection,
+        server_settings=server_settings,
     )
     assert pool is not None
     return pool
@@ -113,6 +137,93 @@ async def open_pool(
         yield pool
     finally:
         await close_pool(pool)
+
+
+def dsn_with_user(dsn: str, user: str) -> str:
+    """``dsn`` logging in as ``user``, without the original password: the new user's password,
+    if the server wants one, comes from ``PGPASSWORD`` or ``~/.pgpass``."""
+    parts = urlsplit(dsn)
+    hosts = parts.netloc.rpartition("@")[2]
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key not in ("user", "password")
+    ]
+    return _join(parts._replace(netloc=f"{quote(user, safe='')}@{hosts}"), query)
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` with its password, if any, shown as ``***``: safe for logs and messages."""
+    parts = urlsplit(dsn)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not colon and all(key != "password" for key, _ in query):
+        return dsn
+    netloc = f"{user}{':***' if colon else ''}{at}{hosts}"
+    shown = [(key, "***" if key == "password" else value) for key, value in query]
+    return _join(parts._replace(netloc=netloc), shown)
+
+
+def _join(parts: SplitResult, query: list[tuple[str, str]]) -> str:
+    # Not urlunsplit: it drops the empty host of "postgresql:///db?host=/socket/dir".
+    text = urlencode(query, safe="/*", quote_via=quote)
+    tail = f"?{text}" if text else ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path}{tail}"
+
+
+def reader_dsn(settings: Settings, target: DatabaseTarget) -> str:
+    """``api.database_url``, or the configured database as ``polyfarm_reader``."""
+    if settings.api.database_url is not None:
+        return settings.api.database_url.get_secret_value()
+    return dsn_with_user(target.dsn, READER_ROLE)
+
+
+@contextlib.asynccontextmanager
+async def open_reader_pool(
+    settings: Settings, *, start_embedded: bool = True
+) -> AsyncIterator[asyncpg.Pool]:
+    """The API's pool: read-only role, every session ``READ ONLY``.
+
+    When the derived ``polyfarm_reader`` login is refused (a managed server where migration
+    0008 could not create the role, or no password for it), the pool logs in as the owner
+    with one warning saying what to do; its sessions are still ``READ ONLY``. A refused
+    ``api.database_url`` is the operator's explicit choice and fails instead.
+    """
+    target = resolve_target(settings)
+    if start_embedded:
+        ensure_started(target)
+    pool = await _connect_reader(settings, target)
+    try:
+        yield pool
+    finally:
+        await close_pool(pool)
+
+
+async def _connect_reader(settings: Settings, target: DatabaseTarget) -> asyncpg.Pool:
+    dsn = reader_dsn(settings, target)
+    try:
+        pool = await _read_only_pool(dsn, settings)
+    except LOGIN_REFUSED as exc:
+        if settings.api.database_url is not None:
+            raise DatabaseError(
+                f"api.database_url ({redact_dsn(dsn)}) cannot log in: {exc}; fix the DSN or "
+                "the role, or unset it to read as polyfarm_reader"
+            ) from exc
+        log.warning(_FALLBACK, error=str(exc), reader_dsn=redact_dsn(dsn))
+        return await _read_only_pool(target.dsn, settings)
+    log.info("the API reads through a read-only pool", dsn=redact_dsn(dsn))
+    return pool
+
+
+async def _read_only_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    return await create_pool(
+        dsn,
+        min_size=settings.database.pool_min,
+        max_size=settings.database.pool_max,
+        command_timeout=settings.database.command_timeout_s,
+        server_settings=READ_ONLY_SESSION,
+    )
 
 
 async def close_pool(pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:

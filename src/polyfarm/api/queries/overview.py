@@ -77,7 +77,16 @@ async def database_health(conn: asyncpg.Connection) -> DatabaseHealth:
         SELECT current_setting('server_version') AS server_version,
                (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS timescaledb,
                pg_database_size(current_database()) AS size_bytes,
-               to_regclass('schema_migrations') IS NOT NULL AS migrated
+               to_regclass('schema_migrations') IS NOT NULL AS migrated,
+               current_user AS role,
+               -- The role's own rights; the API's READ ONLY sessions are a second fence.
+               (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+               OR has_schema_privilege('public', 'CREATE')
+               OR EXISTS (
+                   SELECT 1 FROM pg_class c
+                   WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+                     AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+               ) AS role_can_write
         """
     )
     latency_ms = (time.perf_counter() - started) * 1000
@@ -91,6 +100,8 @@ async def database_health(conn: asyncpg.Connection) -> DatabaseHealth:
         timescaledb=row["timescaledb"],
         schema_version=schema_version,
         size_bytes=row["size_bytes"],
+        role=row["role"],
+        role_can_write=row["role_can_write"],
     )
 
 
