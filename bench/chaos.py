@@ -5,8 +5,8 @@ an embedded PostgreSQL in a scratch directory, all on loopback. Phases, in order
 warm-up; WebSocket drops; silent stalls (sockets stay open, PONGs answered, no data); a 429
 storm; malformed frames; duplicate and out-of-order frames with book-hash mismatches; the
 database stopped for ``--db-outage-s`` seconds; ``kill -9`` of the daemon and a restart; a
-quiet tail so repairs can finish. Then every trade the simulator emitted in the measured window
-is compared with the ``trades`` table.
+quiet tail until every lost window is repaired (or ``--repair-limit-s`` passes). Then every
+trade the simulator emitted in the measured window is compared with the ``trades`` table.
 
 Prints a table (faults injected per kind, trades emitted / stored / missing / duplicated,
 recovery time per phase, journal peak, RSS peak); ``--json`` ends with one JSON object.
@@ -191,6 +191,37 @@ async def kill_and_restart(run: Run, urls: dict[str, str], dsn: str, data_dir: P
     run.recovery_s["kill -9"] = await recovery_after(dsn, datetime.now(UTC), 180)
 
 
+async def open_gaps(dsn: str, window: tuple[int, int]) -> int | None:
+    """Lost trade windows overlapping ``window`` that the daemon has not yet repaired."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM feed_gaps WHERE stream = 'ws_trades' AND NOT repaired "
+            "AND market_id IS NOT NULL "
+            "AND gap_start <= to_timestamp($2) AND gap_end >= to_timestamp($1)",
+            window[0],
+            window[1],
+        )
+        return count
+    finally:
+        await conn.close()
+
+
+async def repairs_settled(dsn: str, window: tuple[int, int], limit_s: float) -> int | None:
+    """Wait until every lost window of ``window`` is repaired (the daemon waits
+    ``repair_delay_s`` after a window ends before asking the Data API, then retries with
+    growing pauses), or ``limit_s`` passed; returns the windows still open."""
+    began = time.monotonic()
+    while True:
+        remaining = await open_gaps(dsn, window)
+        if remaining == 0 or time.monotonic() - began >= limit_s:
+            return remaining
+        await asyncio.sleep(2)
+
+
 async def tokens_known(dsn: str) -> set[str]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -263,9 +294,12 @@ async def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
             await database_outage(run, server, dsn, args.db_outage_s)
             await kill_and_restart(run, urls, dsn, data_dir)
             last_s = int((await sim_json(http, base, "/_sim/stats"))["clock"]["now"]) - 1
-            await asyncio.sleep(args.settle_s)  # repairs of the last windows
+            window = (first_s, last_s)
+            await asyncio.sleep(args.settle_s)
+            unrepaired = await repairs_settled(dsn, window, args.repair_limit_s)
             stats = await sim_json(http, base, "/_sim/stats")
-            result: dict[str, Any] = dict(await compare(http, base, dsn, (first_s, last_s), tokens))
+            result: dict[str, Any] = dict(await compare(http, base, dsn, window, tokens))
+            result["unrepaired_windows"] = unrepaired
             result["faults_injected"] = stats["faults"]
     finally:
         sampler.cancel()
@@ -295,6 +329,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'trades stored':<22}{result['trades_stored']:>10,}")
     print(f"{'missing':<22}{result['missing']:>10,}")
     print(f"{'duplicated':<22}{result['duplicated']:>10,}")
+    unrepaired = result["unrepaired_windows"]
+    print(f"{'windows unrepaired':<22}{'?' if unrepaired is None else unrepaired:>10}")
     print(f"{'journal peak':<22}{result['journal_peak_bytes'] / 2**20:>9.1f}M")
     print(f"{'daemon RSS peak':<22}{result['rss_peak_mb']:>9.1f}M")
     print("recovery (s until trades are written again, after each injury ends):")
@@ -308,6 +344,9 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--phase-s", type=float, default=40)
     parser.add_argument("--settle-s", type=float, default=30)
+    parser.add_argument(
+        "--repair-limit-s", type=float, default=180, help="longest wait for the last repairs"
+    )
     parser.add_argument("--db-outage-s", type=float, default=120)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--json", action="store_true")

@@ -31,6 +31,7 @@ import asyncpg
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.store.ops import finish_task_run, record_health, start_task_run
+from polyfarm.store.outage import OutageLog
 
 log = get_logger(__name__)
 
@@ -111,6 +112,7 @@ class Supervisor:
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._health_interval_s = health_interval_s
+        self._outage = OutageLog("task-run records", log)
         self.state: dict[str, JobState] = {job.name: JobState() for job in jobs}
         self.restarts: dict[str, int] = {svc.name: 0 for svc in self.services}
 
@@ -216,7 +218,8 @@ class Supervisor:
             async with self._pool.acquire() as conn:
                 return await start_task_run(conn, job.name, started, job.tier)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("cannot record task start", job=job.name, error=repr(exc))
+            if not self._outage.failed(exc, job=job.name):
+                log.warning("cannot record task start", job=job.name, error=repr(exc))
             return None
 
     async def _record_end(
@@ -252,7 +255,10 @@ class Supervisor:
                     error=error,
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("cannot record task end", job=job.name, error=repr(exc))
+            if not self._outage.failed(exc, job=job.name):
+                log.warning("cannot record task end", job=job.name, error=repr(exc))
+            return
+        self._outage.succeeded()
 
     def _observe(self, job: Job, status: str, now: datetime) -> None:
         if self._metrics is None:

@@ -16,10 +16,11 @@ import asyncpg
 import pytest
 
 from polyfarm.store.database import create_pool
-from polyfarm.store.durable import DurableWriter, database_unavailable
+from polyfarm.store.durable import DurableWriter
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.journal import Corruption, Journal, JournalBatch
 from polyfarm.store.migrations import migrate
+from polyfarm.store.outage import database_unavailable
 from polyfarm.store.rows import PRICE_SNAPSHOTS
 
 from .factories import T0, price_row

@@ -27,6 +27,7 @@ import asyncpg
 
 from polyfarm.logs import get_logger
 from polyfarm.store.journal import Corruption, Journal, JournalBatch, JournalFullError
+from polyfarm.store.outage import database_unavailable
 from polyfarm.store.quarantine import QuarantineRecord
 from polyfarm.store.rows import TableSpec
 from polyfarm.store.writer import BulkWriter, RejectedRow, WriteResult, copy_idempotent
@@ -35,16 +36,6 @@ log = get_logger(__name__)
 
 WARN_FRACTION = 0.8
 QUARANTINE_SPEC = TableSpec("quarantine", QuarantineRecord._fields, lambda row, _: None)
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """Errors that mean "try again later", judged by SQLSTATE class, never by message text:
-    08 connection exception, 53 insufficient resources (disk full), 57 operator intervention
-    (shutdown, cannot connect now), plus socket-level failures and timeouts."""
-    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None) or ""
-    return isinstance(exc, asyncpg.PostgresError) and sqlstate[:2] in {"08", "53", "57"}
 
 
 @dataclass

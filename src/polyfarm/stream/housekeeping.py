@@ -27,6 +27,7 @@ import asyncpg
 
 from polyfarm.logs import get_logger
 from polyfarm.store.ops import record_health
+from polyfarm.store.outage import OutageLog
 from polyfarm.store.stream_writes import (
     GapRecord,
     insert_gaps,
@@ -68,6 +69,7 @@ class Housekeeping:
         self._next_heartbeat = 0.0
         self._frozen = False
         self._freeze_by = time.monotonic() + FREEZE_AFTER_S
+        self._outage = OutageLog("stream chores (whales, heartbeat, lifecycle)", log)
         self._sampled_minute = -1
         self._next_probe = time.monotonic() + run.ws.asset_stale_s / 4
 
@@ -111,11 +113,16 @@ class Housekeeping:
             self._heartbeat_due,
             self._probe_due,
         )
+        failed = False
         for chore in chores:
             try:
                 await chore()
             except DB_ERRORS as exc:
-                log.warning("stream chore failed", chore=chore.__name__, error=repr(exc))
+                failed = True
+                if not self._outage.failed(exc, chore=chore.__name__):
+                    log.warning("stream chore failed", chore=chore.__name__, error=repr(exc))
+        if not failed:
+            self._outage.succeeded()
         self._export_counts()
 
     async def _settle_heap(self) -> None:

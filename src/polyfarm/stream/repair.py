@@ -178,6 +178,13 @@ class GapRepairer:
         return sorted(ready, key=lambda j: j.gap.end)
 
     async def _attempt(self, job: _Job) -> None:
+        log.info(
+            "gap repair started",
+            reason=job.gap.reason,
+            markets=len(job.gap.markets),
+            start=job.gap.start.isoformat(),
+            end=job.gap.end.isoformat(),
+        )
         problem = await self._repair(job.gap)
         if problem is None:
             await self._close(job, repaired=True)
