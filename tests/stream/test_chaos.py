@@ -1,8 +1,9 @@
 """Chaos against the simulator's faults and ground truth: no fill lost, none stored twice.
 
-Several simulated hours under random drops, silent stalls, repeated and reordered frames and
-corrupted hashes; afterwards the ``trades`` table must equal ``/_sim/truth/trades`` exactly, every
-live book must equal the simulator's, and every lost window must be in ``feed_gaps``.
+Several simulated hours under random drops, silent stalls, repeated, reordered and unreadable
+frames and corrupted hashes; afterwards the ``trades`` table must equal ``/_sim/truth/trades``
+exactly, every live book must equal the simulator's, and every lost window must be in
+``feed_gaps``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ from .harness import (
     wait_for,
 )
 
-CHAOS = "ws_drop=0.001,ws_stall=0.0004,ws_duplicate=0.02,ws_out_of_order=0.02,hash_mismatch=0.02"
+CHAOS = (
+    "ws_drop=0.001,ws_stall=0.0004,ws_duplicate=0.02,ws_out_of_order=0.02,hash_mismatch=0.02,"
+    "ws_malformed=0.002"
+)
 HOURS = 3
 STEP_S = 20
 
@@ -90,6 +94,7 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
     assert injected["ws_stall"] >= 3, injected
     assert injected["ws_duplicate"] >= 50, injected
     assert injected["ws_out_of_order"] >= 50, injected
+    assert injected["ws_malformed"] >= 5, injected
     assert counts["repeated_fill"] > 0, "repeated frames carried fills that were dropped"
     assert counts["hash_mismatch"] > 0, counts
     assert counts["refetch_replaced"] > 0, counts
@@ -112,7 +117,11 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
     assert reasons["ws_stall"] > 0, reasons
     assert reasons["ws_closed"] > 0, reasons
     assert reasons["new market"] > 0, reasons
+    assert reasons["ws_unreadable_frame"] > 0, reasons
     assert all(g["repaired"] for g in gaps)
+    # Every unreadable frame is kept, raw, with its reason.
+    quarantined = await pool.fetchval("SELECT count(*) FROM quarantine WHERE source = 'ws'")
+    assert quarantined >= injected["ws_malformed"], (quarantined, injected)
 
 
 @pytest.mark.timeout(60)

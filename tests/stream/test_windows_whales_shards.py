@@ -14,6 +14,7 @@ from polyfarm.stream.shards import ShardPlan
 from polyfarm.stream.whales import ImpactTracker, impact, whale_tier
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+FRAME = "ws_unreadable_frame"
 S0 = T0.timestamp()
 
 
@@ -187,3 +188,18 @@ def test_markets_leaving_a_connection_that_is_down_take_its_window_with_them() -
     coverage.first_data(0, ["m1"], T0 + timedelta(seconds=120))
     assert gaps[-1].markets == ("m1",)
     assert gaps[-1].start == T0 + timedelta(seconds=55)
+
+
+def test_an_unreadable_frame_loses_its_connection_from_the_newest_venue_time() -> None:
+    gaps: list[Gap] = []
+    coverage = Coverage(timedelta(seconds=5), gaps.append)
+    newest = T0 + timedelta(seconds=50)
+    now = T0 + timedelta(seconds=52)
+    coverage.frame_lost(["m1", "m2"], int(newest.timestamp() * 1000), now)
+    assert gaps == [
+        Gap(("m1", "m2"), newest - timedelta(seconds=5), now + timedelta(seconds=5), FRAME)
+    ]
+    # No venue time yet this session, or a venue clock ahead of ours: the window starts at now.
+    coverage.frame_lost(["m1"], 0, now)
+    coverage.frame_lost(["m1"], int((now + timedelta(seconds=3)).timestamp() * 1000), now)
+    assert {g.start for g in gaps[1:]} == {now - timedelta(seconds=5)}

@@ -20,7 +20,7 @@ import aiohttp
 
 from polyfarm.errors import RateLimitedError, TransientSourceError
 from polyfarm.logs import get_logger
-from polyfarm.polymarket.domain import Counters, WsMessage
+from polyfarm.polymarket.domain import Counters, Reject, WsMessage
 from polyfarm.polymarket.http import ClientState, Sleep
 from polyfarm.polymarket.ws_protocol import FrameResult, MarketProtocol
 from polyfarm.settings import Settings, WebSocketSettings
@@ -76,6 +76,9 @@ class MarketStream:
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._log = get_logger(__name__, url=url)
+        # Told of every frame or message that could not be read: it may have held a fill, so
+        # the owner records a lost window (and quarantines the payload).
+        self.on_reject: Callable[[Reject], None] | None = None
 
     @classmethod
     def from_settings(
@@ -218,6 +221,8 @@ class MarketStream:
                 reason=reject.reason,
                 raw=reject.raw[:_RAW_LOG_BYTES].decode("utf-8", "replace"),
             )
+            if self.on_reject is not None:
+                self.on_reject(reject)
 
 
 async def reconnecting(

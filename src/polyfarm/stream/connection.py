@@ -12,7 +12,8 @@ delivered data retries at once.
 
 The session hooks tell the stream what the connection saw, so lost windows can be repaired:
 ``session_started`` (books of this shard must wait for new snapshots), ``first_data`` (the
-subscription is effective again) and ``session_lost`` (with the newest venue time seen).
+subscription is effective again), ``session_lost`` (with the newest venue time seen) and
+``frame_rejected`` (an unreadable frame: whatever it carried is lost).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import aiohttp
 
 from polyfarm.errors import TransientSourceError
 from polyfarm.logs import get_logger
-from polyfarm.polymarket.domain import WsMessage
+from polyfarm.polymarket.domain import Reject, WsMessage
 from polyfarm.polymarket.http import ClientState
 from polyfarm.polymarket.ws import MarketStream, StreamClosedError, reconnecting
 from polyfarm.settings import WebSocketSettings
@@ -64,6 +65,8 @@ class SessionHooks:
     backpressure: Callable[[], Awaitable[None] | None]
     # Asked after ``stall_timeout_s`` of silence: did the venue move while we heard nothing?
     confirm_stall: Callable[[ShardConnection], Awaitable[bool]]
+    # A frame or message that could not be read: whatever it held is lost.
+    frame_rejected: Callable[[ShardConnection, Reject], None]
 
 
 @dataclass
@@ -112,6 +115,7 @@ class ShardConnection:
         """Read until the connection is lost or stopped; returns why (``stopped``: fills
         still in flight were not read, so coverage ends at the newest one seen)."""
         self.stream, self.mark, self._replace = stream, Watermark(), None
+        stream.on_reject = lambda reject: self.hooks.frame_rejected(self, reject)
         self.sessions += 1
         self.hooks.session_started(self)
         try:

@@ -11,7 +11,9 @@ turned into a ``Gap`` for the repairer, widened by ``margin`` on both sides:
 * a market added to a live connection: from its subscription — or its creation, for a market
   born after the stream started — to the arrival of its first book snapshot (or to its
   removal, when it closed before any snapshot came);
-* a market born after the stream started and closed before it was ever subscribed: its life.
+* a market born after the stream started and closed before it was ever subscribed: its life;
+* an unreadable frame: the connection's markets, from the newest venue time it had delivered
+  (the lost frame's fills are no older than that, give or take the margin) to now.
 
 ``vouched_until`` is what the heartbeat records: the stream vouches for every fill before it,
 so a successor process repairs from there.
@@ -65,6 +67,12 @@ class Coverage:
             return  # no data this session: an earlier loss (if any) is still open
         newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms else began
         self._lose(shard, max(newest, began) - self.margin, f"ws_{reason}")
+
+    def frame_lost(self, markets: Iterable[str], newest_ms: int, now: datetime) -> None:
+        """A frame could not be read; which market it was for is unknown."""
+        newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms else now
+        start = min(newest, now) - self.margin
+        self.submit(Gap(tuple(markets), start, now + self.margin, "ws_unreadable_frame"))
 
     def markets_left(self, shard: int, markets: Iterable[str], now: datetime) -> None:
         """Markets unsubscribed from a connection that is down: its open window is theirs

@@ -2,10 +2,10 @@
 
 Market lifecycle events go to the database; whale events are stored and their impact filled in
 as one and five minutes pass; windows of ``book_deltas`` that were lost (a dropped connection,
-a full queue) are recorded in ``feed_gaps``; counters go to Prometheus; the heartbeat records
-until when the stream vouches for every fill; and silent assets are probed over REST — a book
-that moved on the venue while its asset stayed silent here proves the subscription dead, and
-its connection is replaced.
+a full queue) are recorded in ``feed_gaps``; unreadable frames go to ``quarantine``; counters
+go to Prometheus; the heartbeat records until when the stream vouches for every fill; and
+silent assets are probed over REST — a book that moved on the venue while its asset stayed
+silent here proves the subscription dead, and its connection is replaced.
 
 Once the first snapshots are in, the long-lived heap is frozen (``gc.freeze``, process-wide):
 40,000 live books are a few hundred thousand tracked objects (each book's arrays included) that
@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from polyfarm.logs import get_logger
+from polyfarm.polymarket.domain import Reject
 from polyfarm.store.ops import record_health
 from polyfarm.store.outage import OutageLog
+from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
 from polyfarm.store.stream_writes import (
     GapRecord,
     insert_gaps,
@@ -49,6 +51,7 @@ HEARTBEAT_S = 10.0
 WHALE_BACKLOG_MAX = 10_000
 NOW_TOLERANCE_S = 5.0
 LOST_DELTA_REASONS = ("ws_", "restart")
+QUARANTINE_BACKLOG_MAX = 10_000
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 MESSAGE_TYPES = {
     "PriceChange": "price_change",
@@ -69,6 +72,7 @@ class Housekeeping:
         self._next_heartbeat = 0.0
         self._frozen = False
         self._freeze_by = time.monotonic() + FREEZE_AFTER_S
+        self._quarantine: list[QuarantineRecord] = []
         self._outage = OutageLog("stream chores (whales, heartbeat, lifecycle)", log)
         self._sampled_minute = -1
         self._next_probe = time.monotonic() + run.ws.asset_stale_s / 4
@@ -110,6 +114,7 @@ class Housekeeping:
             self._lifecycle,
             self._whales,
             self._lost_deltas,
+            self._store_quarantined,
             self._heartbeat_due,
             self._probe_due,
         )
@@ -175,16 +180,37 @@ class Housekeeping:
     async def _lost_deltas(self) -> None:
         if not self._delta_gaps:
             return
-        gaps, self._delta_gaps = self._delta_gaps, {}
+        gaps = dict(self._delta_gaps)
         records = [
             GapRecord("ws_book_deltas", None, market_id, start, end, reason)
             for market_id, (start, end, reason) in gaps.items()
         ]
         async with self.run_state.deps.pool.acquire() as conn:
             await insert_gaps(conn, records)
+        for market_id, window in gaps.items():  # kept until stored; widened ones stay
+            if self._delta_gaps.get(market_id) == window:
+                del self._delta_gaps[market_id]
         self.run_state.deps.metrics.feed_gaps.labels("ws_book_deltas", "unrepaired").inc(
             len(records)
         )
+
+    # -- unreadable frames ----------------------------------------------------------------------
+
+    def frame_rejected(self, reject: Reject, at: datetime) -> None:
+        """Keep an unreadable frame for the ``quarantine`` table (bounded: past the cap only
+        the count survives, in the metrics and the log)."""
+        if len(self._quarantine) >= QUARANTINE_BACKLOG_MAX:
+            self.run_state.counts["quarantine_overflow"] += 1
+            return
+        self._quarantine.append(quarantine_record("ws", reject.reason, reject.raw, at, reject.key))
+
+    async def _store_quarantined(self) -> None:
+        if not self._quarantine:
+            return
+        records = list(self._quarantine)
+        async with self.run_state.deps.pool.acquire() as conn:
+            await store_quarantined(conn, records)
+        del self._quarantine[: len(records)]
 
     # -- heartbeat ------------------------------------------------------------------------------
 
@@ -195,7 +221,7 @@ class Housekeeping:
 
     async def final(self) -> None:
         """After the intake stopped: what the last ticks did not get to, then the heartbeat."""
-        for chore in (self._whales, self._lost_deltas, self.heartbeat):
+        for chore in (self._whales, self._lost_deltas, self._store_quarantined, self.heartbeat):
             try:
                 await chore()
             except DB_ERRORS as exc:

@@ -23,7 +23,7 @@ from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.data_api import DataApiClient
-from polyfarm.polymarket.domain import Counters, WsMessage
+from polyfarm.polymarket.domain import Counters, Reject, WsMessage
 from polyfarm.polymarket.ws import MarketStream
 from polyfarm.settings import Settings
 from polyfarm.store.ops import collector_health
@@ -141,6 +141,7 @@ class StreamRun:
             session_started=self._session_started, first_data=self._first_data,
             session_lost=self._session_lost, handle=self._handle,
             backpressure=self._backpressure, confirm_stall=self._confirm_stall,
+            frame_rejected=self._frame_rejected,
         )  # fmt: skip
         return Subscriptions(
             settings=self.deps.settings, catalog=self.deps.catalog, ingest=self.ingest,
@@ -247,6 +248,11 @@ class StreamRun:
         if reason != STOPPED:
             self.deps.metrics.reconnects.labels(reason).inc()
             log.info("ws connection lost", shard=conn.shard, reason=reason)
+
+    def _frame_rejected(self, conn: ShardConnection, reject: Reject) -> None:
+        now = self.deps.clock()
+        self.coverage.frame_lost(self.subscriptions.markets_on(conn.shard), conn.mark.ms, now)
+        self.housekeeping.frame_rejected(reject, now)
 
     async def _confirm_stall(self, conn: ShardConnection) -> bool:
         now_ms = epoch_ms(self.deps.clock())
