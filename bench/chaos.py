@@ -42,7 +42,7 @@ POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 
 PHASES: list[tuple[str, str]] = [
     ("warm-up", ""),
-    ("ws drops", "ws_drop=0.002"),
+    ("ws drops", "ws_drop=0.01"),
     ("silent stalls", "ws_stall=0.005"),
     ("429 storm", "http_429=0.5,retry_after_s=1"),
     ("malformed frames", "ws_malformed=0.01,malformed_json=0.05,truncated_json=0.05"),
@@ -54,6 +54,7 @@ PHASES: list[tuple[str, str]] = [
 class Run:
     started: float = field(default_factory=time.monotonic)
     recovery_s: dict[str, float | None] = field(default_factory=dict)
+    faults_by_phase: dict[str, dict[str, int]] = field(default_factory=dict)
     journal_peak_bytes: int = 0
     rss_peak_mb: float = 0.0
     daemon: asyncio.subprocess.Process | None = None
@@ -167,9 +168,12 @@ async def fault_phases(
 ) -> None:
     for name, spec in PHASES:
         print(f"phase: {name} ({spec or 'no faults'}) from {time.time():.0f}", file=sys.stderr)
+        before = Counter((await sim_json(http, base, "/_sim/stats"))["faults"])
         await set_faults(http, base, spec)
         await asyncio.sleep(phase_s)
         await set_faults(http, base, "")
+        after = Counter((await sim_json(http, base, "/_sim/stats"))["faults"])
+        run.faults_by_phase[name] = dict(after - before)
         run.recovery_s[name] = await recovery_after(dsn, datetime.now(UTC), 120)
 
 
@@ -312,6 +316,7 @@ async def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
     result |= {
+        "faults_by_phase": run.faults_by_phase,
         "recovery_s": run.recovery_s,
         "journal_peak_bytes": run.journal_peak_bytes,
         "rss_peak_mb": round(run.rss_peak_mb, 1),
@@ -333,9 +338,11 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'windows unrepaired':<22}{'?' if unrepaired is None else unrepaired:>10}")
     print(f"{'journal peak':<22}{result['journal_peak_bytes'] / 2**20:>9.1f}M")
     print(f"{'daemon RSS peak':<22}{result['rss_peak_mb']:>9.1f}M")
-    print("recovery (s until trades are written again, after each injury ends):")
+    print("injury, faults injected, recovery (s until trades are written again after it ends):")
     for phase, seconds in result["recovery_s"].items():
-        print(f"  {phase:<24}{'-' if seconds is None else seconds:>8}")
+        faults = result["faults_by_phase"].get(phase, {})
+        injected = ", ".join(f"{k}={v}" for k, v in sorted(faults.items())) or "-"
+        print(f"  {phase:<24}{injected:<52}{'-' if seconds is None else seconds:>8}")
 
 
 def main() -> None:
