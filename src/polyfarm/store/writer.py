@@ -6,14 +6,26 @@ the copy hits the unique key (a replay, an overlap after a reconnect), the trans
 back and the batch goes through a per-connection staging table instead:
 ``COPY`` into the stage, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``, so rows already
 stored are skipped and every other row lands exactly once.
+
+Tables with their own binary encoding (``TableSpec.binary``: price snapshots) take a faster
+path, shaped by two measurements (BENCHMARKS.md, "Ingest"). Maintaining the token-first unique
+index is most of the server's work per row: in arrival order (one row per token) every
+insertion lands on a random leaf of an index far larger than the CPU caches; in index order
+consecutive insertions walk neighbouring pages, and the server's CPU per row drops by about
+40 %. And client work (validation, encoding) and server work overlap only if the batch is
+pipelined. So a batch is cut into key ranges; each is encoded in arrival order (the order
+the row objects lie in memory), sorted as encoded bytes, and sent as one CopyData message,
+which the server reads whole and stores while the client encodes the next range.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +35,23 @@ import asyncpg
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
-from polyfarm.store.rows import TableSpec, latest_allowed_time
+from polyfarm.store.rows import (
+    COPY_BINARY_HEADER,
+    COPY_BINARY_TRAILER,
+    BinaryCopy,
+    TableSpec,
+    latest_allowed_time,
+)
 
 log = get_logger(__name__)
 
 # Below this, splitting a batch costs more in round trips than it wins in overlap.
 _PARALLEL_MIN_ROWS = 5_000
+# Encoded tables: key ranges per connection in a pipelined batch. More parts start the server
+# sooner; each part costs a transaction.
+_PARTS_PER_CONNECTION = 2
+# Rows encoded between two turns of the event loop (about 1-2 ms of CPU).
+_ENCODE_SLICE_ROWS = 2_000
 
 
 def utc_now() -> datetime:
@@ -152,37 +175,137 @@ class BulkWriter:
         self._metrics.rows_rejected.labels(result.table).inc(len(result.rejected))
 
     async def _copy_in_parallel(self, spec: TableSpec, records: list[Sequence[Any]]) -> int:
-        """Large batches go over two connections at once: while the server ingests one half,
-        the client encodes the other. Each half is idempotent on its own, so a failure of one
-        half leaves a state that a retry of the whole batch repairs exactly."""
+        """Large batches go over several connections at once, one server process each. Each
+        part is idempotent on its own, so a failure of one part leaves a state that a retry
+        of the whole batch repairs exactly."""
         if len(records) < _PARALLEL_MIN_ROWS or self._parallelism < 2:
             async with self._pool.acquire() as conn:
                 return await copy_idempotent(conn, spec, records)
-        step = -(-len(records) // self._parallelism)
-        parts = [records[i : i + step] for i in range(0, len(records), step)]
+        if spec.binary is not None:
+            return await self._copy_pipelined(spec, spec.binary, records)
+        parts = copy_parts(spec, records, self._parallelism)
         counts = await asyncio.gather(*(self._copy_part(spec, part) for part in parts))
         return sum(counts)
 
-    async def _copy_part(self, spec: TableSpec, part: list[Sequence[Any]]) -> int:
-        async with self._pool.acquire() as conn:
-            return await copy_idempotent(conn, spec, part)
+    async def _copy_pipelined(
+        self, spec: TableSpec, binary: BinaryCopy, records: list[Sequence[Any]]
+    ) -> int:
+        """Encoded tables: the batch is cut into key ranges; each is encoded, sorted and handed
+        to the server, which stores it while the client encodes the next one."""
+        lanes = asyncio.Semaphore(self._parallelism)
+        by_size = max(self._parallelism, len(records) // _PARALLEL_MIN_ROWS)
+        groups = key_range_groups(records, min(by_size, self._parallelism * _PARTS_PER_CONNECTION))
+        tasks: list[asyncio.Task[int]] = []
+        try:
+            for group in groups:
+                part = await _encode_part(binary, group)
+                tasks.append(asyncio.create_task(self._copy_part(spec, part, lanes)))
+                await part.sent.wait()  # the server has it all: go on encoding
+            return sum(await asyncio.gather(*tasks))
+        finally:  # after a failure: stop the parts under way (a retry repairs the batch)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _copy_part(
+        self, spec: TableSpec, part: CopyPart, lanes: asyncio.Semaphore | None = None
+    ) -> int:
+        try:
+            async with lanes or contextlib.nullcontext(), self._pool.acquire() as conn:
+                return await _copy_part_idempotent(conn, spec, part)
+        finally:
+            part.sent.set()
+
+
+@dataclass(frozen=True)
+class CopyPart:
+    """One COPY's worth of a batch: binary COPY data in ``columns`` order when the table has an
+    encoder, else the records for asyncpg to encode."""
+
+    rows: int
+    columns: tuple[str, ...]
+    payload: memoryview | None = None
+    records: Sequence[Sequence[Any]] = ()
+    sent: asyncio.Event = field(default_factory=asyncio.Event)  # all data handed to the server
+
+
+def copy_parts(spec: TableSpec, records: Sequence[Sequence[Any]], parts: int) -> list[CopyPart]:
+    """Split ``records`` into at most ``parts`` COPYs. Encoded tables go in index order, each
+    part a contiguous key range, so parallel parts touch disjoint index pages."""
+    step = -(-len(records) // max(1, parts)) or 1
+    if spec.binary is None:
+        return [
+            CopyPart(len(chunk), spec.columns, records=chunk)
+            for chunk in (records[i : i + step] for i in range(0, len(records), step))
+        ] or [CopyPart(0, spec.columns)]
+    encoded = spec.binary.encode(records)  # in arrival order: the row objects' memory order
+    encoded.sort()
+    return [
+        CopyPart(len(chunk), spec.binary.columns, payload=_binary_copy_data(chunk))
+        for chunk in (encoded[i : i + step] for i in range(0, len(encoded), step))
+    ] or [CopyPart(0, spec.binary.columns, payload=_binary_copy_data([]))]
+
+
+def key_range_groups(records: Sequence[Sequence[Any]], parts: int) -> list[list[Sequence[Any]]]:
+    """``records`` in at most ``parts`` groups of about equal size by token_id range (pivots
+    from a sample), each group in arrival order."""
+    sample = sorted(record[1] for record in records[:: max(1, len(records) // (64 * parts))])
+    pivots = [sample[len(sample) * i // parts] for i in range(1, parts)]
+    groups: list[list[Sequence[Any]]] = [[] for _ in range(parts)]
+    for record in records:
+        groups[bisect.bisect_right(pivots, record[1])].append(record)
+    return [group for group in groups if group]
+
+
+async def _encode_part(binary: BinaryCopy, records: Sequence[Sequence[Any]]) -> CopyPart:
+    """Encoded in slices, between which the event loop keeps feeding the parts under way."""
+    encoded: list[bytes] = []
+    for start in range(0, len(records), _ENCODE_SLICE_ROWS):
+        encoded += binary.encode(records[start : start + _ENCODE_SLICE_ROWS])
+        await asyncio.sleep(0)
+    encoded.sort()
+    return CopyPart(len(encoded), binary.columns, payload=_binary_copy_data(encoded))
+
+
+def _binary_copy_data(tuples: list[bytes]) -> memoryview:
+    # A memoryview, not bytes: asyncpg would take ``bytes`` for a file name.
+    return memoryview(b"".join([COPY_BINARY_HEADER, *tuples, COPY_BINARY_TRAILER]))
+
+
+async def _copy_messages(payload: memoryview, sent: asyncio.Event) -> AsyncIterator[memoryview]:
+    """The payload as one CopyData message, which the server reads whole before it stores a
+    row: once asyncpg asks for more (the socket took nearly all of it), the server has its
+    work and needs nothing more from this process until it commits."""
+    yield payload
+    sent.set()
 
 
 async def copy_idempotent(
     conn: asyncpg.Connection, spec: TableSpec, records: Sequence[Sequence[Any]]
 ) -> int:
     """Store ``records`` once each; returns how many were new."""
+    (part,) = copy_parts(spec, records, 1)
+    return await _copy_part_idempotent(conn, spec, part)
+
+
+async def _copy_part_idempotent(conn: asyncpg.Connection, spec: TableSpec, part: CopyPart) -> int:
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table(spec.name, records=records, columns=spec.columns)
-        return len(records)
+            await _copy(conn, spec.name, part)
+        return part.rows
     except asyncpg.UniqueViolationError:
-        return await _merge_through_stage(conn, spec, records)
+        return await _merge_through_stage(conn, spec, part)
 
 
-async def _merge_through_stage(
-    conn: asyncpg.Connection, spec: TableSpec, records: Sequence[Sequence[Any]]
-) -> int:
+async def _copy(conn: asyncpg.Connection, table: str, part: CopyPart) -> None:
+    if part.payload is not None:
+        source = _copy_messages(part.payload, part.sent)
+        await conn.copy_to_table(table, source=source, columns=part.columns, format="binary")
+    else:
+        await conn.copy_records_to_table(table, records=part.records, columns=part.columns)
+
+
+async def _merge_through_stage(conn: asyncpg.Connection, spec: TableSpec, part: CopyPart) -> int:
     stage = f"_stage_{spec.name}"
     columns = ", ".join(spec.columns)
     async with conn.transaction():
@@ -190,7 +313,7 @@ async def _merge_through_stage(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
             f"(LIKE {spec.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        await conn.copy_records_to_table(stage, records=records, columns=spec.columns)
+        await _copy(conn, stage, part)
         status = await conn.execute(
             f"INSERT INTO {spec.name} ({columns}) "  # noqa: S608 - identifiers from TableSpec
             f"SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"

@@ -1,0 +1,163 @@
+"""Price snapshots go to COPY in our own binary encoding, sorted in unique-index order."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import struct
+from datetime import timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from polyfarm.store.queries import latest_prices
+from polyfarm.store.rows import (
+    COPY_BINARY_HEADER,
+    PRICE_SNAPSHOTS,
+    PriceSnapshotRow,
+    encode_price_snapshots,
+)
+from polyfarm.store.writer import BulkWriter, copy_parts, key_range_groups
+
+from .factories import T0, price_row, token
+
+NOW = T0 + timedelta(hours=1)
+FLOATS = PriceSnapshotRow._fields[3:]
+
+
+def writer(pool: asyncpg.Pool, parallelism: int = 2) -> BulkWriter:
+    return BulkWriter(pool, max_future_skew_s=3600, clock=lambda: NOW, parallelism=parallelism)
+
+
+def many_rows(count: int, tokens: int = 3_000, seed: int = 7) -> list[PriceSnapshotRow]:
+    """One row per token per minute, tokens in a random (not index) order."""
+    rng = random.Random(seed)
+    ids = [token(rng.randrange(10**70)) for _ in range(tokens)]
+    return [
+        price_row(i // tokens, ids[i % tokens], round(rng.uniform(0.02, 0.98), 3))
+        for i in range(count)
+    ]
+
+
+async def stored_rows(pool: asyncpg.Pool) -> set[tuple[Any, ...]]:
+    columns = ", ".join(PRICE_SNAPSHOTS.columns)
+    return {tuple(r) for r in await pool.fetch(f"SELECT {columns} FROM price_snapshots")}
+
+
+def token_ids_of(payload: memoryview) -> list[str]:
+    """The token_id of every tuple of a binary COPY payload (the first column)."""
+    data = bytes(payload)[len(COPY_BINARY_HEADER) : -2]
+    tokens, offset = [], 0
+    while offset < len(data):
+        (fields,) = struct.unpack_from(">h", data, offset)
+        offset += 2
+        for field in range(fields):
+            (length,) = struct.unpack_from(">i", data, offset)
+            offset += 4
+            if field == 0:
+                tokens.append(data[offset : offset + length].decode())
+            offset += max(length, 0)
+    return tokens
+
+
+async def test_nulls_time_zones_and_any_text_round_trip(pool: asyncpg.Pool) -> None:
+    paris = timezone(timedelta(hours=2))
+    nulls: dict[str, Any] = dict.fromkeys(FLOATS)
+    rows = [price_row(i)._replace(**{name: None}) for i, name in enumerate(FLOATS)]  # type: ignore[arg-type]
+    rows += [
+        price_row(10)._replace(**nulls),
+        price_row(11)._replace(ts=(T0 + timedelta(minutes=11)).astimezone(paris)),
+        price_row(12)._replace(token_id="é" * 3, market_id="市场"),
+        price_row(13)._replace(token_id="9", price=1, volume_24h=Decimal("12.5")),  # type: ignore[arg-type]
+        price_row(14)._replace(ts=T0 + timedelta(minutes=14, microseconds=1)),
+    ]
+    result = await writer(pool).write(PRICE_SNAPSHOTS, rows)
+    assert (result.inserted, result.rejected) == (len(rows), [])
+    expected = {tuple(float(v) if isinstance(v, Decimal) else v for v in row) for row in rows}
+    assert await stored_rows(pool) == expected
+
+
+def test_parts_are_sorted_disjoint_key_ranges() -> None:
+    rows = many_rows(12_000)
+    parts = copy_parts(PRICE_SNAPSHOTS, rows, 2)
+    assert [part.rows for part in parts] == [6_000, 6_000]
+    assert all(part.columns[:2] == ("token_id", "ts") for part in parts)
+    first, second = (token_ids_of(part.payload) for part in parts if part.payload is not None)
+    assert first == sorted(first)
+    assert second == sorted(second)
+    assert first[-1] <= second[0]
+    assert sorted(first + second) == sorted(row.token_id for row in rows)
+
+
+def test_encoding_does_not_depend_on_batch_order() -> None:
+    rows = many_rows(500)
+    shuffled = random.Random(1).sample(rows, len(rows))
+    assert sorted(encode_price_snapshots(rows)) == sorted(encode_price_snapshots(shuffled))
+
+
+async def test_a_large_batch_over_parallel_copies_stores_every_row(pool: asyncpg.Pool) -> None:
+    rows = many_rows(12_000)
+    result = await writer(pool).write(PRICE_SNAPSHOTS, rows)
+    assert (result.inserted, result.duplicates) == (12_000, 0)
+    assert await stored_rows(pool) == {tuple(row) for row in rows}
+
+
+async def test_a_large_overlapping_replay_stores_each_row_once(pool: asyncpg.Pool) -> None:
+    rows = many_rows(12_000)
+    w = writer(pool)
+    assert (await w.write(PRICE_SNAPSHOTS, rows[:8_000])).inserted == 8_000
+    replay = await w.write(PRICE_SNAPSHOTS, rows)  # staging path, from the encoded payload
+    assert (replay.inserted, replay.duplicates) == (4_000, 8_000)
+    again = await writer(pool, parallelism=1).write(PRICE_SNAPSHOTS, rows)
+    assert (again.inserted, again.duplicates) == (0, 12_000)
+    assert await stored_rows(pool) == {tuple(row) for row in rows}
+
+
+async def test_duplicates_inside_a_large_batch_are_stored_once(pool: asyncpg.Pool) -> None:
+    rows = many_rows(6_000)
+    result = await writer(pool).write(PRICE_SNAPSHOTS, rows + rows[:100])
+    assert (result.inserted, result.duplicates) == (6_000, 100)
+    assert await pool.fetchval("SELECT count(*) FROM price_snapshots") == 6_000
+
+
+async def test_latest_prices_read_what_parallel_copies_wrote(pool: asyncpg.Pool) -> None:
+    rows = many_rows(9_000, tokens=3_000)  # three minutes of 3,000 tokens
+    await writer(pool).write(PRICE_SNAPSHOTS, rows)
+    expected = {row.token_id: row for row in rows}  # the last minute wins
+    async with pool.acquire() as conn:
+        latest = await latest_prices(conn, list(expected))
+    assert len(latest) == len(expected)
+    for found in latest:
+        row = expected[found.token_id]
+        assert (found.ts, found.price, found.best_bid) == (row.ts, row.price, row.best_bid)
+        assert found.ts == T0 + timedelta(minutes=2)
+
+
+def test_key_range_groups_are_disjoint_and_keep_arrival_order() -> None:
+    rows = many_rows(20_000)
+    groups = key_range_groups(rows, 4)
+    assert len(groups) == 4
+    assert all(3_000 < len(group) < 7_000 for group in groups)
+    assert sum(len(group) for group in groups) == len(rows)
+    for left, right in itertools.pairwise(groups):
+        assert max(row[1] for row in left) < min(row[1] for row in right)
+    position = {id(row): i for i, row in enumerate(rows)}
+    for group in groups:
+        assert [position[id(row)] for row in group] == sorted(position[id(row)] for row in group)
+
+
+async def test_a_failing_part_raises_its_own_error_and_leaves_no_task(
+    pool: asyncpg.Pool,
+) -> None:
+    rows = many_rows(12_000)
+    rows[5_000] = rows[5_000]._replace(market_id="nul\x00")  # the server refuses NUL in text
+    with pytest.raises(asyncpg.PostgresError):
+        await writer(pool).write(PRICE_SNAPSHOTS, rows)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    rows[5_000] = rows[5_000]._replace(market_id="100")
+    retry = await writer(pool).write(PRICE_SNAPSHOTS, rows)  # parts that committed are kept
+    assert retry.inserted + retry.duplicates == 12_000
+    assert await stored_rows(pool) == {tuple(row) for row in rows}
