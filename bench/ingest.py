@@ -1,15 +1,20 @@
 """Ingest benchmark: price-snapshot rows per second through three write paths.
 
-1. polyfarm's BulkWriter (validation + COPY, idempotent), in batches of ``--batch`` rows;
+1. polyfarm's BulkWriter (validation + binary COPY in index order, idempotent), in batches of
+   ``--batch`` rows over two connections;
 2. asyncpg ``executemany`` of a parameterised INSERT, the usual hand-written baseline;
 3. a per-row SQLAlchemy ORM insert as in seed 004: synchronous SQLAlchemy on psycopg2, one
    mapped object per row with a surrogate id, ``session.add_all`` + commit per batch.
 
-Each path writes into a fresh, fully migrated database (same indexes, same table), on the
-embedded PostgreSQL unless ``--dsn`` names another server. Prints a table; with ``--json`` the
-last line is one JSON object.
+Each path writes into a fresh, fully migrated database (the production table and indexes), on
+the embedded PostgreSQL unless ``--dsn`` names another server; every timer ends after the last
+commit. ``--baseline-rows N`` measures the two baselines on the first N rows only (a smaller
+table is cheaper to insert into, so that favours the baselines); the output then says so.
+Ratios are rows/s over rows/s of the same run. ``--runs N`` repeats everything N times and
+reports each run with the load average at its start, then the median. Prints a table; with
+``--json`` the last line is one JSON object.
 
-    python bench/ingest.py --rows 1000000 [--json] [--dsn postgresql://...]
+    python bench/ingest.py --rows 1000000 [--baseline-rows 200000] [--runs 3] [--json]
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -169,17 +177,66 @@ async def via_orm(dsn: str, rows: list[PriceSnapshotRow], batch: int) -> float:
     return await asyncio.to_thread(orm_insert, dsn, rows, batch)
 
 
+class CpuMeter:
+    """CPU used by other work while a path runs: the machine's busy time (``/proc/stat``) minus
+    this process's and the embedded server's (its processes, and those it has reaped). None
+    when the server is not ours or ``/proc`` is missing."""
+
+    def __init__(self, postmaster: int | None) -> None:
+        self._postmaster = postmaster
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> tuple[float, float] | None:
+        if self._postmaster is None or not Path("/proc/stat").exists():
+            return None
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:9]]
+        busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+        ours = sum(os.times()[:2]) * self._tick + self._ticks(self._postmaster, reaped=True)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and self._parent(entry) == self._postmaster:
+                ours += self._ticks(int(entry.name))
+        return busy / self._tick, ours / self._tick
+
+    def others(self, before: tuple[float, float] | None, elapsed: float) -> float | None:
+        after = self.sample()
+        if before is None or after is None:
+            return None
+        return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / elapsed
+
+    @staticmethod
+    def _fields(pid: int | str) -> list[str]:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return []
+
+    def _parent(self, entry: Path) -> int | None:
+        fields = self._fields(entry.name)
+        return int(fields[1]) if fields else None
+
+    def _ticks(self, pid: int, reaped: bool = False) -> int:
+        fields = self._fields(pid)
+        if not fields:
+            return 0
+        return sum(int(v) for v in fields[11 : 15 if reaped else 13])  # utime stime [cu cs]
+
+
 async def measure(
     admin_dsn: str,
     name: str,
     path: Callable[[str, list[PriceSnapshotRow], int], Awaitable[float]],
     rows: list[PriceSnapshotRow],
     batch: int,
+    meter: CpuMeter,
     table: str = "price_snapshots",
-) -> float:
+) -> tuple[float, float | None]:
+    """Rows/s of one path, and how many CPUs other work kept busy meanwhile."""
     dsn = await fresh_database(admin_dsn)
     try:
+        before = meter.sample()
         elapsed = await path(dsn, rows, batch)
+        others = meter.others(before, elapsed)
         conn = await asyncpg.connect(dsn)
         stored = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608
         await conn.close()
@@ -188,21 +245,39 @@ async def measure(
         await drop_database(admin_dsn, dsn)
     rate = len(rows) / elapsed
     print(f"  {name:<12} {len(rows):>10,} rows in {elapsed:7.2f} s", file=sys.stderr)
-    return rate
+    return rate, None if others is None else round(others, 2)
 
 
-async def run(args: argparse.Namespace, admin_dsn: str) -> dict[str, float]:
+def reference_seconds() -> float:
+    """A fixed single-core task (sorting and summing 500,000 floats). The VM's speed drifts
+    with its host's load, which no in-guest counter shows; this makes the drift visible."""
+    values = [(i * 7919 % 500_000) / 500_000 for i in range(500_000)]
+    started = time.perf_counter()
+    sum(sorted(values))
+    sum(sorted(values, reverse=True))
+    return time.perf_counter() - started
+
+
+async def run_once(
+    args: argparse.Namespace, admin_dsn: str, meter: CpuMeter
+) -> dict[str, float | None]:
     rows = make_rows(args.rows)
     baseline = rows[: args.baseline_rows or args.rows]
-    writer = await measure(admin_dsn, "writer", via_writer, rows, args.batch)
-    many = await measure(admin_dsn, "executemany", via_executemany, baseline, args.batch)
-    orm = await measure(
-        admin_dsn, "orm", via_orm, baseline, args.batch, table="orm_price_snapshots"
+    load = os.getloadavg()[0]
+    reference = reference_seconds()
+    writer, writer_others = await measure(admin_dsn, "writer", via_writer, rows, args.batch, meter)
+    many, many_others = await measure(
+        admin_dsn, "executemany", via_executemany, baseline, args.batch, meter
+    )
+    orm, orm_others = await measure(
+        admin_dsn, "orm", via_orm, baseline, args.batch, meter, table="orm_price_snapshots"
     )
     return {
-        "rows": args.rows,
-        "baseline_rows": len(baseline),
-        "batch": args.batch,
+        "load_1min": round(load, 2),
+        "reference_s": round(reference, 3),
+        "other_cpus_writer": writer_others,
+        "other_cpus_executemany": many_others,
+        "other_cpus_orm": orm_others,
         "writer_rows_per_s": round(writer),
         "executemany_rows_per_s": round(many),
         "orm_rows_per_s": round(orm),
@@ -211,15 +286,65 @@ async def run(args: argparse.Namespace, admin_dsn: str) -> dict[str, float]:
     }
 
 
-def print_table(result: dict[str, float]) -> None:
-    print(f"{'path':<14}{'rows/s':>12}{'writer is':>12}")
-    for label, key in (
-        ("writer", "writer_rows_per_s"),
-        ("executemany", "executemany_rows_per_s"),
-        ("orm", "orm_rows_per_s"),
-    ):
-        ratio = result["writer_rows_per_s"] / result[key]
-        print(f"{label:<14}{result[key]:>12,.0f}{ratio:>11.1f}x")
+async def warm_up(args: argparse.Namespace, admin_dsn: str) -> float:
+    """One untimed writer pass, so that every measured path finds the server as a long-running
+    one is: WAL segments to recycle rather than create and zero-fill, shared memory already
+    mapped. Without it the first path of the first run pays for that alone (BENCHMARKS.md)."""
+    rows = make_rows(args.rows)
+    rate, _ = await measure(admin_dsn, "warm-up", via_writer, rows, args.batch, CpuMeter(None))
+    return rate
+
+
+async def run(args: argparse.Namespace, admin_dsn: str, postmaster: int | None) -> dict[str, Any]:
+    warm_up_rate = await warm_up(args, admin_dsn) if args.warm_up else None
+    runs = []
+    for number in range(args.runs):
+        print(f"run {number + 1} of {args.runs}", file=sys.stderr)
+        runs.append(await run_once(args, admin_dsn, CpuMeter(postmaster)))
+    median = {
+        key: statistics.median(values)
+        for key in runs[0]
+        if (values := [v for run in runs if (v := run[key]) is not None])
+    }
+    return {
+        "rows": args.rows,
+        "baseline_rows": min(args.baseline_rows or args.rows, args.rows),
+        "batch": args.batch,
+        "cpus": os.cpu_count(),
+        "warm_up_rows_per_s": None if warm_up_rate is None else round(warm_up_rate),
+        "runs": runs,
+        **median,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    baseline = f"{result['baseline_rows']:,} rows"
+    if result["baseline_rows"] < result["rows"]:
+        baseline += " (fewer: favours the baselines)"
+    labels = (
+        (f"writer, {result['rows']:,} rows", "writer"),
+        (f"executemany, {baseline}", "executemany"),
+        (f"orm, {baseline}", "orm"),
+    )
+    if result["warm_up_rows_per_s"] is not None:
+        warm_up = f"writer, {result['rows']:,} rows, on a new server (not counted)"
+        print(f"warm-up: {warm_up:<50}{result['warm_up_rows_per_s']:>12,} rows/s")
+    for number, run in enumerate(result["runs"], 1):
+        print(
+            f"run {number}: load {run['load_1min']:.2f} on {result['cpus']} CPUs, "
+            f"reference task {run['reference_s']:.3f} s"
+        )
+        for label, path in labels:
+            rate = run[f"{path}_rows_per_s"]
+            others = run[f"other_cpus_{path}"]
+            busy = "" if others is None else f"  (other work: {others:.2f} CPUs)"
+            ratio = run["writer_rows_per_s"] / rate
+            print(f"  {label:<50}{rate:>12,.0f} rows/s  writer {ratio:5.1f}x{busy}")
+    if len(result["runs"]) > 1:
+        print("median of the runs")
+        for label, path in labels:
+            print(f"  {label:<50}{result[f'{path}_rows_per_s']:>12,.0f} rows/s")
+        print(f"  writer / orm: {result['writer_vs_orm']:.1f}x (median of per-run ratios)")
 
 
 def main() -> None:
@@ -229,11 +354,19 @@ def main() -> None:
         "--baseline-rows", type=int, default=0, help="rows for the two baselines (default: --rows)"
     )
     parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=1, help="repeat the measurement N times")
+    parser.add_argument(
+        "--warm-up",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one untimed writer pass before the runs (default: on)",
+    )
     parser.add_argument("--dsn", help="admin DSN of a server to use instead of the embedded one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     data_dir = None
+    postmaster = None
     if args.dsn:
         admin_dsn = args.dsn
     else:
@@ -241,8 +374,9 @@ def main() -> None:
         server = EmbeddedPostgres(data_dir)
         server.start()
         admin_dsn = server.dsn("postgres")
+        postmaster = server.state().pid
     try:
-        result = asyncio.run(run(args, admin_dsn))
+        result = asyncio.run(run(args, admin_dsn, postmaster))
     finally:
         if data_dir is not None:
             EmbeddedPostgres(data_dir).stop()
