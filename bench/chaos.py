@@ -38,7 +38,8 @@ import psutil
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.rows import canonical_decimal
 
-POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sim_process import POLYFARM, start_sim
 
 PHASES: list[tuple[str, str]] = [
     ("warm-up", ""),
@@ -62,32 +63,6 @@ class Run:
 
 def trade_identity(token: str, epoch_s: int, price: str, size: str, side: str) -> tuple[Any, ...]:
     return (token, epoch_s, canonical_decimal(price), canonical_decimal(size), side)
-
-
-async def start_sim(
-    markets: int, speed: float
-) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    sim = await asyncio.create_subprocess_exec(
-        POLYFARM,
-        "sim",
-        "--markets",
-        str(markets),
-        "--seed",
-        "5",
-        "--speed",
-        str(speed),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert sim.stdout is not None
-    urls: dict[str, str] = {}
-    while len(urls) < 4:
-        line = (await asyncio.wait_for(sim.stdout.readline(), 120)).decode().strip()
-        if not line:
-            raise RuntimeError("simulator exited before printing its URLs")
-        key, _, value = line.partition("=")
-        urls[key] = value
-    return sim, urls
 
 
 async def start_daemon(
@@ -284,7 +259,7 @@ async def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
     server = EmbeddedPostgres(data_dir)
     server.start()
     dsn = server.dsn()
-    sim, urls = await start_sim(args.markets, args.speed)
+    sim, urls = await start_sim(args.markets, seed=5, speed=args.speed)
     base = urls["POLYFARM_GAMMA_URL"].rsplit("/", 1)[0]
     run = Run()
     sampler = asyncio.create_task(sample(run, data_dir / "journal"))

@@ -34,31 +34,8 @@ from polyfarm.settings import Settings
 from polyfarm.store.database import create_pool, migrate_database
 from polyfarm.store.embedded import EmbeddedPostgres
 
-POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
-
-
-async def start_sim(markets: int) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    sim = await asyncio.create_subprocess_exec(
-        POLYFARM,
-        "sim",
-        "--markets",
-        str(markets),
-        "--seed",
-        "3",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert sim.stdout is not None
-    urls: dict[str, str] = {}
-    while len(urls) < 4:
-        line = (await asyncio.wait_for(sim.stdout.readline(), 120)).decode().strip()
-        if not line:
-            raise RuntimeError("simulator exited before printing its URLs")
-        if line.startswith("POLYFARM_") and "=" in line:
-            key, value = line.split("=", 1)
-            urls[key] = value
-    return sim, urls
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sim_process import POLYFARM, start_sim
 
 # Documented per-10-second limits of the endpoints each cycle uses (reference §5).
 DOCUMENTED_PER_10S = {"gamma_markets": 300, "clob_prices": 500, "clob_books": 500}
@@ -142,7 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     data_dir = Path(tempfile.mkdtemp(prefix="polyfarm-cycle-"))
     server = EmbeddedPostgres(data_dir)
     server.start()
-    sim, urls = await start_sim(args.markets)
+    sim, urls = await start_sim(args.markets, seed=3)
     try:
         settings = Settings(
             gamma_url=urls["POLYFARM_GAMMA_URL"],
