@@ -139,3 +139,31 @@ def test_bad_file_name_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match=r"0001_slug\.sql"):
         load_migrations(tmp_path)
+
+
+TIME_SERIES = ("price_snapshots", "orderbook_snapshots", "trades", "book_deltas", "market_features")
+
+
+async def test_time_series_carry_the_same_indexes_on_both_flavours(pool: asyncpg.Pool) -> None:
+    """Exactly the token-first unique B-tree and a BRIN on ts (plus trades by market): no other
+    index to keep up to date on every insert, whatever create_hypertable adds by default."""
+    rows = await pool.fetch(
+        "SELECT c.relname AS table_name, i.relname AS index_name, am.amname AS method, "
+        "pg_get_indexdef(i.oid) AS definition "
+        "FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relname = ANY($1::text[])",
+        list(TIME_SERIES),
+    )
+    found = {(r["table_name"], r["index_name"], r["method"]) for r in rows}
+    expected = {(table, f"{table}_ts_idx", "brin") for table in TIME_SERIES}
+    expected |= {
+        ("price_snapshots", "price_snapshots_token_ts_key", "btree"),
+        ("orderbook_snapshots", "orderbook_snapshots_token_ts_key", "btree"),
+        ("trades", "trades_token_key_ts_key", "btree"),
+        ("trades", "trades_market_ts_idx", "btree"),
+        ("book_deltas", "book_deltas_token_ts_seq_key", "btree"),
+        ("market_features", "market_features_token_ts_key", "btree"),
+    }
+    assert found == expected, sorted(found ^ expected)
