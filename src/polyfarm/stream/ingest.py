@@ -209,6 +209,9 @@ class StreamIngest:
         self.flusher.nudge(self.trades)
         book = self.books[token]
         price_before = book.price
+        if price_before is None:  # no book yet (a market just born): the last price sampled
+            activity = self.activity.get(token)
+            price_before = None if activity is None else activity.price_at(exchange_ms / 1000)
         book.trade_printed(price)
         self.remember(row, exchange_ms / 1000, price_before)
 
