@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +37,7 @@ FAST_WS: dict[str, object] = {
     "flush_interval_s": 0.05,
 }
 TradeIdentity = tuple[str, int, str, str, str]
+RESCAN_EVERY = 5  # settle steps between metadata scans
 
 
 def sim_clock(sim: Simulator) -> Callable[[], datetime]:
@@ -126,13 +127,24 @@ def quiet(run: StreamRun) -> bool:
     )
 
 
-async def settle(sim: Simulator, run: StreamRun, limit_s: float = 30.0) -> None:
-    """Faults off; keep time moving until every loss is repaired and every queue empty."""
+async def settle(
+    sim: Simulator,
+    run: StreamRun,
+    limit_s: float = 30.0,
+    rescan: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Faults off; keep time moving until every loss is repaired and every queue empty.
+    ``rescan`` (a metadata scan) runs every few steps: a connection lost after all its markets
+    closed gets no data again, so its window closes only once a scan drops those markets."""
     sim.faults.clear()
     deadline = time.monotonic() + limit_s
+    steps = 0
     while time.monotonic() < deadline:
         await advance(sim, 10, 2, pause_s=0.05)
         await asyncio.sleep(0.3)
+        steps += 1
+        if rescan is not None and steps % RESCAN_EVERY == 0:
+            await rescan()
         if quiet(run):
             await asyncio.sleep(0.5)  # the last frames of the last step
             if quiet(run):

@@ -145,6 +145,18 @@ async def test_a_stall_is_confirmed_only_by_a_venue_that_moved(
     assert await checker.venue_moved(["t1"], now_ms) is moved
 
 
+async def test_a_book_the_venue_no_longer_has_confirms_the_stall() -> None:
+    """Every market of a silent connection closed before the probe: the books are gone from
+    REST, and the fills up to the close must not pass for a quiet connection's."""
+    checker, book = checker_with(rest_book(T0), rest_book(T0))
+    checker._clob.books.clear()  # type: ignore[attr-defined]
+    now_ms = epoch_ms(T0 + timedelta(seconds=60))
+    assert await checker.venue_moved(["t1"], now_ms) is True
+    assert checker.counts["stall_confirmed_book_gone"] == 1
+    book.invalidate()  # after the reconnect no snapshot comes for a closed market
+    assert await checker.venue_moved(["t1"], now_ms) is False
+
+
 async def test_hash_mismatches_mark_books_suspect_only_while_hashes_are_trusted() -> None:
     checker, book = checker_with(rest_book(T0), rest_book(T0))
     book.expected_hash = book.summary_hash()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
+from polyfarm.settings import Settings, TierSettings
 from polyfarm.store.stream_writes import WhaleEventRow
 from polyfarm.stream.coverage import Coverage
 from polyfarm.stream.repair import Gap
 from polyfarm.stream.rolling import TokenActivity, TradeTick
 from polyfarm.stream.shards import ShardPlan
+from polyfarm.stream.subscriptions import Subscriptions
 from polyfarm.stream.whales import ImpactTracker, impact, whale_tier
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -148,6 +152,29 @@ def test_lost_sessions_become_gaps_from_the_newest_data_to_the_next_data() -> No
     assert coverage.vouched_until(T0 + timedelta(hours=1), None) == T0 + timedelta(hours=1)
 
 
+def test_the_venue_saying_nothing_moved_closes_the_window_of_a_session_without_data() -> None:
+    """A connection whose markets all closed during a stall gets no data after the reconnect;
+    the venue's word that nothing moved ends its window (once: data then behaves as usual)."""
+    gaps: list[Gap] = []
+    coverage = Coverage(timedelta(seconds=5), gaps.append)
+    coverage.shard_opened(0, T0)
+    coverage.session_started(0)
+    coverage.first_data(0, ["m1"], T0)
+    coverage.venue_quiet(0, ["m1"], T0 + timedelta(seconds=30))  # a live session: nothing to do
+    newest = T0 + timedelta(seconds=60)
+    coverage.session_lost(0, int(newest.timestamp() * 1000), "stall")
+    coverage.session_started(0)
+    quiet_at = T0 + timedelta(seconds=200)
+    coverage.venue_quiet(0, ["m1"], quiet_at)
+    coverage.venue_quiet(0, ["m1"], quiet_at + timedelta(seconds=60))
+    assert gaps == [
+        Gap(("m1",), newest - timedelta(seconds=5), quiet_at + timedelta(seconds=5), "ws_stall")
+    ]
+    assert coverage.vouched_until(quiet_at + timedelta(minutes=5), None) == quiet_at + timedelta(
+        minutes=5
+    )
+
+
 def test_markets_added_later_are_covered_from_their_first_snapshot() -> None:
     gaps: list[Gap] = []
     coverage = Coverage(timedelta(seconds=5), gaps.append)
@@ -203,3 +230,69 @@ def test_an_unreadable_frame_loses_its_connection_from_the_newest_venue_time() -
     coverage.frame_lost(["m1"], 0, now)
     coverage.frame_lost(["m1"], int((now + timedelta(seconds=3)).timestamp() * 1000), now)
     assert {g.start for g in gaps[1:]} == {now - timedelta(seconds=5)}
+
+
+# -- markets unknown at the start -----------------------------------------------------------
+
+
+class _NoBooks:
+    """The ingest side of a sync in which no market is subscribed: no books to capture."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, object] = {}
+
+    def set_capture(self, capture: dict[str, str]) -> None:
+        assert capture == {}
+
+
+def _closed_market(market_id: str, created_at: datetime) -> TrackedMarket:
+    return TrackedMarket(
+        market_id=market_id,
+        condition_id="0x" + market_id.encode().hex().rjust(64, "0"),
+        token_ids=(f"{market_id}-yes", f"{market_id}-no"),
+        outcomes=("Yes", "No"),
+        end_date=created_at + timedelta(hours=4),
+        closed=True,
+        tier=None,
+        enable_order_book=True,
+        neg_risk=False,
+        tick_size=0.01,
+        volume_24h=None,
+        liquidity=None,
+        created_at=created_at,
+    )
+
+
+async def test_a_market_listed_after_the_start_is_wanted_from_its_listing_not_its_creation() -> (
+    None
+):
+    """Recurring series markets are created hours before they are listed. One the stream
+    first hears of mid-run is wanted from then (an hour back: a listing can trade before we
+    see it), though its createdAt is older than the start; one created since the start, from
+    its creation. Both closed before they could be subscribed: their windows go to repair."""
+    gaps: list[Gap] = []
+    catalog = MarketCatalog(TierSettings())
+    catalog.markets["known"] = _closed_market("known", T0 - timedelta(days=3))
+    subscriptions = Subscriptions(
+        settings=Settings(),
+        catalog=catalog,
+        ingest=_NoBooks(),  # type: ignore[arg-type]
+        coverage=Coverage(timedelta(seconds=5), gaps.append),
+        hooks=None,  # type: ignore[arg-type]
+        open_stream=None,  # type: ignore[arg-type]
+        submit_gap=gaps.append,
+    )
+    subscriptions.coverage_start = T0
+    async with asyncio.TaskGroup() as group:
+        await subscriptions.sync(group, T0)  # learns what the start knew
+        assert gaps == []
+        later = T0 + timedelta(hours=3)
+        catalog.markets["series"] = _closed_market("series", T0 - timedelta(hours=2))
+        catalog.markets["fresh"] = _closed_market("fresh", T0 + timedelta(minutes=30))
+        await subscriptions.sync(group, later)
+    end = later + timedelta(seconds=5)
+    assert sorted(gaps, key=lambda g: g.markets) == [
+        Gap(("fresh",), T0, end, "new market never subscribed"),
+        Gap(("series",), later - timedelta(hours=1), end, "new market never subscribed"),
+    ]
+    assert subscriptions.wanted_since(catalog.markets["known"]) is None

@@ -162,14 +162,24 @@ class BookChecker:
 
     async def venue_moved(self, tokens: Sequence[str], now_ms: int) -> bool:
         """Did any of these books change on the venue beyond what we hold (or could we not
-        find out)? Changes younger than ``IN_FLIGHT_MS`` may still be on their way."""
+        find out)? Changes younger than ``IN_FLIGHT_MS`` may still be on their way. A book we
+        hold that the venue no longer has moved too: its market closed meanwhile, and it may
+        have traded until then (a probe answered after every market of a connection closed
+        must not pass for a quiet connection)."""
         try:
             batch = await self._clob.get_books(list(tokens))
         except SourceError as exc:
             self.counts["stall_probe_failed"] += 1
             log.warning("stall probe failed; assuming a stall", error=repr(exc))
             return True
-        for token, rest in batch.items.items():
+        for token in tokens:
+            rest = batch.items.get(token)
+            if rest is None:
+                gone = self._books.get(token)
+                if gone is not None and gone.ready:
+                    self.counts["stall_confirmed_book_gone"] += 1
+                    return True
+                continue
             rest_ms = epoch_ms(rest.timestamp)
             if rest_ms > now_ms - IN_FLIGHT_MS:
                 continue

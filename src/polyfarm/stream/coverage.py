@@ -5,7 +5,8 @@ of a session) until the connection is lost. Every window in between two covered 
 turned into a ``Gap`` for the repairer, widened by ``margin`` on both sides:
 
 * a lost session: from the newest venue time it delivered (or its first data) to the first
-  data of the next session;
+  data of the next session, or to the venue's word that nothing moved (a connection whose
+  markets all closed meanwhile gets no data again);
 * a restart of the whole stream: from the last heartbeat of the previous process to the first
   data of each new connection (a first start promises nothing before its first data);
 * a market added to a live connection: from its subscription — or its creation, for a market
@@ -59,6 +60,13 @@ class Coverage:
         if loss is not None:
             start, reason = loss
             self.submit(Gap(tuple(markets), start, now + self.margin, reason))
+
+    def venue_quiet(self, shard: int, markets: Iterable[str], now: datetime) -> None:
+        """The venue says nothing moved on a connection that has had no data this session:
+        every book it has, we hold, so the books we lack are gone (their markets closed) and
+        nothing more can trade there. That covers the connection as first data would."""
+        if shard not in self.first_data_at:
+            self.first_data(shard, markets, now)
 
     def session_lost(self, shard: int, newest_ms: int, reason: str) -> None:
         """The connection died; the window opens at the newest venue time it delivered."""

@@ -256,7 +256,11 @@ class StreamRun:
 
     async def _confirm_stall(self, conn: ShardConnection) -> bool:
         now_ms = epoch_ms(self.deps.clock())
-        return await self.checker.venue_moved(list(conn.assets), now_ms)
+        moved = await self.checker.venue_moved(list(conn.assets), now_ms)
+        if not moved:
+            markets = self.subscriptions.markets_on(conn.shard)
+            self.coverage.venue_quiet(conn.shard, markets, self.deps.clock())
+        return moved
 
     def _handle(self, message: WsMessage, stamp: float, mark: Watermark) -> None:
         self.ingest.handle(message, stamp, mark)

@@ -4,8 +4,10 @@
 WebSocket tiers, order book enabled): new connections are opened as tasks of the stream's
 ``TaskGroup``, live ones get ``subscribe``/``unsubscribe`` frames, empty ones are closed. It
 also tells ``Coverage`` from when each market's fills are wanted, so every window between
-"wanted" and "covered" is repaired: a market born after the stream started is wanted from its
-birth (reaching ``NEW_MARKET_LOOKBACK`` back, as a listing can trade before it is announced),
+"wanted" and "covered" is repaired. A market the stream did not know when it started is wanted
+from its birth or, when its ``createdAt`` is older than the start (recurring series markets are
+created hours before they are listed and trade), from when this process first heard of it;
+both reach ``NEW_MARKET_LOOKBACK`` back, as a listing can trade before we see it. That holds
 even when it closed before it could be subscribed.
 """
 
@@ -49,6 +51,9 @@ class Subscriptions:
     shards: dict[int, Shard] = field(default_factory=dict)
     coverage_start: datetime | None = None
     _considered: set[str] = field(default_factory=set)  # markets a sync has looked at
+    # Markets unknown when the stream started → when a sync first saw them.
+    _discovered: dict[str, datetime] = field(default_factory=dict)
+    _synced: bool = False  # the first sync learns what the start knew
 
     def __post_init__(self) -> None:
         self.plan = ShardPlan(self.settings.websocket.assets_per_connection)
@@ -158,7 +163,7 @@ class Subscriptions:
         """Markets added to a live connection are covered from their first snapshot on; on a
         new connection its own first data covers them, unless they were born since the start."""
         for market in self._markets_of(tokens):
-            since = self.born_since_start(market)
+            since = self.wanted_since(market)
             if since is not None:
                 self.coverage.market_added(
                     market.market_id, min(since, now), "new market", time.monotonic()
@@ -166,21 +171,27 @@ class Subscriptions:
             elif live:
                 self.coverage.market_added(market.market_id, now, "subscribed", time.monotonic())
 
-    def born_since_start(self, market: TrackedMarket) -> datetime | None:
-        """For a market created after the stream started: from when its fills are wanted."""
-        born, start = market.created_at, self.coverage_start
-        if born is None or start is None or born <= start:
+    def wanted_since(self, market: TrackedMarket) -> datetime | None:
+        """For a market unknown when the stream started: from when its fills are wanted."""
+        start, discovered = self.coverage_start, self._discovered.get(market.market_id)
+        if start is None or discovered is None:
             return None
-        return max(start, born - NEW_MARKET_LOOKBACK)
+        born = market.created_at
+        listed = born if born is not None and start < born < discovered else discovered
+        return max(start, listed - NEW_MARKET_LOOKBACK)
 
     def _unseen_newcomers(self, wanted: dict[str, tuple[str, ...]], now: datetime) -> None:
-        """Markets born after the start that closed before we could subscribe: their life
+        """Markets unknown at the start that closed before we could subscribe: their life
         is repaired from the Data API."""
+        known_at_start, self._synced = not self._synced, True
         for market_id, market in self.catalog.markets.items():
             if market_id in self._considered:
                 continue
             self._considered.add(market_id)
-            since = self.born_since_start(market)
+            if known_at_start:
+                continue
+            self._discovered[market_id] = now
+            since = self.wanted_since(market)
             if since is not None and market_id not in wanted:
                 end = now + self.coverage.margin
                 self.submit_gap(Gap((market_id,), since, end, "new market never subscribed"))
