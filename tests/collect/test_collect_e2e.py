@@ -264,3 +264,36 @@ async def test_sigterm_stops_cleanly_and_loses_nothing(sim: Simulator, db_dsn: s
     # Each cycle is all or nothing: a full set of rows per timestamp, never a torn one.
     assert {r["n"] for r in per_cycle} == {tokens}
     assert "collector stopped" in err.decode()
+
+
+async def test_a_market_listed_and_closed_between_two_scans_is_still_recorded(
+    pool: asyncpg.Pool,
+) -> None:
+    """No open-market scan sees it; the next cycle's look at recently closed markets does, so
+    the stream can repair its fills (its ``new_market`` announcement may have been lost)."""
+    config = SimConfig(
+        markets=20, seed=5, speed=0.0, start_time=FIXED_START, rate_limits=False,
+        new_markets_per_hour=40.0,
+    )  # fmt: skip
+    async with Simulator(config) as sim:
+        settings = settings_for(sim)
+        async with open_collection(settings, pool, sim_clock(sim)) as collection:
+            supervisor = Supervisor(pool, collection.jobs())
+            await run_cycle(collection, supervisor, "metadata")
+            listed_then = {m.gamma_id for m in sim.world.markets}
+            await advance(sim, 2 * 3600, steps=48)
+            await run_cycle(collection, supervisor, "metadata")
+            catalog = collection.catalog
+        between = {
+            str(m.gamma_id)
+            for m in sim.world.markets
+            if m.gamma_id not in listed_then and m.closed_s is not None
+        }
+    assert between, "the scenario must list and close some markets between the scans"
+    assert all(catalog.markets[m].closed for m in between)
+    stored = {r[0] for r in await pool.fetch("SELECT market_id FROM markets WHERE closed")}
+    assert between <= stored
+    tokens = await pool.fetchval(
+        "SELECT count(*) FROM tokens WHERE market_id = ANY($1::text[])", list(between)
+    )
+    assert tokens == 2 * len(between)

@@ -3,20 +3,22 @@
 One cycle pages through ``/events/keyset`` (event rows: titles, tags, neg-risk groups) and
 ``/markets/keyset`` (the canonical market rows, with their raw payload), upserts all three
 tables, and merges the scan into the catalogue, which reports new, closed and vanished markets
-to the other collectors. A market that fails to parse is logged with its raw body and skipped;
-it never blocks the rest of its page.
+to the other collectors. From the second cycle on it also asks for markets closed since the
+previous one: a market listed and closed in between is seen by no open-market scan, and the
+stream must still repair its fills. A market that fails to parse is logged with its raw body
+and skipped; it never blocks the rest of its page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 import orjson
 
-from polyfarm.collect.catalog import CatalogDiff, MarketCatalog
+from polyfarm.collect.catalog import CatalogDiff, CatalogScan, MarketCatalog
 from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import tier_for
 from polyfarm.logs import get_logger
@@ -119,6 +121,9 @@ def token_records(market: MarketInfo) -> list[TokenRecord]:
 
 
 FLUSH_MARKETS = 2_000  # markets held in memory before they are upserted
+# Closed markets whose end date is this close to the previous scan, or later, are looked for
+# too: a market listed and closed between two scans is seen by no open-market scan.
+RECENTLY_CLOSED_MARGIN = timedelta(hours=1)
 
 
 class MetadataCollector:
@@ -143,6 +148,7 @@ class MetadataCollector:
         self._clock = clock
         self._on_change = on_change
         self.last_diff = CatalogDiff()
+        self._previous_scan_at: datetime | None = None
         # Called with the number of markets scanned so far (a progress display, if any).
         self.on_progress: Callable[[int], None] | None = None
 
@@ -161,9 +167,30 @@ class MetadataCollector:
                 rows += await self._store_markets(pending, now, categories)
                 pending = []
         rows += await self._store_markets(pending, now, categories)
+        rows += await self._scan_recently_closed(scan, now, categories)
         diff = self._catalog.finish_scan(scan, now, complete=True)
         await self._after_scan(diff)
         return CycleResult(markets=len(scan.seen), rows=rows)
+
+    async def _scan_recently_closed(
+        self, scan: CatalogScan, now: datetime, categories: dict[str, str]
+    ) -> int:
+        """Markets we never saw open that closed since the previous scan (listed and closed in
+        between, their ``new_market`` announcement lost): into the catalogue and the database,
+        so that the stream repairs their fills from the Data API."""
+        since, self._previous_scan_at = self._previous_scan_at, now
+        if since is None:
+            return 0  # the first scan: what closed before it is no concern of this process
+        unseen: list[MarketInfo] = []
+        async for page in self._gamma.iter_markets_keyset(
+            limit=100, closed=True, end_date_min=since - RECENTLY_CLOSED_MARGIN
+        ):
+            await self._rejects.add("gamma_market", page.rejects)
+            unseen += [m for m in page.items if m.market_id not in self._catalog.markets]
+        if unseen:
+            log.info("closed markets never seen open", markets=len(unseen))
+            self._catalog.add_scanned(scan, unseen, now)
+        return await self._store_markets(unseen, now, categories)
 
     async def _scan_events(self) -> tuple[dict[str, str], int]:
         """Upsert every open event; returns each event's category (first tag) for its markets."""
