@@ -21,6 +21,7 @@ import orjson
 from polyfarm.collect.catalog import CatalogDiff, CatalogScan, MarketCatalog
 from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import tier_for
+from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.domain import EventInfo, MarketInfo
 from polyfarm.polymarket.gamma import GammaClient
@@ -178,15 +179,23 @@ class MetadataCollector:
         """Markets we never saw open that closed since the previous scan (listed and closed in
         between, their ``new_market`` announcement lost): into the catalogue and the database,
         so that the stream repairs their fills from the Data API."""
-        since, self._previous_scan_at = self._previous_scan_at, now
-        if since is None:
-            return 0  # the first scan: what closed before it is no concern of this process
+        since = self._previous_scan_at
+        if since is None:  # the first scan: what closed before it is no concern of this process
+            self._previous_scan_at = now
+            return 0
         unseen: list[MarketInfo] = []
-        async for page in self._gamma.iter_markets_keyset(
-            limit=100, closed=True, end_date_min=since - RECENTLY_CLOSED_MARGIN
-        ):
-            await self._rejects.add("gamma_market", page.rejects)
-            unseen += [m for m in page.items if m.market_id not in self._catalog.markets]
+        try:
+            async for page in self._gamma.iter_markets_keyset(
+                limit=100, closed=True, end_date_min=since - RECENTLY_CLOSED_MARGIN
+            ):
+                await self._rejects.add("gamma_market", page.rejects)
+                unseen += [m for m in page.items if m.market_id not in self._catalog.markets]
+        except SourceError as exc:  # the open-market scan stands; the next cycle asks again
+            log.warning(
+                "recently closed markets not fetched", since=since.isoformat(), error=repr(exc)
+            )
+            return 0
+        self._previous_scan_at = now
         if unseen:
             log.info("closed markets never seen open", markets=len(unseen))
             self._catalog.add_scanned(scan, unseen, now)
