@@ -259,9 +259,8 @@ def reference_seconds() -> float:
 
 
 async def run_once(
-    args: argparse.Namespace, admin_dsn: str, meter: CpuMeter
+    args: argparse.Namespace, admin_dsn: str, rows: list[PriceSnapshotRow], meter: CpuMeter
 ) -> dict[str, float | None]:
-    rows = make_rows(args.rows)
     baseline = rows[: args.baseline_rows or args.rows]
     load = os.getloadavg()[0]
     reference = reference_seconds()
@@ -286,21 +285,21 @@ async def run_once(
     }
 
 
-async def warm_up(args: argparse.Namespace, admin_dsn: str) -> float:
+async def warm_up(args: argparse.Namespace, admin_dsn: str, rows: list[PriceSnapshotRow]) -> float:
     """One untimed writer pass, so that every measured path finds the server as a long-running
     one is: WAL segments to recycle rather than create and zero-fill, shared memory already
     mapped. Without it the first path of the first run pays for that alone (BENCHMARKS.md)."""
-    rows = make_rows(args.rows)
     rate, _ = await measure(admin_dsn, "warm-up", via_writer, rows, args.batch, CpuMeter(None))
     return rate
 
 
 async def run(args: argparse.Namespace, admin_dsn: str, postmaster: int | None) -> dict[str, Any]:
-    warm_up_rate = await warm_up(args, admin_dsn) if args.warm_up else None
+    rows = make_rows(args.rows)  # once: every pass and run inserts the same rows
+    warm_up_rate = await warm_up(args, admin_dsn, rows) if args.warm_up else None
     runs = []
     for number in range(args.runs):
         print(f"run {number + 1} of {args.runs}", file=sys.stderr)
-        runs.append(await run_once(args, admin_dsn, CpuMeter(postmaster)))
+        runs.append(await run_once(args, admin_dsn, rows, CpuMeter(postmaster)))
     median = {
         key: statistics.median(values)
         for key in runs[0]
