@@ -241,9 +241,9 @@ def copy_parts(spec: TableSpec, records: Sequence[Sequence[Any]], parts: int) ->
     encoded = spec.binary.encode(records)  # in arrival order: the row objects' memory order
     encoded.sort()
     return [
-        CopyPart(len(chunk), spec.binary.columns, payload=_binary_copy_data(chunk))
+        _binary_part(spec.binary, chunk)
         for chunk in (encoded[i : i + step] for i in range(0, len(encoded), step))
-    ] or [CopyPart(0, spec.binary.columns, payload=_binary_copy_data([]))]
+    ] or [_binary_part(spec.binary, [])]
 
 
 def key_range_groups(records: Sequence[Sequence[Any]], parts: int) -> list[list[Sequence[Any]]]:
@@ -264,12 +264,14 @@ async def _encode_part(binary: BinaryCopy, records: Sequence[Sequence[Any]]) -> 
         encoded += binary.encode(records[start : start + _ENCODE_SLICE_ROWS])
         await asyncio.sleep(0)
     encoded.sort()
-    return CopyPart(len(encoded), binary.columns, payload=_binary_copy_data(encoded))
+    return _binary_part(binary, encoded)
 
 
-def _binary_copy_data(tuples: list[bytes]) -> memoryview:
+def _binary_part(binary: BinaryCopy, tuples: list[bytes]) -> CopyPart:
+    """Encoded tuples, already in index order, as one binary COPY."""
     # A memoryview, not bytes: asyncpg would take ``bytes`` for a file name.
-    return memoryview(b"".join([COPY_BINARY_HEADER, *tuples, COPY_BINARY_TRAILER]))
+    payload = memoryview(b"".join([COPY_BINARY_HEADER, *tuples, COPY_BINARY_TRAILER]))
+    return CopyPart(len(tuples), binary.columns, payload=payload)
 
 
 async def _copy_messages(payload: memoryview, sent: asyncio.Event) -> AsyncIterator[memoryview]:
