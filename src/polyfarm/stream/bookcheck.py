@@ -173,17 +173,15 @@ class BookChecker:
             log.warning("stall probe failed; assuming a stall", error=repr(exc))
             return True
         for token in tokens:
-            rest = batch.items.get(token)
+            rest, live = batch.items.get(token), self._books.get(token)
             if rest is None:
-                gone = self._books.get(token)
-                if gone is not None and gone.ready:
+                if live is not None and live.ready:
                     self.counts["stall_confirmed_book_gone"] += 1
                     return True
                 continue
             rest_ms = epoch_ms(rest.timestamp)
             if rest_ms > now_ms - IN_FLIGHT_MS:
                 continue
-            live = self._books.get(token)
             if live is None or not live.ready or rest_ms > live.ts_ms:
                 self.counts["stall_confirmed"] += 1
                 return True
