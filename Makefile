@@ -5,10 +5,12 @@ UV := $(VENV)/bin/uv
 RUN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-# The dashboard (dashboard/, React + Vite) is built with npm into dashboard/dist, which the API
-# serves at /; it is rebuilt only when a source is newer than the build.
+# The dashboard (dashboard/, React + Vite) is built with npm into the Python package
+# (src/polyfarm/api/dashboard_build, committed), which the API serves at /. Running polyfarm
+# therefore needs no Node.js; only `make dashboard`, after changing the dashboard, does. A test
+# fails when a source changed without a rebuild.
 DASHBOARD := dashboard
-DASHBOARD_BUILT := $(DASHBOARD)/dist/index.html
+DASHBOARD_BUILT := src/polyfarm/api/dashboard_build/index.html
 DASHBOARD_DEPS := $(DASHBOARD)/node_modules/.package-lock.json
 DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src -type f 2>/dev/null) \
 	$(addprefix $(DASHBOARD)/,index.html package.json vite.config.ts tsconfig.json openapi.json)
@@ -26,8 +28,9 @@ $(DASHBOARD_DEPS): $(DASHBOARD)/package-lock.json
 	cd $(DASHBOARD) && npm ci --no-audit --no-fund
 	@touch $@
 
-$(DASHBOARD_BUILT): $(DASHBOARD_DEPS) $(DASHBOARD_SOURCES)
+$(DASHBOARD_BUILT): $(STAMP) $(DASHBOARD_DEPS) $(DASHBOARD_SOURCES)
 	cd $(DASHBOARD) && npm run build
+	$(RUN)/python -m polyfarm.api.dashboard_sources >/dev/null
 	@touch $@
 
 dashboard: $(DASHBOARD_BUILT)
@@ -47,16 +50,16 @@ chromium:
 	fi
 
 # Re-take the README's screenshots (docs/screenshots/*.png) with the browser tests.
-screenshots: $(STAMP) $(DASHBOARD_BUILT) chromium
+screenshots: $(STAMP) chromium
 	POLYFARM_UPDATE_SCREENSHOTS=1 $(RUN)/pytest -q tests/browser
 
-demo: $(STAMP) $(DASHBOARD_BUILT)
+demo: $(STAMP)
 	$(RUN)/polyfarm demo
 
-test: $(STAMP) $(DASHBOARD_BUILT) chromium
+test: $(STAMP) chromium
 	$(RUN)/pytest
 
-check: $(STAMP) $(DASHBOARD_BUILT) chromium
+check: $(STAMP) $(DASHBOARD_DEPS) chromium
 	$(RUN)/ruff format --check src tests bench
 	$(RUN)/ruff check src tests bench
 	$(RUN)/mypy
@@ -77,4 +80,4 @@ chaos: $(STAMP)
 	$(RUN)/python bench/chaos.py --json
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DASHBOARD)/dist $(DASHBOARD)/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DASHBOARD)/node_modules

@@ -9,8 +9,9 @@ export default defineConfig({
   server: {
     proxy: { "/api": api, "/health": api, "/metrics": api },
   },
+  // The build ships inside the Python package, so running polyfarm needs no Node.js.
   build: {
-    outDir: "dist",
+    outDir: "../src/polyfarm/api/dashboard_build",
     emptyOutDir: true,
     chunkSizeWarningLimit: 800,
   },

@@ -207,7 +207,7 @@ class ApiSettings(_Section):
         (), description="browser origins allowed to call the API; explicit, never '*'"
     )
     dashboard_dir: Path | None = Field(
-        None, description="built dashboard to serve at /; unset = dashboard/dist of the checkout"
+        None, description="built dashboard to serve at /; unset = the build shipped in the package"
     )
     database_url: SecretStr | None = Field(
         None,

@@ -1,9 +1,10 @@
-"""The built dashboard (``dashboard/dist``) served at ``/``, with the single-page-app fallback:
-any path that is not a file (``/markets/123``) gets ``index.html`` and the browser routes it.
+"""The built dashboard (``polyfarm/api/dashboard_build``, shipped with the package) served at
+``/``, with the single-page-app fallback: any path that is not a file (``/markets/123``) gets
+``index.html`` and the browser routes it.
 
 Built assets have content hashes in their names and are cached for good; ``index.html`` is
-revalidated every time so a new build shows at once. Until the dashboard is built, ``/`` says
-so and how to build it.
+revalidated every time so a new build shows at once. Should the build be missing (a
+deleted directory, a wrong ``api.dashboard_dir``), ``/`` says so and how to build it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from polyfarm.api.dashboard_sources import SHIPPED_DIR
 
 # Paths the dashboard never owns: an unknown /api/... is a 404, not the app's index page.
 RESERVED_PREFIXES = ("api/", "health/", "metrics/")
@@ -32,8 +35,8 @@ in <code>dashboard/</code>, Node 20 or newer), then reload this page.</p></body>
 
 
 def default_dashboard_dir() -> Path:
-    """``dashboard/dist`` of the source checkout this module runs from."""
-    return Path(__file__).resolve().parents[3] / "dashboard" / "dist"
+    """The build shipped inside the package (see ``dashboard_sources``)."""
+    return SHIPPED_DIR
 
 
 def dashboard_router(dist: Path) -> APIRouter:
