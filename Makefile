@@ -39,14 +39,16 @@ dashboard: $(DASHBOARD_BUILT)
 openapi: $(STAMP)
 	$(RUN)/python -m polyfarm.api.openapi > $(DASHBOARD)/openapi.json
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+# Browser tests drive Debian's Chromium (Playwright's own browser download does not work here);
+# Playwright's driver (a bundled Node) needs libatomic.so.1, which a minimal system lacks.
+BROWSER_PACKAGES := chromium libatomic1
 chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
+	@if [ -x /usr/bin/chromium ] && /sbin/ldconfig -p | grep -q 'libatomic\.so\.1'; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
 	else \
-		echo "SKIPPING browser tests: /usr/bin/chromium is missing and installing it needs root (apt-get install chromium)" >&2; \
+		echo "SKIPPING browser tests: installing $(BROWSER_PACKAGES) needs root (apt-get install $(BROWSER_PACKAGES))" >&2; \
 	fi
 
 # Re-take the README's screenshots (docs/screenshots/*.png) with the browser tests.

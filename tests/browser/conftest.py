@@ -8,6 +8,7 @@ Screenshots go to the test's temporary directory; with ``POLYFARM_UPDATE_SCREENS
 from __future__ import annotations
 
 import asyncio
+import ctypes.util
 import os
 import signal
 import sys
@@ -28,6 +29,7 @@ from ..test_metrics_http import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_PACKAGES = "chromium libatomic1"  # what `make test` installs as root
 DIST = default_dashboard_dir() / "index.html"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
@@ -89,7 +91,14 @@ def dashboard_built() -> None:
 @pytest.fixture(scope="package")
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium: `apt-get install chromium` (make test does as root)")
+        pytest.skip(
+            f"no /usr/bin/chromium: `apt-get install {BROWSER_PACKAGES}` (make test does as root)"
+        )
+    if ctypes.util.find_library("atomic") is None:
+        # Playwright's driver is a bundled Node that links libatomic.so.1.
+        pytest.skip(
+            f"no libatomic.so.1 for Playwright's driver: `apt-get install {BROWSER_PACKAGES}`"
+        )
     return CHROMIUM
 
 
