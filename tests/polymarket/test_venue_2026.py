@@ -3,6 +3,8 @@ CLOB endpoints, Data API ``/v2/prices-history`` with its CLOB fallback, ``/v2/tr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,10 +12,18 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from pydantic import ValidationError
 
-from polyfarm.polymarket import ClobClient, DataApiClient, GammaClient, ProtocolVersion
+from polyfarm.polymarket import (
+    ClobClient,
+    DataApiClient,
+    GammaClient,
+    MarketStream,
+    ProtocolVersion,
+)
 from polyfarm.polymarket.clob import SAMPLING_MARKETS, SAMPLING_SIMPLIFIED_MARKETS
 from polyfarm.polymarket.history import HistoryRoute, PriceHistory
+from polyfarm.settings import WebSocketSettings
 from polyfarm.sim import SimConfig, Simulator
 from tests.polymarket.test_against_sim import RecordingSleep, rest
 
@@ -225,3 +235,23 @@ async def test_simulated_pages_carry_limit_and_offset(sim: Simulator) -> None:
             assert body["pagination"]["limit"] == 3
             params = {"condition": market.condition_id, "cursor": body["pagination"]["next_cursor"]}
     assert offsets == [0, 3, 6]
+
+
+async def test_the_client_pings_often_enough_to_keep_its_connections() -> None:
+    """The venue closes a connection that has not pinged for 10 s; the client's default is
+    half that, and a setting at or past the limit is refused. Here at a tenth of the scale."""
+    assert WebSocketSettings().ping_interval_s * 2 <= 10.0
+    with pytest.raises(ValidationError):
+        WebSocketSettings(ping_interval_s=10.0)
+    config = SimConfig(markets=10, seed=2, speed=0.0, ws_idle_timeout_s=1.0, rate_limits=False)
+    async with Simulator(config) as sim:
+        tokens = [m.yes_token for m in sim.world.markets if m.is_open]
+        settings = WebSocketSettings(ping_interval_s=0.5)
+        received = 0
+        async with MarketStream(sim.ws_url, tokens, settings=settings) as stream:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3.0):  # three idle timeouts
+                    async for _ in stream:
+                        received += 1
+        assert received == len(tokens), "the book dump, then a quiet but open connection"
+        assert sim.state.counters.get("ws_idle_closed", 0) == 0
