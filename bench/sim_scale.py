@@ -33,6 +33,7 @@ from polyfarm.sim import SimConfig, Simulator
 
 REPO = Path(__file__).resolve().parents[1]
 CONTROL = {b"PONG", b"NO NEW ASSETS"}
+PING_EVERY_S = 5.0
 
 
 @dataclass
@@ -71,8 +72,16 @@ async def server_process(markets: int, speed: float) -> AsyncIterator[dict[str, 
 async def read_socket(
     ws: aiohttp.ClientWebSocketResponse, counts: Counts, stop: asyncio.Event
 ) -> None:
+    """Count what arrives; ``PING`` every few seconds, as the venue closes idle connections."""
+    next_ping = time.monotonic() + PING_EVERY_S
     while not stop.is_set():
-        message = await ws.receive()
+        if time.monotonic() >= next_ping:
+            await ws.send_str("PING")
+            next_ping = time.monotonic() + PING_EVERY_S
+        try:
+            message = await ws.receive(timeout=max(next_ping - time.monotonic(), 0.01))
+        except TimeoutError:
+            continue
         if message.type is not aiohttp.WSMsgType.TEXT:
             return
         data = message.data.encode() if isinstance(message.data, str) else message.data

@@ -7,7 +7,8 @@ import socket
 
 import aiohttp
 
-from polyfarm.api.probe import CollectorProbe, sample_sums
+from polyfarm.api.probe import CollectorProbe, CollectorSample, sample_sums
+from polyfarm.api.routes.health import websocket_health
 from polyfarm.metrics import Metrics
 from polyfarm.metrics_http import metrics_service, serve_metrics
 from polyfarm.settings import Settings
@@ -75,3 +76,31 @@ async def test_endpoint_serves_the_registry_and_the_probe_reads_rates() -> None:
         assert (await gone.sample()).reachable is False
     async with CollectorProbe(None) as off:
         assert (await off.sample()).reachable is False
+
+
+async def test_book_hash_checks_reach_the_detailed_health_by_source() -> None:
+    metrics = Metrics()
+    metrics.book_hashes.labels("ws_book", "verified").inc(7)
+    metrics.book_hashes.labels("ws_book", "unverifiable").inc(2)
+    metrics.book_hashes.labels("ws_price_change", "verified").inc(40)
+    metrics.book_hashes.labels("rest", "mismatched").inc(1)
+    port = free_port()
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(serve_metrics(metrics, "127.0.0.1", port, stop))
+        url = f"http://127.0.0.1:{port}/metrics"
+        async with CollectorProbe(url) as probe:
+            for _ in range(50):
+                sample = await probe.sample()
+                if sample.reachable:
+                    break
+                await asyncio.sleep(0.05)
+        stop.set()
+    assert sample.book_hashes[("ws_book", "verified")] == 7
+    health = websocket_health(sample, None)
+    assert [h.model_dump() for h in health.book_hashes] == [
+        {"source": "rest", "verified": 0.0, "mismatched": 1.0, "unverifiable": 0.0},
+        {"source": "ws_book", "verified": 7.0, "mismatched": 0.0, "unverifiable": 2.0},
+        {"source": "ws_price_change", "verified": 40.0, "mismatched": 0.0, "unverifiable": 0.0},
+    ]
+    assert websocket_health(CollectorSample(reachable=False), None).book_hashes == []

@@ -64,6 +64,13 @@ class Metrics:
         self.parse_errors = Counter(
             "polyfarm_parse_errors_total", "Records refused by a parser", ["source"], registry=r
         )
+        self.markets_by_protocol = Gauge(
+            "polyfarm_markets_by_protocol",
+            "Open markets of the last metadata scan by the scheme of their trading ids (v1, v2)"
+            " and whether Gamma declared a version (declared, absent)",
+            ["protocol", "version_field"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "polyfarm_ws_reconnects_total", "WebSocket reconnects by reason", ["reason"], registry=r
         )
@@ -105,6 +112,13 @@ class Metrics:
             "polyfarm_stream_events_total",
             "Stream happenings by kind (ignored deltas, repeated fills, hash mismatches, ...)",
             ["event"],
+            registry=r,
+        )
+        self.book_hashes = Counter(
+            "polyfarm_book_hash_checks_total",
+            "Live books checked against the venue's hash, by where that hash came from (ws_book,"
+            " ws_price_change, rest) and outcome (verified, mismatched, unverifiable)",
+            ["source", "outcome"],
             registry=r,
         )
         self.feed_gaps = Counter(

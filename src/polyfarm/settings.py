@@ -129,7 +129,12 @@ class RateLimitSettings(_Section):
 
 class WebSocketSettings(_Section):
     assets_per_connection: int = Field(200, ge=1, le=500)
-    ping_interval_s: float = Field(10.0, gt=0)
+    ping_interval_s: float = Field(
+        5.0,
+        gt=0,
+        lt=10.0,
+        description="text PING cadence; the venue closes a connection idle for 10 s",
+    )
     stall_timeout_s: float = Field(60.0, gt=0)
     reconnect_base_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)

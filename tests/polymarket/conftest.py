@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -14,8 +13,6 @@ from aiohttp.test_utils import TestServer
 from polyfarm.polymarket.http import RestClient, RetryPolicy
 from polyfarm.polymarket.ratelimit import RateLimiter, Service
 from polyfarm.settings import RateLimitSettings
-
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "polymarket-api.md"
 
 
 class FakeClock:

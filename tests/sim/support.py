@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ import orjson
 from polyfarm.sim import SimConfig, Simulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "polymarket-api.md"
 FIXED_START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CONTROL_FRAMES = {"PONG", "NO NEW ASSETS"}
 
@@ -56,8 +54,12 @@ def events_of(frame: str) -> list[dict[str, Any]]:
     return decoded if isinstance(decoded, list) else [decoded]
 
 
+PING_EVERY_S = 3.0  # the simulator closes connections that do not PING for 10 s
+
+
 class Feed:
-    """Reads a market-channel socket: every frame, the decoded events and control texts."""
+    """Reads a market-channel socket: every frame, the decoded events and control texts.
+    While reading it sends ``PING`` every few seconds, as a client must."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
@@ -65,6 +67,12 @@ class Feed:
         self.events: list[dict[str, Any]] = []
         self.texts: list[str] = []
         self.closed = False
+        self._pinged = asyncio.get_running_loop().time()
+
+    async def _keepalive(self, now: float) -> None:
+        if now - self._pinged >= PING_EVERY_S:
+            self._pinged = now
+            await self.ws.send_str("PING")
 
     async def send(self, payload: dict[str, Any] | str) -> None:
         text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
@@ -90,6 +98,7 @@ class Feed:
         deadline = loop.time() + limit_s
         quiet_until = loop.time() + quiet
         while loop.time() < min(deadline, quiet_until):
+            await self._keepalive(loop.time())
             try:
                 message = await self.ws.receive(timeout=max(quiet_until - loop.time(), 0.001))
             except TimeoutError:
@@ -108,6 +117,18 @@ class Feed:
             quiet_until = loop.time() + quiet
             new.extend(events_of(message.data))
         self.events.extend(new)
+        return new
+
+    async def read_until(
+        self, done: Callable[[list[dict[str, Any]]], bool], limit_s: float = 20.0
+    ) -> list[dict[str, Any]]:
+        """Read until ``done`` holds for the events read by this call (a collector pause
+        longer than ``read``'s quiet window must not end a dump early)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        new: list[dict[str, Any]] = []
+        while not done(new) and not self.closed and loop.time() < deadline:
+            new += await self.read(limit_s=deadline - loop.time())
         return new
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -129,28 +150,18 @@ HASH_KEYS = (
 )  # fmt: skip
 
 
-def reference_hash(book: dict[str, Any]) -> str:
-    """The reference's book hash, written independently of the simulator's code."""
-    ordered = {key: "" if key == "hash" else book[key] for key in HASH_KEYS}
+def reference_hash(book: dict[str, Any], seed: dict[str, Any] | None = None) -> str:
+    """The venue's book hash, written independently of the simulator's code. A WebSocket
+    ``book`` lacks ``min_order_size`` and ``neg_risk``: ``seed`` supplies them."""
+    values = {**(seed or {}), **book}
+    ordered = {key: "" if key == "hash" else values[key] for key in HASH_KEYS}
     text = json.dumps(ordered, separators=(",", ":"))
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
-def reference_text() -> str:
-    return REFERENCE.read_text(encoding="utf-8")
-
-
-def section(text: str, start: str, end: str) -> str:
-    """The reference text between two headings/markers."""
-    begin = text.index(start)
-    return text[begin : text.index(end, begin + len(start))]
-
-
-def table_fields(text: str) -> set[str]:
-    """Backticked names in the first cell of every markdown table row of ``text``."""
-    names: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("| `"):
-            first_cell = line.split("|")[1]
-            names.update(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", first_cell))
-    return names
+def book_seeds(sim: Simulator) -> dict[str, dict[str, Any]]:
+    """Per token, the hash inputs a WebSocket book leaves out (the market's metadata)."""
+    return {
+        token: {"min_order_size": str(market.min_size), "neg_risk": market.neg_risk}
+        for token, (market, _) in sim.world.tokens.items()
+    }

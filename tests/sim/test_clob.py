@@ -158,7 +158,7 @@ async def test_prices_history_points_are_midpoints(
     _, no_side = await history(
         http, sim, market=no_token, startTs=now - 3600, endTs=now, fidelity=1
     )
-    assert [round(1 - p["p"], 4) for p in no_side["history"]] == [p["p"] for p in points]
+    assert [round(1 - p["p"], 5) for p in no_side["history"]] == [p["p"] for p in points]
     batch = {"markets": [token, no_token], "start_ts": now - 3600, "end_ts": now, "fidelity": 1}
     _, both = await call(http, "POST", f"{sim.clob_url}/batch-prices-history", batch)
     assert both["history"][token] == points

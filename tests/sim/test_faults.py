@@ -14,7 +14,7 @@ import pytest
 
 from polyfarm.sim import Simulator
 
-from .support import advance, reference_hash, running
+from .support import advance, book_seeds, reference_hash, running
 
 Json = Any
 
@@ -203,8 +203,8 @@ def _parses(frame: str) -> bool:
     return True
 
 
-def _hash_ok(book: dict[str, Any]) -> bool:
-    return bool(reference_hash(book) == book["hash"])
+def _hash_ok(book: dict[str, Any], seeds: dict[str, dict[str, Any]]) -> bool:
+    return bool(reference_hash(book, seeds[book["asset_id"]]) == book["hash"])
 
 
 async def test_hash_mismatch_and_out_of_order(sim: Simulator, http: aiohttp.ClientSession) -> None:
@@ -213,7 +213,8 @@ async def test_hash_mismatch_and_out_of_order(sim: Simulator, http: aiohttp.Clie
     books = [b for f in await raw_frames(ws) for b in orjson.loads(f)]
     await ws.close()
     assert books
-    assert not all(_hash_ok(b) for b in books)
+    seeds = book_seeds(sim)
+    assert not all(_hash_ok(b, seeds) for b in books)
     sim.faults.set("ws_out_of_order=0.5")
     ws = await subscribed(http, sim, count=200)
     await raw_frames(ws)

@@ -164,14 +164,20 @@ async def test_closed_defaults_to_false_and_lookups(
     assert by_slug["id"] == body["id"]
 
 
-@pytest.mark.parametrize("param", ["condition_ids", "clob_token_ids", "id"])
+@pytest.mark.parametrize("param", ["condition_ids", "clob_token_ids", "position_ids", "id"])
 async def test_repeated_array_filters(
     sim: Simulator, http: aiohttp.ClientSession, param: str
 ) -> None:
-    chosen = [m for m in sim.world.markets if m.is_open][:3]
+    """``clob_token_ids`` and ``position_ids`` filter on the id field of that name, whichever
+    of them holds a market's trading ids."""
+    published = {"clob_token_ids": "ctf_ids", "position_ids": "position_ids"}.get(param)
+    chosen = [
+        m for m in sim.world.markets if m.is_open and getattr(m, published or "slug") is not None
+    ][:3]
     values = {
         "condition_ids": [m.condition_id for m in chosen],
-        "clob_token_ids": [m.no_token for m in chosen],
+        "clob_token_ids": [m.ctf_ids[1] for m in chosen if m.ctf_ids],
+        "position_ids": [m.position_ids[1] for m in chosen if m.position_ids],
         "id": [str(m.gamma_id) for m in chosen],
     }[param]
     async with http.get(

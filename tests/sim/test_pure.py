@@ -17,8 +17,7 @@ from polyfarm.sim.faults import FaultController, FaultSpec, FaultSpecError
 from polyfarm.sim.ratelimit import LIMITS, RateLimiter, buckets_for
 from polyfarm.sim.wire import half_units_str, price_str, size_str
 from polyfarm.sim.world import World, WorldParams
-
-from .support import reference_text
+from tests.wire_examples import example
 
 START = 1_772_366_400.0
 
@@ -32,18 +31,9 @@ def independent_hash(book: dict[str, object]) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
-def reference_book_example() -> dict[str, object]:
-    text = reference_text()
-    start = text.index("### 2.2 OrderBook object")
-    block = re.search(r"```json\n(.*?)```", text[start:], re.S)
-    assert block is not None
-    example: dict[str, object] = json.loads(block.group(1))
-    return example
-
-
-def test_hash_matches_reference_example_and_py_clob_client_vector() -> None:
-    example = reference_book_example()
-    assert book_hash(example) == example["hash"] == independent_hash(example)
+def test_hash_matches_the_book_example_and_py_clob_client_vector() -> None:
+    book = example("clob_book", "composite_with_hash").value
+    assert book_hash(book) == book["hash"] == independent_hash(book)
     vector = {
         "market": "0xaabbcc", "asset_id": "100", "timestamp": "123456789", "hash": "",
         "bids": [{"price": "0.3", "size": "100"}, {"price": "0.4", "size": "100"}],
@@ -77,7 +67,7 @@ def test_rendered_books_hash_and_order(small_world: World) -> None:
             if 0.2 < bids[-1] < asks[-1] < 0.8:
                 assert min(len(bids), len(asks)) >= 10, "tens of levels away from the edges"
             assert bids[-1] < asks[-1], "best bid (last) must be below best ask (last)"
-        mirrored_bids = [(round(1 - float(lv["price"]), 3), lv["size"]) for lv in yes["asks"]]
+        mirrored_bids = [(round(1 - float(lv["price"]), 4), lv["size"]) for lv in yes["asks"]]
         assert [(float(lv["price"]), lv["size"]) for lv in no["bids"]] == mirrored_bids
         assert yes["asset_id"] != no["asset_id"]
         assert yes["market"] == no["market"]
@@ -98,14 +88,15 @@ def test_hash_changes_when_a_deep_level_changes(small_world: World) -> None:
 
 
 def test_wire_strings() -> None:
-    assert [price_str(p) for p in (1, 10, 500, 510, 999, 1000, 0)] == [
-        "0.001", "0.01", "0.5", "0.51", "0.999", "1", "0",
+    assert [price_str(p) for p in (10, 100, 5000, 5100, 9990, 10000, 0, 25, 5025, 1)] == [
+        "0.001", "0.01", "0.5", "0.51", "0.999", "1", "0", "0.0025", "0.5025", "0.0001",
     ]  # fmt: skip
     assert [size_str(s) for s in (125000, 31050, 1284817, 1, 0)] == [
         "1250", "310.5", "12848.17", "0.01", "0",
     ]  # fmt: skip
-    assert half_units_str(851) == "0.4255"
-    assert half_units_str(1000) == "0.5"
+    assert half_units_str(8510) == "0.4255"
+    assert half_units_str(10000) == "0.5"
+    assert half_units_str(10025) == "0.50125"
 
 
 def test_notionals_are_heavy_tailed() -> None:

@@ -11,6 +11,7 @@ from polyfarm.sim.lifecycle import close_market, outcome_prices, resolve_market
 from polyfarm.sim.model import MarketClosed, MarketCreated, MarketResolved, Outcome, TradeEvent
 from polyfarm.sim.render_clob import clob_market
 from polyfarm.sim.render_gamma import gamma_market
+from polyfarm.sim.wire import PRICE_SCALE, TICK_CENT, TICK_MILLI, TICK_QUARTER
 from polyfarm.sim.world import World, WorldParams
 
 START = 1_772_366_400.0
@@ -61,8 +62,8 @@ def test_identifiers_and_prices_are_well_formed() -> None:
         assert re.fullmatch(r"0x[0-9a-f]{64}", market.condition_id)
         for token in (market.yes_token, market.no_token):
             assert re.fullmatch(r"[1-9][0-9]{75,77}", token)
-        assert market.tick in (1, 10)
-    assert {m.tick for m in world.markets} == {1, 10}
+        assert market.tick in (TICK_MILLI, TICK_CENT, TICK_QUARTER)
+    assert {m.tick for m in world.markets} == {TICK_MILLI, TICK_CENT, TICK_QUARTER}
     ids = [m.gamma_id for m in world.markets]
     assert ids == sorted(ids), "the world keeps markets in ascending id order"
 
@@ -85,7 +86,7 @@ def test_neg_risk_events() -> None:
             assert market.question_id == event.neg_risk_market_id[:-2] + f"{index:02x}"
             assert market.group_title
             assert re.fullmatch(r"0x[0-9a-f]{64}", market.neg_risk_request_id)
-        total = sum(fair_units(m.fair_x) for m in event.markets) / 1000
+        total = sum(fair_units(m.fair_x) for m in event.markets) / PRICE_SCALE
         assert 0.85 <= total <= 1.15, f"YES prices of {event.slug} sum to {total}"
         assert sum(m.planned is Outcome.YES for m in event.markets) <= 1
 

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from polyfarm.errors import ChecksumMismatchError, MigrationError
+from polyfarm.store.dimensions import TokenRecord, upsert_tokens
 from polyfarm.store.migrations import (
     Flavor,
     applied_migrations,
@@ -167,3 +168,56 @@ async def test_time_series_carry_the_same_indexes_on_both_flavours(pool: asyncpg
         ("market_features", "market_features_token_ts_key", "btree"),
     }
     assert found == expected, sorted(found ^ expected)
+
+
+async def test_protocol_v2_ids_migration_keeps_a_populated_database_correct(
+    server: Server, empty_dsn: str, tmp_path: Path
+) -> None:
+    """Rows stored before 0010 are v1 (their trading id is their CTF id). A v2 market that was
+    stored under its CTF ids gets its position ids from the next scan, the old rows going."""
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for path in default_migrations_dir().glob("*.sql"):
+        if int(path.name[:4]) < 10:
+            shutil.copy(path, directory)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, directory)
+        for market_id, condition in (("1", "0x" + "a1" * 32), ("2", "0x" + "b2" * 32)):
+            await conn.execute(
+                "INSERT INTO markets (market_id, condition_id) VALUES ($1, $2)",
+                market_id,
+                condition,
+            )
+            await conn.executemany(
+                "INSERT INTO tokens (token_id, market_id, condition_id, outcome_index) "
+                "VALUES ($1, $2, $3, $4)",
+                [(f"{market_id}{i}" * 30, market_id, condition, i) for i in (0, 1)],
+            )
+        shutil.copy(default_migrations_dir() / "0010_protocol_v2_ids.sql", directory)
+        report = await migrate(conn, directory)
+        assert report.applied == ["0010_protocol_v2_ids.sql"]
+        markets = await conn.fetch("SELECT market_id, protocol_version FROM markets")
+        assert {r["protocol_version"] for r in markets} == {"v1"}
+        tokens = await conn.fetch("SELECT token_id, ctf_token_id, position_id FROM tokens")
+        assert all(r["ctf_token_id"] == r["token_id"] for r in tokens)
+        assert all(r["position_id"] is None for r in tokens)
+        # Market 2 turns out to be v2: its trading ids are position ids.
+        ctf = [f"2{i}" * 30 for i in (0, 1)]
+        positions = [f"9{i}" * 30 for i in (0, 1)]
+        records = [
+            TokenRecord(p, "2", "0x" + "b2" * 32, None, i, ctf_token_id=c, position_id=p)
+            for i, (c, p) in enumerate(zip(ctf, positions, strict=True))
+        ]
+        await upsert_tokens(conn, records)
+        rows = await conn.fetch(
+            "SELECT token_id, ctf_token_id, position_id, outcome_index FROM tokens "
+            "WHERE market_id = '2' ORDER BY outcome_index"
+        )
+        assert [tuple(r) for r in rows] == [(p, c, p, i) for i, (c, p) in enumerate(
+            zip(ctf, positions, strict=True))]  # fmt: skip
+        assert await conn.fetchval("SELECT count(*) FROM tokens WHERE market_id = '1'") == 2
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE markets SET protocol_version = 'v3'")
+    finally:
+        await conn.close()

@@ -20,7 +20,7 @@ from polyfarm.stream.features import (
     trade_flow,
     whale_flow,
 )
-from polyfarm.stream.rolling import TradeTick
+from polyfarm.stream.rolling import TokenActivity, TradeTick
 
 NOW = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)  # a Wednesday
 
@@ -151,3 +151,21 @@ def test_every_feature_in_column_order_and_the_row_is_valid() -> None:
     assert values["price_change_1d"] == -0.02
     row = FeatureRow(NOW, "t1", "m1", 3, tuple(values.values()))
     assert feature_problem(row, NOW) is None
+
+
+def test_fills_known_at_a_time_leave_out_every_later_fill() -> None:
+    activity = TokenActivity()
+    for t in (tick(1_000, 0.5, 10, True), tick(1_050, 0.4, 5_000, False, tier=2)):
+        activity.add_trade(t, min_whale_tier=2)
+    activity.add_trade(tick(1_070, 0.6, 20, True), min_whale_tier=2)  # after the row's time
+    activity.add_trade(tick(1_090, 0.7, 9_000, True, tier=3), min_whale_tier=2)
+
+    known = activity.known_at(1_060, min_whale_tier=2)
+    assert [t.ts for t in known.trades] == [1_000, 1_050]
+    assert (known.last_trade_s, known.last_trade_price) == (1_050, 0.4)
+    assert known.last_whale_s == 1_050
+
+    before_any_whale = activity.known_at(1_020, min_whale_tier=2)
+    assert before_any_whale.last_whale_s is None
+    assert before_any_whale.last_trade_s == 1_000
+    assert activity.known_at(1_100, min_whale_tier=2).last_whale_s == 1_090

@@ -244,6 +244,9 @@ class _NoBooks:
     def set_capture(self, capture: dict[str, str]) -> None:
         assert capture == {}
 
+    def reseed(self, seed_of: object) -> None:
+        pass  # no books, nothing to seed
+
 
 def _closed_market(market_id: str, created_at: datetime) -> TrackedMarket:
     return TrackedMarket(

@@ -231,6 +231,21 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * BookHashChecks
+         * @description Live books checked against the venue's book hash, for one source of that hash:
+         *     ``ws_book`` (WebSocket snapshot), ``ws_price_change`` (a change item) or ``rest``.
+         */
+        BookHashChecks: {
+            /** Mismatched */
+            mismatched: number;
+            /** Source */
+            source: string;
+            /** Unverifiable */
+            unverifiable: number;
+            /** Verified */
+            verified: number;
+        };
         /** BookLevel */
         BookLevel: {
             /** Price */
@@ -824,6 +839,8 @@ export interface components {
          * @description From the collector's own /metrics (live figures) and the stored stream rows.
          */
         WebSocketHealth: {
+            /** Book Hashes */
+            book_hashes?: components["schemas"]["BookHashChecks"][];
             /** Connected Shards */
             connected_shards: number | null;
             /** Events Per S */

@@ -53,6 +53,18 @@ function WebSocketStatus({ health }: { health: DetailedHealth }) {
       <dd>{int(ws.messages_total)}</dd>
       <dt>Reconnects</dt>
       <dd>{int(ws.reconnects_total)}</dd>
+      <dt>Book hashes</dt>
+      <dd data-testid="ws-book-hashes">
+        {(ws.book_hashes ?? []).length === 0
+          ? "none checked yet"
+          : (ws.book_hashes ?? [])
+              .map(
+                (h) =>
+                  `${h.source}: ${int(h.verified)} verified, ${int(h.mismatched)} mismatched, ` +
+                  `${int(h.unverifiable)} unverifiable`,
+              )
+              .join(" · ")}
+      </dd>
       <dt>Collector metrics</dt>
       <dd>{ws.metrics_reachable ? "reachable" : "not reachable (collector not running here)"}</dd>
     </dl>

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import aiohttp
@@ -21,7 +21,11 @@ RECONNECTS = "polyfarm_ws_reconnects_total"
 SHARDS = "polyfarm_ws_connected_shards"
 JOURNAL = "polyfarm_journal_bytes"
 QUEUE = "polyfarm_queue_depth"
+BOOK_HASHES = "polyfarm_book_hash_checks_total"
 MIN_RATE_WINDOW_S = 1.0
+
+# (source of the venue hash, outcome) → checks; see polyfarm.stream.bookcheck.
+HashChecks = dict[tuple[str, str], float]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class CollectorSample:
     journal_bytes: float | None = None
     queue_depth: float | None = None
     events_per_s: float | None = None
+    book_hashes: HashChecks = field(default_factory=dict)
 
 
 def sample_sums(text: str) -> dict[str, float]:
@@ -42,6 +47,17 @@ def sample_sums(text: str) -> dict[str, float]:
         for sample in family.samples:
             sums[sample.name] = sums.get(sample.name, 0.0) + float(sample.value)
     return sums
+
+
+def hash_checks(text: str) -> HashChecks:
+    """The book-hash counter by (source, outcome) labels (pure)."""
+    checks: HashChecks = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == BOOK_HASHES:
+                key = (sample.labels.get("source", ""), sample.labels.get("outcome", ""))
+                checks[key] = checks.get(key, 0.0) + float(sample.value)
+    return checks
 
 
 class CollectorProbe:
@@ -92,6 +108,7 @@ class CollectorProbe:
             journal_bytes=sums.get(JOURNAL),
             queue_depth=sums.get(QUEUE),
             events_per_s=self._update_rate(messages),
+            book_hashes=hash_checks(text),
         )
 
     def _update_rate(self, messages: float | None) -> float | None:

@@ -53,6 +53,16 @@ class CollectorStatus(_Model):
     stale: bool
 
 
+class BookHashChecks(_Model):
+    """Live books checked against the venue's book hash, for one source of that hash:
+    ``ws_book`` (WebSocket snapshot), ``ws_price_change`` (a change item) or ``rest``."""
+
+    source: str
+    verified: float
+    mismatched: float
+    unverifiable: float
+
+
 class WebSocketHealth(_Model):
     """From the collector's own /metrics (live figures) and the stored stream rows."""
 
@@ -62,6 +72,7 @@ class WebSocketHealth(_Model):
     events_per_s: float | None
     reconnects_total: float | None
     last_event_at: datetime | None
+    book_hashes: list[BookHashChecks] = Field(default_factory=list)
 
 
 class JournalHealth(_Model):

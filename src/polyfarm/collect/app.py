@@ -136,7 +136,7 @@ async def open_collection(
                 data_api=data_api,
                 writer=writer,
                 catalog=catalog,
-                metadata=MetadataCollector(gamma, pool, catalog, clock, rejects),
+                metadata=MetadataCollector(gamma, pool, catalog, clock, rejects, metrics=metrics),
                 prices=PriceCollector(
                     clob, writer, catalog, clock, settings.intervals.prices_s, rejects
                 ),

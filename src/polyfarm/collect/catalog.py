@@ -20,6 +20,29 @@ from polyfarm.settings import TierSettings
 
 
 @dataclass(frozen=True)
+class BookSeed:
+    """The two inputs of a book's venue hash that WebSocket ``book`` messages leave out: the
+    market's minimum order size (as the venue spells it, ``"5"``) and its neg-risk flag."""
+
+    min_order_size: str
+    neg_risk: bool
+
+
+def decimal_text(value: Decimal) -> str:
+    """The venue's spelling of a decimal: no exponent, no trailing zeros (``5``, ``0.5``)."""
+    text = format(value.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def book_seed(market: MarketInfo) -> BookSeed | None:
+    """Gamma's ``orderMinSize`` and ``negRisk``; None when the market's metadata has no
+    minimum size (a market heard of on the WebSocket only)."""
+    if market.min_order_size is None:
+        return None
+    return BookSeed(decimal_text(market.min_order_size), market.neg_risk)
+
+
+@dataclass(frozen=True)
 class TrackedMarket:
     market_id: str
     condition_id: str
@@ -42,6 +65,7 @@ class TrackedMarket:
     price_change_1m: float | None = None
     created_at: datetime | None = None
     start_date: datetime | None = None
+    book_seed: BookSeed | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,7 @@ def tracked_from(market: MarketInfo, now: datetime, tiers: TierSettings) -> Trac
         price_change_1m=_number(market.one_month_price_change),
         created_at=market.created_at,
         start_date=market.start_date,
+        book_seed=book_seed(market),
     )
 
 

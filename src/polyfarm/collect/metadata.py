@@ -11,7 +11,8 @@ and skipped; it never blocks the rest of its page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -23,7 +24,8 @@ from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import tier_for
 from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
-from polyfarm.polymarket.domain import EventInfo, MarketInfo
+from polyfarm.metrics import Metrics
+from polyfarm.polymarket.domain import EventInfo, MarketInfo, ProtocolVersion
 from polyfarm.polymarket.gamma import GammaClient
 from polyfarm.runtime import CycleResult
 from polyfarm.settings import TierSettings
@@ -107,15 +109,39 @@ def market_record(
         liquidity=_float(market.liquidity),
         tier=tier_for(market.end_date, market.closed, now, tiers),
         raw=market.raw.decode("utf-8", "replace") if market.raw else None,
+        protocol_version=None if market.protocol_version is None else market.protocol_version.value,
     )
 
 
 def token_records(market: MarketInfo) -> list[TokenRecord]:
     return [
-        TokenRecord(t.token_id, market.market_id, market.condition_id, t.outcome, t.index)
+        TokenRecord(
+            t.token_id,
+            market.market_id,
+            market.condition_id,
+            t.outcome,
+            t.index,
+            ctf_token_id=t.ctf_token_id,
+            position_id=t.position_id,
+        )
         for t in market.tokens
         if t.token_id is not None
     ]
+
+
+ProtocolKey = tuple[str, str]  # (v1 | v2, declared | absent)
+
+
+def protocol_counts(markets: Iterable[MarketInfo]) -> Counter[ProtocolKey]:
+    """How many markets chose their ids by which scheme, and how many declared no version
+    (listed before Protocol V2: read as V1)."""
+    return Counter(
+        (
+            (market.protocol_version or ProtocolVersion.V1).value,
+            "absent" if market.declared_version is None else "declared",
+        )
+        for market in markets
+    )
 
 
 # -- the collector ------------------------------------------------------------------------------
@@ -141,8 +167,10 @@ class MetadataCollector:
         clock: Callable[[], datetime],
         rejects: RejectSink,
         on_change: Callable[[CatalogDiff], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._rejects = rejects
+        self._metrics = metrics
         self._gamma = gamma
         self._pool = pool
         self._catalog = catalog
@@ -158,8 +186,10 @@ class MetadataCollector:
         categories, rows = await self._scan_events()
         scan = self._catalog.start_scan()
         pending: list[MarketInfo] = []
+        protocols: Counter[ProtocolKey] = Counter()
         async for page in self._gamma.iter_markets_keyset(limit=100, closed=False):
             await self._rejects.add("gamma_market", page.rejects)
+            protocols.update(protocol_counts(page.items))
             self._catalog.add_scanned(scan, page.items, now)
             pending.extend(page.items)
             if self.on_progress is not None:
@@ -170,8 +200,22 @@ class MetadataCollector:
         rows += await self._store_markets(pending, now, categories)
         rows += await self._scan_recently_closed(scan, now, categories)
         diff = self._catalog.finish_scan(scan, now, complete=True)
+        self._report_protocols(protocols)
         await self._after_scan(diff)
         return CycleResult(markets=len(scan.seen), rows=rows)
+
+    def _report_protocols(self, counts: Counter[ProtocolKey]) -> None:
+        log.info(
+            "open markets by protocol",
+            v1=counts["v1", "declared"] + counts["v1", "absent"],
+            v2=counts["v2", "declared"],
+            without_version=counts["v1", "absent"],
+        )
+        if self._metrics is not None:
+            for protocol in ProtocolVersion:
+                for field in ("declared", "absent"):
+                    gauge = self._metrics.markets_by_protocol.labels(protocol.value, field)
+                    gauge.set(counts[protocol.value, field])
 
     async def _scan_recently_closed(
         self, scan: CatalogScan, now: datetime, categories: dict[str, str]

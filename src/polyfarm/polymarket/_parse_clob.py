@@ -18,8 +18,10 @@ from polyfarm.polymarket.domain import (
     Batch,
     BookLevel,
     ClobMarket,
+    ClobMarketInfo,
     ClobToken,
     LastTrade,
+    MarketByToken,
     OrderBook,
     Page,
     PricePoint,
@@ -31,6 +33,8 @@ T = TypeVar("T")
 
 _BOOK = msgspec.json.Decoder(s.BookWire)
 _CLOB_MARKET = msgspec.json.Decoder(s.ClobMarketWire)
+_CLOB_MARKET_INFO = msgspec.json.Decoder(s.ClobMarketInfoWire)
+_MARKET_BY_TOKEN = msgspec.json.Decoder(s.MarketByTokenWire)
 _HISTORY_POINT = msgspec.json.Decoder(s.HistoryPointWire)
 _LAST_TRADE = msgspec.json.Decoder(s.LastTradePriceWire)
 _DECIMAL = msgspec.json.Decoder(Decimal)
@@ -187,4 +191,35 @@ def parse_clob_markets_page(envelope: s.ClobMarketsEnvelope) -> Page[ClobMarket]
     good, rejects = cv.parse_records(envelope.data or (), parse_clob_market)
     return Page(
         items=tuple(good), rejects=tuple(rejects), next_cursor=cv.next_cursor(envelope.next_cursor)
+    )
+
+
+@cv.payload_errors
+def parse_clob_market_info(obj: object) -> ClobMarketInfo:
+    """``/clob-markets/{condition_id}`` (short keys: ``c``, ``t``, ``mts``, ``mos``, ``nr``…)."""
+    w = cv.to_wire(obj, _CLOB_MARKET_INFO, s.ClobMarketInfoWire)
+    fees = w.fd
+    return ClobMarketInfo(
+        condition_id=cv.condition_id(w.c, "c"),
+        tokens=tuple(
+            ClobToken(token_id=cv.token_id(t.t, "t[].t"), outcome=t.o, price=None, winner=None)
+            for t in w.t or ()
+            if t is not None
+        ),
+        min_tick_size=cv.optional_price(w.mts, "mts"),
+        min_order_size=cv.optional_size(w.mos, "mos"),
+        neg_risk=bool(w.nr),  # the server leaves ``nr`` out when it is false
+        fee_rate=None if fees is None else fees.r,
+        fee_exponent=None if fees is None else fees.e,
+        fee_taker_only=None if fees is None else fees.to,
+    )
+
+
+@cv.payload_errors
+def parse_market_by_token(obj: object) -> MarketByToken:
+    w = cv.to_wire(obj, _MARKET_BY_TOKEN, s.MarketByTokenWire)
+    return MarketByToken(
+        condition_id=cv.condition_id(w.condition_id, "condition_id"),
+        primary_token_id=cv.token_id(w.primary_token_id, "primary_token_id"),
+        secondary_token_id=cv.token_id(w.secondary_token_id, "secondary_token_id"),
     )

@@ -1,4 +1,5 @@
-"""Pure parsers for Data API trade rows: v1 (camelCase) and v2 (snake_case) → one ``DataTrade``.
+"""Pure parsers for the Data API: trade rows, v1 (camelCase) and v2 (snake_case) → one
+``DataTrade``; ``/v2/prices-history`` pages → ``PricePoint``s.
 
 Re-exported by ``parse``; see its docstring for the contract.
 """
@@ -9,12 +10,15 @@ from collections.abc import Iterable
 
 import msgspec
 
+from polyfarm.errors import PayloadError
 from polyfarm.polymarket import _convert as cv
 from polyfarm.polymarket import schemas as s
-from polyfarm.polymarket.domain import DataTrade, Page, Reject
+from polyfarm.polymarket.domain import DataTrade, Page, PricePoint, Reject
 
 _TRADE_V1 = msgspec.json.Decoder(s.DataTradeV1Wire)
 _TRADE_V2 = msgspec.json.Decoder(s.DataTradeV2Wire)
+_PRICE_POINT = msgspec.json.Decoder(s.DataPricePointWire)
+UNKNOWN_OUTCOME_INDEX = 999  # the v2 feed's "unknown" (py-sdk maps it to null)
 
 
 def _data_trade(w: s.DataTradeV1Wire | s.DataTradeV2Wire, token: str) -> DataTrade:
@@ -28,8 +32,7 @@ def _data_trade(w: s.DataTradeV1Wire | s.DataTradeV2Wire, token: str) -> DataTra
         proxy_wallet=cv.optional_text(w.proxy_wallet),
         transaction_hash=cv.optional_text(w.transaction_hash),
         outcome=cv.optional_text(w.outcome),
-        # 999 is the v2 feed's "unknown" (py-sdk maps it to null).
-        outcome_index=None if w.outcome_index in (None, 999) else w.outcome_index,
+        outcome_index=None if w.outcome_index in (None, UNKNOWN_OUTCOME_INDEX) else w.outcome_index,
         title=w.title,
         slug=cv.optional_text(w.slug),
         event_slug=cv.optional_text(w.event_slug),
@@ -54,8 +57,36 @@ def parse_data_trades_v1(records: Iterable[object]) -> tuple[list[DataTrade], li
     return cv.parse_records(records, parse_data_trade_v1)
 
 
+def _v2_cursor(pagination: s.DataPaginationWire | None) -> str | None:
+    """The next page's cursor; ``has_more`` false or no cursor ends the walk (``limit`` and
+    ``offset`` describe the page and do not steer it)."""
+    pagination = pagination or s.DataPaginationWire()
+    return cv.next_cursor(pagination.next_cursor) if pagination.has_more is not False else None
+
+
 def parse_data_trades_v2_page(envelope: s.DataTradesV2Envelope) -> Page[DataTrade]:
     good, rejects = cv.parse_records(envelope.data or (), parse_data_trade_v2)
-    pagination = envelope.pagination or s.DataPaginationWire()
-    cursor = cv.next_cursor(pagination.next_cursor) if pagination.has_more is not False else None
-    return Page(items=tuple(good), rejects=tuple(rejects), next_cursor=cursor)
+    return Page(
+        items=tuple(good), rejects=tuple(rejects), next_cursor=_v2_cursor(envelope.pagination)
+    )
+
+
+@cv.payload_errors
+def parse_data_price_point(obj: object) -> PricePoint:
+    w = cv.to_wire(obj, _PRICE_POINT, s.DataPricePointWire)
+    if w.resolution_seconds is not None and w.resolution_seconds < 0:
+        raise PayloadError(f"resolution_seconds is negative: {w.resolution_seconds}")
+    return PricePoint(
+        t=cv.epoch(w.timestamp, "timestamp"),
+        p=cv.price(w.price, "price"),
+        resolution_s=w.resolution_seconds,
+    )
+
+
+def parse_data_prices_history_page(envelope: s.DataPricesHistoryEnvelope) -> Page[PricePoint]:
+    """One ``/v2/prices-history`` page, oldest first; ``data: null`` is an empty answer."""
+    good, rejects = cv.parse_records(envelope.data or (), parse_data_price_point)
+    good.sort(key=lambda point: point.t)
+    return Page(
+        items=tuple(good), rejects=tuple(rejects), next_cursor=_v2_cursor(envelope.pagination)
+    )

@@ -17,7 +17,9 @@ from polyfarm.polymarket._service import RestService
 from polyfarm.polymarket.domain import (
     Batch,
     ClobMarket,
+    ClobMarketInfo,
     LastTrade,
+    MarketByToken,
     NoOrderBook,
     OrderBook,
     Page,
@@ -30,8 +32,10 @@ from polyfarm.polymarket.parse import (
     parse_book,
     parse_books,
     parse_clob_market,
+    parse_clob_market_info,
     parse_clob_markets_page,
     parse_last_trade_prices,
+    parse_market_by_token,
     parse_midpoints,
     parse_prices,
     parse_prices_history,
@@ -53,6 +57,10 @@ _RAW_MAP = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _TICK = msgspec.json.Decoder(s.TickSizeWire)
 _HISTORY = msgspec.json.Decoder(s.PricesHistoryWire)
 _MARKETS = msgspec.json.Decoder(s.ClobMarketsEnvelope)
+_TEXT = msgspec.json.Decoder(str)
+_VERSION = msgspec.json.Decoder(s.VersionWire)
+SAMPLING_MARKETS = "/sampling-markets"  # markets with liquidity rewards, same envelope
+SAMPLING_SIMPLIFIED_MARKETS = "/sampling-simplified-markets"
 
 
 def chunked(items: Sequence[str], size: int) -> list[list[str]]:
@@ -196,8 +204,28 @@ class ClobClient(RestService):
         raw: msgspec.Raw = await self.rest.get(f"/markets/{condition_id}", _RAW)
         return parse_clob_market(raw)
 
+    async def get_ok(self) -> str:
+        """``GET /ok``: the health check of the official client (answers ``"OK"``)."""
+        return await self.rest.get("/ok", _TEXT)
+
+    async def get_version(self) -> int:
+        """``GET /version``: the CLOB's protocol generation (2 since April 2026)."""
+        wire = await self.rest.get("/version", _VERSION)
+        return wire.version
+
+    async def get_clob_market_info(self, condition_id: str) -> ClobMarketInfo:
+        """``/clob-markets/{condition_id}``: tick, minimum order size, neg risk and fees."""
+        raw: msgspec.Raw = await self.rest.get(f"/clob-markets/{condition_id}", _RAW)
+        return parse_clob_market_info(raw)
+
+    async def get_market_by_token(self, token_id: str) -> MarketByToken:
+        """``/markets-by-token/{token_id}``: the condition a trading id belongs to."""
+        raw: msgspec.Raw = await self.rest.get(f"/markets-by-token/{token_id}", _RAW)
+        return parse_market_by_token(raw)
+
     async def iter_markets(self, *, path: str = "/markets") -> AsyncIterator[Page[ClobMarket]]:
-        """The whole catalogue (every market ever), cursor ``MA==`` … until ``LTE=``."""
+        """The whole catalogue (every market ever), cursor ``MA==`` … until ``LTE=``; the
+        ``SAMPLING_*`` paths list the markets with liquidity rewards in the same envelope."""
         cursor = FIRST_CURSOR
         seen = {cursor}
         while True:

@@ -1,4 +1,5 @@
-"""Data API client: the public trade tape, v1 (offset paging) and v2 (cursor paging), §4.
+"""Data API client: the public trade tape, v1 (offset paging) and v2 (cursor paging), and
+the v2 price history (cursor paging). See docs/polymarket-wire.md §5 and §11.
 
 Every 200 body is checked for an ``error`` key by ``RestClient`` (the Data API rate-limits with
 ``200 {"error": "Too Many Requests"}``).
@@ -6,26 +7,38 @@ Every 200 body is checked for an ``error`` key by ``RestClient`` (the Data API r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import msgspec
 
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket._service import RestService
-from polyfarm.polymarket.domain import DataTrade, Page
+from polyfarm.polymarket.clob import HISTORY_MAX_SPAN_S, history_windows
+from polyfarm.polymarket.domain import DataTrade, Page, PricePoint
 from polyfarm.polymarket.http import query_params
-from polyfarm.polymarket.parse import parse_data_trades_v1, parse_data_trades_v2_page
+from polyfarm.polymarket.parse import (
+    parse_data_prices_history_page,
+    parse_data_trades_v1,
+    parse_data_trades_v2_page,
+)
 
 OFFSET_MAX = 10_000  # v1 `offset` beyond this → 400
 V1_LIMIT_MAX = 10_000
 V2_LIMIT_MAX = 1_000
 V2_CONDITIONS_MAX = 20
+HISTORY_LIMIT_MAX = 10_000  # points per /v2/prices-history page (also the default)
+HISTORY_INTERVALS = frozenset({"max", "all", "1m", "1w", "1d", "6h", "1h"})
 
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _V2_ENVELOPE = msgspec.json.Decoder(s.DataTradesV2Envelope)
+_HISTORY_ENVELOPE = msgspec.json.Decoder(s.DataPricesHistoryEnvelope)
+
+E = TypeVar("E")
+T = TypeVar("T")
 
 TradeKey = tuple[object, ...]
 
@@ -135,26 +148,91 @@ class DataApiClient(RestService):
         self, condition: str, limit: int, filters: Mapping[str, object]
     ) -> AsyncIterator[Page[DataTrade]]:
         base = {"condition": condition, **filters}
+        async for page in self._cursor_walk(
+            "/v2/trades", _V2_ENVELOPE, parse_data_trades_v2_page, base, limit
+        ):
+            yield page
+
+    async def iter_prices_history(
+        self,
+        token_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval: str | None = None,
+        as_of: datetime | None = None,
+        bucket_seconds: int | None = None,
+        page_size: int = HISTORY_LIMIT_MAX,
+    ) -> AsyncIterator[Page[PricePoint]]:
+        """``/v2/prices-history`` pages, oldest first, for exactly one window form: ``start``
+        (inclusive, with an optional exclusive ``end``; at most 15 days), ``interval`` or
+        ``as_of`` (the latest observation at or before it)."""
+        window = _history_window(start, end, interval, as_of)
+        base = {"token_id": token_id, **window, "bucket_seconds": bucket_seconds}
+        limit = max(1, min(page_size, HISTORY_LIMIT_MAX))
+        async for page in self._cursor_walk(
+            "/v2/prices-history", _HISTORY_ENVELOPE, parse_data_prices_history_page, base, limit
+        ):
+            yield page
+
+    async def get_prices_history(
+        self, token_id: str, *, start: datetime, end: datetime, bucket_seconds: int = 60
+    ) -> list[PricePoint]:
+        """The series between ``start`` and ``end`` in ≤ 15-day windows, sorted and de-duplicated
+        on ``t``. Rejected points are dropped (retrying cannot repair them)."""
+        points: dict[datetime, PricePoint] = {}
+        for lower, upper in history_windows(_seconds(start), _seconds(end), HISTORY_MAX_SPAN_S):
+            async for page in self.iter_prices_history(
+                token_id,
+                start=datetime.fromtimestamp(lower, UTC),
+                end=datetime.fromtimestamp(upper, UTC),
+                bucket_seconds=bucket_seconds,
+            ):
+                points.update((p.t, p) for p in page.items)
+        return [points[t] for t in sorted(points)]
+
+    async def _cursor_walk(
+        self,
+        path: str,
+        decoder: msgspec.json.Decoder[E],
+        parse_page: Callable[[E], Page[T]],
+        base: Mapping[str, object],
+        limit: int,
+    ) -> AsyncIterator[Page[T]]:
+        """The v2 envelope walk: ``limit`` on the first page only, then ``cursor`` until the
+        pagination says there is no more; the same filters are re-sent on every page."""
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            # `limit` is honoured on the first page only; later pages carry the cursor.
             extra = {"limit": limit} if cursor is None else {"cursor": cursor}
-            envelope = await self.rest.get(
-                "/v2/trades", _V2_ENVELOPE, params=query_params({**base, **extra})
-            )
-            page = parse_data_trades_v2_page(envelope)
+            envelope = await self.rest.get(path, decoder, params=query_params({**base, **extra}))
+            page = parse_page(envelope)
             yield page
             cursor = page.next_cursor
             if cursor is None:
                 return
             if cursor in seen:
-                raise PayloadError("/v2/trades: next_cursor repeated, pagination is not advancing")
+                raise PayloadError(f"{path}: next_cursor repeated, pagination is not advancing")
             seen.add(cursor)
 
 
+def _history_window(
+    start: datetime | None, end: datetime | None, interval: str | None, as_of: datetime | None
+) -> dict[str, object]:
+    """The query parameters of one window form; anything else is the caller's mistake."""
+    forms = sum(value is not None for value in (start, interval, as_of))
+    if forms != 1 or (end is not None and start is None):
+        raise ValueError("give exactly one of start (with an optional end), interval or as_of")
+    if interval is not None and interval not in HISTORY_INTERVALS:
+        raise ValueError(f"interval must be one of {sorted(HISTORY_INTERVALS)}")
+    return {"start": _epoch_s(start), "end": _epoch_s(end), "interval": interval,
+            "as_of": _epoch_s(as_of)}  # fmt: skip
+
+
 def _epoch_s(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
+    return None if moment is None else _seconds(moment)
+
+
+def _seconds(moment: datetime) -> int:
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return int(moment.timestamp())

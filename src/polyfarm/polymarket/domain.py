@@ -66,13 +66,28 @@ class Batch(_Domain, Generic[T], frozen=True, kw_only=True):
 # --- Gamma -------------------------------------------------------------------------------
 
 
+class ProtocolVersion(enum.Enum):
+    """Which Gamma field holds a market's trading ids: ``clobTokenIds`` (V1, the CTF token ids)
+    or ``positionIds`` (V2, PositionManager position ids)."""
+
+    V1 = "v1"
+    V2 = "v2"
+
+
 class TokenInfo(_Domain, frozen=True, kw_only=True):
-    """One outcome of a market: ``outcomes[i]`` ↔ ``outcomePrices[i]`` ↔ ``clobTokenIds[i]``."""
+    """One outcome of a market: ``outcomes[i]`` ↔ ``outcomePrices[i]`` ↔ its ids at index i.
+
+    ``token_id`` is the trading id (books, prices, WebSocket, Data API), chosen by the market's
+    protocol version; ``ctf_token_id`` and ``position_id`` are the ``clobTokenIds`` and
+    ``positionIds`` entries as published, whichever were.
+    """
 
     index: int
     outcome: str
     token_id: str | None
     price: Decimal | None
+    ctf_token_id: str | None = None
+    position_id: str | None = None
 
 
 class MarketInfo(_Domain, frozen=True, kw_only=True):
@@ -120,6 +135,11 @@ class MarketInfo(_Domain, frozen=True, kw_only=True):
     automatically_resolved: bool | None = None
     fees_enabled: bool | None = None
     fee_type: str | None = None
+    # The scheme that chose the trading ids; None when not known (a market heard of on the
+    # WebSocket before any Gamma scan). ``declared_version`` is Gamma's ``version`` as sent:
+    # None for markets listed before Protocol V2, which are V1.
+    protocol_version: ProtocolVersion | None = ProtocolVersion.V1
+    declared_version: str | None = None
     # The Gamma object as received, kept for the ``markets.raw`` column (None when parsed
     # from an already-decoded object).
     raw: bytes | None = None
@@ -225,10 +245,15 @@ class LastTrade(_Domain, frozen=True, kw_only=True):
 
 
 class PricePoint(_Domain, frozen=True, kw_only=True):
-    """``/prices-history`` point: the forward-filled midpoint of a bucket, not a trade."""
+    """A price-history point: the forward-filled midpoint of a bucket, not a trade.
+
+    ``resolution_s`` is the window the point was observed in (Data API v2 only; 0 for the
+    series' terminal tick); None from the CLOB route.
+    """
 
     t: datetime
     p: Decimal
+    resolution_s: int | None = None
 
 
 class ClobToken(_Domain, frozen=True, kw_only=True):
@@ -256,6 +281,28 @@ class ClobMarket(_Domain, frozen=True, kw_only=True):
     is_50_50_outcome: bool | None = None
     tokens: tuple[ClobToken, ...] = ()
     tags: tuple[str, ...] = ()
+
+
+class ClobMarketInfo(_Domain, frozen=True, kw_only=True):
+    """``/clob-markets/{condition_id}``: the CLOB's own tick, minimum size and neg-risk flag
+    (the equivalents of Gamma's ``orderPriceMinTickSize``, ``orderMinSize`` and ``negRisk``)."""
+
+    condition_id: str
+    tokens: tuple[ClobToken, ...]
+    min_tick_size: Decimal | None
+    min_order_size: Decimal | None
+    neg_risk: bool
+    fee_rate: Decimal | None = None
+    fee_exponent: Decimal | None = None
+    fee_taker_only: bool | None = None
+
+
+class MarketByToken(_Domain, frozen=True, kw_only=True):
+    """``/markets-by-token/{token_id}``: the market a trading id belongs to."""
+
+    condition_id: str
+    primary_token_id: str
+    secondary_token_id: str
 
 
 # --- Data API ----------------------------------------------------------------------------
@@ -357,10 +404,14 @@ class BestBidAsk(_Domain, frozen=True, kw_only=True):
 
 
 class NewMarket(_Domain, frozen=True, kw_only=True):
+    """``asset_ids`` are the trading ids to subscribe; ``clob_token_ids`` as sent (on a
+    Protocol V2 market they are the CTF ids, not trading ids)."""
+
     market_id: str | None
     condition_id: str
     asset_ids: tuple[str, ...]
     outcomes: tuple[str, ...]
+    clob_token_ids: tuple[str, ...] = ()
     timestamp: datetime
     received_at: datetime
     question: str | None = None

@@ -22,15 +22,19 @@ from polyfarm.polymarket._parse_clob import (
     parse_book,
     parse_books,
     parse_clob_market,
+    parse_clob_market_info,
     parse_clob_markets_page,
     parse_last_trade,
     parse_last_trade_prices,
+    parse_market_by_token,
     parse_midpoints,
     parse_prices,
     parse_prices_history,
     parse_spreads,
 )
 from polyfarm.polymarket._parse_data import (
+    parse_data_price_point,
+    parse_data_prices_history_page,
     parse_data_trade_v1,
     parse_data_trade_v2,
     parse_data_trades_v1,
@@ -41,6 +45,7 @@ from polyfarm.polymarket.domain import (
     EventInfo,
     MarketInfo,
     Page,
+    ProtocolVersion,
     Reject,
     Resolution,
     ResolutionKind,
@@ -55,7 +60,10 @@ __all__ = [
     "parse_book",
     "parse_books",
     "parse_clob_market",
+    "parse_clob_market_info",
     "parse_clob_markets_page",
+    "parse_data_price_point",
+    "parse_data_prices_history_page",
     "parse_data_trade_v1",
     "parse_data_trade_v2",
     "parse_data_trades_v1",
@@ -68,10 +76,12 @@ __all__ = [
     "parse_gamma_markets_page",
     "parse_last_trade",
     "parse_last_trade_prices",
+    "parse_market_by_token",
     "parse_midpoints",
     "parse_prices",
     "parse_prices_history",
     "parse_spreads",
+    "protocol_version",
 ]
 
 _MARKET = msgspec.json.Decoder(s.GammaMarketWire)
@@ -87,6 +97,7 @@ _HALF = Decimal("0.5")
 def parse_gamma_market(obj: object) -> MarketInfo:
     w = cv.to_wire(obj, _MARKET, s.GammaMarketWire)
     event = w.events[0] if w.events else None
+    scheme, tokens = _gamma_tokens(w)
     return MarketInfo(
         market_id=cv.numeric_id(w.id, "id"),
         condition_id=cv.condition_id(w.condition_id, "conditionId"),
@@ -94,7 +105,9 @@ def parse_gamma_market(obj: object) -> MarketInfo:
         question_id=cv.optional_text(w.question_i_d),
         slug=cv.optional_text(w.slug),
         description=w.description,
-        tokens=_gamma_tokens(w),
+        tokens=tokens,
+        protocol_version=scheme,
+        declared_version=w.version,
         active=w.active,
         closed=bool(w.closed),
         archived=w.archived,
@@ -155,23 +168,70 @@ def _gamma_market_stats(w: s.GammaMarketWire) -> dict[str, Any]:
     }
 
 
-def _gamma_tokens(w: s.GammaMarketWire) -> tuple[TokenInfo, ...]:
-    """Zip ``outcomes[i]`` ↔ ``outcomePrices[i]`` ↔ ``clobTokenIds[i]``; lengths must agree."""
+_PROTOCOLS = {version.value: version for version in ProtocolVersion}
+_CHOSEN_FIELD = {ProtocolVersion.V1: "clobTokenIds", ProtocolVersion.V2: "positionIds"}
+
+
+def protocol_version(declared: str | None) -> ProtocolVersion:
+    """Gamma's ``version``: absent means a market listed before Protocol V2, hence V1."""
+    if declared is None:
+        return ProtocolVersion.V1
+    scheme = _PROTOCOLS.get(declared)
+    if scheme is None:
+        raise PayloadError(f"unknown protocol version {declared!r} (expected v1 or v2)")
+    return scheme
+
+
+def _chosen_ids(raw: list[Any], field: str, outcomes: int, required: bool) -> list[str]:
+    """The trading ids: as many as outcomes, every one a decimal string."""
+    if not raw:
+        if required:
+            raise PayloadError(f"{field} is missing, and the market's version names it")
+        return []
+    if len(raw) != outcomes:
+        raise PayloadError(f"{field} has {len(raw)} items, outcomes {outcomes}")
+    return [cv.token_id(item, field) for item in raw]
+
+
+def _other_ids(raw: list[Any], field: str, outcomes: int) -> list[str] | None:
+    """The id set the version did not choose, kept for research when it is usable."""
+    if len(raw) != outcomes:
+        return None
+    try:
+        return [cv.token_id(item, field) for item in raw]
+    except PayloadError:
+        return None
+
+
+def _gamma_tokens(w: s.GammaMarketWire) -> tuple[ProtocolVersion, tuple[TokenInfo, ...]]:
+    """Zip ``outcomes[i]`` ↔ ``outcomePrices[i]`` ↔ the ids at i, choosing the trading ids by
+    ``version`` even when both id fields are present (Protocol V2 migration guide)."""
+    scheme = protocol_version(w.version)
     outcomes = cv.string_items(cv.stringified_list(w.outcomes, "outcomes"), "outcomes")
-    raw_ids = cv.stringified_list(w.clob_token_ids, "clobTokenIds")
     raw_prices = cv.stringified_list(w.outcome_prices, "outcomePrices")
-    if raw_ids and len(raw_ids) != len(outcomes):
-        raise PayloadError(f"clobTokenIds has {len(raw_ids)} items, outcomes {len(outcomes)}")
     if raw_prices and len(raw_prices) != len(outcomes):
         raise PayloadError(f"outcomePrices has {len(raw_prices)} items, outcomes {len(outcomes)}")
-    ids = [cv.token_id(item, "clobTokenIds") for item in raw_ids]
+    raw_ids = {
+        "clobTokenIds": cv.stringified_list(w.clob_token_ids, "clobTokenIds"),
+        "positionIds": cv.stringified_list(w.position_ids, "positionIds"),
+    }
+    chosen = _CHOSEN_FIELD[scheme]
+    # A market that declares its version must name its ids; a legacy one may lack them
+    # (pre-CLOB AMM markets have no order book).
+    ids = {chosen: _chosen_ids(raw_ids[chosen], chosen, len(outcomes), w.version is not None)}
+    for field, raw in raw_ids.items():
+        if field != chosen:
+            ids[field] = _other_ids(raw, field, len(outcomes)) or []
+    trading, ctf, positions = ids[chosen], ids["clobTokenIds"], ids["positionIds"]
     prices = [cv.price(cv.decimal_text(p, "outcomePrices"), "outcomePrices") for p in raw_prices]
-    return tuple(
+    return scheme, tuple(
         TokenInfo(
             index=i,
             outcome=outcome,
-            token_id=ids[i] if ids else None,
+            token_id=trading[i] if trading else None,
             price=prices[i] if prices else None,
+            ctf_token_id=ctf[i] if ctf else None,
+            position_id=positions[i] if positions else None,
         )
         for i, outcome in enumerate(outcomes)
     )

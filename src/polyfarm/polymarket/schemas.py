@@ -58,6 +58,10 @@ class GammaMarketWire(_Wire, rename="camel"):
     outcomes: StringifiedList = None
     outcome_prices: StringifiedList = None
     clob_token_ids: StringifiedList = None
+    # Protocol V2 (2026): ``version`` says which field holds the trading ids; ``positionIds``
+    # is a real array (a stringified one is accepted too).
+    version: str | None = None
+    position_ids: StringifiedList = None
     active: bool | None = None
     closed: bool | None = None
     archived: bool | None = None
@@ -227,6 +231,43 @@ class ClobMarketWire(_Wire):
     tags: list[str] | None = None
 
 
+class ClobMarketInfoTokenWire(_Wire):
+    t: str
+    o: str | None = None
+
+
+class ClobFeeDetailsWire(_Wire):
+    r: Decimal | None = None
+    e: Decimal | None = None
+    to: bool | None = None
+
+
+class ClobMarketInfoWire(_Wire):
+    """``/clob-markets/{condition_id}``: the compact market info of the official client v2."""
+
+    c: str
+    t: list[ClobMarketInfoTokenWire | None] | None = None
+    mts: Decimal | None = None
+    mos: Decimal | None = None
+    nr: bool | None = None  # left out when false
+    fd: ClobFeeDetailsWire | None = None
+    mbf: Decimal | None = None
+    tbf: Decimal | None = None
+    rfqe: bool | None = None
+
+
+class MarketByTokenWire(_Wire):
+    """``/markets-by-token/{token_id}``."""
+
+    condition_id: str
+    primary_token_id: str
+    secondary_token_id: str
+
+
+class VersionWire(_Wire):
+    version: int
+
+
 class ClobMarketsEnvelope(_Wire):
     data: list[msgspec.Raw] | None = None
     next_cursor: str | None = None
@@ -276,9 +317,27 @@ class DataTradeV2Wire(_Wire):
 class DataPaginationWire(_Wire):
     has_more: bool | None = None
     next_cursor: str | None = None
+    # Seen on real /v2/trades pages beside the cursor; informative only (offset paging is
+    # refused as a parameter).
+    limit: int | None = None
+    offset: int | None = None
 
 
 class DataTradesV2Envelope(_Wire):
+    data: list[msgspec.Raw] | None = None
+    pagination: DataPaginationWire | None = None
+
+
+class DataPricePointWire(_Wire):
+    """One ``/v2/prices-history`` point; ``resolution_seconds`` is the window it was observed
+    in (the terminal point, a real tick, may say 0)."""
+
+    timestamp: int
+    price: Decimal
+    resolution_seconds: int | None = None
+
+
+class DataPricesHistoryEnvelope(_Wire):
     data: list[msgspec.Raw] | None = None
     pagination: DataPaginationWire | None = None
 
@@ -356,6 +415,16 @@ class NewMarketWire(_Wire, tag_field="event_type", tag="new_market"):
     group_item_title: str | None = None
     order_price_min_tick_size: str | None = None
     tags: list[str] | None = None
+    # Seen on 2026 messages; not used, typed loosely so an odd value costs nothing.
+    condition_id: str | None = None
+    description: str | None = None
+    active: bool | None = None
+    fees_enabled: Any = None
+    fee_schedule: Any = None
+    taker_base_fee: Any = None
+    game_start_time: Any = None
+    line: Any = None
+    sports_market_type: Any = None
 
 
 class MarketResolvedWire(_Wire, tag_field="event_type", tag="market_resolved"):

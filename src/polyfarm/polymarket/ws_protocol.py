@@ -78,12 +78,14 @@ def _level_change(
 
 
 def _new_market(w: s.NewMarketWire, received_at: datetime) -> NewMarket:
-    assets = w.assets_ids if w.assets_ids is not None else w.clob_token_ids
+    # ``assets_ids`` are what the socket subscribes; ``clob_token_ids`` are not trading ids on
+    # a Protocol V2 market, so they never stand in for missing ``assets_ids``.
     event = w.event_message
     return NewMarket(
         market_id=None if w.id is None else cv.numeric_id(w.id),
         condition_id=cv.condition_id(w.market),
-        asset_ids=tuple(cv.token_id(a, "assets_ids") for a in assets or ()),
+        asset_ids=tuple(cv.token_id(a, "assets_ids") for a in w.assets_ids or ()),
+        clob_token_ids=tuple(cv.token_id(a, "clob_token_ids") for a in w.clob_token_ids or ()),
         outcomes=tuple(w.outcomes or ()),
         timestamp=cv.epoch(w.timestamp),
         received_at=received_at,

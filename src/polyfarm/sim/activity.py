@@ -23,13 +23,13 @@ from polyfarm.sim.model import (
     TradeEvent,
     WorldEvent,
 )
-from polyfarm.sim.wire import PRICE_SCALE, hex256
+from polyfarm.sim.wire import PRICE_SCALE, TICK_CENT, TICK_MILLI, hex256
 
 if TYPE_CHECKING:
     from polyfarm.sim.world import World
 
 USERS = 5000
-FINE_TICK_LOW, FINE_TICK_HIGH = 80, 1920  # 0.04 / 0.96 in half-thousandths
+FINE_TICK_LOW, FINE_TICK_HIGH = 800, 19_200  # 0.04 / 0.96 in half units
 
 
 def materialize(world: World, market: MarketState, ts: float) -> Book | None:
@@ -65,10 +65,10 @@ def book_changed(
     if mid is None:
         return events
     record_mid(market, ts, mid)
-    if market.tick == 10 and (mid > FINE_TICK_HIGH or mid < FINE_TICK_LOW):
-        market.tick = 1
+    if market.tick == TICK_CENT and (mid > FINE_TICK_HIGH or mid < FINE_TICK_LOW):
+        market.tick = TICK_MILLI
         book.version += 1
-        events.append(TickSizeChange(market, ts_ms, 10, 1))
+        events.append(TickSizeChange(market, ts_ms, TICK_CENT, TICK_MILLI))
     return events
 
 

@@ -5,20 +5,21 @@ at 1 - p, same size). Levels are rendered best-last: bids ascending, asks descen
 
 Rendering builds the compact JSON text directly, computing each level's size string once for
 both tokens: the same text is the hash input (with ``"hash":""``) and, with the hash filled in,
-the REST body, so nothing is serialised twice. Hashes are cached per book version.
+the REST body, so nothing is serialised twice. Hashes are cached per book version. WebSocket
+``book`` messages are the same text without ``min_order_size`` and ``neg_risk`` (and with
+``event_type``), hashed as the REST body is.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from polyfarm.sim.model import Book, MarketState, TokenView
 from polyfarm.sim.wire import PRICE_SCALE, PRICE_STR, price_str, size_str
 
-MIN_ORDER_SIZE = "5"
 HASH_KEYS = (
     "market", "asset_id", "timestamp", "hash", "bids", "asks",
     "min_order_size", "tick_size", "neg_risk", "last_trade_price",
@@ -70,24 +71,56 @@ def last_trade_text(market: MarketState, is_yes: bool) -> str:
     return price_str(price) if price else ""
 
 
-def _token_parts(market: MarketState, is_yes: bool, bids: str, asks: str) -> tuple[str, str]:
+class _Parts(NamedTuple):
+    """One token's book as JSON text pieces, so REST and WebSocket bodies share them."""
+
+    head: str  # '{"market":…,"asset_id":…,"timestamp":"…","hash":"'
+    levels: str  # '","bids":[…],"asks":[…]'
+    min_order_size: str
+    tick_size: str
+    neg_risk: str
+    last_trade_price: str
+
+    def hash_input(self) -> str:
+        return f"{self.head}{self.levels}{self._rest_tail()}"
+
+    def rest_body(self, hash_: str) -> str:
+        return f"{self.head}{hash_}{self.levels}{self._rest_tail()}"
+
+    def ws_body(self, hash_: str) -> str:
+        """The WebSocket ``book``: no ``min_order_size``/``neg_risk``, though the hash covers
+        them (docs/polymarket-wire.md §10)."""
+        tail = f',"tick_size":"{self.tick_size}","last_trade_price":"{self.last_trade_price}"}}'
+        return f'{{"event_type":"book",{self.head[1:]}{hash_}{self.levels}{tail}'
+
+    def _rest_tail(self) -> str:
+        return (
+            f',"min_order_size":"{self.min_order_size}","tick_size":"{self.tick_size}",'
+            f'"neg_risk":{self.neg_risk},"last_trade_price":"{self.last_trade_price}"}}'
+        )
+
+
+def _token_parts(market: MarketState, is_yes: bool, bids: str, asks: str) -> _Parts:
     book = market.book
     assert book is not None
-    head = (
-        f'{{"market":"{market.condition_id}","asset_id":"{market.token(is_yes)}",'
-        f'"timestamp":"{book.ts_ms}","hash":"'
+    return _Parts(
+        head=(
+            f'{{"market":"{market.condition_id}","asset_id":"{market.token(is_yes)}",'
+            f'"timestamp":"{book.ts_ms}","hash":"'
+        ),
+        levels=f'","bids":[{bids}],"asks":[{asks}]',
+        min_order_size=str(market.min_size),
+        tick_size=PRICE_STR[market.tick],
+        neg_risk="true" if market.neg_risk else "false",
+        last_trade_price=last_trade_text(market, is_yes),
     )
-    neg_risk = "true" if market.neg_risk else "false"
-    tail = (
-        f'","bids":[{bids}],"asks":[{asks}],"min_order_size":"{MIN_ORDER_SIZE}",'
-        f'"tick_size":"{PRICE_STR[market.tick]}","neg_risk":{neg_risk},'
-        f'"last_trade_price":"{last_trade_text(market, is_yes)}"}}'
-    )
-    return head, tail
 
 
-def render_book(market: MarketState, want_yes: bool | None = None) -> tuple[str, str]:
-    """(YES body, NO body) as JSON text; only ``want_yes``'s side is rendered when given."""
+def render_book(
+    market: MarketState, want_yes: bool | None = None, *, websocket: bool = False
+) -> tuple[str, str]:
+    """(YES body, NO body) as JSON text; only ``want_yes``'s side is rendered when given.
+    ``websocket`` renders the ``book`` message instead of the REST body (same hash)."""
     book = market.book
     if book is None:
         raise LookupError("market has no open book")
@@ -97,9 +130,9 @@ def render_book(market: MarketState, want_yes: bool | None = None) -> tuple[str,
     for slot, is_yes, bids, asks in ((0, True, yes_bids, yes_asks), (1, False, no_bids, no_asks)):
         if want_yes is not None and want_yes != is_yes:
             continue
-        head, tail = _token_parts(market, is_yes, bids, asks)
-        hashes[slot] = hashes[slot] or _sha1(f"{head}{tail}".encode())
-        bodies[slot] = f"{head}{hashes[slot]}{tail}"
+        parts = _token_parts(market, is_yes, bids, asks)
+        hashes[slot] = hashes[slot] or _sha1(parts.hash_input().encode())
+        bodies[slot] = parts.ws_body(hashes[slot]) if websocket else parts.rest_body(hashes[slot])
     if hashes[0] and hashes[1]:
         book.hashes = (book.version, hashes[0], hashes[1])
     return bodies[0], bodies[1]
@@ -108,6 +141,12 @@ def render_book(market: MarketState, want_yes: bool | None = None) -> tuple[str,
 def book_body(market: MarketState, is_yes: bool) -> str:
     """The REST ``/book`` JSON text for one token."""
     yes, no = render_book(market, is_yes)
+    return yes if is_yes else no
+
+
+def ws_book_body(market: MarketState, is_yes: bool) -> str:
+    """The WebSocket ``book`` message for one token."""
+    yes, no = render_book(market, is_yes, websocket=True)
     return yes if is_yes else no
 
 
@@ -125,7 +164,7 @@ def token_hashes(market: MarketState) -> tuple[str, str]:
 
 
 def token_top(book: Book, is_yes: bool) -> tuple[int | None, int | None]:
-    """Best bid and best ask (thousandths) of a token's view of the book."""
+    """Best bid and best ask (price units) of a token's view of the book."""
     bid, ask = book.top()
     if is_yes:
         return bid, ask
@@ -150,7 +189,7 @@ def token_views(market: MarketState) -> tuple[TokenView, TokenView]:
 
 
 def mid_half(book: Book) -> int | None:
-    """YES midpoint in half-thousandths (units of 0.0005); None when a side is empty."""
+    """YES midpoint in half units (0.00005); None when a side is empty."""
     bid, ask = book.top()
     if bid is None or ask is None:
         return None

@@ -13,7 +13,7 @@ import random
 from polyfarm.sim.model import Book
 from polyfarm.sim.wire import PRICE_SCALE
 
-Change = tuple[bool, int, int]  # (YES bid side?, price thousandths, new total size hundredths)
+Change = tuple[bool, int, int]  # (YES bid side?, price units, new total size hundredths)
 
 MIN_SIZE = 500  # hundredths: five shares, the usual orderMinSize
 MAX_LEVELS = 60
@@ -49,7 +49,7 @@ def _fill_side(
 
 
 def generate_book(rng: random.Random, fair: int, tick: int, depth: float, ts_ms: int) -> Book:
-    """A fresh book centred on ``fair`` (thousandths)."""
+    """A fresh book centred on ``fair`` (ten-thousandths)."""
     best_bid, best_ask = touch(fair, tick, rng.choice((1, 1, 1, 2, 2, 3)))
     bids = _fill_side(rng, best_bid, -tick, depth, rng.randint(12, 40))
     asks = _fill_side(rng, best_ask, tick, depth, rng.randint(12, 40))
@@ -133,6 +133,6 @@ def quote_update(
 
 
 def fair_units(x: float) -> int:
-    """Logit → price in thousandths, kept strictly inside (0, 1)."""
+    """Logit → price in ten-thousandths, kept strictly inside (0, 1)."""
     price = 1.0 / (1.0 + math.exp(-max(min(x, 30.0), -30.0)))
     return min(max(round(price * PRICE_SCALE), 1), PRICE_SCALE - 1)

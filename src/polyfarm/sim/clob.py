@@ -1,4 +1,6 @@
-"""CLOB REST routes (under ``/clob``): books, prices, midpoints, spreads, catalogue, time."""
+"""CLOB REST routes (under ``/clob``): books, prices, midpoints, spreads, catalogue, time, and
+the read-only calls of the official client v2 (``/ok``, ``/version``, ``/sampling-…``,
+``/clob-markets/…``, ``/markets-by-token/…``)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,19 @@ from polyfarm.sim.book import book_body, last_trade_text, mid_half, token_top
 from polyfarm.sim.clob_history import batch_prices_history, prices_history
 from polyfarm.sim.httputil import ApiError, json_body, json_response, raw_json
 from polyfarm.sim.model import MarketState
-from polyfarm.sim.render_clob import clob_market, simplified_market
+from polyfarm.sim.render_clob import (
+    clob_market,
+    clob_market_info,
+    market_by_token,
+    simplified_market,
+)
 from polyfarm.sim.state import STATE, SimState
 from polyfarm.sim.wire import PRICE_SCALE, half_units_str, price_str
 
 NO_BOOK = "No orderbook exists for the requested token id"
 BATCH_MAX = 500
 FIRST_CURSOR, END_CURSOR = "MA==", "LTE="
+CLOB_VERSION = 2  # CLOB V2 since 2026-04-28
 
 Token = tuple[MarketState, bool]
 
@@ -172,8 +180,11 @@ async def get_fee_rate(request: web.Request) -> web.Response:
 
 
 def _catalogue(
-    request: web.Request, render: Callable[[MarketState], dict[str, Any]]
+    request: web.Request,
+    render: Callable[[MarketState], dict[str, Any]],
+    rewarded_only: bool = False,
 ) -> web.Response:
+    """Cursor pages of the catalogue; the sampling variants list markets with rewards."""
     state = _state(request)
     raw = request.query.get("next_cursor") or FIRST_CURSOR
     if raw == END_CURSOR:
@@ -182,9 +193,12 @@ def _catalogue(
         offset = int(base64.b64decode(raw, validate=True).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid next_cursor") from None
+    markets = state.world.markets
+    if rewarded_only:
+        markets = [m for m in markets if m.rewarded and m.is_open]
     size = state.config.clob_page_size
-    page = state.world.markets[max(offset, 0) : max(offset, 0) + size]
-    end = offset + size >= len(state.world.markets)
+    page = markets[max(offset, 0) : max(offset, 0) + size]
+    end = offset + size >= len(markets)
     cursor = END_CURSOR if end else base64.b64encode(str(offset + size).encode()).decode()
     data = [render(m) for m in page]
     return json_response({"limit": size, "count": len(data), "next_cursor": cursor, "data": data})
@@ -198,11 +212,36 @@ async def get_simplified_markets(request: web.Request) -> web.Response:
     return _catalogue(request, simplified_market)
 
 
-async def get_market(request: web.Request) -> web.Response:
+async def get_sampling_markets(request: web.Request) -> web.Response:
+    return _catalogue(request, clob_market, rewarded_only=True)
+
+
+async def get_sampling_simplified_markets(request: web.Request) -> web.Response:
+    return _catalogue(request, simplified_market, rewarded_only=True)
+
+
+def _market_at(request: web.Request) -> MarketState:
     market = _state(request).world.by_condition.get(request.match_info["condition_id"])
     if market is None:
         raise ApiError(404, "market not found")
-    return json_response(clob_market(market))
+    return market
+
+
+async def get_market(request: web.Request) -> web.Response:
+    return json_response(clob_market(_market_at(request)))
+
+
+async def get_clob_market_info(request: web.Request) -> web.Response:
+    return json_response(clob_market_info(_market_at(request)))
+
+
+async def get_market_by_token(request: web.Request) -> web.Response:
+    market, _ = _known(_state(request), request.match_info["token_id"])
+    return json_response(market_by_token(market))
+
+
+async def get_version(request: web.Request) -> web.Response:
+    return json_response({"version": CLOB_VERSION})
 
 
 async def get_time(request: web.Request) -> web.Response:
@@ -221,7 +260,11 @@ def clob_routes(prefix: str = "/clob") -> list[web.RouteDef]:
         "/last-trade-price": get_last_trade_price, "/tick-size": get_tick_size,
         "/neg-risk": get_neg_risk, "/fee-rate": get_fee_rate, "/prices-history": prices_history,
         "/markets": get_markets, "/simplified-markets": get_simplified_markets,
-        "/markets/{condition_id}": get_market, "/time": get_time, "/": get_ok,
+        "/markets/{condition_id}": get_market, "/time": get_time, "/": get_ok, "/ok": get_ok,
+        "/version": get_version, "/sampling-markets": get_sampling_markets,
+        "/sampling-simplified-markets": get_sampling_simplified_markets,
+        "/clob-markets/{condition_id}": get_clob_market_info,
+        "/markets-by-token/{token_id}": get_market_by_token,
     }  # fmt: skip
     posts = {
         "/books": post_books, "/prices": post_prices, "/midpoints": midpoints,

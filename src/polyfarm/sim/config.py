@@ -23,6 +23,9 @@ class SimConfig:
 
     Rates are per simulated second. ``start_time`` is an epoch (seconds) or an aware datetime;
     ``None`` means the real current time. ``faults`` is a spec string (see ``faults.py``).
+    ``v2_share`` is the share of markets listed under Protocol V2 (trading ids in
+    ``positionIds``), most of them as on the venue since August 2026. A WebSocket connection
+    that sends no ``PING`` for ``ws_idle_timeout_s`` real seconds is closed (0: never).
     """
 
     markets: int = 200
@@ -46,6 +49,8 @@ class SimConfig:
     trade_retention: int = 2_000_000
     no_new_assets_interval_s: float = 10.0
     resolution_delay_s: tuple[float, float] = (120.0, 1800.0)
+    v2_share: float = 0.8
+    ws_idle_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.markets < 1:
@@ -58,6 +63,10 @@ class SimConfig:
             raise ValueError("ws_asset_cap must be >= 1")
         if min(self.trade_rate, self.quote_rate) < 0:
             raise ValueError("rates must be >= 0")
+        if not 0.0 <= self.v2_share <= 1.0:
+            raise ValueError("v2_share must be within [0, 1]")
+        if self.ws_idle_timeout_s < 0:
+            raise ValueError("ws_idle_timeout_s must be >= 0")
         if not self.allow_remote and not is_loopback(self.host):
             raise ValueError(f"refusing non-loopback host {self.host!r} without allow_remote")
 

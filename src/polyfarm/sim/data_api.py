@@ -1,10 +1,11 @@
-"""Data API routes (under ``/data``): ``/trades`` (v1), ``/v2/trades`` and the health root.
+"""Data API routes (under ``/data``): ``/trades`` (v1), ``/v2/trades``, ``/v2/prices-history``
+(``data_history``) and the health root.
 
 v1: bare array newest first; ``limit`` clamped to 0-10,000; ``offset`` > 10,000 → 400;
 ``takerOnly`` (default true) false adds maker rows; ``market`` XOR ``eventId``; ``start``/``end``
 epoch seconds; ``filterType``/``filterAmount`` paired. v2: ``{"data","pagination"}`` envelope
-with an opaque ``cursor``; ``offset`` → 400; snake_case rows; ``start``/``end`` honoured only with
-``user``.
+with an opaque ``cursor`` (``limit``/``offset`` describe the page); ``offset`` as a parameter →
+400; snake_case rows; ``start``/``end`` honoured only with ``user``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from polyfarm.sim import names
 from polyfarm.sim.activity import USERS
+from polyfarm.sim.data_history import prices_history_v2
 from polyfarm.sim.httputil import ApiError, json_response, query_bool, query_float, query_int
 from polyfarm.sim.model import MarketState, Trade
 from polyfarm.sim.render_clob import trade_row_v1, trade_row_v2
@@ -132,17 +134,26 @@ async def trades_v1(request: web.Request) -> web.Response:
     return json_response([trade_row_v1(fill, state.world.seed, maker) for fill, maker in rows])
 
 
-def _encode_cursor(row: Row, limit: int) -> str:
-    payload = orjson.dumps({"id": row[0].id, "m": row[1], "l": limit})
-    return base64.urlsafe_b64encode(payload).decode()
+@dataclass(frozen=True, slots=True)
+class TradesCursor:
+    """Where the next ``/v2/trades`` page starts: after this row, this many rows in."""
 
+    last_id: int
+    last_maker: bool
+    limit: int
+    offset: int
 
-def _decode_cursor(raw: str) -> tuple[int, bool, int]:
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(raw))
-        return int(data["id"]), bool(data["m"]), int(data["l"])
-    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise ApiError(400, "invalid cursor") from None
+    def encode(self) -> str:
+        payload = {"id": self.last_id, "m": self.last_maker, "l": self.limit, "o": self.offset}
+        return base64.urlsafe_b64encode(orjson.dumps(payload)).decode()
+
+    @classmethod
+    def decode(cls, raw: str) -> TradesCursor:
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(raw))
+            return cls(int(data["id"]), bool(data["m"]), int(data["l"]), int(data.get("o", 0)))
+        except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ApiError(400, "invalid cursor") from None
 
 
 def _v2_query(state: SimState, query: Mapping[str, str]) -> TradeQuery:
@@ -182,16 +193,22 @@ async def trades_v2(request: web.Request) -> web.Response:
         raise ApiError(400, "offset is not supported, use cursor")
     rows = _v2_query(state, query).rows(state)
     limit = min(max(query_int(query, "limit", 100, status=400), 0), V2_MAX_LIMIT)
+    offset = 0
     if query.get("cursor"):
-        last_id, last_maker, limit = _decode_cursor(query["cursor"])
-        rows = _after(rows, (last_id, last_maker))
+        at = TradesCursor.decode(query["cursor"])
+        limit, offset = at.limit, at.offset
+        rows = _after(rows, (at.last_id, at.last_maker))
     page = list(itertools.islice(rows, limit + 1))
     more = len(page) > limit
     page = page[:limit]
-    cursor = _encode_cursor(page[-1], limit) if more and page else None
+    cursor = (
+        TradesCursor(page[-1][0].id, page[-1][1], limit, offset + len(page)).encode()
+        if more and page
+        else None
+    )
     return json_response({
         "data": [trade_row_v2(fill, state.world.seed, maker) for fill, maker in page],
-        "pagination": {"has_more": more, "next_cursor": cursor},
+        "pagination": {"has_more": more, "next_cursor": cursor, "limit": limit, "offset": offset},
     })  # fmt: skip
 
 
@@ -203,6 +220,7 @@ def data_routes(prefix: str = "/data") -> list[web.RouteDef]:
     return [
         web.get(f"{prefix}/trades", trades_v1),
         web.get(f"{prefix}/v2/trades", trades_v2),
+        web.get(f"{prefix}/v2/prices-history", prices_history_v2),
         web.get(f"{prefix}/", data_root),
         web.get(prefix, data_root),
     ]

@@ -95,7 +95,7 @@ def sweep(
 
 
 def taker_shares(notional: float, token_price: int) -> int:
-    """Hundredths of a share bought with ``notional`` USDC at ``token_price`` thousandths."""
+    """Hundredths of a share bought with ``notional`` USDC at ``token_price`` (price units)."""
     return max(100, round(notional / (token_price / PRICE_SCALE) * 100))
 
 

@@ -119,7 +119,7 @@ class MarketFilter:
 
     @classmethod
     def from_query(cls, query: MultiMapping[str]) -> MarketFilter:
-        names = ("slug", "condition_ids", "clob_token_ids", "question_ids")
+        names = ("slug", "condition_ids", "clob_token_ids", "position_ids", "question_ids")
         return cls(
             closed=query_bool(query, "closed", False),
             ids=frozenset(_ints(query, "id")),
@@ -136,7 +136,8 @@ class MarketFilter:
         values = {
             "slug": (market.slug,),
             "condition_ids": (market.condition_id,),
-            "clob_token_ids": (market.yes_token, market.no_token),
+            "clob_token_ids": market.ctf_ids or (),
+            "position_ids": market.position_ids or (),
             "question_ids": (market.question_id,),
         }
         return all(any(v in wanted for v in values[name]) for name, wanted in self.keys.items())

@@ -2,6 +2,9 @@
 
 Every event gets a tier by hours to close (> 48 h, 12-48, 4-12, 1-4, < 1 h); the initial world
 fills the tiers in roughly equal shares by always drawing the least-populated tier.
+
+A market's protocol (v1 or v2 outcome ids), its 0.0025 tick, minimum size and rewards come from
+a second random stream (``variants``), so they leave the world's main sequence untouched.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import UTC, datetime
 
 from polyfarm.sim import names
 from polyfarm.sim.model import EventState, MarketState, Outcome
-from polyfarm.sim.wire import hex256, token_id
+from polyfarm.sim.wire import PRICE_SCALE, TICK_CENT, TICK_MILLI, TICK_QUARTER, hex256, token_id
 
 HOUR = 3600.0
 TIER_HOURS: tuple[tuple[float, float], ...] = (
@@ -25,6 +28,12 @@ TIER_HOURS: tuple[tuple[float, float], ...] = (
     (1.0 / 60.0, 1.0),
 )
 SERIES_WINDOWS = {"5m": 300.0, "15m": 900.0, "1h": HOUR, "4h": 4 * HOUR}
+QUARTER_TICK_SHARE = 0.05  # markets ticking at 0.0025 (World Cup markets since 2026-07)
+CTF_IDS_SHARE = 0.75  # v2 markets that also publish their CTF ids as clobTokenIds
+LEG_SHARE = 0.2  # v1 markets that also publish positionIds (a leg of a V2 workflow)
+UNDECLARED_SHARE = 0.5  # v1 markets listed before V2: no ``version`` field
+MIN_SIZES = (5, 5, 5, 5, 5, 5, 5, 5, 1, 15)  # orderMinSize in shares
+REWARDED_SHARE = 0.4
 
 
 def logit(price: float) -> float:
@@ -35,8 +44,12 @@ def logit(price: float) -> float:
 class MarketFactory:
     """Allocates ids and builds events with their markets."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(
+        self, rng: random.Random, variants: random.Random | None = None, v2_share: float = 0.0
+    ) -> None:
         self.rng = rng
+        self.variants = variants or random.Random(rng.random())
+        self.v2_share = v2_share
         self.next_market_id = 500_000 + rng.randrange(100_000)
         self.next_event_id = 20_000 + rng.randrange(10_000)
         self.market_count = 0
@@ -85,7 +98,7 @@ class MarketFactory:
             group_title=None,
             group_threshold="0",
             neg_risk_request_id="",
-            tick=1 if price < 0.04 or price > 0.96 or rng.random() < 0.3 else 10,
+            tick=TICK_MILLI if price < 0.04 or price > 0.96 or rng.random() < 0.3 else TICK_CENT,
             created_s=event.created_s,
             end_s=event.end_s,
             planned=planned,
@@ -97,9 +110,18 @@ class MarketFactory:
             depth=rng.lognormvariate(math.log(300.0), 0.8),
         )
         market.fee_type = self._fee_type(event.kind)
+        self._vary(market)
         self.market_count += 1
         event.markets.append(market)
         return market
+
+    def _vary(self, market: MarketState) -> None:
+        variants = self.variants
+        assign_protocol(variants, market, self.v2_share)
+        if market.tick == TICK_CENT and variants.random() < QUARTER_TICK_SHARE:
+            market.tick = TICK_QUARTER
+        market.min_size = variants.choice(MIN_SIZES)
+        market.rewarded = variants.random() < REWARDED_SHARE
 
     def _fee_type(self, kind: str) -> str | None:
         if kind == "series":
@@ -202,10 +224,27 @@ class MarketFactory:
         return "negrisk", rng.randint(3, 12)
 
 
+def assign_protocol(rng: random.Random, market: MarketState, v2_share: float) -> None:
+    """Which field publishes the trading ids, and what the other field says (if anything)."""
+    trading = (market.yes_token, market.no_token)
+    if rng.random() < v2_share:
+        market.protocol = "v2"
+        market.position_ids = trading
+        market.ctf_ids = (token_id(rng), token_id(rng)) if rng.random() < CTF_IDS_SHARE else None
+        return
+    market.protocol = "v1"
+    market.ctf_ids = trading
+    market.declares_version = rng.random() >= UNDECLARED_SHARE
+    if market.declares_version and rng.random() < LEG_SHARE:
+        market.position_ids = (token_id(rng), token_id(rng))
+
+
 def seed_past_activity(rng: random.Random, market: MarketState, now: float) -> None:
     """Volumes and a last trade for a market that traded before the simulation started."""
-    price = min(max(round(1000 / (1.0 + math.exp(-market.fair_x))), 1), 999)
-    market.ltp = [price, 1000 - price]
+    tick = market.tick
+    price = round(PRICE_SCALE / (1.0 + math.exp(-market.fair_x)) / tick) * tick
+    price = min(max(price, tick), PRICE_SCALE - tick)
+    market.ltp = [price, PRICE_SCALE - price]
     market.lts = ["BUY", "SELL"]
     market.vol_total = rng.lognormvariate(math.log(20_000.0), 1.8)
     market.vol24 = market.vol_total * rng.uniform(0.005, 0.2)

@@ -13,9 +13,9 @@ import random
 from bisect import bisect_right
 
 from polyfarm.sim.model import MarketState
+from polyfarm.sim.wire import HALF_SCALE
 
 KEEP_MINUTES = 31 * 1440
-HALF_SCALE = 2000  # midpoints are stored in units of 0.0005
 
 
 def record_mid(market: MarketState, ts_s: float, mid_half: int) -> None:
@@ -50,6 +50,34 @@ class SyntheticPath:
         return min(max(round(price * HALF_SCALE), 2), HALF_SCALE - 2)
 
 
+def mid_at(market: MarketState, is_yes: bool, ts: int, synthetic: SyntheticPath) -> int:
+    """The token's midpoint (half units) in force at ``ts``: the last recorded minute at or
+    before it, else the synthetic pre-start path."""
+    idx = bisect_right(market.hist_min, ts // 60) - 1
+    half = market.hist_mid[idx] if idx >= 0 else synthetic.mid_half(ts)
+    return half if is_yes else HALF_SCALE - half
+
+
+def bucket_mids(
+    market: MarketState,
+    is_yes: bool,
+    window: tuple[float, float],
+    step_s: int,
+    synthetic: SyntheticPath,
+) -> list[tuple[int, int]]:
+    """(bucket start, midpoint in half units) every ``step_s`` over ``window`` (epoch seconds,
+    already clipped to now/close), the midpoint carried forward into each bucket."""
+    start, end = max(window[0], market.created_s), window[1]
+    first = math.ceil(start / step_s) * step_s
+    return [
+        (ts, mid_at(market, is_yes, ts, synthetic)) for ts in range(first, int(end) + 1, step_s)
+    ]
+
+
+def price_of(half: int) -> float:
+    return round(half / HALF_SCALE, 5)
+
+
 def history_points(
     market: MarketState,
     is_yes: bool,
@@ -57,16 +85,6 @@ def history_points(
     fidelity_min: int,
     synthetic: SyntheticPath,
 ) -> list[dict[str, float | int]]:
-    """Bucketed midpoints over ``window`` (epoch seconds, already clipped to now/close)."""
-    step = fidelity_min * 60
-    start, end = max(window[0], market.created_s), window[1]
-    first = math.ceil(start / step) * step
-    minutes, mids = market.hist_min, market.hist_mid
-    points: list[dict[str, float | int]] = []
-    for ts in range(first, int(end) + 1, step):
-        idx = bisect_right(minutes, ts // 60) - 1
-        half = mids[idx] if idx >= 0 else synthetic.mid_half(ts)
-        if not is_yes:
-            half = HALF_SCALE - half
-        points.append({"t": ts, "p": round(half / HALF_SCALE, 4)})
-    return points
+    """CLOB ``/prices-history`` points (``t``, ``p``) every ``fidelity_min`` minutes."""
+    buckets = bucket_mids(market, is_yes, window, fidelity_min * 60, synthetic)
+    return [{"t": ts, "p": price_of(half)} for ts, half in buckets]

@@ -8,6 +8,7 @@ from polyfarm.sim.book import mid_half
 from polyfarm.sim.bookgen import fair_units
 from polyfarm.sim.history import record_mid
 from polyfarm.sim.model import MarketClosed, MarketResolved, MarketState, Outcome, WorldEvent
+from polyfarm.sim.wire import HALF_SCALE
 
 DISPUTE_SHARE = 0.05
 DISPUTE_DELAY_S = 2 * 3600.0
@@ -55,16 +56,16 @@ def outcome_prices(market: MarketState) -> tuple[str, str]:
     }
     if market.result in fixed:
         return fixed[market.result]
-    yes = round(current_mid_half(market) / 2000, 4)
-    return _short(yes), _short(round(1 - yes, 4))
+    yes = round(current_mid_half(market) / HALF_SCALE, 5)
+    return _short(yes), _short(round(1 - yes, 5))
 
 
 def _short(value: float) -> str:
-    return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
+    return f"{value:.5f}".rstrip("0").rstrip(".") or "0"
 
 
 def current_mid_half(market: MarketState) -> int:
-    """YES midpoint in half-thousandths: the book's, the close's, or the fair value's."""
+    """YES midpoint in half units: the book's, the close's, or the fair value's."""
     if market.book is not None:
         mid = mid_half(market.book)
         if mid is not None:

@@ -23,7 +23,7 @@ class Outcome(enum.Enum):
 
 @dataclass(slots=True)
 class Book:
-    """The YES book: price (thousandths) → size (hundredths of a share)."""
+    """The YES book: price (ten-thousandths) → size (hundredths of a share)."""
 
     bids: dict[int, int]
     asks: dict[int, int]
@@ -81,7 +81,7 @@ class MarketState:
     group_title: str | None
     group_threshold: str
     neg_risk_request_id: str
-    tick: int  # 10 (0.01) or 1 (0.001)
+    tick: int  # wire.TICK_CENT (0.01), TICK_MILLI (0.001) or TICK_QUARTER (0.0025)
     created_s: float
     end_s: float
     planned: Outcome
@@ -92,12 +92,21 @@ class MarketState:
     weight: float  # relative activity
     depth: float  # typical level size in shares
     fee_type: str | None = None
+    # Protocol V2 (2026): ``yes_token``/``no_token`` are always the trading ids. A v2 market
+    # publishes them as ``positionIds`` and its CTF ids (or nothing) as ``clobTokenIds``; a
+    # v1 market the reverse, and sometimes other ``positionIds`` (a leg of a V2 workflow).
+    protocol: str = "v1"  # "v1" | "v2"
+    declares_version: bool = True  # False: listed before V2, no ``version`` field
+    ctf_ids: tuple[str, str] | None = None  # ``clobTokenIds`` as published
+    position_ids: tuple[str, str] | None = None  # ``positionIds`` as published
+    min_size: int = 5  # ``orderMinSize`` in shares
+    rewarded: bool = False  # has liquidity rewards (listed by /sampling-markets)
     book: Book | None = None
     closed_s: float | None = None
     resolved_s: float | None = None
     result: Outcome = Outcome.OPEN
     disputed: bool = False
-    final_mid: int = 1000  # YES mid at close, in half-thousandths (units of 0.0005)
+    final_mid: int = 10_000  # YES mid at close, in half units (0.00005)
     final_top: tuple[int, int] = (0, 0)  # YES best bid / best ask at close (0 = none)
     ltp: list[int] = field(default_factory=lambda: [0, 0])  # last trade price YES/NO, 0 = none
     lts: list[str] = field(default_factory=lambda: ["", ""])  # last trade side YES/NO
@@ -128,7 +137,7 @@ class Trade:
     market: MarketState
     is_yes: bool
     buy: bool
-    price: int  # thousandths, from the traded token's point of view
+    price: int  # ten-thousandths, from the traded token's point of view
     size: int  # hundredths of a share
     ts_ms: int
     tx_hash: str
@@ -141,7 +150,7 @@ class Trade:
 
     @property
     def notional(self) -> float:
-        return self.price * self.size / 100_000
+        return self.price * self.size / 1_000_000  # (1e-4 USDC/share) × (1e-2 shares)
 
 
 @dataclass(slots=True, frozen=True)

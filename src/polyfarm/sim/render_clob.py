@@ -7,8 +7,8 @@ from typing import Any
 from polyfarm.sim import names
 from polyfarm.sim.lifecycle import current_mid_half
 from polyfarm.sim.model import MarketState, Outcome, Trade
-from polyfarm.sim.render_gamma import IMAGE, USDC
-from polyfarm.sim.wire import iso_z, price_str, size_str
+from polyfarm.sim.render_gamma import IMAGE, PUSD
+from polyfarm.sim.wire import HALF_SCALE, PRICE_SCALE, SIZE_SCALE, iso_z, price_str, size_str
 
 
 def _token_prices(market: MarketState) -> tuple[float, float]:
@@ -20,8 +20,8 @@ def _token_prices(market: MarketState) -> tuple[float, float]:
     }
     if market.result in settled:
         return settled[market.result]
-    yes = round(current_mid_half(market) / 2000, 4)
-    return yes, round(1.0 - yes, 4)
+    yes = round(current_mid_half(market) / HALF_SCALE, 5)
+    return yes, round(1.0 - yes, 5)
 
 
 def _clob_tokens(market: MarketState) -> list[dict[str, Any]]:
@@ -43,8 +43,8 @@ def _clob_state(market: MarketState) -> dict[str, Any]:
         "archived": False,
         "accepting_orders": not closed,
         "accepting_order_timestamp": None,
-        "minimum_order_size": 5,
-        "minimum_tick_size": market.tick / 1000,
+        "minimum_order_size": market.min_size,
+        "minimum_tick_size": market.tick / PRICE_SCALE,
     }
 
 
@@ -70,12 +70,40 @@ def clob_market(market: MarketState) -> dict[str, Any]:
         "neg_risk_request_id": market.neg_risk_request_id,
         "icon": IMAGE,
         "image": IMAGE,
-        "rewards": {"rates": [{"asset_address": USDC, "rewards_daily_rate": 5}],
+        "rewards": {"rates": [{"asset_address": PUSD, "rewards_daily_rate": 5}],
                     "min_size": 50, "max_spread": 3.5},
         "is_50_50_outcome": market.result is Outcome.FIFTY,
         "tokens": _clob_tokens(market),
         "tags": [tag["label"] for tag in market.event.tags],
     }  # fmt: skip
+
+
+def clob_market_info(market: MarketState) -> dict[str, Any]:
+    """``/clob-markets/{condition_id}``: the official client v2's compact market info (short
+    keys; ``nr`` left out when false, ``fd`` only on fee-enabled markets)."""
+    body: dict[str, Any] = {
+        "c": market.condition_id,
+        "t": [{"t": market.token(i == 0), "o": market.outcomes[i]} for i in (0, 1)],
+        "mts": price_str(market.tick),
+        "mos": market.min_size,
+        "mbf": 1000 if market.fee_type else 0,
+        "tbf": 1000 if market.fee_type else 0,
+        "rfqe": False,
+    }
+    if market.neg_risk:
+        body["nr"] = True
+    if market.fee_type is not None:
+        body["fd"] = {"r": 0.03, "e": 1, "to": True}
+    return body
+
+
+def market_by_token(market: MarketState) -> dict[str, Any]:
+    """``/markets-by-token/{token_id}``: the condition and both trading ids."""
+    return {
+        "condition_id": market.condition_id,
+        "primary_token_id": market.yes_token,
+        "secondary_token_id": market.no_token,
+    }
 
 
 def simplified_market(market: MarketState) -> dict[str, Any]:
@@ -92,8 +120,8 @@ def _trade_common(fill: Trade, seed: int, user: int, buy: bool) -> dict[str, Any
     return {
         "wallet": who["wallet"],
         "side": "BUY" if buy else "SELL",
-        "size": fill.size / 100,
-        "price": fill.price / 1000,
+        "size": fill.size / SIZE_SCALE,
+        "price": fill.price / PRICE_SCALE,
         "timestamp": fill.ts_ms // 1000,
         "title": market.question,
         "slug": market.slug,
@@ -131,9 +159,15 @@ def trade_row_v1(fill: Trade, seed: int, maker: bool = False) -> dict[str, Any]:
     }
 
 
+UNKNOWN_OUTCOME_INDEX = 999
+
+
 def trade_row_v2(fill: Trade, seed: int, maker: bool = False) -> dict[str, Any]:
-    """A Data API ``/v2/trades`` row (snake_case)."""
+    """A Data API ``/v2/trades`` row (snake_case). Like the real feed, most rows leave the
+    outcome index (999) and the event slug (``""``) unknown."""
     common = _trade_common(fill, seed, fill.maker if maker else fill.taker, fill.buy != maker)
+    if fill.id % 4:
+        common.update(outcome_index=UNKNOWN_OUTCOME_INDEX, event_slug="")
     return {
         "proxy_wallet": common["wallet"],
         "side": common["side"],

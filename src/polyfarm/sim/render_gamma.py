@@ -1,6 +1,7 @@
 """Gamma market and event objects, typed exactly as on the wire (pure).
 
-Stringified JSON for ``outcomes``/``outcomePrices``/``clobTokenIds``/``umaResolutionStatuses``;
+Stringified JSON for ``outcomes``/``outcomePrices``/``clobTokenIds``/``umaResolutionStatuses``
+(``positionIds`` is a real array; ``version`` names the field holding the trading ids);
 market ``volume``/``liquidity`` strings, ``volumeNum``/``liquidityNum``/``bestBid``... numbers;
 event ``liquidity``/``volume`` numbers; ``closedTime`` in Postgres text style; absent values
 are omitted, never null.
@@ -14,11 +15,13 @@ import orjson
 
 from polyfarm.sim.lifecycle import outcome_prices
 from polyfarm.sim.model import EventState, MarketState, Outcome
-from polyfarm.sim.wire import PRICE_SCALE, decimal_str, iso_date, iso_z, pg_time
+from polyfarm.sim.wire import PRICE_SCALE, SIZE_SCALE, decimal_str, iso_date, iso_z, pg_time
 
 RESOLVER = "0x65070BE91477460D8A7AeEb94ef92fe056C2f2A7"
 IMAGE = "https://polymarket-upload.s3.us-east-2.amazonaws.com/sim.png"
-USDC = "0x2791Bca1f2de4661ED88A30C99A7a9449Aa84174"
+# Collateral since 2026-04-28: pUSD (rewards name it as their asset), not USDC.e 0x2791….
+PUSD = "0xc011a7e12a19f7b1f670d46f03b03f3342e82dfb"
+TEN_CENTS = PRICE_SCALE // 10
 
 
 def _json_text(value: object) -> str:
@@ -41,10 +44,10 @@ def market_liquidity(market: MarketState) -> float:
     bid, ask = book.top()
     total = 0
     if bid is not None:
-        total += sum(p * s for p, s in book.bids.items() if p >= bid - 100)
+        total += sum(p * s for p, s in book.bids.items() if p >= bid - TEN_CENTS)
     if ask is not None:
-        total += sum((PRICE_SCALE - p) * s for p, s in book.asks.items() if p <= ask + 100)
-    return round(total / 100_000, 4)
+        total += sum((PRICE_SCALE - p) * s for p, s in book.asks.items() if p <= ask + TEN_CENTS)
+    return round(total / (PRICE_SCALE * SIZE_SCALE), 4)
 
 
 def _updated_s(market: MarketState) -> float:
@@ -97,7 +100,6 @@ def _identity(market: MarketState) -> dict[str, Any]:
         "description": market.event.description,
         "outcomes": _json_text(list(market.outcomes)),
         "outcomePrices": _json_text(list(outcome_prices(market))),
-        "clobTokenIds": _json_text([market.yes_token, market.no_token]),
         "questionID": market.question_id,
         "marketMakerAddress": "",
         "createdAt": iso_z(market.created_s, micros=True),
@@ -106,6 +108,18 @@ def _identity(market: MarketState) -> dict[str, Any]:
         "startDateIso": iso_date(market.created_s),
         "acceptingOrdersTimestamp": iso_z(market.created_s + 4.0),
     }
+
+
+def _outcome_ids(market: MarketState) -> dict[str, Any]:
+    """``version`` and the id fields it chooses between, each only when the market has it."""
+    fields: dict[str, Any] = {}
+    if market.declares_version:
+        fields["version"] = market.protocol
+    if market.ctf_ids is not None:
+        fields["clobTokenIds"] = _json_text(list(market.ctf_ids))
+    if market.position_ids is not None:
+        fields["positionIds"] = list(market.position_ids)
+    return fields
 
 
 def _flags(market: MarketState) -> dict[str, Any]:
@@ -139,7 +153,7 @@ def _trading(market: MarketState) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "groupItemThreshold": market.group_threshold,
         "orderPriceMinTickSize": market.tick / PRICE_SCALE,
-        "orderMinSize": 5,
+        "orderMinSize": market.min_size,
         "makerBaseFee": 1000 if market.fee_type else 0,
         "takerBaseFee": 1000 if market.fee_type else 0,
         "competitive": round(0.9 + 0.0999 * min(market.weight, 1.0), 6),
@@ -164,7 +178,7 @@ def _reward(market: MarketState) -> dict[str, Any]:
     return {
         "id": str(200_000 + market.gamma_id % 100_000),
         "conditionId": market.condition_id,
-        "assetAddress": USDC,
+        "assetAddress": PUSD,
         "rewardsAmount": 0,
         "rewardsDailyRate": 5,
         "startDate": iso_date(market.created_s),
@@ -192,6 +206,7 @@ def gamma_market(market: MarketState, *, with_event: bool = True) -> dict[str, A
     """A Gamma market object; nested ``events`` carries the parent event (without markets)."""
     liquidity = market_liquidity(market)
     body = _identity(market)
+    body.update(_outcome_ids(market))
     body.update(_volumes(market, liquidity))
     body.update(_flags(market))
     body.update(_trading(market))

@@ -61,6 +61,7 @@ def world_params(config: SimConfig) -> WorldParams:
         max_events_per_step=config.max_events_per_step,
         resolution_delay_s=config.resolution_delay_s,
         trade_retention=config.trade_retention,
+        v2_share=config.v2_share,
     )
 
 
@@ -69,7 +70,7 @@ def build_state(config: SimConfig, clock: SimClock) -> SimState:
     world = World(world_params(config), clock.now())
     faults = FaultController(config.faults, seed=config.seed, rate_limits=config.rate_limits)
     counters: dict[str, int] = {}
-    hub = Hub(world, faults, config.ws_asset_cap, counters)
+    hub = Hub(world, faults, config.ws_asset_cap, counters, config.ws_idle_timeout_s)
     world.watch = hub.is_watched
     return SimState(config, clock, world, faults, RateLimiter(), hub, counters)
 

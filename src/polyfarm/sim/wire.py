@@ -1,7 +1,8 @@
 """Wire formatting shared by every renderer: decimal strings, timestamps and identifiers.
 
-Prices are integers in thousandths (1 = 0.001) and sizes integers in hundredths of a share, so
-the simulator never formats a binary float where the wire carries a decimal string.
+Prices are integers in ten-thousandths (1 = 0.0001: ticks of 0.01, 0.001 and 0.0025 all fall on
+the grid) and sizes integers in hundredths of a share, so the simulator never formats a binary
+float where the wire carries a decimal string.
 """
 
 from __future__ import annotations
@@ -9,22 +10,26 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-PRICE_SCALE = 1000
+PRICE_SCALE = 10_000
+HALF_SCALE = 2 * PRICE_SCALE  # midpoints are kept in half units (0.00005)
 SIZE_SCALE = 100
+TICK_CENT = 100  # 0.01
+TICK_MILLI = 10  # 0.001, near 0 and 1
+TICK_QUARTER = 25  # 0.0025 (World Cup markets since 2026-07)
 
 
 def _price_text(units: int) -> str:
     whole, frac = divmod(units, PRICE_SCALE)
     if frac == 0:
         return str(whole)
-    return f"{whole}.{frac:03d}".rstrip("0")
+    return f"{whole}.{frac:04d}".rstrip("0")
 
 
 PRICE_STR: tuple[str, ...] = tuple(_price_text(units) for units in range(PRICE_SCALE + 1))
 
 
 def price_str(units: int) -> str:
-    """Thousandths → ``"0.51"``, ``"0.001"``, ``"1"``."""
+    """Ten-thousandths → ``"0.51"``, ``"0.001"``, ``"0.5025"``, ``"1"``."""
     return PRICE_STR[units]
 
 
@@ -44,12 +49,12 @@ def decimal_str(value: float, places: int = 6) -> str:
     return text or "0"
 
 
-def half_units_str(half_thousandths: int) -> str:
-    """A midpoint kept in units of 0.0005 → ``"0.4255"``."""
-    whole, frac = divmod(half_thousandths * 5, 10_000)
+def half_units_str(half_units: int) -> str:
+    """A midpoint kept in units of 0.00005 → ``"0.4255"``, ``"0.50125"``."""
+    whole, frac = divmod(half_units * 5, 100_000)
     if frac == 0:
         return str(whole)
-    return f"{whole}.{frac:04d}".rstrip("0")
+    return f"{whole}.{frac:05d}".rstrip("0")
 
 
 def iso_z(ts: float, *, micros: bool = False) -> str:

@@ -33,6 +33,7 @@ class WorldParams:
     max_events_per_step: int = 4000
     resolution_delay_s: tuple[float, float] = (120.0, 1800.0)
     trade_retention: int = 2_000_000
+    v2_share: float = 0.8
 
 
 class World:
@@ -40,7 +41,11 @@ class World:
         self.params = params
         self.seed = params.seed
         self.rng = random.Random(params.seed + 1)
-        self._factory = genesis.MarketFactory(random.Random(params.seed))
+        self._factory = genesis.MarketFactory(
+            random.Random(params.seed),
+            variants=random.Random(f"{params.seed}:variants"),
+            v2_share=params.v2_share,
+        )
         self.start_s = start_s
         self.now_s = start_s
         self.events: list[EventState] = []

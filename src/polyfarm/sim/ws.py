@@ -5,19 +5,25 @@ subscribed connection. A connection's writer drains its queue; under backlog it 
 queued objects into one JSON-array frame, as the real feed does during bursts. Subscriptions
 beyond the per-connection asset cap are accepted silently and get no data. Faults are applied
 per message in the writer; a stalled connection keeps answering ``PING`` but sends nothing else.
+
+As on the venue, a connection that sends no ``PING`` (text or protocol frame) for the idle
+timeout is closed, and a first frame that is not a valid subscription (``assets_ids`` with
+``type: market``) leaves the connection open but silent: it answers ``PING`` and delivers
+nothing, whatever it sends later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyfarm.logs import get_logger
 from polyfarm.sim import wsmessages
@@ -25,6 +31,7 @@ from polyfarm.sim.faults import FaultController
 from polyfarm.sim.model import MarketCreated, MarketState, TradeEvent, WorldEvent
 from polyfarm.sim.world import World
 
+_ENDED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 COALESCE_AT = 64
 COALESCE_MAX = 256
 DUMP_CHUNK = 50
@@ -56,9 +63,12 @@ class Connection:
     closed: bool = False
     held: Item | None = None
     over_cap: int = 0
+    subscribed: bool = False  # a valid first frame arrived
+    muted: bool = False  # the first frame was not a valid subscription: nothing is delivered
+    last_ping: float = field(default_factory=time.monotonic)
 
     def push(self, item: Item) -> None:
-        if self.stalled or self.closed:
+        if self.stalled or self.closed or self.muted:
             return
         self.queue.append(item)
         self.wakeup.set()
@@ -69,11 +79,19 @@ def _event_market(event: WorldEvent) -> MarketState:
 
 
 class Hub:
-    def __init__(self, world: World, faults: FaultController, cap: int, counters: dict[str, int]):
+    def __init__(
+        self,
+        world: World,
+        faults: FaultController,
+        cap: int,
+        counters: dict[str, int],
+        idle_timeout_s: float = 0.0,
+    ):
         self.world = world
         self.faults = faults
         self.cap = cap
         self.counters = counters
+        self.idle_timeout_s = idle_timeout_s
         self.subs: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
 
@@ -287,15 +305,41 @@ def parse_command(text: str) -> dict[str, Any] | None:
     return data
 
 
+def _valid_first(command: dict[str, Any] | None) -> bool:
+    """The initial subscription: ``assets_ids`` and ``type: market``, no ``operation``."""
+    return (
+        command is not None
+        and "operation" not in command
+        and str(command.get("type", "")).lower() == "market"
+    )
+
+
+def _accepted(hub: Hub, conn: Connection, text: str) -> dict[str, Any] | None:
+    """The frame as a command, or None: unusable, or the connection is muted (by this frame,
+    when it is the first and not a valid subscription)."""
+    if conn.muted:
+        return None
+    command = parse_command(text)
+    if not conn.subscribed and not _valid_first(command):
+        conn.muted = True
+        hub.counters["ws_bad_first_frame"] = hub.counters.get("ws_bad_first_frame", 0) + 1
+        log.info("first ws frame is no subscription: connection stays silent", raw=text[:200])
+        return None
+    conn.subscribed = True
+    if command is None:
+        log.info("ignoring unusable ws frame", raw=text[:200])
+    return command
+
+
 def handle_text(hub: Hub, conn: Connection, text: str) -> None:
     """One client frame: ``PING``, an initial subscription or a dynamic (un)subscribe."""
     if text.strip() == "PING":
+        conn.last_ping = time.monotonic()
         conn.control.append(PONG)
         conn.wakeup.set()
         return
-    command = parse_command(text)
+    command = _accepted(hub, conn, text)
     if command is None:
-        log.info("ignoring unusable ws frame", raw=text[:200])
         return
     if "custom_feature_enabled" in command:
         conn.custom = bool(command["custom_feature_enabled"])
@@ -316,18 +360,38 @@ def handle_text(hub: Hub, conn: Connection, text: str) -> None:
 
 async def market_channel(hub: Hub, request: web.Request) -> web.WebSocketResponse:
     """Serve one market-channel connection until either side closes it."""
-    ws = web.WebSocketResponse(timeout=2.0, compress=False, max_msg_size=8 * 1024 * 1024)
+    ws = web.WebSocketResponse(
+        timeout=2.0, compress=False, max_msg_size=8 * 1024 * 1024, autoping=False
+    )
     await ws.prepare(request)
     conn = Connection(ws, request.transport, hub.cap)
     hub.register(conn)
     try:
         async with asyncio.TaskGroup() as group:
             writer = group.create_task(hub.writer(conn))
-            async for message in ws:
-                if message.type is WSMsgType.TEXT:
-                    handle_text(hub, conn, message.data)
+            await _read(hub, conn)
             conn.closed = True
             writer.cancel()
     finally:
         hub.unregister(conn)
     return ws
+
+
+async def _read(hub: Hub, conn: Connection) -> None:
+    """Client frames until the client leaves or stays idle past the timeout."""
+    ws, idle = conn.ws, hub.idle_timeout_s
+    while not ws.closed:
+        wait = None if idle <= 0 else max(conn.last_ping + idle - time.monotonic(), 0.0)
+        try:
+            message = await ws.receive(timeout=wait)
+        except TimeoutError:
+            hub.counters["ws_idle_closed"] = hub.counters.get("ws_idle_closed", 0) + 1
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"idle: no PING")
+            return
+        if message.type is WSMsgType.TEXT:
+            handle_text(hub, conn, message.data)
+        elif message.type is WSMsgType.PING:  # a protocol-level ping keeps the line alive too
+            conn.last_ping = time.monotonic()
+            await ws.pong(message.data)
+        elif message.type in _ENDED:
+            return

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from polyfarm.sim.book import book_body
+from polyfarm.sim.book import ws_book_body
 from polyfarm.sim.model import (
     BookUpdate,
     MarketCreated,
@@ -27,6 +27,8 @@ from polyfarm.sim.model import (
 )
 from polyfarm.sim.wire import PRICE_SCALE, PRICE_STR, size_str
 
+FEE_SCHEDULE = {"exponent": 1, "rate": 0.03, "taker_only": True, "rebate_rate": 0.25}
+
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
@@ -38,8 +40,8 @@ class Outbound:
 
 
 def book_message(market: MarketState, is_yes: bool) -> bytes:
-    """A ``book`` snapshot: the REST summary with ``event_type`` in front."""
-    return b'{"event_type":"book",' + book_body(market, is_yes)[1:].encode()
+    """A ``book`` snapshot: the REST summary less ``min_order_size``/``neg_risk``."""
+    return ws_book_body(market, is_yes).encode()
 
 
 def _change_item(asset: str, price: int, size: str, side: str, view: TokenView) -> dict[str, str]:
@@ -131,9 +133,12 @@ def tick_size_change(event: TickSizeChange) -> list[Outbound]:
 
 
 def new_market(event: MarketCreated) -> Outbound:
+    """``assets_ids`` are the trading ids; ``clob_token_ids`` the ``clobTokenIds`` as Gamma
+    publishes them (a v2 market's CTF ids, or none)."""
     market = event.market
     parent = market.event
     tokens = [market.yes_token, market.no_token]
+    fees = market.fee_type is not None
     message: dict[str, Any] = {
         "event_type": "new_market",
         "id": str(market.gamma_id),
@@ -154,7 +159,10 @@ def new_market(event: MarketCreated) -> Outbound:
         "tags": [tag["slug"] for tag in parent.tags],
         "condition_id": market.condition_id,
         "active": True,
-        "clob_token_ids": tokens,
+        "clob_token_ids": list(market.ctf_ids or ()),
+        "fees_enabled": fees,
+        "taker_base_fee": "1000" if fees else "0",  # numbers are strings on this channel
+        "fee_schedule": FEE_SCHEDULE if fees else None,
         "sports_market_type": "",
         "line": "",
         "game_start_time": "",

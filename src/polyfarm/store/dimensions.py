@@ -13,6 +13,10 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from polyfarm.logs import get_logger
+
+log = get_logger(__name__)
+
 
 class EventRecord(NamedTuple):
     event_id: str
@@ -63,14 +67,17 @@ class MarketRecord(NamedTuple):
     liquidity: float | None
     tier: int | None
     raw: str | None
+    protocol_version: str | None = None  # v1 | v2; None while unknown
 
 
 class TokenRecord(NamedTuple):
-    token_id: str
+    token_id: str  # the trading id
     market_id: str
     condition_id: str
     outcome: str | None
     outcome_index: int
+    ctf_token_id: str | None = None  # the clobTokenIds entry
+    position_id: str | None = None  # the positionIds entry
 
 
 class ResolutionRecord(NamedTuple):
@@ -91,7 +98,11 @@ async def _merge(
     columns: Sequence[str],
     records: Sequence[Sequence[Any]],
     merge_sql: str,
+    *,
+    displace_sql: str | None = None,
 ) -> int:
+    """Stage ``records`` and merge them; ``displace_sql`` first removes rows that the staged
+    ones replace under another key (counted and logged)."""
     if not records:
         return 0
     stage = f"_stage_{table}"
@@ -101,7 +112,15 @@ async def _merge(
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         await conn.copy_records_to_table(stage, records=records, columns=columns)
+        if displace_sql is not None:
+            displaced = _row_count(await conn.execute(displace_sql.format(stage=stage)))
+            if displaced:
+                log.info("rows replaced under a new key", table=table, rows=displaced)
         status = await conn.execute(merge_sql.format(stage=stage))
+    return _row_count(status)
+
+
+def _row_count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
@@ -136,14 +155,21 @@ async def upsert_markets(conn: asyncpg.Connection, records: Sequence[MarketRecor
 
 
 async def upsert_tokens(conn: asyncpg.Connection, records: Sequence[TokenRecord]) -> int:
+    """Upsert tokens. An outcome whose trading id changed (a Protocol V2 market first stored
+    under its CTF ids, before polyfarm chose ids by version) gets its new id: the old row
+    goes, as the catalogue now names the other."""
     columns = TokenRecord._fields
     listed = ", ".join(columns)
+    displace = (
+        "DELETE FROM tokens t USING {stage} s WHERE t.market_id = s.market_id "
+        "AND t.outcome_index = s.outcome_index AND t.token_id <> s.token_id"
+    )
     sql = (
         f"INSERT INTO tokens ({listed}) SELECT DISTINCT ON (s.token_id) {listed} FROM {{stage}} s "
         "WHERE EXISTS (SELECT 1 FROM markets m WHERE m.market_id = s.market_id) "
         f"ON CONFLICT (token_id) DO UPDATE SET {_assignments(columns, ['token_id'])}"
     )
-    return await _merge(conn, "tokens", columns, records, sql)
+    return await _merge(conn, "tokens", columns, records, sql, displace_sql=displace)
 
 
 async def record_resolutions(conn: asyncpg.Connection, records: Sequence[ResolutionRecord]) -> int:

@@ -1,8 +1,13 @@
 """Keeping live books honest: venue hashes, REST re-fetches and periodic cross-checks.
 
 * **Hash checks.** Every changed book is queued; up to ``hash_checks_per_s`` of them a second
-  have their own summary hash compared with the venue's hash of their newest change. The hash
-  is advisory (its algorithm is not documented): a mismatch is counted and the book re-fetched.
+  have their own summary hash compared with the venue's hash of their newest change. Outcomes
+  (verified, mismatched, unverifiable) are counted per source of that hash (WebSocket snapshot,
+  WebSocket change, REST). A mismatch has the book re-fetched.
+* **Seeds.** A WebSocket-only book can be verified only with the market's minimum order size
+  and neg-risk flag, which its messages leave out; the stream seeds them from Gamma. A book
+  found without them (a market heard of on the WebSocket only) gets them from the CLOB's
+  ``/clob-markets/{condition_id}`` (``mos``, ``nr``), a few markets a second.
 * **Re-fetches.** At most ``book_refetch_per_s`` books a second, each at most once every
   ``REFETCH_MIN_INTERVAL_S``, through ``POST /books``. A REST book replaces the live one only
   when it is at least as new; deltas older than it are then ignored (they are already in it).
@@ -15,16 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
+from polyfarm.collect.catalog import decimal_text
 from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.domain import OrderBook
 from polyfarm.settings import WebSocketSettings
-from polyfarm.stream.livebook import LiveBook, epoch_ms
+from polyfarm.stream.livebook import HashSource, LiveBook, epoch_ms
 
 log = get_logger(__name__)
 
@@ -33,6 +40,17 @@ TRUST_SAMPLE = 20
 IN_FLIGHT_MS = 1_000
 LAST_REFETCH_MAX = 10_000
 TICK_S = 1.0
+SEED_MARKETS_PER_TICK = 4
+SEED_RETRY_S = 60.0
+
+
+class HashOutcome(enum.Enum):
+    VERIFIED = "verified"
+    MISMATCHED = "mismatched"
+    UNVERIFIABLE = "unverifiable"
+
+
+HashCheckKey = tuple[HashSource, HashOutcome]
 
 
 class BookChecker:
@@ -56,6 +74,9 @@ class BookChecker:
         self._cursor = 0
         self.refetch_min_interval_s = REFETCH_MIN_INTERVAL_S
         self._next_crosscheck = monotonic() + settings.crosscheck_interval_s
+        self.hash_checks: Counter[HashCheckKey] = Counter()
+        self._unseeded: dict[str, None] = {}  # condition ids whose books lack hash inputs
+        self._seed_tried: dict[str, float] = {}
 
     # -- synchronous hooks for the receive path -------------------------------------------------
 
@@ -80,16 +101,22 @@ class BookChecker:
             return None
         own = book.summary_hash()
         if own is None:
-            self.counts["hash_unverifiable"] += 1
+            self._count(book, HashOutcome.UNVERIFIABLE, "hash_unverifiable")
+            if not book.seeded:
+                self._unseeded[book.market] = None
             return None
         if own == book.expected_hash:
-            self.counts["hash_match"] += 1
+            self._count(book, HashOutcome.VERIFIED, "hash_match")
             book.suspect = False
             return True
-        self.counts["hash_mismatch"] += 1
+        self._count(book, HashOutcome.MISMATCHED, "hash_mismatch")
         book.suspect = self.hashes_trusted
         self.request_refetch(token_id)
         return False
+
+    def _count(self, book: LiveBook, outcome: HashOutcome, total: str) -> None:
+        self.counts[total] += 1
+        self.hash_checks[book.hash_source, outcome] += 1
 
     @property
     def hashes_trusted(self) -> bool:
@@ -103,6 +130,7 @@ class BookChecker:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.verify_some(int(self._settings.hash_checks_per_s * TICK_S))
+            await self.seed_some()
             await self.refetch_some()
             if self._monotonic() >= self._next_crosscheck:
                 self._next_crosscheck = self._monotonic() + self._settings.crosscheck_interval_s
@@ -118,6 +146,32 @@ class BookChecker:
             if book is not None:
                 book.queued = False
                 self.verify(token)
+
+    async def seed_some(self, limit: int = SEED_MARKETS_PER_TICK) -> None:
+        """Hash inputs from the CLOB for books that have none (each market at most once a
+        ``SEED_RETRY_S``)."""
+        now = self._monotonic()
+        due = [c for c in self._unseeded if now - self._seed_tried.get(c, -1e18) >= SEED_RETRY_S][
+            :limit
+        ]
+        for condition_id in due:
+            self._seed_tried[condition_id] = now
+            try:
+                info = await self._clob.get_clob_market_info(condition_id)
+            except SourceError as exc:
+                self.counts["seed_fetch_failed"] += 1
+                log.warning("hash inputs not fetched", market=condition_id, error=repr(exc))
+                continue
+            del self._unseeded[condition_id]
+            if info.min_order_size is None:
+                continue
+            for token in info.tokens:
+                book = self._books.get(token.token_id)
+                if book is not None:
+                    book.seed(decimal_text(info.min_order_size), info.neg_risk)
+                    self.counts["seeded_from_clob"] += 1
+        if len(self._seed_tried) > LAST_REFETCH_MAX:
+            self._seed_tried = {c: at for c, at in self._seed_tried.items() if c in self._unseeded}
 
     async def refetch_some(self) -> None:
         rate = self._settings.book_refetch_per_s
@@ -200,7 +254,7 @@ class BookChecker:
         if live.matches(rest) and epoch_ms(rest.timestamp) == live.ts_ms:
             live.suspect = False
             return "agreed"
-        live.replace(rest)
+        live.replace(rest, HashSource.REST)
         self.changed(rest.asset_id)
         return "replaced"
 
@@ -210,7 +264,7 @@ class BookChecker:
             return "absent"
         rest_ms = epoch_ms(rest.timestamp)
         if rest_ms == live.ts_ms and not live.matches(rest):
-            live.replace(rest)
+            live.replace(rest, HashSource.REST)
             self.changed(rest.asset_id)
             return "diverged"
         return "agreed" if rest_ms == live.ts_ms else "moved"

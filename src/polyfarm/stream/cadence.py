@@ -110,7 +110,7 @@ class CadenceWriter:
                 book_rows.append(self.book_row(book_slot, book, market))
             feature_slot = None if market.tier is None else fresh.get(self._feature_cadence(market))
             if feature_slot is not None:
-                feature_rows.append(self.feature_row(feature_slot, now, book, market))
+                feature_rows.append(self.feature_row(feature_slot, book, market))
         return book_rows, feature_rows
 
     def _feature_cadence(self, market: TrackedMarket) -> float:
@@ -128,25 +128,30 @@ class CadenceWriter:
             source="ws",
         )
 
-    def feature_row(
-        self, slot: datetime, now: datetime, book: LiveBook, market: TrackedMarket
-    ) -> FeatureRow:
+    def feature_row(self, slot: datetime, book: LiveBook, market: TrackedMarket) -> FeatureRow:
+        """Features as of ``slot``, the time the row carries: fills and prices stamped later
+        (the row is computed up to ``LATE_S`` after it) are left out, so a training set built
+        on these rows cannot see the future. The book is the live one, observed meanwhile."""
         activity = self._activity.get(book.token_id) or TokenActivity()
-        now_s = now.timestamp()
+        slot_s = slot.timestamp()
+        whale_min_tier = self._settings.whales.feature_min_tier
+        known = activity.known_at(slot_s, whale_min_tier)
         bids, asks = book.bids_best_first(), book.asks_best_first()
-        last_price = float(book.last_trade) if book.last_trade else activity.last_trade_price
+        last_price = known.last_trade_price
+        if last_price is None and book.last_trade:
+            last_price = float(book.last_trade)  # the venue's, from before we saw any fill
         inputs = FeatureInputs(
-            now=now,
+            now=slot,
             market=market,
             stats=book_stats(bids, asks, self._settings.orderbook.wall_multiple),
             depth_total=(sum(book.bid_sz), sum(book.ask_sz)),
             tick_size=float(book.tick_size) if book.tick_size else market.tick_size,
             last_trade_price=last_price,
-            last_trade_s=activity.last_trade_s,
-            trades=activity.recent_trades(now_s),
-            minute_prices=activity.minute_prices(now_s),
-            last_whale_s=activity.last_whale_s,
-            whale_min_tier=self._settings.whales.feature_min_tier,
+            last_trade_s=known.last_trade_s,
+            trades=known.trades,
+            minute_prices=activity.minute_prices(slot_s),
+            last_whale_s=known.last_whale_s,
+            whale_min_tier=whale_min_tier,
         )
         return FeatureRow(
             slot, book.token_id, market.market_id, market.tier, feature_values(inputs)

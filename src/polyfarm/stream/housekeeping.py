@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gc
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ from polyfarm.store.stream_writes import (
     insert_whale_events,
     update_whale_impacts,
 )
+from polyfarm.stream.bookcheck import HashCheckKey
 from polyfarm.stream.livebook import epoch_ms
 from polyfarm.stream.repair import Gap
 
@@ -69,6 +71,7 @@ class Housekeeping:
         self.run_state = run
         self._delta_gaps: dict[str, tuple[datetime, datetime, str]] = {}
         self._exported: dict[str, int] = {}
+        self._exported_hashes: Counter[HashCheckKey] = Counter()
         self._next_heartbeat = 0.0
         self._frozen = False
         self._freeze_by = time.monotonic() + FREEZE_AFTER_S
@@ -281,6 +284,12 @@ class Housekeeping:
                 metrics.parse_errors.labels("ws").inc(delta)
             else:
                 metrics.stream_events.labels(kind).inc(delta)
+        checks = self.run_state.checker.hash_checks
+        for (source, outcome), total in checks.items():
+            delta = total - self._exported_hashes[source, outcome]
+            if delta > 0:
+                self._exported_hashes[source, outcome] = total
+                metrics.book_hashes.labels(source.value, outcome.value).inc(delta)
 
 
 def freeze_long_lived() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from polyfarm.collect.catalog import MarketCatalog
+from polyfarm.collect.catalog import BookSeed, MarketCatalog
 from polyfarm.polymarket.domain import (
     BestBidAsk,
     BookSnapshot,
@@ -67,6 +67,7 @@ class StreamIngest:
     whales: ImpactTracker = field(default_factory=ImpactTracker)
     whale_rows: list[WhaleEventRow] = field(default_factory=list)
     lifecycle: deque[Lifecycle] = field(default_factory=deque)
+    unseeded: dict[str, None] = field(default_factory=dict)  # books without hash inputs
     _recent_deltas: dict[tuple[object, ...], None] = field(default_factory=dict)
     _seq: int = 0
 
@@ -84,15 +85,33 @@ class StreamIngest:
 
     # -- subscriptions --------------------------------------------------------------------------
 
-    def track(self, token_id: str, condition_id: str) -> None:
-        if token_id not in self.books:
-            self.books[token_id] = LiveBook(token_id, condition_id)
+    def track(self, token_id: str, condition_id: str, seed: BookSeed | None = None) -> None:
+        """Keep a live book for the token, seeded with the hash inputs its WebSocket snapshots
+        lack when the market's metadata has them (else ``reseed`` retries)."""
+        book = self.books.get(token_id)
+        if book is None:
+            book = self.books[token_id] = LiveBook(token_id, condition_id)
             self.activity[token_id] = TokenActivity()
+        if seed is not None:
+            book.seed(seed.min_order_size, seed.neg_risk)
+        if not book.seeded:
+            self.unseeded[token_id] = None
+
+    def reseed(self, seed_of: Callable[[str], BookSeed | None]) -> None:
+        """Seed books whose market has metadata by now (a scan replaced an announcement)."""
+        for token in list(self.unseeded):
+            book = self.books.get(token)
+            seed = None if book is None else seed_of(token)
+            if book is not None and seed is not None:
+                book.seed(seed.min_order_size, seed.neg_risk)
+            if book is None or book.seeded:
+                del self.unseeded[token]
 
     def untrack(self, token_id: str) -> None:
         self.books.pop(token_id, None)
         self.activity.pop(token_id, None)
         self.capture.pop(token_id, None)
+        self.unseeded.pop(token_id, None)
 
     def set_capture(self, capture: dict[str, str]) -> None:
         """Which tokens' deltas are stored (token → market id)."""

@@ -55,6 +55,8 @@ def announced_market(message: NewMarket) -> MarketInfo | None:
         tick_size=message.tick_size,
         created_at=message.timestamp,
         start_date=message.timestamp,
+        # The announcement does not say which scheme chose its ids; the next scan will.
+        protocol_version=None,
     )
 
 

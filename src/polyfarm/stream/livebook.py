@@ -11,11 +11,15 @@ Rules (reference §3.4):
 * a ``price_change`` item sets the new total size of one level (zero deletes it);
 * items older than the snapshot the book was rebuilt from (``floor_ms``) are already in it;
 * the venue's ``hash`` is advisory: the book keeps the hash of its newest change and can compute
-  its own (py-clob-client's order-book summary hash) to compare when asked.
+  its own (py-clob-client's order-book summary hash) to compare when asked;
+* WebSocket ``book`` messages lack ``min_order_size`` and ``neg_risk``, which the hash covers:
+  a book is seeded with both from market metadata so it can be verified without REST
+  (docs/polymarket-wire.md §10); values a REST book brings take precedence.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from array import array
 from bisect import bisect_left
@@ -28,6 +32,14 @@ import orjson
 from polyfarm.polymarket.domain import BookLevel, OrderBook
 
 Level = tuple[float, float]
+
+
+class HashSource(enum.Enum):
+    """Where the venue hash a book is checked against came from."""
+
+    WS_BOOK = "ws_book"  # a WebSocket ``book`` snapshot
+    WS_PRICE_CHANGE = "ws_price_change"  # a ``price_change`` item
+    REST = "rest"  # a REST ``/book`` or ``/books`` snapshot
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -54,6 +66,7 @@ class LiveBook:
         "capture_market",
         "expected_hash",
         "floor_ms",
+        "hash_source",
         "last_trade",
         "market",
         "min_order_size",
@@ -82,6 +95,7 @@ class LiveBook:
         self.queued = False  # waiting for a hash check
         self.capture_market: str | None = None  # market id when its deltas are stored
         self.expected_hash: str | None = None
+        self.hash_source = HashSource.WS_BOOK
         self.tick_size: str | None = None
         self.min_order_size: str | None = None
         self.neg_risk: bool | None = None
@@ -89,13 +103,25 @@ class LiveBook:
 
     # -- updates --------------------------------------------------------------------------------
 
-    def replace(self, book: OrderBook) -> None:
+    def seed(self, min_order_size: str, neg_risk: bool) -> None:
+        """Hash inputs from market metadata, for the ones no snapshot has brought."""
+        if self.min_order_size is None:
+            self.min_order_size = min_order_size
+        if self.neg_risk is None:
+            self.neg_risk = neg_risk
+
+    @property
+    def seeded(self) -> bool:
+        return self.min_order_size is not None and self.neg_risk is not None
+
+    def replace(self, book: OrderBook, source: HashSource = HashSource.WS_BOOK) -> None:
         """Rebuild from a snapshot (WebSocket ``book`` or REST ``/book``)."""
         _fill(self.bid_px, self.bid_sz, book.bids)  # in place: the arrays stay the same objects
         _fill(self.ask_px, self.ask_sz, book.asks)
         self.market = book.market
         self.ts_ms = self.floor_ms = epoch_ms(book.timestamp)
         self.expected_hash = book.hash
+        self.hash_source = source
         self.tick_size = _text(book.tick_size) or self.tick_size
         self.min_order_size = _text(book.min_order_size) or self.min_order_size
         self.neg_risk = book.neg_risk if book.neg_risk is not None else self.neg_risk
@@ -131,6 +157,7 @@ class LiveBook:
             # The newest change's hash describes the whole book, older late arrivals included.
             self.ts_ms = ts_ms
             self.expected_hash = venue_hash
+            self.hash_source = HashSource.WS_PRICE_CHANGE
         return True
 
     @property

@@ -29,6 +29,13 @@ class TradeTick(NamedTuple):
     key: bytes
 
 
+class KnownFills(NamedTuple):
+    trades: list[TradeTick]  # the hour up to the as-of time, oldest first
+    last_trade_s: float | None
+    last_trade_price: float | None
+    last_whale_s: float | None
+
+
 class TokenActivity:
     """One token's recent fills and minute prices."""
 
@@ -72,6 +79,20 @@ class TokenActivity:
         if tick.whale_tier >= min_whale_tier and tick.ts > (self.last_whale_s or -math.inf):
             self.last_whale_s = tick.ts
         return True
+
+    def known_at(self, as_of_s: float, min_whale_tier: int) -> KnownFills:
+        """The fills of the hour up to ``as_of_s`` and the last fill and whale at or before it:
+        what a row stamped ``as_of_s`` may know, whatever arrived since."""
+        trades = self.recent_trades(as_of_s)
+        last_s, last_price = self.last_trade_s, self.last_trade_price
+        if last_s is not None and last_s > as_of_s:
+            last_s = trades[-1].ts if trades else None
+            last_price = trades[-1].price if trades else None
+        whale_s = self.last_whale_s
+        if whale_s is not None and whale_s > as_of_s:
+            whales = [t.ts for t in trades if t.whale_tier >= min_whale_tier]
+            whale_s = whales[-1] if whales else None
+        return KnownFills(trades, last_s, last_price, whale_s)
 
     def recent_trades(self, now_s: float) -> list[TradeTick]:
         """Fills of the last hour (older ones are dropped for good)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
+from polyfarm.collect.catalog import BookSeed, MarketCatalog, TrackedMarket
 from polyfarm.polymarket.ws import MarketStream
 from polyfarm.settings import Settings
 from polyfarm.stream.connection import SessionHooks, ShardConnection
@@ -73,6 +73,7 @@ class Subscriptions:
         self._unseen_newcomers(wanted, now)
         for change in self.plan.sync(wanted):
             await self._apply(change, group, now, restart_from)
+        self.ingest.reseed(self._seed_of)
         capture = set(self.settings.websocket.capture_delta_tiers)
         books = self.ingest.books
         self.ingest.set_capture(
@@ -84,6 +85,10 @@ class Subscriptions:
                 if token in books
             }
         )
+
+    def _seed_of(self, token_id: str) -> BookSeed | None:
+        market = self.catalog.market_of(token_id)
+        return None if market is None else market.book_seed
 
     def connected(self) -> int:
         return sum(1 for shard in self.shards.values() if shard.connection.stream is not None)
@@ -113,7 +118,10 @@ class Subscriptions:
     ) -> None:
         for token in change.subscribe:
             market = self.catalog.market_of(token)
-            self.ingest.track(token, market.condition_id if market else "")
+            if market is None:
+                self.ingest.track(token, "")
+            else:
+                self.ingest.track(token, market.condition_id, market.book_seed)
         left = self._markets_of(change.unsubscribe)
         self.coverage.markets_left(change.shard, [m.market_id for m in left], now)
         for market in left:

@@ -15,6 +15,7 @@ from polyfarm.api.queries.overview import (
     last_stream_event,
 )
 from polyfarm.api.schemas import (
+    BookHashChecks,
     DatabaseHealth,
     DetailedHealth,
     JournalHealth,
@@ -81,4 +82,19 @@ def websocket_health(sample: CollectorSample, last_event: datetime | None) -> We
         events_per_s=sample.events_per_s,
         reconnects_total=sample.reconnects_total,
         last_event_at=last_event,
+        book_hashes=book_hash_checks(sample),
     )
+
+
+def book_hash_checks(sample: CollectorSample) -> list[BookHashChecks]:
+    """One entry per source of venue hashes the collector has checked books against."""
+    checks = sample.book_hashes
+    return [
+        BookHashChecks(
+            source=source,
+            verified=checks.get((source, "verified"), 0.0),
+            mismatched=checks.get((source, "mismatched"), 0.0),
+            unverifiable=checks.get((source, "unverifiable"), 0.0),
+        )
+        for source in sorted({source for source, _ in checks})
+    ]
