@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -54,9 +55,14 @@ def test_an_oversized_file_is_refused_without_reading_it_all(tmp_path: Path) -> 
     refused(tmp_path, b"# padding\n" * (MAX_BYTES // 10 + 1), "larger than")
 
 
-def test_a_directory_or_unreadable_path_is_a_config_error(tmp_path: Path) -> None:
+def test_a_directory_device_or_fifo_is_a_config_error(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    for path in (tmp_path, Path("/dev/zero"), fifo):
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            load_settings(path)
     with pytest.raises(ConfigError, match="cannot read config file"):
-        load_settings(tmp_path)
+        load_settings(tmp_path / "missing.yaml")
 
 
 def test_ordinary_anchors_still_work(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ shared references and the settings validation then walks as nearly a billion val
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ def parse_yaml_text(text: str) -> Any:
 
 def read_config_bytes(path: Path) -> bytes:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, /dev/zero never end
+            raise ConfigError(f"config file {path} is not a regular file")
         with path.open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
