@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from polyfarm.errors import EmbeddedDatabaseError
 from polyfarm.store.database import dsn_with_user
 from polyfarm.store.embedded import PORT, SERVICE_USER, EmbeddedPostgres, postgres_bin_dir
 from polyfarm.store.embedded_access import READER_ROLE
@@ -231,3 +232,27 @@ async def test_a_running_legacy_cluster_is_locked_down_without_a_restart(
     server.stop()
     assert server.start() is True
     await assert_upgraded_with_data_intact(server)
+
+
+def test_a_socket_directory_planted_by_another_user_is_refused(tmp_path: Path) -> None:
+    """Long data paths put the socket in the shared temporary directory, under a predictable
+    name: a directory (or link) someone else made there first is not used."""
+    server = EmbeddedPostgres(tmp_path / ("d" * 60) / ("e" * 60))
+    planted = server.socket_dir
+    assert planted.parent == Path(tempfile.gettempdir())
+    shutil.rmtree(planted, ignore_errors=True)
+    planted.mkdir()
+    entry = pwd.getpwnam(OTHER_USER)
+    os.chown(planted, entry.pw_uid, entry.pw_gid)
+    try:
+        with pytest.raises(EmbeddedDatabaseError, match="belongs to another user"):
+            server.start()
+        assert not server.state().running
+        planted.rmdir()
+        planted.symlink_to(tmp_path)
+        with pytest.raises(EmbeddedDatabaseError, match="is a link"):
+            server.start()
+    finally:
+        if planted.is_symlink():
+            planted.unlink()
+        shutil.rmtree(planted, ignore_errors=True)

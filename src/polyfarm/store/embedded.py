@@ -17,10 +17,7 @@ import fcntl
 import hashlib
 import importlib.util
 import os
-import pwd
 import secrets
-import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,11 +29,16 @@ from polyfarm.errors import EmbeddedDatabaseError
 from polyfarm.logs import get_logger
 from polyfarm.store.embedded_access import (
     SUPERUSER,
+    chown_tree,
+    ensure_service_user,
+    ensure_traversable,
     hba_text,
     ident_text,
+    own_user_name,
     passfile_text,
     read_reader_password,
     reader_role_sql,
+    refuse_foreign,
     restrict,
     write_private,
 )
@@ -170,7 +172,7 @@ class EmbeddedPostgres:
 
     def _server_owner(self) -> tuple[int, int] | None:
         """(uid, gid) the server runs as when that is not us (as root); None otherwise."""
-        return _ensure_service_user(self._service_user) if self._as_root else None
+        return ensure_service_user(self._service_user) if self._as_root else None
 
     def _prepare_dirs(self, running: bool) -> None:
         """Create the directories and give each the owner and mode ``embedded_access`` wants;
@@ -178,16 +180,16 @@ class EmbeddedPostgres:
         owner = self._server_owner()
         for path in (self.pgdata, self.socket_dir):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _refuse_foreign(self.socket_dir, owner)
+        refuse_foreign(self.socket_dir, owner)
         self.log_file.touch(mode=0o600, exist_ok=True)
         if owner is None:
             restrict(self.data_dir, 0o700)
         else:
             outside = [] if self.socket_dir.parent == self.data_dir else [self.socket_dir.parent]
             for path in (self.data_dir.parent, *outside, postgres_bin_dir()):
-                _ensure_traversable(path)
+                ensure_traversable(path)
             if not running:
-                _chown_tree(self.pgdata, *owner)
+                chown_tree(self.pgdata, *owner)
             # root owns the data directory (the journal and the password file live there);
             # the server's group may only pass through it, to its own entries.
             restrict(self.data_dir, 0o710, (0, owner[1]))
@@ -207,7 +209,7 @@ class EmbeddedPostgres:
 
     def _write_access_files(self) -> bool:
         owner = self._server_owner()
-        os_users = [pwd.getpwuid(os.geteuid()).pw_name]
+        os_users = [own_user_name()]
         if self._as_root:
             os_users.append(self._service_user)
         changed = write_private(self.pgdata / "pg_hba.conf", hba_text(), owner)
@@ -331,56 +333,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _ensure_service_user(name: str) -> tuple[int, int]:
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        useradd = shutil.which("useradd")
-        if useradd is None:
-            raise EmbeddedDatabaseError(
-                f"running as root needs a system user {name!r} for PostgreSQL; "
-                "useradd is missing: create it or run polyfarm as a normal user"
-            ) from None
-        subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True,
-            capture_output=True,
-        )
-        log.info("created system user for the embedded database", user=name)
-        entry = pwd.getpwnam(name)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _refuse_foreign(path: Path, owner: tuple[int, int] | None) -> None:
-    """The socket directory may sit in the shared temporary directory under a predictable
-    name: one made by anybody else, or a link, is not ours to use."""
-    found = path.lstat()
-    allowed = {os.geteuid(), *([owner[0]] if owner else [])}
-    if stat.S_ISLNK(found.st_mode) or found.st_uid not in allowed:
-        raise EmbeddedDatabaseError(
-            f"{path} belongs to another user (uid {found.st_uid}) or is a link: remove it, or "
-            "choose a shorter POLYFARM_DATA_DIR so that the socket lives inside it"
-        )
-
-
-def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in [*dirs, *files]:
-            os.chown(os.path.join(root, name), uid, gid)
-
-
-def _ensure_traversable(path: Path) -> None:
-    """Give 'others' execute (never read) on ``path`` and its ancestors where they lack it, so
-    the service user can reach the binaries and its own directories; the data directory
-    itself stays closed (group-only traversal, see ``_prepare_dirs``)."""
-    for directory in [path, *path.parents]:
-        mode = directory.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            directory.chmod(mode | stat.S_IXOTH)
-            log.info("made directory traversable for the database user", path=str(directory))
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -25,8 +25,17 @@ import base64
 import hashlib
 import hmac
 import os
+import pwd
 import secrets
+import shutil
+import stat
+import subprocess
 from pathlib import Path
+
+from polyfarm.errors import EmbeddedDatabaseError
+from polyfarm.logs import get_logger
+
+log = get_logger(__name__)
 
 READER_ROLE = "polyfarm_reader"
 SUPERUSER = "postgres"
@@ -133,3 +142,67 @@ def restrict(path: Path, mode: int, owner: tuple[int, int] | None = None) -> Non
     if owner is not None:
         os.chown(path, *owner, follow_symlinks=False)
     path.chmod(mode)
+
+
+# -- OS users and file modes ---------------------------------------------------------------
+
+
+def ensure_service_user(name: str) -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        useradd = shutil.which("useradd")
+        if useradd is None:
+            raise EmbeddedDatabaseError(
+                f"running as root needs a system user {name!r} for PostgreSQL; "
+                "useradd is missing: create it or run polyfarm as a normal user"
+            ) from None
+        subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
+        log.info("created system user for the embedded database", user=name)
+        entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
+
+
+def own_user_name() -> str:
+    """Peer authentication maps OS user names, so the user running polyfarm needs one."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        raise EmbeddedDatabaseError(
+            f"uid {os.geteuid()} has no user name (no passwd entry), which the embedded "
+            "database's peer authentication needs: add one, or set POLYFARM_DATABASE_URL"
+        ) from None
+
+
+def refuse_foreign(path: Path, owner: tuple[int, int] | None) -> None:
+    """The socket directory may sit in the shared temporary directory under a predictable
+    name: one made by anybody else, or a link, is not ours to use."""
+    found = path.lstat()
+    allowed = {os.geteuid(), *([owner[0]] if owner else [])}
+    if stat.S_ISLNK(found.st_mode) or found.st_uid not in allowed:
+        raise EmbeddedDatabaseError(
+            f"{path} belongs to another user (uid {found.st_uid}) or is a link: remove it, or "
+            "choose a shorter POLYFARM_DATA_DIR so that the socket lives inside it"
+        )
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), uid, gid)
+
+
+def ensure_traversable(path: Path) -> None:
+    """Give 'others' execute (never read) on ``path`` and its ancestors where they lack it, so
+    the service user can reach the binaries and its own directories; the data directory
+    itself stays closed (group-only traversal, see ``_prepare_dirs``)."""
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+            log.info("made directory traversable for the database user", path=str(directory))
