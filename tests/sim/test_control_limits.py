@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import resource
-import signal
 import sys
 import time
 from typing import Any
@@ -21,7 +19,7 @@ from polyfarm.sim import Simulator
 from polyfarm.sim.clock import MAX_ADVANCE_S, MAX_SPEED, bounded_number
 from polyfarm.sim.faults import FaultSpec, FaultSpecError
 
-from .support import REPO_ROOT
+from .support import REPO_ROOT, sim_process, stop_with_sigterm
 
 HOSTILE_NUMBERS: list[Any] = [1e308, -1, -1e-9, True, False, "1", None, [1], {"x": 1}, 1e20]
 
@@ -110,15 +108,9 @@ def _memory_cap() -> None:
 
 
 async def test_after_hostile_clock_inputs_it_still_answers_and_stops_on_sigterm() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "polyfarm.sim", "--markets", "500", "--seed", "4",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_memory_cap,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        lines = [(await asyncio.wait_for(process.stdout.readline(), 30)).decode() for _ in range(4)]
-        base = dict(line.strip().split("=", 1) for line in lines)["POLYFARM_GAMMA_URL"][:-6]
+    argv = ("--markets", "500", "--seed", "4")
+    async with sim_process(*argv, preexec_fn=_memory_cap) as (process, urls):
+        base = urls["POLYFARM_GAMMA_URL"].removesuffix("/gamma")
         steps = [
             ("speed", {"speed": 1e308}, 400),
             ("advance", {"seconds": 1e308}, 400),
@@ -135,13 +127,7 @@ async def test_after_hostile_clock_inputs_it_still_answers_and_stops_on_sigterm(
                     assert response.status == 200
                 assert time.monotonic() - started < 5
                 await asyncio.sleep(1)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 20)
-        assert process.returncode == 0, stderr.decode()[-2000:]
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await stop_with_sigterm(process)
 
 
 # -- properties -------------------------------------------------------------------------------
