@@ -234,10 +234,11 @@ async def test_a_running_legacy_cluster_is_locked_down_without_a_restart(
     await assert_upgraded_with_data_intact(server)
 
 
-def test_a_socket_directory_planted_by_another_user_is_refused(tmp_path: Path) -> None:
+def test_a_socket_directory_planted_by_another_user_is_refused() -> None:
     """Long data paths put the socket in the shared temporary directory, under a predictable
     name: a directory (or link) someone else made there first is not used."""
-    server = EmbeddedPostgres(tmp_path / ("d" * 60) / ("e" * 60))
+    top = Path(tempfile.mkdtemp(prefix="polyfarm-planted-"))
+    server = EmbeddedPostgres(top / ("d" * 60) / ("e" * 60))
     planted = server.socket_dir
     assert planted.parent == Path(tempfile.gettempdir())
     shutil.rmtree(planted, ignore_errors=True)
@@ -249,10 +250,12 @@ def test_a_socket_directory_planted_by_another_user_is_refused(tmp_path: Path) -
             server.start()
         assert not server.state().running
         planted.rmdir()
-        planted.symlink_to(tmp_path)
+        planted.symlink_to(top)
         with pytest.raises(EmbeddedDatabaseError, match="is a link"):
             server.start()
     finally:
+        server.stop()
         if planted.is_symlink():
             planted.unlink()
         shutil.rmtree(planted, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
