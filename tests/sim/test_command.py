@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import aiohttp
 from click.testing import CliRunner
 
 from polyfarm.sim.command import sim_command
 
-from .support import sim_process, stop_with_sigterm
+from .support import REPO_ROOT, sim_process, stop_with_sigterm
+
+POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 
 
 async def test_module_entry_point_prints_urls_and_stops_on_sigterm() -> None:
@@ -36,3 +43,22 @@ def test_refuses_remote_hosts_and_bad_fault_specs() -> None:
     assert result.exit_code != 0
     assert "unknown fault kind" in result.output
     assert sim_command.name == "sim"
+
+
+def test_a_port_in_use_is_one_line_from_either_entry_point() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for entry in ([sys.executable, "-m", "polyfarm.sim"], [POLYFARM, "sim"]):
+            result = subprocess.run(
+                [*entry, "--port", port, "--markets", "5"],
+                capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
+            )  # fmt: skip
+            assert result.returncode == 1, result.stderr
+            assert "Traceback" not in result.stderr
+            assert (
+                result.stderr.strip()
+                .splitlines()[-1]
+                .startswith(f"Error: the simulator cannot listen on 127.0.0.1:{port}")
+            )
