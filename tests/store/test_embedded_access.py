@@ -259,3 +259,21 @@ def test_a_socket_directory_planted_by_another_user_is_refused() -> None:
             planted.unlink()
         shutil.rmtree(planted, ignore_errors=True)
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_shared_data_directory_keeps_its_mode_and_ours_stay_private(
+    private_data_dir: Path,
+) -> None:
+    """POLYFARM_DATA_DIR may name a directory that is not only ours (a home, even /): its
+    mode is not ours to change, and every entry of ours is private on its own."""
+    private_data_dir.chmod(0o755)
+    (private_data_dir / "notes.txt").write_text("someone else's")
+    server = EmbeddedPostgres(private_data_dir)
+    server.start()
+    assert stat.S_IMODE(private_data_dir.stat().st_mode) == 0o755
+    for path in (server.log_file, server.passfile, server.pgdata / "pg_hba.conf"):
+        assert as_other_user("cat", str(path)).returncode != 0, path
+    for path in (server.pgdata, server.socket_dir):
+        assert as_other_user("ls", str(path)).returncode != 0, path
+    assert other_user_psql(server.dsn()).returncode != 0
+    assert as_other_user("cat", str(private_data_dir / "notes.txt")).stdout == "someone else's"

@@ -60,6 +60,8 @@ SERVER_SETTINGS = {
     "fsync": "on",
     "unix_socket_permissions": "0700",
 }
+# What polyfarm keeps in a data directory (and the password file's temporary name).
+OWN_ENTRIES = frozenset({"pg", "run", "pg.log", "pgpass", ".pgpass.new", "journal", ".pg.lock"})
 # The kernel limits a Unix socket path to 107 bytes (sun_path).
 _MAX_SOCKET_PATH = 100
 
@@ -182,19 +184,35 @@ class EmbeddedPostgres:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         refuse_foreign(self.socket_dir, owner)
         self.log_file.touch(mode=0o600, exist_ok=True)
-        if owner is None:
-            restrict(self.data_dir, 0o700)
-        else:
+        if owner is not None:
             outside = [] if self.socket_dir.parent == self.data_dir else [self.socket_dir.parent]
             for path in (self.data_dir.parent, *outside, postgres_bin_dir()):
                 ensure_traversable(path)
             if not running:
                 chown_tree(self.pgdata, *owner)
+        self._close_data_dir(owner)
+        for path, mode in ((self.pgdata, 0o700), (self.socket_dir, 0o700), (self.log_file, 0o600)):
+            restrict(path, mode, owner)
+
+    def _close_data_dir(self, owner: tuple[int, int] | None) -> None:
+        """Close the data directory to others when it holds polyfarm's entries only.
+
+        A data directory shared with other things (someone's home, ``/``) keeps its mode:
+        changing it would lock others out of what is not ours. Every entry of ours is private
+        on its own (cluster, socket directory, log, password file, journal), so nothing is
+        exposed either way; as root the server then passes through by the "others" bit.
+        """
+        if any(entry.name not in OWN_ENTRIES for entry in self.data_dir.iterdir()):
+            log.info("the data directory holds other files: its own mode is left as it is",
+                     data_dir=str(self.data_dir))  # fmt: skip
+            if owner is not None:
+                ensure_traversable(self.data_dir)
+        elif owner is None:
+            restrict(self.data_dir, 0o700)
+        else:
             # root owns the data directory (the journal and the password file live there);
             # the server's group may only pass through it, to its own entries.
             restrict(self.data_dir, 0o710, (0, owner[1]))
-        for path, mode in ((self.pgdata, 0o700), (self.socket_dir, 0o700), (self.log_file, 0o600)):
-            restrict(path, mode, owner)
 
     def _reader_password(self) -> tuple[str, bool]:
         """The read-only role's password from the password file, or a new one; True if new."""
