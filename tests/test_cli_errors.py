@@ -85,9 +85,13 @@ def test_a_refused_login_is_one_line(
 ) -> None:
     user, database = ("polyfarm_nobody", "polyfarm") if who == "role" else ("postgres", "nodb")
     dsn = with_user_and_database(embedded_server.dsn(), user, database)
-    # serve reads as polyfarm_reader, whatever the main login: its own login is the one to break.
-    key = "POLYFARM_API__DATABASE_URL" if command[0] == "serve" else "POLYFARM_DATABASE_URL"
-    assert_one_clear_line(command, {key: dsn}, "database")
+    env = {"POLYFARM_DATABASE_URL": dsn}
+    if command[0] == "serve":
+        # serve reads as polyfarm_reader whatever the main login: its own login is the one to
+        # break (and the main URL stays set, so no embedded server is started for it).
+        env = {"POLYFARM_DATABASE_URL": embedded_server.dsn(), "POLYFARM_API__DATABASE_URL": dsn}
+    assert_one_clear_line(command, env, "database")
+    assert not EmbeddedPostgres(Path(os.environ["POLYFARM_DATA_DIR"])).state().running
 
 
 @pytest.mark.usefixtures("clean_env")
