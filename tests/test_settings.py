@@ -143,3 +143,75 @@ def test_any_config_text_loads_or_fails_with_a_config_error(text: str) -> None:
         config.write_text(text)
         with contextlib.suppress(ConfigError):
             load_settings(config)
+
+
+# -- refused values (each of these was accepted once) --------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["", "   ", "\t", "short", "sixteen chars ok", "é" * 16])
+def test_empty_short_or_spaced_tokens_are_refused(token: str) -> None:
+    with pytest.raises(ConfigError, match=r"api\.token") as refused:
+        load_settings(api={"token": token})
+    assert token.strip() == "" or token not in str(refused.value), "the token is never echoed"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["*", "*/", "*//", " * ", "null", "http://*", "file://", "http://a.example/path",
+     "http://user:pw@a.example", "a.example", "http://a.example?x=1", "javascript:alert(1)"],
+)  # fmt: skip
+def test_origins_must_be_scheme_host_and_port(origin: str) -> None:
+    with pytest.raises(ConfigError, match=r"api\.cors_origins"):
+        load_settings(api={"cors_origins": [origin]})
+
+
+def test_origins_are_normalised_as_browsers_send_them() -> None:
+    origins = ["HTTP://Grafana.Local:3000/", "https://a.example:443", "http://[::1]:8080"]
+    loaded = load_settings(api={"cors_origins": origins}).api.cors_origins
+    assert loaded == ("http://grafana.local:3000", "https://a.example", "http://[::1]:8080")
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e400"])
+def test_infinite_and_nan_numbers_are_refused(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"intervals:\n  prices_s: {value}\n")
+    with pytest.raises(ConfigError, match=r"intervals\.prices_s"):
+        load_settings(config)
+
+
+def test_unknown_log_levels_are_refused_and_case_is_forgiven() -> None:
+    with pytest.raises(ConfigError, match="log_level"):
+        load_settings(log_level="LOUD")
+    assert load_settings(log_level="warning").log_level == "WARNING"
+
+
+@pytest.mark.parametrize("tiers", [[9, -1], [5], [-1], [2, 2]])
+def test_tier_lists_hold_distinct_tiers_from_0_to_4(tiers: list[int]) -> None:
+    for key in ("orderbook_tiers", "websocket_tiers"):
+        with pytest.raises(ConfigError, match=key):
+            load_settings(tiers={key: tiers})
+    with pytest.raises(ConfigError, match="capture_delta_tiers"):
+        load_settings(websocket={"capture_delta_tiers": tiers})
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["postgresql://u:hunter2@[::1/db", "mysql://u:hunter2@h/db", "postgresql://u:hunter2@h:99999/db",
+     "postgresql://u:hunter2@h:port/db", "hunter2", "postgresql://u:hunter2@h/db?port=0"],
+)  # fmt: skip
+def test_malformed_database_urls_are_refused_without_their_password(dsn: str) -> None:
+    for overrides in ({"database_url": dsn}, {"api": {"database_url": dsn}}):
+        with pytest.raises(ConfigError, match="database_url") as refused:
+            load_settings(**overrides)  # type: ignore[arg-type]
+        assert "hunter2" not in str(refused.value)
+
+
+def test_the_largest_allowed_values_still_make_valid_durations() -> None:
+    from datetime import timedelta
+
+    from polyfarm.settings import YEAR_S
+
+    biggest = load_settings(intervals={"prices_s": YEAR_S}, retention={"raw_days": 36_500})
+    assert timedelta(seconds=3 * biggest.intervals.prices_s + 60) > timedelta(0)
+    with pytest.raises(ConfigError, match=r"intervals\.prices_s"):
+        load_settings(intervals={"prices_s": 1e300})

@@ -14,18 +14,35 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import platformdirs
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from polyfarm.config_file import read_yaml_config
 from polyfarm.errors import ConfigError
+from polyfarm.validation import (
+    check_dsn,
+    check_token,
+    normalise_host,
+    normalise_host_pattern,
+    normalise_origin,
+)
 
 GAMMA_URL = "https://gamma-api.polymarket.com"
 CLOB_URL = "https://clob.polymarket.com"
@@ -44,35 +61,79 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("polyfarm"))
 
 
+# Upper bounds keep every value inside what the code does with it (timedelta, sleeps, sizes):
+# a year of seconds, ten years of hours. Infinity and NaN are refused everywhere
+# (``allow_inf_nan=False``): YAML's ``.inf`` is a float like any other.
+YEAR_S = 365 * 86_400.0
+Seconds = Annotated[float, Field(gt=0, le=YEAR_S)]
+SecondsOrZero = Annotated[float, Field(ge=0, le=YEAR_S)]
+Hours = Annotated[float, Field(gt=0, le=10 * 365 * 24.0)]
+Usdc = Annotated[float, Field(gt=0, le=1e12)]
+PerSecond = Annotated[float, Field(ge=0, le=1e6)]
+Days = Annotated[int, Field(ge=1, le=36_500)]
+Tier = Annotated[int, Field(ge=0, le=4)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _distinct_tiers(tiers: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(tiers)) != len(tiers):
+        raise ValueError(f"each tier may be listed once, got {list(tiers)}")
+    return tiers
+
+
+TierList = Annotated[tuple[Tier, ...], AfterValidator(_distinct_tiers)]
+
+
+def _token_or_none(token: SecretStr | None) -> SecretStr | None:
+    if token is not None:
+        check_token(token.get_secret_value())
+    return token
+
+
+def _dsn_or_none(dsn: SecretStr | None) -> SecretStr | None:
+    if dsn is not None:
+        check_dsn(dsn.get_secret_value())
+    return dsn
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+Token = Annotated[SecretStr | None, AfterValidator(_token_or_none)]
+Dsn = Annotated[SecretStr | None, AfterValidator(_dsn_or_none)]
+BindHost = Annotated[str, AfterValidator(normalise_host)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class IntervalSettings(_Section):
     """Collector cadences in seconds (seed 000)."""
 
-    metadata_s: float = Field(300.0, gt=0, description="Gamma metadata refresh")
-    prices_s: float = Field(60.0, gt=0, description="price snapshots of every active market")
-    orderbooks_s: float = Field(300.0, gt=0, description="order books of every active token")
-    resolutions_s: float = Field(600.0, gt=0, description="resolution tracker")
-    maintenance_s: float = Field(300.0, gt=0, description="aggregate refresh and retention")
-    health_log_s: float = Field(60.0, gt=0, description="health line in the log")
+    metadata_s: Seconds = Field(300.0, description="Gamma metadata refresh")
+    prices_s: Seconds = Field(60.0, description="price snapshots of every active market")
+    orderbooks_s: Seconds = Field(300.0, description="order books of every active token")
+    resolutions_s: Seconds = Field(600.0, description="resolution tracker")
+    maintenance_s: Seconds = Field(300.0, description="aggregate refresh and retention")
+    health_log_s: Seconds = Field(60.0, description="health line in the log")
 
 
 class TierSettings(_Section):
     """Tiers by hours to close (seed 004): T0 > 48 h, T1 12-48 h, T2 4-12 h, T3 1-4 h, T4 < 1 h."""
 
-    t0_min_hours: float = Field(48.0, gt=0)
-    t1_min_hours: float = Field(12.0, gt=0)
-    t2_min_hours: float = Field(4.0, gt=0)
-    t3_min_hours: float = Field(1.0, gt=0)
-    t0_interval_s: float = Field(3600.0, gt=0)
-    t1_interval_s: float = Field(300.0, gt=0)
-    t2_interval_s: float = Field(60.0, gt=0)
-    t3_interval_s: float = Field(30.0, gt=0)
-    t4_interval_s: float = Field(15.0, gt=0)
-    orderbook_tiers: tuple[int, ...] = (2, 3, 4)
-    websocket_tiers: tuple[int, ...] = (0, 1, 2, 3, 4)
+    t0_min_hours: Hours = 48.0
+    t1_min_hours: Hours = 12.0
+    t2_min_hours: Hours = 4.0
+    t3_min_hours: Hours = 1.0
+    t0_interval_s: Seconds = 3600.0
+    t1_interval_s: Seconds = 300.0
+    t2_interval_s: Seconds = 60.0
+    t3_interval_s: Seconds = 30.0
+    t4_interval_s: Seconds = 15.0
+    orderbook_tiers: TierList = (2, 3, 4)
+    websocket_tiers: TierList = (0, 1, 2, 3, 4)
 
     @model_validator(mode="after")
     def _thresholds_descend(self) -> TierSettings:
@@ -97,9 +158,9 @@ class TierSettings(_Section):
 class WhaleSettings(_Section):
     """Trade notional (USDC) tiers: large trade, whale, mega whale."""
 
-    tier1_usdc: float = 500.0
-    tier2_usdc: float = 2_000.0
-    tier3_usdc: float = 10_000.0
+    tier1_usdc: Usdc = 500.0
+    tier2_usdc: Usdc = 2_000.0
+    tier3_usdc: Usdc = 10_000.0
     feature_min_tier: int = Field(
         2, ge=1, le=3, description="whale features count trades of this tier and above"
     )
@@ -112,7 +173,7 @@ class OrderBookSettings(_Section):
     depth: int = Field(5, ge=1, le=200, description="levels per side stored as JSONB")
     batch_size: int = Field(500, ge=1, le=500, description="tokens per POST /books")
     wall_multiple: float = Field(
-        5.0, gt=0, description="a level is a wall when its size is this many times the mean"
+        5.0, gt=0, le=1e6, description="a level is a wall when its size is this many times the mean"
     )
 
 
@@ -120,101 +181,111 @@ class RateLimitSettings(_Section):
     """Fractions of the documented per-10-second limits that the clients may use."""
 
     fraction: float = Field(0.7, gt=0, le=1.0)
-    request_timeout_s: float = Field(20.0, gt=0)
-    max_retries: int = Field(6, ge=0)
-    backoff_base_s: float = Field(0.5, gt=0)
-    backoff_max_s: float = Field(30.0, gt=0)
-    user_agent: str = "polyfarm/0.1 (+market-data recorder)"
+    request_timeout_s: Seconds = 20.0
+    max_retries: int = Field(6, ge=0, le=100)
+    backoff_base_s: Seconds = 0.5
+    backoff_max_s: Seconds = 30.0
+    user_agent: str = Field("polyfarm/0.1 (+market-data recorder)", max_length=200)
 
 
 class WebSocketSettings(_Section):
     assets_per_connection: int = Field(200, ge=1, le=500)
-    ping_interval_s: float = Field(
+    ping_interval_s: Seconds = Field(
         5.0,
-        gt=0,
         lt=10.0,
         description="text PING cadence; the venue closes a connection idle for 10 s",
     )
-    stall_timeout_s: float = Field(60.0, gt=0)
-    reconnect_base_s: float = Field(1.0, gt=0)
-    reconnect_max_s: float = Field(60.0, gt=0)
-    subscription_sync_s: float = Field(
-        15.0, gt=0, description="how often shards follow the catalogue (new, closed markets)"
+    stall_timeout_s: Seconds = 60.0
+    reconnect_base_s: Seconds = 1.0
+    reconnect_max_s: Seconds = 60.0
+    subscription_sync_s: Seconds = Field(
+        15.0, description="how often shards follow the catalogue (new, closed markets)"
     )
-    asset_stale_s: float = Field(
-        900.0, gt=0, description="an asset without any message for this long counts as stale"
+    asset_stale_s: Seconds = Field(
+        900.0, description="an asset without any message for this long counts as stale"
     )
-    gap_margin_s: float = Field(
-        5.0, ge=0, description="a lost window is widened by this much on each side"
+    gap_margin_s: SecondsOrZero = Field(
+        5.0, description="a lost window is widened by this much on each side"
     )
-    repair_delay_s: float = Field(
-        30.0, ge=0, description="wait after a lost window ends before asking the Data API"
+    repair_delay_s: SecondsOrZero = Field(
+        30.0, description="wait after a lost window ends before asking the Data API"
     )
-    repair_max_window_s: float = Field(
-        21_600.0, gt=0, description="longer lost windows are recorded, not repaired"
+    repair_max_window_s: Seconds = Field(
+        21_600.0, description="longer lost windows are recorded, not repaired"
     )
-    repair_attempts: int = Field(5, ge=1, description="tries per lost window")
+    repair_attempts: int = Field(5, ge=1, le=1000, description="tries per lost window")
     repair_markets_per_request: int = Field(50, ge=1, le=200)
-    hash_checks_per_s: float = Field(
-        500.0, ge=0, description="live books checked against the venue hash; 0 turns it off"
+    hash_checks_per_s: PerSecond = Field(
+        500.0, description="live books checked against the venue hash; 0 turns it off"
     )
-    book_refetch_per_s: float = Field(
+    book_refetch_per_s: PerSecond = Field(
         2.0, gt=0, description="REST re-fetches of books whose hash did not match"
     )
-    crosscheck_interval_s: float = Field(300.0, gt=0, description="live books vs REST sample")
-    crosscheck_tokens: int = Field(20, ge=0, description="books per cross-check")
-    capture_delta_tiers: tuple[int, ...] = Field(
+    crosscheck_interval_s: Seconds = Field(300.0, description="live books vs REST sample")
+    crosscheck_tokens: int = Field(20, ge=0, le=100_000, description="books per cross-check")
+    capture_delta_tiers: TierList = Field(
         (3, 4), description="tiers whose every price_change is stored in book_deltas"
     )
-    queue_rows: int = Field(100_000, ge=100, description="rows a write queue holds at most")
-    flush_interval_s: float = Field(0.05, gt=0, description="longest wait before a write")
+    queue_rows: int = Field(
+        100_000, ge=100, le=100_000_000, description="rows a write queue holds at most"
+    )
+    flush_interval_s: Seconds = Field(0.05, description="longest wait before a write")
 
 
 class RetentionSettings(_Section):
     """How long raw time series are kept; aggregates are kept forever."""
 
-    raw_days: int = Field(183, ge=1, description="price snapshots, trades, features")
-    orderbook_days: int = Field(183, ge=1)
-    book_deltas_days: int = Field(14, ge=1)
-    compress_after_days: int = Field(7, ge=1)
-    task_runs_days: int = Field(30, ge=1)
+    raw_days: Days = Field(183, description="price snapshots, trades, features")
+    orderbook_days: Days = 183
+    book_deltas_days: Days = 14
+    compress_after_days: Days = 7
+    task_runs_days: Days = 30
 
 
 class WriterSettings(_Section):
-    batch_rows: int = Field(50_000, ge=1)
-    max_future_skew_s: float = Field(
-        86_400.0, gt=0, description="rows stamped later than now + this are rejected"
+    batch_rows: int = Field(50_000, ge=1, le=10_000_000)
+    max_future_skew_s: Seconds = Field(
+        86_400.0, description="rows stamped later than now + this are rejected"
     )
 
 
 class JournalSettings(_Section):
     """The on-disk journal that holds batches while the database is unavailable."""
 
-    max_mb: float = Field(1024.0, gt=0, description="size cap; past it new batches are dropped")
+    max_mb: float = Field(
+        1024.0, gt=0, le=10_000_000, description="size cap; past it new batches are dropped"
+    )
     directory: Path | None = Field(None, description="default: <data_dir>/journal")
 
 
 class DatabaseSettings(_Section):
-    pool_min: int = Field(1, ge=1)
-    pool_max: int = Field(8, ge=1)
-    command_timeout_s: float = Field(60.0, gt=0)
+    pool_min: int = Field(1, ge=1, le=1000)
+    pool_max: int = Field(8, ge=1, le=1000)
+    command_timeout_s: Seconds = 60.0
 
 
 class ApiSettings(_Section):
     """The monitoring API and dashboard (``polyfarm serve``, and ``polyfarm demo``)."""
 
-    host: str = Field("127.0.0.1", description="bind address; loopback unless set")
+    host: BindHost = Field("127.0.0.1", description="bind address; loopback unless set")
     port: int = Field(8000, ge=0, le=65535)
-    token: SecretStr | None = Field(
-        None, description="bearer token for /api, /health/detailed and /metrics; unset = open"
+    token: Token = Field(
+        None,
+        description="bearer token for /api, /health/detailed and /metrics (16 characters or "
+        "more); unset = open",
     )
     cors_origins: tuple[str, ...] = Field(
         (), description="browser origins allowed to call the API; explicit, never '*'"
     )
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Host names the API answers to besides loopback names and api.host; "
+        "'*.example.com' allows subdomains",
+    )
     dashboard_dir: Path | None = Field(
         None, description="built dashboard to serve at /; unset = the build shipped in the package"
     )
-    database_url: SecretStr | None = Field(
+    database_url: Dsn = Field(
         None,
         description="DSN the API reads through; unset = the main database as polyfarm_reader",
     )
@@ -222,9 +293,12 @@ class ApiSettings(_Section):
     @field_validator("cors_origins")
     @classmethod
     def _explicit_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
-        if "*" in origins:
-            raise ValueError("cors_origins must list origins explicitly; '*' is refused")
-        return tuple(origin.rstrip("/") for origin in origins)
+        return tuple(normalise_origin(origin) for origin in origins)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(normalise_host_pattern(host) for host in hosts)
 
 
 class Settings(BaseSettings):
@@ -233,9 +307,10 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
 
-    database_url: SecretStr | None = Field(
+    database_url: Dsn = Field(
         None, description="PostgreSQL/TimescaleDB DSN; unset means the embedded PostgreSQL"
     )
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -243,9 +318,9 @@ class Settings(BaseSettings):
     clob_url: str = CLOB_URL
     data_url: str = DATA_URL
     ws_url: str = WS_URL
-    log_level: str = "INFO"
+    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless a TTY")
-    metrics_host: str = Field("127.0.0.1", description="the collector's /metrics endpoint")
+    metrics_host: BindHost = Field("127.0.0.1", description="the collector's /metrics endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
 
     database: DatabaseSettings = DatabaseSettings()
@@ -286,29 +361,35 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def read_yaml_config(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    odd = [key for key in loaded if not isinstance(key, str)]
-    if odd:
-        raise ConfigError(f"config file {path} has keys that are not names: {odd!r}")
-    return loaded
-
-
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings tree: env over YAML file over defaults; ``overrides`` beat YAML."""
     values: dict[str, Any] = read_yaml_config(config_file) if config_file else {}
     values.update(overrides)
+    source = f" (from {config_file})" if config_file else ""
     try:
         return Settings(**values)
-    except ValueError as exc:
-        source = f" (from {config_file})" if config_file else ""
-        raise ConfigError(f"invalid settings{source}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings{source}: {describe_errors(exc)}") from None
+    except ValueError as exc:  # pydantic-settings: an environment value that is not JSON
+        raise ConfigError(f"invalid settings{source}: {exc}") from None
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validated_copy(model: ModelT, changes: dict[str, Any]) -> ModelT:
+    """``model`` with ``changes`` applied and validated (``model_copy`` would skip that)."""
+    try:
+        return model.model_validate({**dict(model), **changes})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {describe_errors(exc)}") from None
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem, ``where: what``, without the offending values: a value may be a
+    password or a token, and the location says enough to find it."""
+    problems = error.errors(include_input=False, include_url=False, include_context=False)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
+        for problem in problems
+    )

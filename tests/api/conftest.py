@@ -54,10 +54,12 @@ def api_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client_for(
+    app: FastAPI, raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://polyfarm.test") as c:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
             yield c
 
 
@@ -75,6 +77,7 @@ def make_client(tmp_path: Path) -> ClientFactory:
         clock: Callable[[], datetime] | None = None,
         dashboard_dir: Path | None = None,
         metrics: Metrics | None = None,
+        raise_app_exceptions: bool = True,
         **settings: object,
     ) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
         options: dict[str, object] = {"dashboard_dir": dashboard_dir}
@@ -85,7 +88,7 @@ def make_client(tmp_path: Path) -> ClientFactory:
         config = api_settings(tmp_path, **settings)
         source = pool if isinstance(pool, asyncpg.Pool) else reader_pool_factory(config)
         app = create_app(config, source, metrics, **options)  # type: ignore[arg-type]
-        return client_for(app)
+        return client_for(app, raise_app_exceptions)
 
     return make
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def test_a_token_guards_the_api_but_not_liveness(
     db_dsn: str, make_client: ClientFactory
 ) -> None:
-    async with make_client(db_dsn, api={"token": "s3cret"}) as client:
+    async with make_client(db_dsn, api={"token": "s3cret-token-for-tests"}) as client:
         assert (await client.get("/health")).status_code == 200
         for path in ("/api/stats", "/health/detailed", "/metrics", "/api/markets"):
             refused = await client.get(path)
@@ -31,7 +31,9 @@ async def test_a_token_guards_the_api_but_not_liveness(
             assert refused.headers["www-authenticate"] == "Bearer"
         wrong = await client.get("/api/stats", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        right = await client.get("/api/stats", headers={"Authorization": "Bearer s3cret"})
+        right = await client.get(
+            "/api/stats", headers={"Authorization": "Bearer s3cret-token-for-tests"}
+        )
         assert right.status_code == 200
 
 

@@ -107,7 +107,7 @@ async def test_list_price_is_the_latest_snapshot(
 
 
 async def test_facets_count_markets(farm: httpx.AsyncClient, farm_pool: asyncpg.Pool) -> None:
-    facets = (await farm.get("/api/markets/facets")).json()
+    facets = (await farm.get("/api/market-facets")).json()
     expected = dict(
         await farm_pool.fetch(
             "SELECT category, count(*) FROM markets WHERE category IS NOT NULL GROUP BY 1"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -32,6 +35,34 @@ def make_config(**overrides: Any) -> SimConfig:
     }
     values.update(overrides)
     return SimConfig(**values)
+
+
+@asynccontextmanager
+async def sim_process(
+    *argv: str, **options: Any
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, dict[str, str]]]:
+    """``python -m polyfarm.sim *argv`` and the four ``NAME=url`` lines it prints, in order;
+    killed on the way out if the test did not stop it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "polyfarm.sim", *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, **options,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        lines = [(await asyncio.wait_for(process.stdout.readline(), 30)).decode() for _ in range(4)]
+        yield process, dict(line.strip().split("=", 1) for line in lines)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def stop_with_sigterm(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then a clean exit within 20 s."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()[-2000:]
 
 
 @asynccontextmanager

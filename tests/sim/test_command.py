@@ -2,51 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
+import socket
+import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 from click.testing import CliRunner
 
 from polyfarm.sim.command import sim_command
 
-from .support import REPO_ROOT
+from .support import REPO_ROOT, sim_process, stop_with_sigterm
+
+POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 
 
 async def test_module_entry_point_prints_urls_and_stops_on_sigterm() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "polyfarm.sim", "--markets", "100", "--seed", "3", "--speed", "5",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        lines = [
-            (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-            for _ in range(4)
-        ]
-        names = [line.split("=", 1)[0] for line in lines]
-        assert names == [
+    argv = ("--markets", "100", "--seed", "3", "--speed", "5")
+    async with sim_process(*argv) as (process, urls):
+        assert list(urls) == [
             "POLYFARM_GAMMA_URL",
             "POLYFARM_CLOB_URL",
             "POLYFARM_DATA_URL",
             "POLYFARM_WS_URL",
         ]
-        urls = dict(line.split("=", 1) for line in lines)
         async with (
             aiohttp.ClientSession() as http,
             http.get(urls["POLYFARM_CLOB_URL"] + "/") as response,
         ):
             assert await response.json() == "OK"
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 20)
-        assert process.returncode == 0, stderr.decode()[-2000:]
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await stop_with_sigterm(process)
 
 
 def test_refuses_remote_hosts_and_bad_fault_specs() -> None:
@@ -58,3 +43,22 @@ def test_refuses_remote_hosts_and_bad_fault_specs() -> None:
     assert result.exit_code != 0
     assert "unknown fault kind" in result.output
     assert sim_command.name == "sim"
+
+
+def test_a_port_in_use_is_one_line_from_either_entry_point() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for entry in ([sys.executable, "-m", "polyfarm.sim"], [POLYFARM, "sim"]):
+            result = subprocess.run(
+                [*entry, "--port", port, "--markets", "5"],
+                capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
+            )  # fmt: skip
+            assert result.returncode == 1, result.stderr
+            assert "Traceback" not in result.stderr
+            assert (
+                result.stderr.strip()
+                .splitlines()[-1]
+                .startswith(f"Error: the simulator cannot listen on 127.0.0.1:{port}")
+            )

@@ -48,7 +48,7 @@ export interface MarketQuery {
 export const useMarkets = (query: MarketQuery) =>
   usePoll<MarketPage>([query], "/api/markets", { ...query }, FAST);
 
-export const useFacets = () => usePoll<MarketFacets>([], "/api/markets/facets", {}, SLOW);
+export const useFacets = () => usePoll<MarketFacets>([], "/api/market-facets", {}, SLOW);
 
 export const useMarket = (id: string, interval: string, outcome: number) =>
   usePoll<MarketDetail>([id, interval, outcome], `/api/markets/${encodeURIComponent(id)}`,

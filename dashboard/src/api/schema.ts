@@ -46,6 +46,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/market-facets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Facets
+         * @description Categories and event tags with their market counts, for the filter menus.
+         */
+        get: operations["facets_api_market_facets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/markets": {
         parameters: {
             query?: never;
@@ -58,26 +78,6 @@ export interface paths {
          * @description Markets with their latest price (first outcome) and snapshots in the last 24 h.
          */
         get: operations["list_markets_api_markets_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/markets/facets": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Facets
-         * @description Categories and event tags with their market counts, for the filter menus.
-         */
-        get: operations["facets_api_markets_facets_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -927,6 +927,26 @@ export interface operations {
             };
         };
     };
+    facets_api_market_facets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarketFacets"];
+                };
+            };
+        };
+    };
     list_markets_api_markets_get: {
         parameters: {
             query?: {
@@ -963,26 +983,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    facets_api_markets_facets_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MarketFacets"];
                 };
             };
         };

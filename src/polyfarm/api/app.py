@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polyfarm.api.deps import ApiState, require_token
+from polyfarm.api.docs import docs_router
+from polyfarm.api.guards import SecurityHeaders, TrustedHostGuard, trusted_hosts
 from polyfarm.api.probe import CollectorProbe
 from polyfarm.api.routes import data_quality, health, markets, stats, tasks
 from polyfarm.api.routes import metrics as metrics_route
@@ -66,6 +68,8 @@ def create_app(
         summary="Collection health, markets and data quality of a polyfarm database",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # served by docs.py from local files, not FastAPI's CDN page
+        redoc_url=None,
     )
     _add_middleware(app, settings, registry)
     _add_error_handlers(app)
@@ -74,6 +78,7 @@ def create_app(
         app.include_router(area.router, dependencies=[Depends(require_token)])
     app.include_router(metrics_route.router)
     dist = dashboard_dir or settings.api.dashboard_dir or default_dashboard_dir()
+    app.include_router(docs_router(dist))
     app.include_router(dashboard_router(dist))
     return app
 
@@ -115,6 +120,8 @@ def _add_middleware(app: FastAPI, settings: Settings, registry: Metrics) -> None
             allow_methods=["GET"],
             allow_headers=["Authorization"],
         )
+    app.add_middleware(TrustedHostGuard, allowed=trusted_hosts(settings.api))
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, metrics=registry)
 
 
@@ -127,7 +134,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         log.warning("database unavailable", path=request.url.path, error=repr(exc))
         return JSONResponse({"detail": "the database is unavailable"}, status_code=503)
 
+    async def bad_value(request: Request, exc: Exception) -> JSONResponse:
+        # Class 22 (and the driver's own out-of-range check): a value the database cannot
+        # take, which validation should have stopped; the client's fault, said in one line.
+        log.warning("a request value the database refused", path=request.url.path, error=str(exc))
+        return JSONResponse({"detail": "a value in the request is out of range"}, status_code=400)
+
     app.add_exception_handler(asyncpg.UndefinedTableError, no_schema)
+    app.add_exception_handler(asyncpg.DataError, bad_value)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, unavailable)
 

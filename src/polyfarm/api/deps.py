@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from polyfarm.api.probe import CollectorProbe
+from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.settings import Settings
 
@@ -51,9 +52,15 @@ async def read_only_connection(state: State) -> AsyncIterator[asyncpg.Connection
 Conn = Annotated[asyncpg.Connection, Depends(read_only_connection)]
 
 _bearer = HTTPBearer(auto_error=False, description="api.token, when one is configured")
+log = get_logger(__name__)
+# Text parameters go to PostgreSQL, whose text type cannot hold a NUL character: refused by
+# validation (422) instead of failing in the database.
+NO_NUL = r"^[^\x00]*$"
+BIGINT_MAX = 2**63 - 1
 
 
 def require_token(
+    request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -63,6 +70,13 @@ def require_token(
         return
     given = credentials.credentials if credentials else ""
     if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        # Logged without what was sent: a near-miss token is still a secret.
+        log.warning(
+            "request refused: missing or wrong bearer token",
+            path=request.url.path,
+            client=request.client.host if request.client else None,
+            sent_token=credentials is not None,
+        )
         raise HTTPException(
             status_code=401,
             detail="a bearer token is required (api.token)",

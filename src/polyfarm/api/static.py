@@ -18,6 +18,9 @@ from polyfarm.api.dashboard_sources import SHIPPED_DIR
 
 # Paths the dashboard never owns: an unknown /api/... is a 404, not the app's index page.
 RESERVED_PREFIXES = ("api/", "health/", "metrics/")
+# Paths that only ever name files of the build: a missing one is a 404, not the index page.
+FILE_PREFIXES = ("assets/", "docs/")
+MAX_PATH = 1024
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 REVALIDATE = {"Cache-Control": "no-cache"}
 
@@ -50,10 +53,32 @@ def dashboard_router(dist: Path) -> APIRouter:
         index = root / "index.html"
         if not index.is_file():
             return HTMLResponse(NOT_BUILT.replace("{where}", str(root)), status_code=503)
-        candidate = (root / path).resolve()
-        if path and candidate.is_file() and candidate.is_relative_to(root):
+        candidate = build_file(root, path)
+        if candidate is not None:
             cache = IMMUTABLE if candidate.parent.name == "assets" else REVALIDATE
             return FileResponse(candidate, headers=cache)
+        if path.startswith(FILE_PREFIXES):
+            raise HTTPException(status_code=404, detail="not found")
         return FileResponse(index, headers=REVALIDATE)
 
     return router
+
+
+def build_file(root: Path, path: str) -> Path | None:
+    """The file of the build ``path`` names, or None (then the browser routes the path).
+
+    A path that cannot name a file inside the build (a NUL byte, a name too long for the file
+    system, a way out of ``root``) is a 404 here, not an exception.
+    """
+    if not path:
+        return None
+    if "\x00" in path or len(path) > MAX_PATH:
+        raise HTTPException(status_code=404, detail="not found")
+    try:
+        candidate = (root / path).resolve()
+        found = candidate.is_file()
+    except (OSError, ValueError):
+        raise HTTPException(status_code=404, detail="not found") from None
+    if not candidate.is_relative_to(root):
+        raise HTTPException(status_code=404, detail="not found")
+    return candidate if found else None

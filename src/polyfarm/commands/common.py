@@ -6,20 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import click
-
-from polyfarm.errors import PolyfarmError
-
 T = TypeVar("T")
 
 
 def run_async(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion; polyfarm's own errors become a one-line CLI error."""
+    """Run a coroutine to completion (errors are the CLI entry's business: ``cli.py``)."""
 
     async def main() -> T:
         return await coro_fn()
 
-    try:
-        return asyncio.run(main())
-    except PolyfarmError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return asyncio.run(main())

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from polyfarm.commands.common import run_async
-from polyfarm.errors import PolyfarmError
 from polyfarm.settings import Settings
 from polyfarm.store.database import migrate_database, open_pool, resolve_target
 from polyfarm.store.status import SchemaStatus, schema_status
@@ -28,10 +27,7 @@ def db_start(settings: Settings) -> None:
     if target.embedded is None:
         click.echo("POLYFARM_DATABASE_URL is set: nothing to start")
         return
-    try:
-        started = target.embedded.start()
-    except PolyfarmError as exc:
-        raise click.ClickException(str(exc)) from exc
+    started = target.embedded.start()
     click.echo(f"{'started' if started else 'already running'}: {target.dsn}")
 
 

@@ -21,6 +21,8 @@ from polyfarm.metrics import Metrics
 from polyfarm.runtime import install_signal_handlers
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
+from polyfarm.sim.clock import MAX_SPEED
+from polyfarm.sim.command import check_speed
 from polyfarm.store.database import (
     migrate_database,
     open_pool,
@@ -106,7 +108,13 @@ async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
 @click.command()
 @click.option("--markets", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.01))
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01, MAX_SPEED),
+    callback=check_speed,  # the range alone lets NaN through
+)
 @click.option("--faults", default="", help="Simulator fault spec, e.g. http_429=0.05.")
 @click.option("--duration", type=click.FloatRange(1), help="Stop by itself after N seconds.")
 @click.pass_obj

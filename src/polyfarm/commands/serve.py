@@ -12,7 +12,7 @@ from polyfarm.commands.common import run_async
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.runtime import install_signal_handlers
-from polyfarm.settings import Settings
+from polyfarm.settings import Settings, validated_copy
 from polyfarm.store.database import open_reader_pool
 
 log = get_logger(__name__)
@@ -20,18 +20,21 @@ log = get_logger(__name__)
 
 def with_address(settings: Settings, host: str | None, port: int | None) -> Settings:
     changes = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    return settings.model_copy(update={"api": settings.api.model_copy(update=changes)})
+    return settings.model_copy(update={"api": validated_copy(settings.api, changes)})
 
 
 async def serve_forever(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     install_signal_handlers(stop)
-    sock = bind(settings.api.host, settings.api.port)
     if not is_loopback(settings.api.host) and settings.api.token is None:
         log.warning("the API listens beyond loopback without api.token", host=settings.api.host)
-    app = create_app(settings, lambda: open_reader_pool(settings), Metrics())
-    click.echo(f"dashboard:  {url_of(sock)}   (API docs: {url_of(sock)}docs)")
-    await serve_app(app, sock, stop)
+    # The pool is opened before the server starts, so a database that cannot be reached is
+    # one clear error here rather than a failed ASGI lifespan.
+    with bind(settings.api.host, settings.api.port) as sock:
+        async with open_reader_pool(settings) as pool:
+            app = create_app(settings, pool, Metrics())
+            click.echo(f"dashboard:  {url_of(sock)}   (API docs: {url_of(sock)}docs)")
+            await serve_app(app, sock, stop)
 
 
 @click.command()

@@ -15,6 +15,7 @@ import click
 import structlog
 
 from polyfarm.logs import configure_logging
+from polyfarm.sim.clock import MAX_SPEED, bounded_number
 from polyfarm.sim.config import SimConfig, is_loopback
 from polyfarm.sim.faults import FaultSpec, FaultSpecError
 from polyfarm.sim.server import Simulator
@@ -26,6 +27,14 @@ def _check_faults(ctx: click.Context, param: click.Parameter, value: str) -> str
     except FaultSpecError as exc:
         raise click.BadParameter(str(exc)) from exc
     return value
+
+
+def check_speed(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """``--speed``: a finite number from 0 to ``MAX_SPEED`` (click's ranges let NaN through)."""
+    try:
+        return bounded_number(value, "speed", MAX_SPEED)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 async def serve(config: SimConfig) -> None:
@@ -63,8 +72,9 @@ async def serve(config: SimConfig) -> None:
     "--speed",
     default=1.0,
     show_default=True,
-    type=click.FloatRange(0),
-    help="simulated seconds per real second",
+    type=float,
+    callback=check_speed,
+    help=f"simulated seconds per real second, at most {MAX_SPEED:g}",
 )
 @click.option(
     "--ws-asset-cap",

@@ -6,6 +6,11 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 
+from polyfarm.sim.clock import MAX_SPEED, bounded_number
+
+MAX_RATE = 1_000.0  # events per market per simulated second
+MAX_IDLE_TIMEOUT_S = 3_600.0  # a venue that waits longer for a PING is not one to model
+
 
 def is_loopback(host: str) -> bool:
     """True for loopback literals and ``localhost``; anything else counts as remote."""
@@ -55,18 +60,15 @@ class SimConfig:
     def __post_init__(self) -> None:
         if self.markets < 1:
             raise ValueError("markets must be >= 1")
-        if self.speed < 0:
-            raise ValueError("speed must be >= 0")
-        if self.tick_s <= 0:
+        bounded_number(self.speed, "speed", MAX_SPEED)
+        if bounded_number(self.tick_s, "tick_s", 60.0) == 0:
             raise ValueError("tick_s must be > 0")
         if self.ws_asset_cap < 1:
             raise ValueError("ws_asset_cap must be >= 1")
-        if min(self.trade_rate, self.quote_rate) < 0:
-            raise ValueError("rates must be >= 0")
-        if not 0.0 <= self.v2_share <= 1.0:
-            raise ValueError("v2_share must be within [0, 1]")
-        if self.ws_idle_timeout_s < 0:
-            raise ValueError("ws_idle_timeout_s must be >= 0")
+        bounded_number(self.trade_rate, "trade_rate", MAX_RATE)
+        bounded_number(self.quote_rate, "quote_rate", MAX_RATE)
+        bounded_number(self.v2_share, "v2_share", 1.0)
+        bounded_number(self.ws_idle_timeout_s, "ws_idle_timeout_s", MAX_IDLE_TIMEOUT_S)
         if not self.allow_remote and not is_loopback(self.host):
             raise ValueError(f"refusing non-loopback host {self.host!r} without allow_remote")
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from polyfarm.sim.clock import MAX_ADVANCE_S, MAX_SPEED, bounded_number
 from polyfarm.sim.faults import FaultSpecError
 from polyfarm.sim.httputil import ApiError, json_body, json_response, query_int
 from polyfarm.sim.render_clob import truth_row
@@ -72,25 +73,28 @@ async def post_faults(request: web.Request) -> web.Response:
     return json_response(faults.snapshot())
 
 
+def body_number(body: object, name: str, high: float) -> float:
+    """``{name: N}`` with N a JSON number in [0, ``high``], or a 400."""
+    value = body.get(name) if isinstance(body, dict) else None
+    try:
+        return bounded_number(value, name, high)
+    except ValueError as exc:
+        raise ApiError(400, f'body must be {{"{name}": N}}: {exc}') from None
+
+
 async def post_clock_advance(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = await json_body(request)
-    seconds = body.get("seconds") if isinstance(body, dict) else None
-    if not isinstance(seconds, int | float) or seconds < 0:
-        raise ApiError(400, 'body must be {"seconds": N} with N >= 0')
-    state.clock.advance(float(seconds))
+    seconds = body_number(await json_body(request), "seconds", MAX_ADVANCE_S)
+    state.clock.advance(seconds)
     state.sync()
     return json_response(state.clock.snapshot())
 
 
 async def post_clock_speed(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = await json_body(request)
-    speed = body.get("speed") if isinstance(body, dict) else None
-    if not isinstance(speed, int | float) or speed < 0:
-        raise ApiError(400, 'body must be {"speed": X} with X >= 0')
+    speed = body_number(await json_body(request), "speed", MAX_SPEED)
     state.sync()
-    state.clock.set_speed(float(speed))
+    state.clock.set_speed(speed)
     return json_response(state.clock.snapshot())
 
 

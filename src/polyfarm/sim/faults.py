@@ -2,7 +2,8 @@
 
 Spec grammar: comma-separated ``[scope:]kind=value``. Scopes: ``gamma``, ``clob``, ``data``,
 ``ws``; an unscoped entry applies everywhere it makes sense (``http_200_error`` only to the
-Data API, where it was observed). Probabilities are per HTTP request or per WebSocket message.
+Data API, where it was observed). Probabilities are per HTTP request or per WebSocket message,
+from 0 to 1; every value is a finite number within its kind's range (``nan`` is refused).
 
     http_429 http_5xx timeout malformed_json truncated_json missing_fields extra_fields
     http_200_error                                        (HTTP, probability)
@@ -34,6 +35,9 @@ WS_KINDS = frozenset(
 PARAMS = frozenset({"latency_ms", "timeout_s", "retry_after_s", "rate_limits"})
 SCOPES = frozenset({"gamma", "clob", "data", "ws"})
 DEFAULTS = {"timeout_s": 30.0, "retry_after_s": 1.0}
+# Upper bounds of the parameters (probabilities are bounded by 1).
+PARAM_LIMITS = {"latency_ms": 60_000.0, "timeout_s": 3_600.0, "retry_after_s": 3_600.0,
+                "rate_limits": 100.0}  # fmt: skip
 DATA_ONLY = frozenset({"http_200_error"})
 
 
@@ -55,8 +59,9 @@ def _parse_entry(item: str) -> tuple[tuple[str | None, str], float]:
         value = float(raw)
     except ValueError as exc:
         raise FaultSpecError(f"fault value for {kind} is not a number: {raw!r}") from exc
-    if value < 0 or (kind not in PARAMS and value > 1):
-        raise FaultSpecError(f"fault {kind}={value} out of range")
+    high = PARAM_LIMITS.get(kind, 1.0)
+    if not 0 <= value <= high:  # NaN fails both comparisons
+        raise FaultSpecError(f"fault {kind}={raw.strip()} out of range: from 0 to {high:g}")
     return (scope or None, kind), value
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from polyfarm.errors import ConfigError
 from polyfarm.logs import get_logger
 from polyfarm.sim.clob import clob_routes
 from polyfarm.sim.clock import SimClock
@@ -115,7 +116,13 @@ class Simulator:
         await runner.setup()
         self._runner = runner
         site = web.TCPSite(runner, self.config.host, self.config.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"the simulator cannot listen on {self.config.host}:{self.config.port} "
+                f"({exc.strerror or exc}); choose another --port"
+            ) from exc
         self.port = int(runner.addresses[0][1])
         self._ticker = asyncio.create_task(self._tick_loop(), name="polyfarm-sim-ticker")
         self.startup_s = time.perf_counter() - began

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 
@@ -22,17 +22,22 @@ import orjson
 from polyfarm.errors import DatabaseError
 from polyfarm.logs import get_logger
 from polyfarm.settings import Settings
+from polyfarm.store import embedded_access
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.migrations import Flavor, MigrationReport, migrate
 from polyfarm.store.policies import apply_timescale_policies
 
 log = get_logger(__name__)
-READER_ROLE = "polyfarm_reader"
+READER_ROLE = embedded_access.READER_ROLE
 # Set on every connection of the API's pool, so that even the owner fallback cannot write.
 READ_ONLY_SESSION = {"default_transaction_read_only": "on"}
 # SQLSTATE class 28 (no such role, NOLOGIN, bad or missing password, no pg_hba entry) and 42501
 # (no CONNECT on the database): this login is refused, as opposed to the server being down.
 LOGIN_REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InsufficientPrivilegeError)
+MALFORMED_DSN = "(a malformed database URL)"
+# What opening a pool raises when the server is not there (socket missing, port closed), the DSN
+# is unusable, or the server refuses (no such role or database, bad password).
+CONNECT_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _FALLBACK = (
     f"the API reads as the database owner because role {READER_ROLE} cannot log in "
     "(every API session is still READ ONLY): run `polyfarm db migrate` as a user with "
@@ -127,16 +132,36 @@ async def open_pool(
     target = resolve_target(settings)
     if start_embedded:
         ensure_started(target)
-    pool = await create_pool(
-        target.dsn,
-        min_size=settings.database.pool_min,
-        max_size=settings.database.pool_max,
-        command_timeout=settings.database.command_timeout_s,
-    )
+    with explained_connect_errors(target.dsn):
+        pool = await create_pool(
+            target.dsn,
+            min_size=settings.database.pool_min,
+            max_size=settings.database.pool_max,
+            command_timeout=settings.database.command_timeout_s,
+        )
     try:
         yield pool
     finally:
         await close_pool(pool)
+
+
+@contextlib.contextmanager
+def explained_connect_errors(dsn: str, passing: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """A failed connection becomes a ``DatabaseError`` saying where (password masked) and why;
+    ``passing`` errors are left for the caller to handle."""
+    try:
+        yield
+    except passing:
+        raise
+    except CONNECT_ERRORS as exc:
+        raise DatabaseError(
+            f"cannot connect to the database at {redact_dsn(dsn)}: {_reason(exc)}"
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def dsn_with_user(dsn: str, user: str) -> str:
@@ -154,7 +179,12 @@ def dsn_with_user(dsn: str, user: str) -> str:
 
 def redact_dsn(dsn: str) -> str:
     """``dsn`` with its password, if any, shown as ``***``: safe for logs and messages."""
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:  # not a URL at all: show nothing that might be a secret
+        return MALFORMED_DSN
+    if "@" in dsn.partition("?")[0] and "@" not in parts.netloc:
+        return MALFORMED_DSN  # credentials where a URL has none: unsure what is secret
     userinfo, at, hosts = parts.netloc.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -203,7 +233,8 @@ async def open_reader_pool(
 async def _connect_reader(settings: Settings, target: DatabaseTarget) -> asyncpg.Pool:
     dsn = reader_dsn(settings, target)
     try:
-        pool = await _read_only_pool(dsn, settings)
+        with explained_connect_errors(dsn, passing=LOGIN_REFUSED):
+            pool = await _read_only_pool(dsn, settings)
     except LOGIN_REFUSED as exc:
         if settings.api.database_url is not None:
             raise DatabaseError(
@@ -211,7 +242,8 @@ async def _connect_reader(settings: Settings, target: DatabaseTarget) -> asyncpg
                 "the role, or unset it to read as polyfarm_reader"
             ) from exc
         log.warning(_FALLBACK, error=str(exc), reader_dsn=redact_dsn(dsn))
-        return await _read_only_pool(target.dsn, settings)
+        with explained_connect_errors(target.dsn):
+            return await _read_only_pool(target.dsn, settings)
     log.info("the API reads through a read-only pool", dsn=redact_dsn(dsn))
     return pool
 

@@ -5,8 +5,9 @@ process touched it last and keeps global state; polyfarm needs a server that out
 ``polyfarm db start``, is reused by every later command, and is stopped only when asked.
 
 The server listens on a Unix socket only (``listen_addresses=''``), so it is never reachable
-from the network. PostgreSQL refuses to run as root: as root, the cluster is owned by, and the
-server runs as, an unprivileged system user (``polyfarm-pg`` by default).
+from the network, and only its owner may use that socket (see ``embedded_access``). PostgreSQL
+refuses to run as root: as root, the cluster is owned by, and the server runs as, an
+unprivileged system user (``polyfarm-pg`` by default).
 """
 
 from __future__ import annotations
@@ -16,22 +17,35 @@ import fcntl
 import hashlib
 import importlib.util
 import os
-import pwd
-import shutil
-import stat
+import secrets
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from polyfarm.errors import EmbeddedDatabaseError
 from polyfarm.logs import get_logger
+from polyfarm.store.embedded_access import (
+    SUPERUSER,
+    chown_tree,
+    ensure_service_user,
+    ensure_traversable,
+    hba_text,
+    ident_text,
+    own_user_name,
+    passfile_text,
+    read_reader_password,
+    reader_role_sql,
+    refuse_foreign,
+    restrict,
+    write_private,
+)
 
 log = get_logger(__name__)
 
 DATABASE_NAME = "polyfarm"
-SUPERUSER = "postgres"
 SERVICE_USER = "polyfarm-pg"
 PORT = 5432  # names the socket file only: no TCP listener exists
 # Sized for a recorder that bulk-loads all day: room for the hot indexes in shared buffers, and
@@ -44,7 +58,10 @@ SERVER_SETTINGS = {
     "checkpoint_completion_target": "0.9",
     "wal_buffers": "16MB",
     "fsync": "on",
+    "unix_socket_permissions": "0700",
 }
+# What polyfarm keeps in a data directory (and the password file's temporary name).
+OWN_ENTRIES = frozenset({"pg", "run", "pg.log", "pgpass", ".pgpass.new", "journal", ".pg.lock"})
 # The kernel limits a Unix socket path to 107 bytes (sun_path).
 _MAX_SOCKET_PATH = 100
 
@@ -71,6 +88,7 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.expanduser().resolve()
         self.pgdata = self.data_dir / "pg"
         self.log_file = self.data_dir / "pg.log"
+        self.passfile = self.data_dir / "pgpass"
         self._service_user = service_user
         self._as_root = os.geteuid() == 0
 
@@ -85,7 +103,11 @@ class EmbeddedPostgres:
         return Path(tempfile.gettempdir()) / f"polyfarm-pg-{digest}"
 
     def dsn(self, database: str = DATABASE_NAME) -> str:
-        return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}&port={PORT}"
+        """The owner's DSN (peer authentication); it names the password file, so the same DSN
+        with ``polyfarm_reader`` as its user logs in as the API's read-only role."""
+        host = quote(str(self.socket_dir), safe="/")
+        passfile = quote(str(self.passfile), safe="/")
+        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={PORT}&passfile={passfile}"
 
     def state(self) -> ServerState:
         pid = _read_postmaster_pid(self.pgdata)
@@ -94,17 +116,27 @@ class EmbeddedPostgres:
         return ServerState(running=True, pid=pid, socket_dir=self.socket_dir)
 
     def start(self) -> bool:
-        """Start the server unless it already runs. Returns True when this call started it."""
+        """Start the server unless it already runs. Returns True when this call started it.
+
+        Either way the cluster is left as ``embedded_access`` describes: a cluster an older
+        polyfarm made, running or not, is locked down here.
+        """
         with self._lock():
-            if self.state().running:
-                log.debug("embedded postgres already running", pgdata=str(self.pgdata))
-                return False
-            self._prepare_dirs()
-            if not (self.pgdata / "PG_VERSION").exists():
+            running = self.state().running
+            self._prepare_dirs(running)
+            password, new_password = self._reader_password()
+            if not running and not (self.pgdata / "PG_VERSION").exists():
                 self._initdb()
-            self._pg_ctl_start()
-        self._ensure_database()
-        return True
+            access_changed = self._write_access_files()
+            if running:
+                if access_changed:
+                    self._lock_running_server()
+            else:
+                self._pg_ctl_start()
+            if not running or access_changed or new_password:
+                self._ensure_database()
+                self._psql(reader_role_sql(password), database="postgres")
+        return not running
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the server if it runs (fast shutdown: clients are disconnected, data is safe)."""
@@ -132,7 +164,7 @@ class EmbeddedPostgres:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.data_dir / ".pg.lock", "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -140,18 +172,79 @@ class EmbeddedPostgres:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _prepare_dirs(self) -> None:
+    def _server_owner(self) -> tuple[int, int] | None:
+        """(uid, gid) the server runs as when that is not us (as root); None otherwise."""
+        return ensure_service_user(self._service_user) if self._as_root else None
+
+    def _prepare_dirs(self, running: bool) -> None:
+        """Create the directories and give each the owner and mode ``embedded_access`` wants;
+        run at every start, so an older, looser layout is tightened in place."""
+        owner = self._server_owner()
         for path in (self.pgdata, self.socket_dir):
-            path.mkdir(parents=True, exist_ok=True)
-        self.pgdata.chmod(0o700)
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        refuse_foreign(self.socket_dir, owner)
+        self.log_file.touch(mode=0o600, exist_ok=True)
+        if owner is not None:
+            outside = [] if self.socket_dir.parent == self.data_dir else [self.socket_dir.parent]
+            for path in (self.data_dir.parent, *outside, postgres_bin_dir()):
+                ensure_traversable(path)
+            if not running:
+                chown_tree(self.pgdata, *owner)
+        self._close_data_dir(owner)
+        for path, mode in ((self.pgdata, 0o700), (self.socket_dir, 0o700), (self.log_file, 0o600)):
+            restrict(path, mode, owner)
+
+    def _close_data_dir(self, owner: tuple[int, int] | None) -> None:
+        """Close the data directory to others when it holds polyfarm's entries only.
+
+        A data directory shared with other things (someone's home, ``/``) keeps its mode:
+        changing it would lock others out of what is not ours. Every entry of ours is private
+        on its own (cluster, socket directory, log, password file, journal), so nothing is
+        exposed either way; as root the server then passes through by the "others" bit.
+        """
+        if any(entry.name not in OWN_ENTRIES for entry in self.data_dir.iterdir()):
+            log.info("the data directory holds other files: its own mode is left as it is",
+                     data_dir=str(self.data_dir))  # fmt: skip
+            if owner is not None:
+                ensure_traversable(self.data_dir)
+        elif owner is None:
+            restrict(self.data_dir, 0o700)
+        else:
+            # root owns the data directory (the journal and the password file live there);
+            # the server's group may only pass through it, to its own entries.
+            restrict(self.data_dir, 0o710, (0, owner[1]))
+
+    def _reader_password(self) -> tuple[str, bool]:
+        """The read-only role's password from the password file, or a new one; True if new."""
+        password = read_reader_password(self.passfile)
+        if password is not None:
+            restrict(self.passfile, 0o600)
+            return password, False
+        password = secrets.token_urlsafe(32)
+        write_private(self.passfile, passfile_text(password))
+        log.info("generated a password for polyfarm_reader", passfile=str(self.passfile))
+        return password, True
+
+    def _write_access_files(self) -> bool:
+        owner = self._server_owner()
+        os_users = [own_user_name()]
         if self._as_root:
-            uid, gid = _ensure_service_user(self._service_user)
-            for path in (self.pgdata, self.socket_dir):
-                _chown_tree(path, uid, gid)
-            self.log_file.touch(exist_ok=True)
-            os.chown(self.log_file, uid, gid)
-            for path in (self.data_dir, self.socket_dir, postgres_bin_dir()):
-                _ensure_traversable(path)
+            os_users.append(self._service_user)
+        changed = write_private(self.pgdata / "pg_hba.conf", hba_text(), owner)
+        return write_private(self.pgdata / "pg_ident.conf", ident_text(os_users), owner) or changed
+
+    def _lock_running_server(self) -> None:
+        """A server started before the access files were ours: close its socket to others now
+        (``unix_socket_permissions`` only applies at the next restart) and reload the files."""
+        socket = self.socket_dir / f".s.PGSQL.{PORT}"
+        if socket.exists():
+            socket.chmod(0o700)
+        self._run(["pg_ctl", "-D", str(self.pgdata), "reload"])
+        log.warning(
+            "locked down an embedded postgres started by an older polyfarm: owner-only socket, "
+            "peer and password authentication",
+            pgdata=str(self.pgdata),
+        )
 
     def _initdb(self) -> None:
         log.info("initialising embedded postgres cluster", pgdata=str(self.pgdata))
@@ -162,7 +255,8 @@ class EmbeddedPostgres:
                 str(self.pgdata),
                 "-U",
                 SUPERUSER,
-                "--auth=trust",
+                "--auth-local=peer",
+                "--auth-host=reject",
                 "--encoding=UTF8",
                 "--locale=C",
             ],
@@ -195,26 +289,17 @@ class EmbeddedPostgres:
             raise EmbeddedDatabaseError(f"{exc}\n--- {self.log_file} ---\n{tail}") from exc
 
     def _ensure_database(self) -> None:
-        psql = [
-            "psql",
-            "-X",
-            "-q",
-            "-h",
-            str(self.socket_dir),
-            "-p",
-            str(PORT),
-            "-U",
-            SUPERUSER,
-            "-d",
-            "postgres",
-            "-tAc",
-        ]
         query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"  # noqa: S608 - constant
-        exists = self._run([*psql, query])
-        if exists.strip() != "1":
-            self._run([*psql, f"CREATE DATABASE {DATABASE_NAME}"])
+        if self._psql(query, database="postgres").strip() != "1":
+            self._psql(f"CREATE DATABASE {DATABASE_NAME}", database="postgres")
 
-    def _run(self, argv: list[str], timeout: float = 60) -> str:
+    def _psql(self, sql: str, *, database: str) -> str:
+        """Run ``sql`` as the superuser, given on stdin (never in the argument list)."""
+        argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA"]
+        argv += ["-h", str(self.socket_dir), "-p", str(PORT), "-U", SUPERUSER, "-d", database]
+        return self._run(argv, stdin=sql)
+
+    def _run(self, argv: list[str], timeout: float = 60, stdin: str | None = None) -> str:
         command = [str(postgres_bin_dir() / argv[0]), *argv[1:]]
         # As root: switch user, group and supplementary groups, or root's group lingers and
         # group permission bits (not 'other') decide what the server may enter.
@@ -226,6 +311,7 @@ class EmbeddedPostgres:
                 subprocess.run(
                     command,
                     check=True,
+                    input=stdin,
                     stdout=out,
                     stderr=err,
                     text=True,
@@ -235,6 +321,7 @@ class EmbeddedPostgres:
                     extra_groups=extra_groups,
                     cwd="/",
                     env={**os.environ, "LC_ALL": "C"},
+                    umask=0o077,
                 )
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
                 err.seek(0)
@@ -264,42 +351,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _ensure_service_user(name: str) -> tuple[int, int]:
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        useradd = shutil.which("useradd")
-        if useradd is None:
-            raise EmbeddedDatabaseError(
-                f"running as root needs a system user {name!r} for PostgreSQL; "
-                "useradd is missing: create it or run polyfarm as a normal user"
-            ) from None
-        subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True,
-            capture_output=True,
-        )
-        log.info("created system user for the embedded database", user=name)
-        entry = pwd.getpwnam(name)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in [*dirs, *files]:
-            os.chown(os.path.join(root, name), uid, gid)
-
-
-def _ensure_traversable(path: Path) -> None:
-    """Give 'others' execute (not read) on every ancestor, so the service user can reach it."""
-    for directory in [path, *path.parents]:
-        mode = directory.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            directory.chmod(mode | stat.S_IXOTH)
-            log.info("made directory traversable for the database user", path=str(directory))
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -91,7 +91,10 @@ class Journal:
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+        # Batches hold market data and nothing secret, but they are the owner's: like the
+        # embedded database, the journal is not for other local users to read.
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.chmod(0o700)
         self._next = max((self._number(p) for p in self.segments()), default=0) + 1
         # Appends go to the active segment; every other segment is sealed and may be replayed.
         # After a restart nothing is active: all segments found on disk are sealed.
@@ -148,7 +151,7 @@ class Journal:
             return active
         path = self.directory / f"seg-{self._next:08d}.jnl"
         self._next += 1
-        path.touch()
+        path.touch(mode=0o600)
         _fsync_dir(self.directory)
         self._active = path
         return path

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
-from polyfarm.api.deps import Conn, State
+from polyfarm.api.deps import NO_NUL, Conn, State
 from polyfarm.api.queries import market_detail as detail
 from polyfarm.api.queries.markets import MarketFilter, Sort, Status, market_facets, market_page
 from polyfarm.api.schemas import MarketDetail, MarketFacets, MarketPage
@@ -20,9 +20,13 @@ async def list_markets(
     state: State,
     conn: Conn,
     tier: Annotated[int | None, Query(ge=0, le=4)] = None,
-    category: Annotated[str | None, Query(max_length=200)] = None,
-    tag: Annotated[str | None, Query(max_length=200, description="event tag slug")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="question or slug text")] = None,
+    category: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    tag: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="event tag slug")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="question or slug text")
+    ] = None,
     status: Status = "active",
     sort: Sort = "volume",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -33,7 +37,8 @@ async def list_markets(
     return await market_page(conn, where, page, page_size, state.now())
 
 
-@router.get("/markets/facets")
+# Not under /markets/: a market whose id is "facets" must stay reachable.
+@router.get("/market-facets")
 async def facets(conn: Conn) -> MarketFacets:
     """Categories and event tags with their market counts, for the filter menus."""
     return await market_facets(conn)
@@ -43,7 +48,7 @@ async def facets(conn: Conn) -> MarketFacets:
 async def get_market(
     state: State,
     conn: Conn,
-    market_id: str,
+    market_id: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
     interval: Interval = "auto",
     outcome: Annotated[int, Query(ge=0, le=63, description="outcome index")] = 0,
     trades: Annotated[int, Query(ge=0, le=500)] = 50,

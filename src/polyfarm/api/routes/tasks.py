@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from polyfarm.api.deps import Conn, State
+from polyfarm.api.deps import BIGINT_MAX, NO_NUL, Conn, State
 from polyfarm.api.queries.tasks import task_runs, task_statuses
 from polyfarm.api.schemas import TaskRuns, TaskStatus
 
@@ -24,9 +24,9 @@ async def tasks_status(state: State, conn: Conn) -> list[TaskStatus]:
 @router.get("/tasks/runs")
 async def tasks_runs(
     conn: Conn,
-    task: Annotated[str | None, Query(max_length=100)] = None,
+    task: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     status: RunStatus | None = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TaskRuns:
     """Runs newest first, with duration, markets, rows and error; page with ``before_id``."""
