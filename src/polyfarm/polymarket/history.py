@@ -60,7 +60,7 @@ class PriceHistory:
         self, token_id: str, start: datetime, end: datetime, *, bucket_s: int = MINUTE_S
     ) -> HistorySeries:
         """Buckets of ``bucket_s`` seconds (a whole number of minutes, which the CLOB route
-        needs) between ``start`` and ``end``."""
+        needs) from ``start`` up to but excluding ``end``, whichever route answers."""
         if bucket_s < MINUTE_S or bucket_s % MINUTE_S:
             raise ValueError("bucket_s must be a positive whole number of minutes")
         first = self.prefer
@@ -92,6 +92,9 @@ class PriceHistory:
             return await self._data.get_prices_history(
                 token_id, start=start, end=end, bucket_seconds=bucket_s
             )
-        return await self._clob.get_prices_history(
+        points = await self._clob.get_prices_history(
             token_id, start=start, end=end, fidelity=bucket_s // MINUTE_S
         )
+        # The CLOB's endTs is inclusive, the Data API's end exclusive: without this, a window
+        # ending on a bucket boundary has one more point when the CLOB serves it.
+        return [p for p in points if p.t < end]
