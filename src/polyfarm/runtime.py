@@ -22,24 +22,21 @@ import random
 import signal
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from polyfarm.aio import first_of, sleep_unless
+from polyfarm.backoff import Backoff
+from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.store.ops import finish_task_run, record_health, start_task_run
 from polyfarm.store.outage import OutageLog
 
 log = get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -79,18 +76,6 @@ class JobState:
     last_duration_s: float | None = None
 
 
-@dataclass
-class Backoff:
-    base_s: float = 1.0
-    max_s: float = 300.0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**attempt)]; never a busy loop."""
-        ceiling = min(self.max_s, self.base_s * 2 ** max(0, attempt - 1))
-        return max(self.base_s / 2, self.rng.uniform(0, ceiling))
-
-
 class Supervisor:
     def __init__(
         self,
@@ -100,6 +85,7 @@ class Supervisor:
         *,
         clock: Clock = utc_now,
         backoff: Backoff | None = None,
+        jitter: Callable[[], float] = random.random,
         health_interval_s: float = 60.0,
         metrics: Metrics | None = None,
         extra_health: Callable[[], dict[str, object]] | None = None,
@@ -111,6 +97,7 @@ class Supervisor:
         self.services = services or []
         self._clock = clock
         self._backoff = backoff or Backoff()
+        self._jitter = jitter
         self._health_interval_s = health_interval_s
         self._outage = OutageLog("task-run records", log)
         self.state: dict[str, JobState] = {job.name: JobState() for job in jobs}
@@ -131,7 +118,7 @@ class Supervisor:
     # -- loops --------------------------------------------------------------------------------
 
     async def _job_loop(self, job: Job, stop: asyncio.Event) -> None:
-        if job.wait_for is not None and not await _first_of(job.wait_for, stop):
+        if job.wait_for is not None and not await first_of(job.wait_for, stop):
             return
         while not stop.is_set():
             ok = await self._cycle(job)
@@ -139,9 +126,9 @@ class Supervisor:
             delay = (
                 _until_next_slot(self._clock(), job.interval_s)
                 if ok
-                else min(job.interval_s, self._backoff.delay(state.consecutive_failures))
+                else min(job.interval_s, self._retry_delay(state.consecutive_failures))
             )
-            await _sleep_unless(stop, delay)
+            await sleep_unless(stop, delay)
 
     async def _service_loop(self, service: Service, stop: asyncio.Event) -> None:
         attempt = 0
@@ -162,11 +149,14 @@ class Supervisor:
                     exc_info=True,
                 )
             if not stop.is_set():
-                await _sleep_unless(stop, self._backoff.delay(max(attempt, 1)))
+                await sleep_unless(stop, self._retry_delay(max(attempt, 1)))
+
+    def _retry_delay(self, attempt: int) -> float:
+        return self._backoff.delay(attempt, self._jitter())
 
     async def _health_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _sleep_unless(stop, self._health_interval_s)
+            await sleep_unless(stop, self._health_interval_s)
             log.info("health", **self.health_summary())
 
     def health_summary(self) -> dict[str, object]:
@@ -274,22 +264,6 @@ def _until_next_slot(now: datetime, interval_s: float) -> float:
     """Seconds to the next multiple of the interval, so cycles stay on an aligned grid."""
     epoch = now.timestamp()
     return interval_s - (epoch % interval_s)
-
-
-async def _first_of(wanted: asyncio.Event, stop: asyncio.Event) -> bool:
-    """Wait for ``wanted`` unless ``stop`` comes first; True when ``wanted`` was set."""
-    waits = {asyncio.create_task(wanted.wait()), asyncio.create_task(stop.wait())}
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waits:
-            waiter.cancel()
-    return wanted.is_set() and not stop.is_set()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

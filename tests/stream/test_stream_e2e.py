@@ -181,7 +181,12 @@ async def test_unrepairable_windows_are_recorded_then_repaired_after_a_restart(
         # The daemon's next metadata scan: markets listed during the outage (their new_market
         # lost with the socket) are learnt, and their lives so far become lost windows too.
         await s.cycle("metadata")
-        await wait_for(lambda: s.run.repairer.stats.unrepaired > 0, "a repair to give up", 30)
+        repairer = s.run.repairer
+        await wait_for(
+            lambda: repairer.stats.unrepaired > 0 and repairer.earliest_unrecorded() is None,
+            "a repair to give up and every lost window to be recorded",
+            30,
+        )
     stored = await stored_identities(pool)
     missing = await expected_trades(sim, began) - stored
     assert missing, "the outage must have cost fills"

@@ -10,7 +10,6 @@ import importlib.metadata
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -27,9 +26,9 @@ from polyfarm.api.probe import CollectorProbe
 from polyfarm.api.routes import data_quality, health, markets, stats, tasks
 from polyfarm.api.routes import metrics as metrics_route
 from polyfarm.api.static import dashboard_router, default_dashboard_dir
+from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
-from polyfarm.runtime import utc_now
 from polyfarm.settings import Settings
 
 log = get_logger(__name__)
@@ -57,7 +56,7 @@ def create_app(
     pool: asyncpg.Pool | PoolFactory,
     metrics: Metrics | None = None,
     *,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     dashboard_dir: Path | None = None,
 ) -> FastAPI:
     """``pool``: a pool the caller owns, or a factory whose context the app's lifespan holds."""
@@ -87,7 +86,7 @@ def _lifespan(
     settings: Settings,
     pool: asyncpg.Pool | PoolFactory,
     registry: Metrics,
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Opens the pool (when given a factory) and the collector probe; closes them at exit."""
 

@@ -6,7 +6,7 @@ Everything lives on ``app.state`` (set by the lifespan in ``app.py``), never in 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from polyfarm.api.probe import CollectorProbe
+from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.settings import Settings
@@ -28,7 +29,7 @@ class ApiState:
     metrics: Metrics
     probe: CollectorProbe
     started_at: datetime
-    clock: Callable[[], datetime]
+    clock: Clock
     version: str
 
     def now(self) -> datetime:

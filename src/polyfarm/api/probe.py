@@ -11,10 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+
+from polyfarm.aio import AsyncResource
 
 MESSAGES = "polyfarm_ws_messages_total"
 RECONNECTS = "polyfarm_ws_reconnects_total"
@@ -60,7 +61,7 @@ def hash_checks(text: str) -> HashChecks:
     return checks
 
 
-class CollectorProbe:
+class CollectorProbe(AsyncResource):
     def __init__(
         self,
         url: str | None,
@@ -75,19 +76,14 @@ class CollectorProbe:
         self._last: tuple[float, float] | None = None  # (when, messages_total)
         self._rate: float | None = None
 
-    async def __aenter__(self) -> CollectorProbe:
+    async def open(self) -> None:
         if self.url is not None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+            self._session = None
 
     async def sample(self) -> CollectorSample:
         if self._session is None or self.url is None:

@@ -8,14 +8,14 @@ forever (``polyfarm collect``) or once each (``--once``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 
 import aiohttp
 import asyncpg
 
+from polyfarm.clock import Clock, utc_now
 from polyfarm.collect.books import BookCollector
 from polyfarm.collect.catalog import MarketCatalog
 from polyfarm.collect.metadata import MetadataCollector
@@ -27,7 +27,7 @@ from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.data_api import DataApiClient
 from polyfarm.polymarket.gamma import GammaClient
 from polyfarm.polymarket.ratelimit import RateLimiter
-from polyfarm.runtime import CycleResult, Job, Service, utc_now
+from polyfarm.runtime import CycleResult, Job, Service
 from polyfarm.settings import Settings
 from polyfarm.store.durable import DurableWriter, run_replayer
 from polyfarm.store.journal import Journal
@@ -39,7 +39,7 @@ from polyfarm.stream.service import StreamDeps, StreamService
 class Collection:
     settings: Settings
     pool: asyncpg.Pool
-    clock: Callable[[], datetime]
+    clock: Clock
     gamma: GammaClient
     clob: ClobClient
     data_api: DataApiClient
@@ -92,7 +92,7 @@ class Collection:
 async def open_collection(
     settings: Settings,
     pool: asyncpg.Pool,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Collection]:
     metrics = metrics or Metrics()

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import orjson
 
+from polyfarm.clock import Clock
 from polyfarm.collect.book_stats import book_stats
 from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
 from polyfarm.collect.rejects import RejectSink
@@ -85,7 +86,7 @@ class BookCollector:
         clob: ClobClient,
         writer: BulkWriter,
         catalog: MarketCatalog,
-        clock: Callable[[], datetime],
+        clock: Clock,
         settings: Settings,
         rejects: RejectSink,
     ) -> None:

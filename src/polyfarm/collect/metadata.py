@@ -19,6 +19,7 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
+from polyfarm.clock import Clock
 from polyfarm.collect.catalog import CatalogDiff, CatalogScan, MarketCatalog
 from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import tier_for
@@ -164,7 +165,7 @@ class MetadataCollector:
         gamma: GammaClient,
         pool: asyncpg.Pool,
         catalog: MarketCatalog,
-        clock: Callable[[], datetime],
+        clock: Clock,
         rejects: RejectSink,
         on_change: Callable[[CatalogDiff], None] | None = None,
         metrics: Metrics | None = None,

@@ -8,10 +8,10 @@ timestamp, the start of the cadence slot, so a cycle is one instant in the table
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+from polyfarm.clock import Clock
 from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
 from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.tiers import aligned
@@ -62,7 +62,7 @@ class PriceCollector:
         clob: ClobClient,
         writer: BulkWriter,
         catalog: MarketCatalog,
-        clock: Callable[[], datetime],
+        clock: Clock,
         interval_s: float,
         rejects: RejectSink,
     ) -> None:

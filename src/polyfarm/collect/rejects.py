@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Iterable
 
 import asyncpg
 
+from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.polymarket.domain import Reject
@@ -16,7 +16,7 @@ log = get_logger(__name__)
 
 
 class RejectSink:
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics, clock: Callable[[], datetime]) -> None:
+    def __init__(self, pool: asyncpg.Pool, metrics: Metrics, clock: Clock) -> None:
         self._pool = pool
         self._metrics = metrics
         self._clock = clock

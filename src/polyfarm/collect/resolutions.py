@@ -10,12 +10,13 @@ it, the CLOB market's ``tokens[].winner`` flag, the venue's own settlement signa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 import orjson
 
+from polyfarm.clock import Clock
 from polyfarm.collect.catalog import MarketCatalog
 from polyfarm.collect.metadata import market_record
 from polyfarm.logs import get_logger
@@ -61,7 +62,7 @@ class ResolutionTracker:
         clob: ClobClient,
         pool: asyncpg.Pool,
         catalog: MarketCatalog,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._gamma = gamma
         self._clob = clob

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
 
 import asyncpg
 import click
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from polyfarm.clock import Clock, utc_now
 from polyfarm.collect.app import Collection, open_collection
 from polyfarm.commands.common import run_async
 from polyfarm.logs import get_logger
@@ -24,7 +24,6 @@ from polyfarm.runtime import (
     Supervisor,
     install_signal_handlers,
     run_until_stopped,
-    utc_now,
 )
 from polyfarm.settings import Settings
 from polyfarm.store.database import migrate_database, open_pool
@@ -43,7 +42,7 @@ log = get_logger(__name__)
 SHUTDOWN_DEADLINE_S = 30.0
 
 
-async def prepare(pool: asyncpg.Pool, settings: Settings, clock: Callable[[], datetime]) -> None:
+async def prepare(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
     """Migrate, and close the task runs a crashed predecessor left 'running'."""
     await migrate_database(pool, settings)
     async with pool.acquire() as conn:

@@ -9,10 +9,10 @@ stops the collector (flushing what it holds) and then the simulator.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import click
 
+from polyfarm.aio import sleep_unless
 from polyfarm.api.app import create_app
 from polyfarm.api.server import bind, serve_app, url_of
 from polyfarm.commands.collect import collect_forever
@@ -48,8 +48,7 @@ def pointed_at(settings: Settings, sim: Simulator) -> Settings:
 async def print_summaries(settings: Settings, stop: asyncio.Event, every_s: float) -> None:
     async with open_pool(settings, start_embedded=False) as pool:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+            await sleep_unless(stop, every_s)
             async with pool.acquire() as conn:
                 stats = {s.table: s.rows for s in await table_stats(conn)}
             line = "  ".join(f"{name}={stats.get(name, 0):,}" for name in SUMMARY_TABLES)
@@ -93,15 +92,13 @@ def _print_where(settings: Settings, sim: Simulator, config: SimConfig, dashboar
 
 async def _summaries_when_ready(settings: Settings, stop: asyncio.Event) -> None:
     # The collector starts (and migrates) the database; give it a moment before reading.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), 3)
+    await sleep_unless(stop, 3)
     if not stop.is_set():
         await print_summaries(settings, stop, every_s=10)
 
 
 async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+    await sleep_unless(stop, seconds)
     stop.set()
 
 

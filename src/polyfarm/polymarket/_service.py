@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import ClassVar, Self
 
 import aiohttp
 
+from polyfarm.aio import AsyncResource
 from polyfarm.polymarket.http import RestClient
 from polyfarm.polymarket.ratelimit import RateLimiter, Service
 from polyfarm.settings import Settings
 
 
-class RestService:
+class RestService(AsyncResource):
     """Base of the Gamma, CLOB and Data API clients; ``async with`` opens and closes it."""
 
     service: ClassVar[Service]  # names the URL setting ("<service>_url") and the rate buckets
@@ -42,14 +42,8 @@ class RestService:
     ) -> Self:
         return cls(cls.rest_from_settings(settings, limiter, session))
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         await self.rest.open()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         await self.rest.close()

@@ -19,13 +19,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
 from multidict import CIMultiDictProxy
 
+from polyfarm.aio import AsyncResource
+from polyfarm.backoff import Backoff
+from polyfarm.clock import Clock, utc_now
 from polyfarm.errors import (
     PayloadError,
     PermanentSourceError,
@@ -125,9 +127,8 @@ class RetryPolicy:
         return status >= 500 or status in self.transient_statuses
 
     def backoff(self, attempt: int, jitter: float) -> float:
-        """ "Equal jitter": half the exponential step fixed, half random (``jitter`` ∈ [0, 1))."""
-        step = min(self.backoff_max_s, self.backoff_base_s * 2.0**attempt)
-        return step / 2 + step / 2 * jitter
+        """The pause before retry ``attempt + 1`` (``attempt`` counts from 0)."""
+        return Backoff(self.backoff_base_s, self.backoff_max_s).delay(attempt + 1, jitter)
 
     def delay(self, attempt: int, error: TransientSourceError, jitter: float) -> float:
         retry_after = (
@@ -174,10 +175,6 @@ def _param_text(value: object) -> str:
     return str(value)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class _ErrorProbe(msgspec.Struct):
     error: Any = None
 
@@ -203,7 +200,7 @@ def _error_kind(exc: SourceError) -> str:
     return str(exc.status) if exc.status else type(exc).__name__
 
 
-class RestClient:
+class RestClient(AsyncResource):
     """One service (Gamma, CLOB or Data API) over one ``aiohttp.ClientSession``."""
 
     def __init__(
@@ -217,7 +214,7 @@ class RestClient:
         session: aiohttp.ClientSession | None = None,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
-        now: Callable[[], datetime] = _utc_now,
+        now: Clock = utc_now,
     ) -> None:
         self.settings = settings or RateLimitSettings()
         self.base_url = base_url.rstrip("/")
@@ -248,18 +245,6 @@ class RestClient:
         if self.state is ClientState.OPENED and self._owns_session and self._session is not None:
             await self._session.close()
         self.state = ClientState.CLOSED
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def get(
         self, path: str, decoder: msgspec.json.Decoder[T], *, params: QueryParams = ()

@@ -12,12 +12,13 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
-from types import TracebackType
 from typing import Self
 
 import aiohttp
 
+from polyfarm.aio import AsyncResource
+from polyfarm.backoff import Backoff
+from polyfarm.clock import Clock, utc_now
 from polyfarm.errors import RateLimitedError, TransientSourceError
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.domain import Counters, Reject, WsMessage
@@ -33,11 +34,7 @@ class StreamClosedError(TransientSourceError):
     """The server closed or dropped the socket; reconnect and resubscribe."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class MarketStream:
+class MarketStream(AsyncResource):
     """``async with MarketStream(url, assets, settings=...) as stream: async for msg in stream``.
 
     Yields domain messages (each stamped with its receive time). Bad frames are logged with the
@@ -55,7 +52,7 @@ class MarketStream:
         user_agent: str = "polyfarm/0.1 (+market-data recorder)",
         session: aiohttp.ClientSession | None = None,
         custom_features: bool = True,
-        wall_clock: Callable[[], datetime] = _utc_now,
+        wall_clock: Clock = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
@@ -143,22 +140,6 @@ class MarketStream:
                 await self._session.close()
         self.state = ClientState.CLOSED
 
-    async def __aenter__(self) -> Self:
-        try:
-            await self.open()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     async def subscribe(self, asset_ids: Sequence[str]) -> None:
         """Add assets on the open socket (``operation: subscribe``)."""
         ws = self._require_ws()
@@ -239,6 +220,7 @@ async def reconnecting(
     ``continue``s; leaving the loop closes the current stream.
     """
     settings = settings or WebSocketSettings()
+    backoff = Backoff(settings.reconnect_base_s, settings.reconnect_max_s)
     failures = 0
     while True:
         stream = open_stream()
@@ -249,5 +231,4 @@ async def reconnecting(
             pass  # a failed connect: back off below
         failures = 0 if stream.last_data_at is not None else failures + 1
         if failures:
-            step = min(settings.reconnect_max_s, settings.reconnect_base_s * 2.0 ** (failures - 1))
-            await sleep(step / 2 + step / 2 * jitter())
+            await sleep(backoff.delay(failures, jitter()))

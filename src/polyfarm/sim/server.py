@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from polyfarm.aio import AsyncResource
 from polyfarm.errors import ConfigError
 from polyfarm.logs import get_logger
 from polyfarm.sim.clob import clob_routes
@@ -76,7 +76,7 @@ def build_state(config: SimConfig, clock: SimClock) -> SimState:
     return SimState(config, clock, world, faults, RateLimiter(), hub, counters)
 
 
-class Simulator:
+class Simulator(AsyncResource):
     """A running simulator; use ``async with Simulator(SimConfig(...)) as sim``."""
 
     def __init__(self, config: SimConfig | None = None, *, clock: SimClock | None = None) -> None:
@@ -88,16 +88,10 @@ class Simulator:
         self.port = self.config.port
         self.startup_s = 0.0
 
-    async def __aenter__(self) -> Simulator:
+    async def open(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         await self.stop()
 
     async def start(self) -> None:

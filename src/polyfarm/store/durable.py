@@ -17,7 +17,6 @@ ever discarded. A warning is logged, and the health check fails, from 80 % of th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from polyfarm.aio import sleep_unless
 from polyfarm.logs import get_logger
 from polyfarm.store.journal import Corruption, Journal, JournalBatch, JournalFullError
 from polyfarm.store.outage import database_unavailable
@@ -207,5 +207,4 @@ async def run_replayer(
                 if not database_unavailable(exc):
                     raise
                 delay = retry_s
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+        await sleep_unless(stop, delay)

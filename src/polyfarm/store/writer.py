@@ -25,13 +25,14 @@ import bisect
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
@@ -52,10 +53,6 @@ _PARALLEL_MIN_ROWS = 5_000
 _PARTS_PER_CONNECTION = 2
 # Rows encoded between two turns of the event loop (about 1-2 ms of CPU).
 _ENCODE_SLICE_ROWS = 2_000
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ class BulkWriter:
         pool: asyncpg.Pool,
         *,
         max_future_skew_s: float = 86_400.0,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
         parallelism: int = 2,
         metrics: Metrics | None = None,
     ) -> None:

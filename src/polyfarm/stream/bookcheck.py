@@ -19,12 +19,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
+from polyfarm.aio import sleep_unless
 from polyfarm.collect.catalog import decimal_text
 from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
@@ -135,8 +135,7 @@ class BookChecker:
             if self._monotonic() >= self._next_crosscheck:
                 self._next_crosscheck = self._monotonic() + self._settings.crosscheck_interval_s
                 await self.crosscheck()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+            await sleep_unless(stop, TICK_S)
 
     def verify_some(self, limit: int) -> None:
         pending = self.pending

@@ -13,11 +13,12 @@ tick and the tokens are walked only when one of them enters a new slot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from polyfarm.aio import sleep_unless
+from polyfarm.clock import Clock
 from polyfarm.collect.book_stats import book_stats
 from polyfarm.collect.books import snapshot_row
 from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
@@ -51,7 +52,7 @@ class CadenceWriter:
         settings: Settings,
         book_cadence: Callable[[TrackedMarket], float],
         writer: BulkWriter,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._books = books
         self._activity = activity
@@ -66,8 +67,7 @@ class CadenceWriter:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.tick(self._clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+            await sleep_unless(stop, TICK_S)
 
     async def tick(self, now: datetime) -> None:
         book_rows, feature_rows = self.due_rows(now)

@@ -28,6 +28,7 @@ from typing import cast
 
 import aiohttp
 
+from polyfarm.aio import sleep_unless
 from polyfarm.errors import TransientSourceError
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.domain import Reject, WsMessage
@@ -90,8 +91,7 @@ class ShardConnection:
         """Hold the connection until ``stop`` is set."""
 
         async def pause(seconds: float) -> None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
+            await sleep_unless(stop, seconds)
 
         # ``reconnecting`` is an async generator (annotated as an iterator): close it with us.
         streams = cast(
@@ -174,8 +174,7 @@ class ShardConnection:
                 self.quiet_checks += 1
                 alive = self.monotonic()
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(timeout - (now - alive), 1.0))
+            await sleep_unless(stop, min(timeout - (now - alive), 1.0))
             if stop.is_set():
                 reader.cancel()
                 return

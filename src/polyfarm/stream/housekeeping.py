@@ -16,7 +16,6 @@ milliseconds. Books and windows hold no reference cycles, so freed ones still go
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from polyfarm.aio import sleep_unless
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.domain import Reject
 from polyfarm.store.ops import record_health
@@ -108,8 +108,7 @@ class Housekeeping:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+            await sleep_unless(stop, TICK_S)
 
     async def tick(self) -> None:
         chores: Sequence[Callable[[], Awaitable[None]]] = (

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
 
 import asyncpg
 import orjson
 
+from polyfarm.clock import Clock
 from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
 from polyfarm.collect.metadata import market_record, token_records
 from polyfarm.logs import get_logger
@@ -86,7 +86,7 @@ class MarketEvents:
         pool: asyncpg.Pool,
         catalog: MarketCatalog,
         tiers: TierSettings,
-        clock: Callable[[], datetime],
+        clock: Clock,
         changed: Callable[[], None],
     ) -> None:
         self._pool = pool

@@ -10,7 +10,6 @@ is queued, the others stop at their next safe point, then the last chores and th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from polyfarm.aio import first_of
+from polyfarm.clock import Clock
 from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
@@ -57,7 +58,7 @@ class StreamDeps:
     data_api: DataApiClient
     writer: BulkWriter
     pool: asyncpg.Pool
-    clock: Callable[[], datetime]
+    clock: Clock
     metrics: Metrics
     book_cadence: Callable[[TrackedMarket], float]
 
@@ -162,7 +163,7 @@ class StreamRun:
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        if not await _first_of(self.deps.catalog.ready, stop):
+        if not await first_of(self.deps.catalog.ready, stop):
             return
         restart_from = await self._last_heartbeat()
         self.subscriptions.coverage_start = restart_from or self.deps.clock()
@@ -214,7 +215,7 @@ class StreamRun:
                 self.deps.metrics.ws_connected.set(subscriptions.connected())
                 restart_from = None
                 self._resync.clear()
-                await _first_of(self._resync, stop, within_s=self.ws.subscription_sync_s)
+                await first_of(self._resync, stop, within_s=self.ws.subscription_sync_s)
         finally:
             await subscriptions.stop_all()
             intake_done.set()
@@ -277,18 +278,3 @@ class StreamRun:
         market_id = self.deps.catalog.token_market.get(token_id)
         if market_id is not None:
             self.coverage.snapshot_arrived(market_id, self.deps.clock())
-
-
-async def _first_of(
-    wanted: asyncio.Event, stop: asyncio.Event, within_s: float | None = None
-) -> bool:
-    """Wait for ``wanted`` unless ``stop`` (or ``within_s`` seconds) comes first."""
-    waits = {asyncio.ensure_future(wanted.wait()), asyncio.ensure_future(stop.wait())}
-    try:
-        await asyncio.wait(waits, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waits:
-            waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
-    return wanted.is_set() and not stop.is_set()
