@@ -1,4 +1,4 @@
-"""Collection-cycle benchmark against the simulator at full venue scale.
+"""Daemon-cycle benchmark against the simulator at full venue scale.
 
 Starts ``polyfarm sim`` (its own process, rate limits on) with ``--markets`` markets, then in
 this process runs one metadata scan, one price-snapshot cycle and one order-book cycle through
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from polyfarm.collect.app import open_collection
+from polyfarm.daemon import open_daemon
 from polyfarm.settings import Settings
 from polyfarm.store.database import create_pool, migrate_database
 from polyfarm.store.embedded import EmbeddedPostgres
@@ -50,7 +50,7 @@ async def timed_cycles(settings: Settings, dsn: str) -> dict[str, float]:
     pool = await create_pool(dsn, min_size=1, max_size=4)
     try:
         await migrate_database(pool, settings)
-        async with open_collection(settings, pool) as collection:
+        async with open_daemon(settings, pool) as collection:
             started = time.perf_counter()
             meta = await collection.metadata.cycle()
             metadata_s = time.perf_counter() - started

@@ -60,7 +60,7 @@ def bench_catalog(layout: list[list[Any]], settings: Any) -> Any:
     """The catalogue the collector would hold for this world (tiers by hours to close)."""
     from dataclasses import replace
 
-    from polyfarm.collect.catalog import MarketCatalog
+    from polyfarm.markets.catalog import MarketCatalog
     from polyfarm.polymarket.domain import MarketInfo, TokenInfo
 
     catalog = MarketCatalog(settings.tiers)

@@ -20,7 +20,7 @@ HEADER = struct.Struct("<IB")  # frame length, 1 = snapshot phase
 
 def generate(path: Path, markets: int, messages: int, seed: int) -> dict[str, Any]:
     """Write the snapshot dump and ``messages`` stream frames; returns the world's layout."""
-    from polyfarm.collect.tiers import tier_for
+    from polyfarm.markets.tiers import tier_for
     from polyfarm.settings import TierSettings
     from polyfarm.sim import wsmessages
     from polyfarm.sim.world import World, WorldParams

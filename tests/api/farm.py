@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
-from polyfarm.collect.app import Collection, open_collection
+from polyfarm.daemon import Daemon, open_daemon
 from polyfarm.runtime import Supervisor
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
@@ -48,7 +48,7 @@ async def _cycle(supervisor: Supervisor, name: str) -> None:
     assert await supervisor.run_once(job), supervisor.state[name].last_error
 
 
-async def _record_trades(collection: Collection, pool: asyncpg.Pool, sim: Simulator) -> int:
+async def _record_trades(collection: Daemon, pool: asyncpg.Pool, sim: Simulator) -> int:
     """The Data API's trades of a few busy markets, stored as the backfill would store them."""
     conditions = [
         r["condition_id"]
@@ -62,7 +62,7 @@ async def _record_trades(collection: Collection, pool: asyncpg.Pool, sim: Simula
     now = datetime.fromtimestamp(sim.clock.now(), UTC)
     seen: collections.Counter[tuple[object, ...]] = collections.Counter()
     rows = []
-    async for page in collection.data_api.iter_trades(conditions):
+    async for page in collection.clients.data_api.iter_trades(conditions):
         for t in page.items:
             epoch = int(t.timestamp.timestamp())
             key = (t.token_id, epoch, t.price, t.size, t.side)
@@ -102,7 +102,7 @@ async def _collect(sim: Simulator, pool: asyncpg.Pool, data_dir: Path) -> None:
     # The collectors run on simulated time; the supervisor adds the real time a cycle takes,
     # so task runs have true durations.
     run_clock = lambda: sim_time() + timedelta(seconds=time.monotonic() - started)  # noqa: E731
-    async with open_collection(farm_settings(sim, data_dir), pool, sim_time) as collection:
+    async with open_daemon(farm_settings(sim, data_dir), pool, sim_time) as collection:
         supervisor = Supervisor(pool, collection.jobs(), clock=run_clock)
         for name in ("metadata", "prices", "orderbooks", "resolutions"):
             await _cycle(supervisor, name)

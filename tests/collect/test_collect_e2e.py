@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from polyfarm.collect.app import Collection, open_collection
+from polyfarm.daemon import Daemon, open_daemon
 from polyfarm.runtime import Supervisor
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
@@ -58,7 +58,7 @@ async def counts(pool: asyncpg.Pool, *tables: str) -> dict[str, int]:
     return {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
 
 
-async def run_cycle(collection: Collection, supervisor: Supervisor, name: str) -> None:
+async def run_cycle(collection: Daemon, supervisor: Supervisor, name: str) -> None:
     job = next(j for j in supervisor.jobs if j.name == name)
     assert await supervisor.run_once(job), supervisor.state[name].last_error
 
@@ -67,7 +67,7 @@ async def test_one_pass_fills_every_table_and_tiers_follow_the_clock(
     sim: Simulator, pool: asyncpg.Pool
 ) -> None:
     settings = settings_for(sim)
-    async with open_collection(settings, pool, sim_clock(sim)) as collection:
+    async with open_daemon(settings, pool, sim_clock(sim)) as collection:
         supervisor = Supervisor(pool, collection.jobs())
         for name in ("metadata", "prices", "orderbooks", "resolutions"):
             await run_cycle(collection, supervisor, name)
@@ -113,7 +113,7 @@ async def test_one_pass_fills_every_table_and_tiers_follow_the_clock(
 
 
 async def test_books_are_stored_with_statistics(sim: Simulator, pool: asyncpg.Pool) -> None:
-    async with open_collection(settings_for(sim), pool, sim_clock(sim)) as collection:
+    async with open_daemon(settings_for(sim), pool, sim_clock(sim)) as collection:
         supervisor = Supervisor(pool, collection.jobs())
         await run_cycle(collection, supervisor, "metadata")
         await run_cycle(collection, supervisor, "orderbooks")
@@ -142,7 +142,7 @@ async def test_faults_are_survived_and_bad_records_skipped(
     sim.faults.set("http_5xx=0.2,http_429=0.1,retry_after_s=0,missing_fields=0.05")
     fast = {"max_retries": 12, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
     settings = settings_for(sim, rate_limits=fast)
-    async with open_collection(settings, pool, sim_clock(sim)) as collection:
+    async with open_daemon(settings, pool, sim_clock(sim)) as collection:
         supervisor = Supervisor(pool, collection.jobs())
         for name in ("metadata", "prices", "orderbooks"):
             await run_cycle(collection, supervisor, name)
@@ -162,7 +162,7 @@ async def test_a_failing_collector_is_recorded_then_recovers(
     sim: Simulator, pool: asyncpg.Pool
 ) -> None:
     settings = settings_for(sim, rate_limits={"max_retries": 1, "backoff_base_s": 0.01})
-    async with open_collection(settings, pool, sim_clock(sim)) as collection:
+    async with open_daemon(settings, pool, sim_clock(sim)) as collection:
         supervisor = Supervisor(pool, collection.jobs())
         await run_cycle(collection, supervisor, "metadata")
         sim.faults.set("clob:http_5xx=1.0")
@@ -277,7 +277,7 @@ async def test_a_market_listed_and_closed_between_two_scans_is_still_recorded(
     )  # fmt: skip
     async with Simulator(config) as sim:
         settings = settings_for(sim)
-        async with open_collection(settings, pool, sim_clock(sim)) as collection:
+        async with open_daemon(settings, pool, sim_clock(sim)) as collection:
             supervisor = Supervisor(pool, collection.jobs())
             await run_cycle(collection, supervisor, "metadata")
             listed_then = {m.gamma_id for m in sim.world.markets}

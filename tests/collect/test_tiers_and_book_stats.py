@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from polyfarm.collect.book_stats import book_stats, find_wall, imbalance, microprice
-from polyfarm.collect.tiers import aligned, cadence_s, hours_to_close, tier_for
+from polyfarm.markets.book_stats import book_stats, find_wall, imbalance, microprice
+from polyfarm.markets.tiers import aligned, cadence_s, hours_to_close, tier_for
 from polyfarm.settings import TierSettings
 
 NOW = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from polyfarm.collect.app import Collection, open_collection
+from polyfarm.daemon import Daemon, open_daemon
 from polyfarm.runtime import Supervisor
 from polyfarm.settings import Settings
 from polyfarm.sim import Simulator
@@ -62,7 +62,7 @@ def stream_settings(
 
 @dataclass
 class Streaming:
-    collection: Collection
+    collection: Daemon
     supervisor: Supervisor
     run: StreamRun
 
@@ -76,7 +76,7 @@ async def streaming(
     sim: Simulator, pool: asyncpg.Pool, settings: Settings
 ) -> AsyncIterator[Streaming]:
     """Metadata scan, then the stream service until the block ends (clean stop)."""
-    async with open_collection(settings, pool, sim_clock(sim)) as collection:
+    async with open_daemon(settings, pool, sim_clock(sim)) as collection:
         supervisor = Supervisor(pool, collection.jobs())
         job = next(j for j in supervisor.jobs if j.name == "metadata")
         assert await supervisor.run_once(job)

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import orjson
 
-from polyfarm.collect.catalog import BookSeed, MarketCatalog, book_seed, tracked_from
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.tracked import BookSeed, book_seed, tracked_from
 from polyfarm.polymarket import ClobClient
 from polyfarm.polymarket.domain import BookSnapshot, Counters, MarketInfo, OrderBook, TokenInfo
 from polyfarm.polymarket.ws_protocol import decode_frame

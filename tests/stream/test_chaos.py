@@ -67,7 +67,7 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
             if step % 90 == 89:  # a metadata scan every 30 simulated minutes
                 await s.cycle("metadata")
         await settle(sim, run, rescan=lambda: s.cycle("metadata"))
-        books = await s.collection.clob.get_books(list(run.books))
+        books = await s.collection.clients.clob.get_books(list(run.books))
         live = {t: b for t, b in run.books.items() if b.ready}
         unequal = [t for t, b in live.items() if t in books.items and not b.matches(books.items[t])]
         injected = Counter(sim.faults.counts)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
-from polyfarm.collect.book_stats import book_stats
-from polyfarm.collect.catalog import TrackedMarket
+from polyfarm.markets.book_stats import book_stats
+from polyfarm.markets.tracked import TrackedMarket
+from polyfarm.polymarket.domain import MarketInfo, TokenInfo
 from polyfarm.store.rows import FEATURE_COLUMNS, FeatureRow, feature_problem
 from polyfarm.stream.features import (
     FeatureInputs,
@@ -97,24 +99,26 @@ def test_calendar_is_utc() -> None:
 
 
 def test_every_feature_in_column_order_and_the_row_is_valid() -> None:
-    market = TrackedMarket(
+    info = MarketInfo(
         market_id="m1",
         condition_id="0x" + "ab" * 32,
-        token_ids=("t1", "t2"),
-        outcomes=("Yes", "No"),
+        question="Will it?",
+        tokens=(
+            TokenInfo(index=0, outcome="Yes", token_id="t1", price=None),
+            TokenInfo(index=1, outcome="No", token_id="t2", price=None),
+        ),
         end_date=NOW + timedelta(hours=2),
-        closed=False,
-        tier=3,
         enable_order_book=True,
         neg_risk=True,
-        tick_size=0.01,
-        volume_24h=1_000.0,
-        liquidity=500.0,
-        volume_total=9_000.0,
-        volume_1w=4_000.0,
-        price_change_1d=-0.02,
+        tick_size=Decimal("0.01"),
+        volume_24hr=Decimal(1_000),
+        liquidity=Decimal(500),
+        volume=Decimal(9_000),
+        volume_1wk=Decimal(4_000),
+        one_day_price_change=Decimal("-0.02"),
         created_at=NOW - timedelta(hours=10),
     )
+    market = TrackedMarket(info=info, closed=False, tier=3, book_seed=None)
     bids = [(0.50, 100.0), (0.49, 50.0)]
     asks = [(0.52, 20.0)]
     prices: list[float | None] = [0.45] * 61

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
-from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.tracked import TrackedMarket
+from polyfarm.polymarket.domain import MarketInfo, TokenInfo
 from polyfarm.settings import Settings, TierSettings
 from polyfarm.store.stream_writes import WhaleEventRow
 from polyfarm.stream.coverage import Coverage
@@ -249,21 +252,21 @@ class _NoBooks:
 
 
 def _closed_market(market_id: str, created_at: datetime) -> TrackedMarket:
-    return TrackedMarket(
+    info = MarketInfo(
         market_id=market_id,
         condition_id="0x" + market_id.encode().hex().rjust(64, "0"),
-        token_ids=(f"{market_id}-yes", f"{market_id}-no"),
-        outcomes=("Yes", "No"),
+        question=f"{market_id}?",
+        tokens=(
+            TokenInfo(index=0, outcome="Yes", token_id=f"{market_id}-yes", price=None),
+            TokenInfo(index=1, outcome="No", token_id=f"{market_id}-no", price=None),
+        ),
         end_date=created_at + timedelta(hours=4),
         closed=True,
-        tier=None,
         enable_order_book=True,
-        neg_risk=False,
-        tick_size=0.01,
-        volume_24h=None,
-        liquidity=None,
+        tick_size=Decimal("0.01"),
         created_at=created_at,
     )
+    return TrackedMarket(info=info, closed=True, tier=None, book_seed=None)
 
 
 async def test_a_market_listed_after_the_start_is_wanted_from_its_listing_not_its_creation() -> (

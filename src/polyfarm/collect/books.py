@@ -9,73 +9,25 @@ cadence slot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
-import orjson
-
 from polyfarm.clock import Clock
-from polyfarm.collect.book_stats import book_stats
-from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
 from polyfarm.collect.rejects import RejectSink
-from polyfarm.collect.tiers import aligned, cadence_s
 from polyfarm.logs import get_logger
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.snapshots import snapshot_row
+from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s
+from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.polymarket.clob import ClobClient
-from polyfarm.polymarket.domain import BookLevel, OrderBook
 from polyfarm.runtime import CycleResult
 from polyfarm.settings import Settings
-from polyfarm.store.rows import ORDERBOOK_SNAPSHOTS, OrderBookSnapshotRow
+from polyfarm.store.rows import ORDERBOOK_SNAPSHOTS
 from polyfarm.store.writer import BulkWriter
 
 log = get_logger(__name__)
 
 CHUNK_TOKENS = 2_000
-
-
-def best_first(levels: Sequence[BookLevel], *, descending: bool) -> list[tuple[float, float]]:
-    """Wire order is best-last and not to be trusted blindly: sort, best level first."""
-    pairs = [(float(level.price), float(level.size)) for level in levels if level.size > 0]
-    pairs.sort(key=lambda pair: pair[0], reverse=descending)
-    return pairs
-
-
-def snapshot_row(
-    ts: datetime,
-    book: OrderBook,
-    market: TrackedMarket,
-    *,
-    depth: int,
-    wall_multiple: float,
-    source: str = "rest",
-) -> OrderBookSnapshotRow:
-    bids = best_first(book.bids, descending=True)
-    asks = best_first(book.asks, descending=False)
-    stats = book_stats(bids, asks, wall_multiple)
-    return OrderBookSnapshotRow(
-        ts,
-        book.asset_id,
-        market.market_id,
-        source,
-        orjson.dumps(bids[:depth]).decode(),
-        orjson.dumps(asks[:depth]).decode(),
-        stats.best_bid,
-        stats.best_ask,
-        stats.spread,
-        stats.midpoint,
-        stats.bid_depth_usd,
-        stats.ask_depth_usd,
-        stats.bid_levels,
-        stats.ask_levels,
-        *stats.bid_depth,
-        *stats.ask_depth,
-        stats.imbalance,
-        stats.bid_wall.price if stats.bid_wall else None,
-        stats.bid_wall.size if stats.bid_wall else None,
-        stats.ask_wall.price if stats.ask_wall else None,
-        stats.ask_wall.size if stats.ask_wall else None,
-        book.hash,
-        book.timestamp,
-    )
 
 
 class BookCollector:
@@ -89,6 +41,7 @@ class BookCollector:
         clock: Clock,
         settings: Settings,
         rejects: RejectSink,
+        covered: Callable[[str], bool],
     ) -> None:
         self._rejects = rejects
         self._clob = clob
@@ -97,9 +50,8 @@ class BookCollector:
         self._clock = clock
         self._settings = settings
         self._last_slot: dict[str, datetime] = {}
-        # Tokens whose live WebSocket book is snapshotted by the stream itself (at the same
-        # cadence); the stream sets this when it is wired in.
-        self.covered: Callable[[str], bool] = lambda token: False
+        # Tokens whose live WebSocket book the stream snapshots itself, at the same cadence.
+        self._covered = covered
 
     @property
     def tick_s(self) -> float:
@@ -108,15 +60,13 @@ class BookCollector:
         return min([self._settings.intervals.orderbooks_s, *fast])
 
     def cadence_for(self, market: TrackedMarket) -> float:
-        tiers = self._settings.tiers
-        if market.tier is not None and market.tier in tiers.orderbook_tiers:
-            return min(cadence_s(market.tier, tiers), self._settings.intervals.orderbooks_s)
-        return self._settings.intervals.orderbooks_s
+        settings = self._settings
+        return book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
 
     def due(self, now: datetime) -> list[tuple[str, TrackedMarket, datetime]]:
         due = []
         for token, market in self._catalog.active_tokens():
-            if self.covered(token):
+            if self._covered(token):
                 continue
             slot = aligned(now, self.cadence_for(market))
             if self._last_slot.get(token) != slot:

@@ -14,26 +14,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 import asyncpg
-import orjson
 
 from polyfarm.clock import Clock
-from polyfarm.collect.catalog import CatalogDiff, CatalogScan, MarketCatalog
 from polyfarm.collect.rejects import RejectSink
-from polyfarm.collect.tiers import tier_for
 from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
+from polyfarm.markets.catalog import CatalogDiff, CatalogScan, MarketCatalog
+from polyfarm.markets.records import event_record, market_record, token_records
 from polyfarm.metrics import Metrics
-from polyfarm.polymarket.domain import EventInfo, MarketInfo, ProtocolVersion
+from polyfarm.polymarket.domain import MarketInfo, ProtocolVersion
 from polyfarm.polymarket.gamma import GammaClient
 from polyfarm.runtime import CycleResult
-from polyfarm.settings import TierSettings
 from polyfarm.store.dimensions import (
-    EventRecord,
-    MarketRecord,
-    TokenRecord,
     update_tiers,
     upsert_events,
     upsert_markets,
@@ -41,93 +35,6 @@ from polyfarm.store.dimensions import (
 )
 
 log = get_logger(__name__)
-
-
-# -- pure conversions ---------------------------------------------------------------------------
-
-
-def _float(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _json(value: object) -> str:
-    return orjson.dumps(value).decode()
-
-
-def event_record(event: EventInfo) -> EventRecord:
-    tags = [{"id": t.tag_id, "label": t.label, "slug": t.slug} for t in event.tags]
-    category = event.tags[0].label if event.tags else None
-    return EventRecord(
-        event_id=event.event_id,
-        slug=event.slug,
-        title=event.title,
-        description=None,
-        category=category,
-        tags=_json(tags) if tags else None,
-        neg_risk=event.neg_risk,
-        neg_risk_market_id=event.neg_risk_market_id,
-        start_date=event.start_date,
-        end_date=event.end_date,
-        active=event.active,
-        closed=event.closed,
-        archived=bool(event.archived),
-        volume=_float(event.volume),
-        liquidity=_float(event.liquidity),
-        raw=None,
-    )
-
-
-def market_record(
-    market: MarketInfo, now: datetime, tiers: TierSettings, event_tags: dict[str, str]
-) -> MarketRecord:
-    return MarketRecord(
-        market_id=market.market_id,
-        event_id=market.event_id,
-        condition_id=market.condition_id,
-        question_id=market.question_id,
-        slug=market.slug,
-        question=market.question,
-        description=market.description,
-        category=market.category or event_tags.get(market.event_id or ""),
-        tags=None,
-        outcomes=_json([t.outcome for t in market.tokens]),
-        neg_risk=market.neg_risk,
-        neg_risk_market_id=market.neg_risk_market_id,
-        neg_risk_request_id=market.neg_risk_request_id,
-        group_item_title=market.group_item_title,
-        tick_size=_float(market.tick_size),
-        min_size=_float(market.min_order_size),
-        active=market.active,
-        closed=market.closed,
-        archived=bool(market.archived),
-        accepting_orders=market.accepting_orders,
-        enable_order_book=market.enable_order_book,
-        start_date=market.start_date,
-        end_date=market.end_date,
-        closed_time=market.closed_time,
-        volume=_float(market.volume),
-        volume_24h=_float(market.volume_24hr),
-        liquidity=_float(market.liquidity),
-        tier=tier_for(market.end_date, market.closed, now, tiers),
-        raw=market.raw.decode("utf-8", "replace") if market.raw else None,
-        protocol_version=None if market.protocol_version is None else market.protocol_version.value,
-    )
-
-
-def token_records(market: MarketInfo) -> list[TokenRecord]:
-    return [
-        TokenRecord(
-            t.token_id,
-            market.market_id,
-            market.condition_id,
-            t.outcome,
-            t.index,
-            ctf_token_id=t.ctf_token_id,
-            position_id=t.position_id,
-        )
-        for t in market.tokens
-        if t.token_id is not None
-    ]
 
 
 ProtocolKey = tuple[str, str]  # (v1 | v2, declared | absent)
@@ -169,6 +76,7 @@ class MetadataCollector:
         rejects: RejectSink,
         on_change: Callable[[CatalogDiff], None] | None = None,
         metrics: Metrics | None = None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self._rejects = rejects
         self._metrics = metrics
@@ -180,7 +88,7 @@ class MetadataCollector:
         self.last_diff = CatalogDiff()
         self._previous_scan_at: datetime | None = None
         # Called with the number of markets scanned so far (a progress display, if any).
-        self.on_progress: Callable[[int], None] | None = None
+        self._on_progress = on_progress
 
     async def cycle(self) -> CycleResult:
         now = self._clock()
@@ -193,8 +101,8 @@ class MetadataCollector:
             protocols.update(protocol_counts(page.items))
             self._catalog.add_scanned(scan, page.items, now)
             pending.extend(page.items)
-            if self.on_progress is not None:
-                self.on_progress(len(scan.seen))
+            if self._on_progress is not None:
+                self._on_progress(len(scan.seen))
             if len(pending) >= FLUSH_MARKETS:
                 rows += await self._store_markets(pending, now, categories)
                 pending = []

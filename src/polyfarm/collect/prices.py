@@ -12,10 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from polyfarm.clock import Clock
-from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
 from polyfarm.collect.rejects import RejectSink
-from polyfarm.collect.tiers import aligned
 from polyfarm.logs import get_logger
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.tiers import aligned
+from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.domain import LastTrade, Quote
 from polyfarm.runtime import CycleResult

@@ -17,9 +17,9 @@ import asyncpg
 import orjson
 
 from polyfarm.clock import Clock
-from polyfarm.collect.catalog import MarketCatalog
-from polyfarm.collect.metadata import market_record
 from polyfarm.logs import get_logger
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.records import market_record
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.domain import MarketInfo, Resolution, ResolutionKind
 from polyfarm.polymarket.gamma import GammaClient

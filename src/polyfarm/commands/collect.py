@@ -6,28 +6,20 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-import asyncpg
 import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from polyfarm.clock import Clock, utc_now
-from polyfarm.collect.app import Collection, open_collection
+from polyfarm.clock import utc_now
 from polyfarm.commands.common import run_async
+from polyfarm.daemon import run_daemon, run_daemon_once
 from polyfarm.logs import get_logger
-from polyfarm.metrics import Metrics
-from polyfarm.metrics_http import metrics_service
-from polyfarm.runtime import (
-    Supervisor,
-    install_signal_handlers,
-    run_until_stopped,
-)
+from polyfarm.runtime import Supervisor, install_signal_handlers
 from polyfarm.settings import Settings
-from polyfarm.store.database import migrate_database, open_pool
-from polyfarm.store.ops import mark_interrupted_runs
+from polyfarm.store.database import open_pool
 from polyfarm.store.stats import (
     Staleness,
     TableStats,
@@ -39,83 +31,23 @@ from polyfarm.store.stats import (
 )
 
 log = get_logger(__name__)
-SHUTDOWN_DEADLINE_S = 30.0
-
-
-async def prepare(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
-    """Migrate, and close the task runs a crashed predecessor left 'running'."""
-    await migrate_database(pool, settings)
-    async with pool.acquire() as conn:
-        interrupted = await mark_interrupted_runs(conn, clock())
-    if interrupted:
-        log.warning("closed task runs left open by an earlier process", count=interrupted)
-
-
-async def collect_forever(
-    settings: Settings, stop: asyncio.Event | None = None, metrics: Metrics | None = None
-) -> None:
-    stop = stop or asyncio.Event()
-    install_signal_handlers(stop)
-    async with open_pool(settings) as pool:
-        await prepare(pool, settings, utc_now)
-        async with open_collection(settings, pool, metrics=metrics) as collection:
-            endpoint = metrics_service(settings, collection.metrics)
-            supervisor = Supervisor(
-                pool,
-                collection.jobs(),
-                [*collection.services, *([endpoint] if endpoint else [])],
-                health_interval_s=settings.intervals.health_log_s,
-                metrics=collection.metrics,
-                extra_health=collection.health_extras,
-            )
-            log.info("collector started", jobs=[j.name for j in supervisor.jobs])
-            await run_until_stopped(supervisor, stop, SHUTDOWN_DEADLINE_S)
-    log.info("collector stopped")
 
 
 async def collect_once(settings: Settings, ws_seconds: float) -> tuple[Supervisor, bool]:
-    """One recorded cycle of every collector, in order; True when all succeeded."""
-    async with open_pool(settings) as pool:
-        await prepare(pool, settings, utc_now)
-        async with open_collection(settings, pool) as collection:
-            supervisor = Supervisor(
-                pool, collection.jobs(), collection.services, metrics=collection.metrics
-            )
-            await collection.writer.replay()  # what an earlier run left in the journal
-            ok = True
-            for job in supervisor.jobs:
-                with scan_progress(collection, job.name):
-                    ok = await supervisor.run_once(job) and ok
-            await run_services_for(collection, supervisor, ws_seconds)
-            await collection.writer.replay()
-    return supervisor, ok
+    with scan_progress() as on_progress:
+        return await run_daemon_once(settings, ws_seconds, on_progress)
 
 
 @contextlib.contextmanager
-def scan_progress(collection: Collection, job_name: str) -> Iterator[None]:
+def scan_progress() -> Iterator[Callable[[int], None] | None]:
     """A live count of scanned markets during the metadata scan, on a terminal only."""
-    if job_name != collection.metadata.name or not sys.stderr.isatty():
-        yield
+    if not sys.stderr.isatty():
+        yield None
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,}"))
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("scanning Gamma markets", total=None)
-        collection.metadata.on_progress = lambda n: progress.update(task, completed=n)
-        try:
-            yield
-        finally:
-            collection.metadata.on_progress = None
-
-
-async def run_services_for(collection: Collection, supervisor: Supervisor, seconds: float) -> None:
-    if not collection.services or seconds <= 0:
-        return
-    stop = asyncio.Event()
-    async with asyncio.TaskGroup() as group:
-        for service in collection.services:
-            group.create_task(service.run(stop))
-        await asyncio.sleep(seconds)
-        stop.set()
+        task = progress.add_task("Gamma markets scanned", total=None)
+        yield lambda scanned: progress.update(task, completed=scanned)
 
 
 def print_cycle_summary(supervisor: Supervisor) -> None:
@@ -125,6 +57,12 @@ def print_cycle_summary(supervisor: Supervisor) -> None:
         seconds = f"{state.last_duration_s:.2f}" if state.last_duration_s is not None else ""
         table.add_row(name, status, seconds, f"{state.rows:,}", state.last_error or "")
     Console().print(table)
+
+
+async def collect_until_signalled(settings: Settings) -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    await run_daemon(settings, stop)
 
 
 @click.command()
@@ -140,7 +78,7 @@ def print_cycle_summary(supervisor: Supervisor) -> None:
 def collect(settings: Settings, once: bool, ws_seconds: float) -> None:
     """Run the collection daemon (until SIGINT/SIGTERM), or one cycle with --once."""
     if not once:
-        run_async(lambda: collect_forever(settings))
+        run_async(lambda: collect_until_signalled(settings))
         return
     supervisor, ok = run_async(lambda: collect_once(settings, ws_seconds))
     print_cycle_summary(supervisor)

@@ -15,8 +15,8 @@ import click
 from polyfarm.aio import sleep_unless
 from polyfarm.api.app import create_app
 from polyfarm.api.server import bind, serve_app, url_of
-from polyfarm.commands.collect import collect_forever
 from polyfarm.commands.common import run_async
+from polyfarm.daemon import run_daemon
 from polyfarm.metrics import Metrics
 from polyfarm.runtime import install_signal_handlers
 from polyfarm.settings import Settings
@@ -68,7 +68,7 @@ async def run_demo(settings: Settings, config: SimConfig, duration_s: float | No
                 settings, lambda: open_reader_pool(settings, start_embedded=False), metrics
             )
             async with asyncio.TaskGroup() as group:
-                group.create_task(collect_forever(settings, stop, metrics))
+                group.create_task(run_daemon(settings, stop, metrics))
                 group.create_task(serve_app(api, api_socket, stop))
                 group.create_task(_summaries_when_ready(settings, stop))
                 if duration_s is not None:

@@ -25,9 +25,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 from polyfarm.aio import sleep_unless
-from polyfarm.collect.catalog import decimal_text
 from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
+from polyfarm.markets.tracked import decimal_text
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.domain import OrderBook
 from polyfarm.settings import WebSocketSettings

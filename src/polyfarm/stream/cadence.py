@@ -13,16 +13,16 @@ tick and the tokens are walked only when one of them enters a new slot.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from polyfarm.aio import sleep_unless
 from polyfarm.clock import Clock
-from polyfarm.collect.book_stats import book_stats
-from polyfarm.collect.books import snapshot_row
-from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
-from polyfarm.collect.tiers import aligned, cadence_s
+from polyfarm.markets.book_stats import book_stats
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.snapshots import snapshot_row
+from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s
+from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.settings import Settings
 from polyfarm.store.rows import MARKET_FEATURES, ORDERBOOK_SNAPSHOTS, FeatureRow
 from polyfarm.store.rows import OrderBookSnapshotRow as BookRow
@@ -50,7 +50,6 @@ class CadenceWriter:
         activity: dict[str, TokenActivity],
         catalog: MarketCatalog,
         settings: Settings,
-        book_cadence: Callable[[TrackedMarket], float],
         writer: BulkWriter,
         clock: Clock,
     ) -> None:
@@ -58,7 +57,6 @@ class CadenceWriter:
         self._activity = activity
         self._catalog = catalog
         self._settings = settings
-        self._book_cadence = book_cadence
         self._writer = writer
         self._clock = clock
         self._slots: dict[float, datetime] = {}
@@ -78,10 +76,14 @@ class CadenceWriter:
             await self._writer.write(MARKET_FEATURES, feature_rows)
             self.stats.feature_rows += len(feature_rows)
 
+    def _book_cadence(self, market: TrackedMarket) -> float:
+        settings = self._settings
+        return book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
+
     def _new_slots(self, now: datetime) -> dict[float, datetime]:
         tiers = self._settings.tiers
         cadences = {self._settings.intervals.orderbooks_s, *tiers.intervals()}
-        # Every value the book cadence can take (see ``BookCollector.cadence_for``).
+        # Every value the book cadence can take (see ``book_cadence_s``).
         cadences |= {min(c, self._settings.intervals.orderbooks_s) for c in tiers.intervals()}
         fresh = {}
         for cadence in cadences:

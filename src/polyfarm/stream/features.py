@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from polyfarm.collect.book_stats import BookStats
-from polyfarm.collect.catalog import TrackedMarket
-from polyfarm.collect.tiers import hours_to_close
+from polyfarm.markets.book_stats import BookStats
+from polyfarm.markets.tiers import hours_to_close
+from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.store.rows import FEATURE_COLUMNS
 from polyfarm.stream.rolling import TradeTick
 

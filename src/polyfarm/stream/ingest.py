@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from polyfarm.collect.catalog import BookSeed, MarketCatalog
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.tracked import BookSeed
 from polyfarm.polymarket.domain import (
     BestBidAsk,
     BookSnapshot,

@@ -15,9 +15,10 @@ import asyncpg
 import orjson
 
 from polyfarm.clock import Clock
-from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
-from polyfarm.collect.metadata import market_record, token_records
 from polyfarm.logs import get_logger
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.records import market_record, token_records
+from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.polymarket.domain import MarketInfo, MarketResolved, NewMarket, TokenInfo
 from polyfarm.settings import TierSettings
 from polyfarm.store.dimensions import (

@@ -25,9 +25,9 @@ import asyncpg
 
 from polyfarm.backoff import Backoff
 from polyfarm.clock import Clock
-from polyfarm.collect.catalog import MarketCatalog
 from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
+from polyfarm.markets.catalog import MarketCatalog
 from polyfarm.metrics import Metrics
 from polyfarm.polymarket.data_api import DataApiClient
 from polyfarm.polymarket.domain import DataTrade

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,8 +19,8 @@ import asyncpg
 
 from polyfarm.aio import first_of
 from polyfarm.clock import Clock
-from polyfarm.collect.catalog import MarketCatalog, TrackedMarket
 from polyfarm.logs import get_logger
+from polyfarm.markets.catalog import MarketCatalog
 from polyfarm.metrics import Metrics
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.data_api import DataApiClient
@@ -60,7 +60,6 @@ class StreamDeps:
     pool: asyncpg.Pool
     clock: Clock
     metrics: Metrics
-    book_cadence: Callable[[TrackedMarket], float]
 
 
 class StreamService:
@@ -109,7 +108,7 @@ class StreamRun:
         self.ingest = self._ingest()
         self.cadence = CadenceWriter(
             books=self.books, activity=self.ingest.activity, catalog=deps.catalog,
-            settings=deps.settings, book_cadence=deps.book_cadence, writer=deps.writer,
+            settings=deps.settings, writer=deps.writer,
             clock=deps.clock,
         )  # fmt: skip
         self.events = MarketEvents(

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from polyfarm.collect.catalog import BookSeed, MarketCatalog, TrackedMarket
+from polyfarm.markets.catalog import MarketCatalog
+from polyfarm.markets.tracked import BookSeed, TrackedMarket
 from polyfarm.polymarket.ws import MarketStream
 from polyfarm.settings import Settings
 from polyfarm.stream.connection import SessionHooks, ShardConnection

@@ -40,3 +40,11 @@ def aligned(now: datetime, cadence: float) -> datetime:
     """The start of the cadence slot ``now`` falls in, so rows of one tick share a timestamp."""
     epoch = now.timestamp()
     return datetime.fromtimestamp(epoch - epoch % cadence, tz=now.tzinfo)
+
+
+def book_cadence_s(tier: int | None, tiers: TierSettings, rest_s: float) -> float:
+    """How often a market's books are snapshotted: every ``rest_s`` (the REST collector's
+    interval), faster in the tiers that ask for it."""
+    if tier is not None and tier in tiers.orderbook_tiers:
+        return min(cadence_s(tier, tiers), rest_s)
+    return rest_s

@@ -10,62 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
-from polyfarm.collect.tiers import tier_for
+from polyfarm.markets.tiers import tier_for
+from polyfarm.markets.tracked import TrackedMarket, tracked_from
 from polyfarm.polymarket.domain import MarketInfo
 from polyfarm.settings import TierSettings
-
-
-@dataclass(frozen=True)
-class BookSeed:
-    """The two inputs of a book's venue hash that WebSocket ``book`` messages leave out: the
-    market's minimum order size (as the venue spells it, ``"5"``) and its neg-risk flag."""
-
-    min_order_size: str
-    neg_risk: bool
-
-
-def decimal_text(value: Decimal) -> str:
-    """The venue's spelling of a decimal: no exponent, no trailing zeros (``5``, ``0.5``)."""
-    text = format(value.normalize(), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def book_seed(market: MarketInfo) -> BookSeed | None:
-    """Gamma's ``orderMinSize`` and ``negRisk``; None when the market's metadata has no
-    minimum size (a market heard of on the WebSocket only)."""
-    if market.min_order_size is None:
-        return None
-    return BookSeed(decimal_text(market.min_order_size), market.neg_risk)
-
-
-@dataclass(frozen=True)
-class TrackedMarket:
-    market_id: str
-    condition_id: str
-    token_ids: tuple[str, ...]
-    outcomes: tuple[str, ...]
-    end_date: datetime | None
-    closed: bool
-    tier: int | None
-    enable_order_book: bool
-    neg_risk: bool
-    tick_size: float | None
-    volume_24h: float | None
-    liquidity: float | None
-    question: str = ""
-    # Gamma's own statistics and dates, for the stream's feature snapshots.
-    volume_total: float | None = None
-    volume_1w: float | None = None
-    price_change_1d: float | None = None
-    price_change_1w: float | None = None
-    price_change_1m: float | None = None
-    created_at: datetime | None = None
-    start_date: datetime | None = None
-    book_seed: BookSeed | None = None
 
 
 @dataclass(frozen=True)
@@ -74,36 +25,6 @@ class CatalogDiff:
     closed: tuple[str, ...] = ()
     vanished: tuple[str, ...] = ()  # open before, absent from a complete open-market scan
     retiered: tuple[tuple[str, int | None], ...] = ()
-
-
-def _number(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def tracked_from(market: MarketInfo, now: datetime, tiers: TierSettings) -> TrackedMarket:
-    return TrackedMarket(
-        market_id=market.market_id,
-        condition_id=market.condition_id,
-        token_ids=market.token_ids,
-        outcomes=tuple(t.outcome for t in market.tokens),
-        end_date=market.end_date,
-        closed=market.closed,
-        tier=tier_for(market.end_date, market.closed, now, tiers),
-        enable_order_book=market.enable_order_book is not False,
-        neg_risk=market.neg_risk,
-        tick_size=_number(market.tick_size),
-        volume_24h=_number(market.volume_24hr),
-        liquidity=_number(market.liquidity),
-        question=market.question,
-        volume_total=_number(market.volume),
-        volume_1w=_number(market.volume_1wk),
-        price_change_1d=_number(market.one_day_price_change),
-        price_change_1w=_number(market.one_week_price_change),
-        price_change_1m=_number(market.one_month_price_change),
-        created_at=market.created_at,
-        start_date=market.start_date,
-        book_seed=book_seed(market),
-    )
 
 
 @dataclass
@@ -167,7 +88,7 @@ class MarketCatalog:
         for market_id, market in self.markets.items():
             tier = tier_for(market.end_date, market.closed, now, self.tiers)
             if tier != market.tier:
-                self.markets[market_id] = _with(market, tier=tier)
+                self.markets[market_id] = market.retiered(tier)
                 moved.append((market_id, tier))
         return tuple(moved)
 
@@ -183,7 +104,7 @@ class MarketCatalog:
         for market_id in market_ids:
             market = self.markets.get(market_id)
             if market is not None:
-                self.markets[market_id] = _with(market, closed=True, tier=None)
+                self.markets[market_id] = market.closing()
             self.vanished.discard(market_id)
 
     def open_markets(self) -> list[TrackedMarket]:
@@ -206,7 +127,3 @@ class MarketCatalog:
         self.markets[market.market_id] = market
         for token in market.token_ids:
             self.token_market[token] = market.market_id
-
-
-def _with(market: TrackedMarket, **changes: object) -> TrackedMarket:
-    return replace(market, **changes)  # type: ignore[arg-type]
