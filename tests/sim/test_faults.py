@@ -232,3 +232,23 @@ async def test_hash_mismatch_and_out_of_order(sim: Simulator, http: aiohttp.Clie
     assert counts["hash_mismatch"] >= 1
     assert counts["ws_out_of_order"] >= 1
     await asyncio.sleep(0)
+
+
+async def test_a_corrupted_frame_counts_as_injected_only_once_sent(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """A corrupted frame held back for reordering is lost when the connection then drops:
+    the client never sees it, so the simulator must not count it (a test comparing what the
+    client quarantined with what was injected depends on it)."""
+    sim.faults.set("ws_malformed=1,ws_out_of_order=1,ws_drop=0.4")
+    received = 0
+    for _ in range(12):
+        ws = await subscribed(http, sim, count=200)
+        await advance(sim, 60, steps=1)  # many queued messages: several items per drain
+        frames = await raw_frames(ws, quiet=0.5)
+        await ws.close()
+        received += sum(1 for f in frames if isinstance(f, str) and not _parses(f))
+    sim.faults.clear()
+    counts = await injected(http, sim)
+    assert counts.get("ws_drop", 0) >= 1, "some connections must drop for this to mean anything"
+    assert counts.get("ws_malformed", 0) == received

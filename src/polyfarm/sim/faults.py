@@ -114,11 +114,16 @@ class FaultController:
 
     def roll(self, kind: str, scope: str | None) -> bool:
         """Draw one fault decision; counts it when it fires."""
+        fired = self.draw(kind, scope)
+        if fired:
+            self.counts[kind] += 1
+        return fired
+
+    def draw(self, kind: str, scope: str | None) -> bool:
+        """Draw one fault decision without counting it: the caller counts the fault once it
+        has really happened (``count``)."""
         chance = self.spec.value(kind, scope)
-        if chance <= 0 or self._rng.random() >= chance:
-            return False
-        self.counts[kind] += 1
-        return True
+        return chance > 0 and self._rng.random() < chance
 
     def param(self, kind: str, scope: str | None = None) -> float:
         return self.spec.value(kind, scope)

@@ -47,6 +47,9 @@ class Item:
     payload: bytes
     messages: int = 1
     mergeable: bool = True  # a single JSON object that may join an array frame
+    # The corruption applied to ``payload`` (ws_malformed, hash_mismatch): counted as injected
+    # when the frame is sent, not when rolled, since a held or dropped frame never arrives.
+    corruption: str | None = None
 
 
 @dataclass(eq=False)
@@ -229,8 +232,12 @@ class Hub:
             log.debug("ws writer stopped", error=str(exc))
             conn.closed = True
 
-    async def _send(self, conn: Connection, payload: bytes, messages: int) -> None:
+    async def _send(
+        self, conn: Connection, payload: bytes, messages: int, corruption: str | None = None
+    ) -> None:
         await conn.ws.send_frame(payload, WSMsgType.TEXT)
+        if corruption is not None:
+            self.faults.count(corruption)
         self.counters["ws_frames_sent"] = self.counters.get("ws_frames_sent", 0) + 1
         self.counters["ws_messages_sent"] = self.counters.get("ws_messages_sent", 0) + messages
 
@@ -249,7 +256,7 @@ class Hub:
                 await self._send_plain(conn)
         if conn.held is not None and not conn.closed:
             held, conn.held = conn.held, None
-            await self._send(conn, held.payload, held.messages)
+            await self._send(conn, held.payload, held.messages, held.corruption)
 
     async def _send_plain(self, conn: Connection) -> None:
         queue = conn.queue
@@ -271,27 +278,28 @@ class Hub:
             conn.stalled = True
             conn.queue.clear()
             return
-        payload = _corrupt(faults, item.payload)
+        payload, corruption = _corrupt(faults, item.payload)
         if conn.held is None and faults.roll("ws_out_of_order", "ws"):
-            conn.held = Item(payload, item.messages, item.mergeable)
+            conn.held = Item(payload, item.messages, item.mergeable, corruption)
             return
-        await self._send(conn, payload, item.messages)
+        await self._send(conn, payload, item.messages, corruption)
         if conn.held is not None:
             held, conn.held = conn.held, None
-            await self._send(conn, held.payload, held.messages)
+            await self._send(conn, held.payload, held.messages, held.corruption)
         if faults.roll("ws_duplicate", "ws"):
-            await self._send(conn, payload, item.messages)
+            await self._send(conn, payload, item.messages, corruption)
 
 
-def _corrupt(faults: FaultController, payload: bytes) -> bytes:
-    if faults.roll("ws_malformed", "ws"):
-        return payload[: max(len(payload) // 2, 1)] + b"\x00"
+def _corrupt(faults: FaultController, payload: bytes) -> tuple[bytes, str | None]:
+    """The payload as sent, and the corruption applied to it (drawn, not yet counted)."""
+    if faults.draw("ws_malformed", "ws"):
+        return payload[: max(len(payload) // 2, 1)] + b"\x00", "ws_malformed"
     marker = payload.find(b'"hash":"')
-    if marker >= 0 and faults.roll("hash_mismatch", "ws"):
+    if marker >= 0 and faults.draw("hash_mismatch", "ws"):
         start = marker + len(b'"hash":"')
         wrong = hashlib.sha1(payload[start : start + 40], usedforsecurity=False).hexdigest()
-        return payload[:start] + wrong.encode() + payload[start + 40 :]
-    return payload
+        return payload[:start] + wrong.encode() + payload[start + 40 :], "hash_mismatch"
+    return payload, None
 
 
 def parse_command(text: str) -> dict[str, Any] | None:
