@@ -36,6 +36,7 @@ from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
+from polyfarm.store.rejection import Problem, RejectionKind
 from polyfarm.store.rows import (
     COPY_BINARY_HEADER,
     COPY_BINARY_TRAILER,
@@ -58,8 +59,16 @@ _ENCODE_SLICE_ROWS = 2_000
 @dataclass(frozen=True)
 class RejectedRow:
     table: str
-    reason: str
+    problem: Problem
     row: Any
+
+    @property
+    def kind(self) -> RejectionKind:
+        return self.problem.kind
+
+    @property
+    def reason(self) -> str:
+        return self.problem.message
 
 
 @dataclass
@@ -79,13 +88,13 @@ class WriterStats:
 
     inserted: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, label)
 
     def add(self, result: WriteResult) -> None:
         self.inserted[result.table] += result.inserted
         self.duplicates[result.table] += result.duplicates
         for rejected in result.rejected:
-            self.rejected[(result.table, rejected.reason.split(" ")[0])] += 1
+            self.rejected[(result.table, rejected.problem.label)] += 1
 
 
 def split_valid(
@@ -99,7 +108,7 @@ def split_valid(
         try:
             problem = problem_of(row, latest_allowed)
         except (TypeError, AttributeError, ValueError) as exc:  # a malformed row object
-            problem = f"malformed row: {exc}"
+            problem = Problem(RejectionKind.MALFORMED, f"malformed row: {exc}")
         if problem is None:
             records.append(row if to_record is None else to_record(row))
         else:
