@@ -25,7 +25,7 @@ from polyfarm.polymarket.domain import BookLevel, OrderBook
 from polyfarm.runtime import CycleResult
 from polyfarm.settings import Settings
 from polyfarm.store.rows import ORDERBOOK_SNAPSHOTS, OrderBookSnapshotRow
-from polyfarm.store.writer import BulkWriter
+from polyfarm.store.writing import Writer
 
 log = get_logger(__name__)
 
@@ -84,7 +84,7 @@ class BookCollector:
     def __init__(
         self,
         clob: ClobClient,
-        writer: BulkWriter,
+        writer: Writer,
         catalog: MarketCatalog,
         clock: Clock,
         settings: Settings,

@@ -30,7 +30,8 @@ from polyfarm.store.journal import Corruption, Journal, JournalBatch, JournalFul
 from polyfarm.store.outage import database_unavailable
 from polyfarm.store.quarantine import QuarantineRecord
 from polyfarm.store.rows import TableSpec
-from polyfarm.store.writer import BulkWriter, RejectedRow, WriteResult, copy_idempotent
+from polyfarm.store.writer import BulkWriter, copy_idempotent
+from polyfarm.store.writing import RejectedRow, WriteResult
 
 log = get_logger(__name__)
 

@@ -44,6 +44,7 @@ from polyfarm.store.rows import (
     TableSpec,
     latest_allowed_time,
 )
+from polyfarm.store.writing import RejectedRow, WriteResult
 
 log = get_logger(__name__)
 
@@ -54,32 +55,6 @@ _PARALLEL_MIN_ROWS = 5_000
 _PARTS_PER_CONNECTION = 2
 # Rows encoded between two turns of the event loop (about 1-2 ms of CPU).
 _ENCODE_SLICE_ROWS = 2_000
-
-
-@dataclass(frozen=True)
-class RejectedRow:
-    table: str
-    problem: Problem
-    row: Any
-
-    @property
-    def kind(self) -> RejectionKind:
-        return self.problem.kind
-
-    @property
-    def reason(self) -> str:
-        return self.problem.message
-
-
-@dataclass
-class WriteResult:
-    table: str
-    offered: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    rejected: list[RejectedRow] = field(default_factory=list)
-    journaled: int = 0  # held on disk until the database takes them (DurableWriter)
-    dropped: int = 0  # lost because the journal was full; recorded as a feed gap
 
 
 @dataclass
