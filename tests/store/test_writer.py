@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from polyfarm.store.rejection import RejectionKind
 from polyfarm.store.rows import (
     BOOK_DELTAS,
     MARKET_FEATURES,
@@ -118,6 +120,28 @@ async def test_a_batch_with_invalid_rows_stores_exactly_the_valid_ones(
     stored = await pool.fetch("SELECT ts FROM price_snapshots ORDER BY ts")
     assert [r["ts"] for r in stored] == [g.ts for g in good]
     assert sum(w.stats.rejected.values()) == len(bad)
+    # The labels rejections are counted under: metrics and dashboards key on these strings.
+    assert w.stats.rejected == Counter(
+        {
+            ("price_snapshots", label): count
+            for label, count in [
+                ("price", 1),
+                ("best_ask", 1),
+                ("best_bid", 1),
+                ("volume_24h", 1),
+                ("liquidity", 1),
+                ("timestamp", 2),
+                ("missing", 1),
+                ("malformed", 1),
+            ]
+        }
+    )
+    assert [r.kind for r in result.rejected][5:] == [
+        RejectionKind.TIMESTAMP,
+        RejectionKind.TIMESTAMP,
+        RejectionKind.MISSING_KEY,
+        RejectionKind.MALFORMED,
+    ]
     assert w.stats.inserted["price_snapshots"] == 4
     kept = await pool.fetch("SELECT source, reason, raw FROM quarantine ORDER BY id")
     assert [r["reason"] for r in kept] == reasons
@@ -140,7 +164,9 @@ async def test_invalid_trades_are_refused_with_a_reason(
 ) -> None:
     result = await writer(pool).write(TRADES, [trade_row(0)._replace(**change), trade_row(1)])
     assert result.inserted == 1
-    assert [r.reason.split(" ")[0] for r in result.rejected] == [reason]
+    (rejected,) = result.rejected
+    assert (rejected.kind, rejected.problem.column) == (RejectionKind.VALUE, reason)
+    assert rejected.reason.startswith(f"{reason} ")
 
 
 def test_trade_key_is_stable_across_decimal_spellings() -> None:

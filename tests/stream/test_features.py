@@ -11,6 +11,7 @@ import pytest
 from polyfarm.markets.book_stats import book_stats
 from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.polymarket.domain import MarketInfo, TokenInfo
+from polyfarm.store.rejection import RejectionKind
 from polyfarm.store.rows import FEATURE_COLUMNS, FeatureRow, feature_problem
 from polyfarm.stream.features import (
     FeatureInputs,
@@ -155,6 +156,9 @@ def test_every_feature_in_column_order_and_the_row_is_valid() -> None:
     assert values["price_change_1d"] == -0.02
     row = FeatureRow(NOW, "t1", "m1", 3, tuple(values.values()))
     assert feature_problem(row, NOW) is None
+    short = feature_problem(row._replace(values=row.values[:-1]), NOW)
+    assert short is not None
+    assert (short.kind, short.label) == (RejectionKind.MALFORMED, "malformed")
 
 
 def test_fills_known_at_a_time_leave_out_every_later_fill() -> None:

@@ -15,6 +15,7 @@ import pytest
 from polyfarm.polymarket.domain import Batch, BookLevel, OrderBook
 from polyfarm.settings import WebSocketSettings
 from polyfarm.store.rows import BOOK_DELTAS, TRADES, TableSpec
+from polyfarm.store.writing import WriteResult
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.livebook import LiveBook, epoch_ms
 from polyfarm.stream.sink import Flusher, WriteQueue
@@ -29,16 +30,17 @@ class FakeWriter:
         self.failures = failures
         self.batches: list[tuple[str, int]] = []
 
-    async def write(self, spec: TableSpec, rows: Sequence[Any]) -> None:
+    async def write(self, spec: TableSpec, rows: Sequence[Any]) -> WriteResult:
         await asyncio.sleep(0)
         if self.failures:
             self.failures -= 1
             raise asyncpg.ConnectionDoesNotExistError("gone")
         self.batches.append((spec.name, len(rows)))
+        return WriteResult(spec.name, offered=len(rows), inserted=len(rows))
 
 
 def flusher(writer: FakeWriter, *queues: WriteQueue, batch: int = 10) -> Flusher:
-    return Flusher(writer, list(queues), interval_s=0.01, batch_rows=batch)  # type: ignore[arg-type]
+    return Flusher(writer, list(queues), interval_s=0.01, batch_rows=batch)
 
 
 async def test_a_full_trade_queue_holds_the_reader_until_rows_are_written() -> None:

@@ -23,7 +23,7 @@ from polyfarm.polymarket.clob import ClobClient
 from polyfarm.runtime import CycleResult
 from polyfarm.settings import Settings
 from polyfarm.store.rows import ORDERBOOK_SNAPSHOTS
-from polyfarm.store.writer import BulkWriter
+from polyfarm.store.writing import Writer
 
 log = get_logger(__name__)
 
@@ -36,7 +36,7 @@ class BookCollector:
     def __init__(
         self,
         clob: ClobClient,
-        writer: BulkWriter,
+        writer: Writer,
         catalog: MarketCatalog,
         clock: Clock,
         settings: Settings,

@@ -21,7 +21,7 @@ from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.domain import LastTrade, Quote
 from polyfarm.runtime import CycleResult
 from polyfarm.store.rows import PRICE_SNAPSHOTS, PriceSnapshotRow
-from polyfarm.store.writer import BulkWriter
+from polyfarm.store.writing import Writer
 
 log = get_logger(__name__)
 
@@ -61,7 +61,7 @@ class PriceCollector:
     def __init__(
         self,
         clob: ClobClient,
-        writer: BulkWriter,
+        writer: Writer,
         catalog: MarketCatalog,
         clock: Clock,
         interval_s: float,

@@ -1,12 +1,12 @@
 """Writes that survive the database going away.
 
-``DurableWriter`` is a ``BulkWriter`` whose batches fall back to the on-disk journal whenever the
-database cannot take them (connection refused or lost, server shutting down, disk full, a
-timeout). While anything is journaled, new batches are journaled too, behind it, so the replay
-stores them in the order they came. ``replay`` (run by the supervisor as a service) feeds sealed
-segments back through the idempotent COPY path and deletes a segment only after every batch in
-it committed; a crash between the commit and the delete replays rows the unique keys already
-hold, which store nothing twice.
+``DurableWriter`` puts the on-disk journal in front of a ``BulkWriter``: a batch goes to the
+journal whenever the database cannot take it (connection refused or lost, server shutting down,
+disk full, a timeout). While anything is journaled, new batches are journaled too, behind it,
+so the replay stores them in the order they came. ``replay`` (run by the supervisor as a
+service) feeds sealed segments back through the bulk writer's idempotent COPY path and deletes
+a segment only after every batch in it committed; a crash between the commit and the delete
+replays rows the unique keys already hold, which store nothing twice.
 
 Policy when the journal is full (``journal.max_mb``): the batch that does not fit is dropped,
 counted (``WriteResult.dropped``, metrics), logged as an error, and its time span is recorded in
@@ -20,22 +20,26 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from polyfarm.aio import sleep_unless
+from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
+from polyfarm.metrics import Metrics
 from polyfarm.store.journal import Corruption, Journal, JournalBatch, JournalFullError
 from polyfarm.store.outage import database_unavailable
-from polyfarm.store.quarantine import QuarantineRecord
+from polyfarm.store.quarantine import QUARANTINE_TABLE, QuarantineRecord
 from polyfarm.store.rows import TableSpec
-from polyfarm.store.writer import BulkWriter, RejectedRow, WriteResult, copy_idempotent
+from polyfarm.store.stream_writes import GapRecord, insert_gaps
+from polyfarm.store.writer import BulkWriter, WriterStats
+from polyfarm.store.writing import RejectedRow, WriteResult
 
 log = get_logger(__name__)
 
 WARN_FRACTION = 0.8
-QUARANTINE_SPEC = TableSpec("quarantine", QuarantineRecord._fields, lambda row, _: None)
 
 
 @dataclass
@@ -44,6 +48,14 @@ class DroppedSpan:
     rows: int
     first: datetime | None
     last: datetime | None
+
+    def gap(self, now: datetime) -> GapRecord:
+        """The ``feed_gaps`` row; a batch without timestamps is placed at ``now``."""
+        start = self.first or now
+        end = self.last or start
+        return GapRecord(
+            self.table, None, None, start, end, f"journal full: {self.rows} rows dropped"
+        )
 
 
 @dataclass
@@ -63,20 +75,44 @@ class JournalState:
         return self.fill >= WARN_FRACTION or self.dropped_rows > 0
 
 
-class DurableWriter(BulkWriter):
-    def __init__(self, pool: asyncpg.Pool, journal: Journal, **kwargs: Any) -> None:
-        super().__init__(pool, **kwargs)
+class DurableWriter:
+    """A ``Writer`` that stores through a ``BulkWriter`` while the database takes the rows,
+    and journals them while it does not."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        journal: Journal,
+        *,
+        max_future_skew_s: float = 86_400.0,
+        clock: Clock = utc_now,
+        parallelism: int = 2,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.journal = journal
         self.dropped_rows = 0
+        self._bulk = BulkWriter(
+            pool,
+            max_future_skew_s=max_future_skew_s,
+            clock=clock,
+            parallelism=parallelism,
+            metrics=metrics,
+        )
+        self._pool = pool
+        self._clock = clock
+        self._metrics = metrics
         self._gaps: list[DroppedSpan] = []
         self._replay_lock = asyncio.Lock()
 
-    async def store(
-        self, spec: TableSpec, records: list[Sequence[Any]], rejected: list[RejectedRow]
-    ) -> WriteResult:
+    @property
+    def stats(self) -> WriterStats:
+        return self._bulk.stats
+
+    async def write(self, spec: TableSpec, rows: Sequence[Any]) -> WriteResult:
+        records, rejected = self._bulk.prepare(spec, rows)
         if self.journal.is_empty():
             try:
-                return await super().store(spec, records, rejected)
+                return await self._bulk.store(spec, records, rejected)
             except Exception as exc:
                 if not database_unavailable(exc):
                     raise
@@ -89,9 +125,8 @@ class DurableWriter(BulkWriter):
         result = WriteResult(spec.name, offered=len(records) + len(rejected), rejected=rejected)
         try:
             if rejected:
-                self.journal.append(
-                    "quarantine", QUARANTINE_SPEC.columns, self.quarantine_records(rejected)
-                )
+                quarantined = self._bulk.quarantine_records(rejected)
+                self.journal.append(QUARANTINE_TABLE, QuarantineRecord._fields, quarantined)
             if records:
                 self.journal.append(spec.name, spec.columns, records)
             result.journaled = len(records)
@@ -145,7 +180,7 @@ class DurableWriter(BulkWriter):
             self._report_size()
             return stored
 
-    async def _replay_segment(self, segment: Any) -> int:
+    async def _replay_segment(self, segment: Path) -> int:
         stored = 0
         for item in self.journal.read(segment):
             if isinstance(item, Corruption):
@@ -160,36 +195,18 @@ class DurableWriter(BulkWriter):
         return stored
 
     async def _replay_batch(self, batch: JournalBatch) -> int:
-        spec = TableSpec(batch.table, batch.columns, lambda row, _: None)
-        async with self._pool.acquire() as conn:
-            if batch.table == "quarantine":
-                await conn.copy_records_to_table(
-                    "quarantine", records=batch.records, columns=batch.columns
-                )
-                return 0
-            inserted = await copy_idempotent(conn, spec, batch.records)
-        self.stats.inserted[batch.table] += inserted
-        if self._metrics is not None:
-            self._metrics.rows_written.labels(batch.table).inc(inserted)
-        return inserted
+        """Journaled rows were validated before they were written down: stored as they are."""
+        if batch.table == QUARANTINE_TABLE:
+            await self._bulk.store_quarantine([QuarantineRecord(*r) for r in batch.records])
+            return 0
+        return await self._bulk.store_validated(batch.table, batch.columns, batch.records)
 
     async def _record_drops(self) -> None:
         if not self._gaps:
             return
+        now = self._clock()
         async with self._pool.acquire() as conn:
-            await conn.executemany(
-                "INSERT INTO feed_gaps (stream, gap_start, gap_end, reason) "
-                "VALUES ($1, $2, $3, $4)",
-                [
-                    (
-                        gap.table,
-                        gap.first or self._clock(),
-                        gap.last or gap.first or self._clock(),
-                        f"journal full: {gap.rows} rows dropped",
-                    )
-                    for gap in self._gaps
-                ],
-            )
+            await insert_gaps(conn, [span.gap(now) for span in self._gaps])
         self._gaps.clear()
 
 

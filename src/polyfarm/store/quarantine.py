@@ -9,6 +9,7 @@ from typing import NamedTuple
 import asyncpg
 
 MAX_RAW_BYTES = 64 * 1024  # a pathological payload is kept truncated, not refused again
+QUARANTINE_TABLE = "quarantine"
 
 
 class QuarantineRecord(NamedTuple):
@@ -30,7 +31,7 @@ async def store_quarantined(conn: asyncpg.Connection, records: Sequence[Quaranti
     if not records:
         return 0
     await conn.copy_records_to_table(
-        "quarantine", records=records, columns=QuarantineRecord._fields
+        QUARANTINE_TABLE, records=records, columns=QuarantineRecord._fields
     )
     return len(records)
 

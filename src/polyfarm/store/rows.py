@@ -1,8 +1,9 @@
 """Row types of the time-series tables and their validation (pure: no I/O, no clock).
 
 Rows are NamedTuples in table column order, so a batch goes to ``COPY`` as it is. Each table
-has a validator returning the reason a row must be refused, or None. A refused row is counted
-and reported with its reason; it never sinks the valid rows of its batch.
+has a validator returning the ``Problem`` for which a row must be refused, or None. A refused
+row is counted by the problem's kind and reported with its message; it never sinks the valid
+rows of its batch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+
+from polyfarm.store.rejection import Problem, RejectionKind, bad_value
 
 
 class PriceSnapshotRow(NamedTuple):
@@ -206,21 +209,21 @@ def _bad_amount(value: float | None) -> bool:
     return value is not None and not 0.0 <= value < math.inf
 
 
-def _time_problem(ts: datetime, latest_allowed: datetime) -> str | None:
+def _time_problem(ts: datetime, latest_allowed: datetime) -> Problem | None:
     if ts.tzinfo is None:
-        return "timestamp without time zone"
+        return Problem(RejectionKind.TIMESTAMP, "timestamp without time zone")
     if ts > latest_allowed:
-        return f"timestamp {ts.isoformat()} is in the future"
+        return Problem(RejectionKind.TIMESTAMP, f"timestamp {ts.isoformat()} is in the future")
     return None
 
 
-def _key_problem(token_id: str, market_id: str) -> str | None:
+def _key_problem(token_id: str, market_id: str) -> Problem | None:
     if not token_id or not market_id:
-        return "missing token or market id"
+        return Problem(RejectionKind.MISSING_KEY, "missing token or market id")
     return None
 
 
-def price_snapshot_problem(row: PriceSnapshotRow, latest_allowed: datetime) -> str | None:
+def price_snapshot_problem(row: PriceSnapshotRow, latest_allowed: datetime) -> Problem | None:
     # One flat expression for the common, valid case: this runs per row on the hottest path.
     # Chained comparisons are False for NaN, so NaN fails the range checks too.
     ts, token_id, market_id, price, bid, ask, spread, last, volume, liquidity = row
@@ -247,20 +250,22 @@ _SNAPSHOT_AMOUNTS = ("spread", "volume_24h", "liquidity")
 
 def _generic_problem(
     row: Any, latest_allowed: datetime, prices: Sequence[str], amounts: Sequence[str]
-) -> str | None:
+) -> Problem | None:
     problem = _time_problem(row.ts, latest_allowed) or _key_problem(row.token_id, row.market_id)
     if problem:
         return problem
     for name in prices:
         if _bad_probability(getattr(row, name)):
-            return f"{name} {getattr(row, name)!r} outside [0, 1]"
+            return bad_value(name, f"{name} {getattr(row, name)!r} outside [0, 1]")
     for name in amounts:
         if _bad_amount(getattr(row, name)):
-            return f"{name} {getattr(row, name)!r} is negative or not finite"
+            return bad_value(name, f"{name} {getattr(row, name)!r} is negative or not finite")
     return None
 
 
-def orderbook_snapshot_problem(row: OrderBookSnapshotRow, latest_allowed: datetime) -> str | None:
+def orderbook_snapshot_problem(
+    row: OrderBookSnapshotRow, latest_allowed: datetime
+) -> Problem | None:
     return _generic_problem(row, latest_allowed, _BOOK_PRICES, _BOOK_AMOUNTS)
 
 
@@ -272,45 +277,46 @@ _BOOK_AMOUNTS = tuple(
 )
 
 
-def trade_problem(row: TradeRow, latest_allowed: datetime) -> str | None:
+def trade_problem(row: TradeRow, latest_allowed: datetime) -> Problem | None:
     problem = _time_problem(row.ts, latest_allowed) or _key_problem(row.token_id, row.market_id)
     if problem:
         return problem
     if _bad_probability(row.price):
-        return f"price {row.price!r} outside [0, 1]"
+        return bad_value("price", f"price {row.price!r} outside [0, 1]")
     if not math.isfinite(row.size) or row.size <= 0:
-        return f"size {row.size!r} is not a positive number"
+        return bad_value("size", f"size {row.size!r} is not a positive number")
     if row.side not in ("BUY", "SELL"):
-        return f"side {row.side!r} is neither BUY nor SELL"
+        return bad_value("side", f"side {row.side!r} is neither BUY nor SELL")
     if len(row.trade_key) != TRADE_KEY_BYTES:
-        return "trade_key has the wrong length"
+        return bad_value("trade_key", "trade_key has the wrong length")
     return None
 
 
-def book_delta_problem(row: BookDeltaRow, latest_allowed: datetime) -> str | None:
+def book_delta_problem(row: BookDeltaRow, latest_allowed: datetime) -> Problem | None:
     problem = _time_problem(row.ts, latest_allowed) or _key_problem(row.token_id, row.market_id)
     if problem:
         return problem
     if _bad_probability(row.price):
-        return f"price {row.price!r} outside [0, 1]"
+        return bad_value("price", f"price {row.price!r} outside [0, 1]")
     if _bad_amount(row.size):
-        return f"size {row.size!r} is negative or not finite"
+        return bad_value("size", f"size {row.size!r} is negative or not finite")
     if row.side not in ("BUY", "SELL"):
-        return f"side {row.side!r} is neither BUY nor SELL"
+        return bad_value("side", f"side {row.side!r} is neither BUY nor SELL")
     return None
 
 
-def feature_problem(row: FeatureRow, latest_allowed: datetime) -> str | None:
+def feature_problem(row: FeatureRow, latest_allowed: datetime) -> Problem | None:
     problem = _time_problem(row.ts, latest_allowed) or _key_problem(row.token_id, row.market_id)
     if problem:
         return problem
     if len(row.values) != len(FEATURE_COLUMNS):
-        return f"{len(row.values)} feature values for {len(FEATURE_COLUMNS)} columns"
+        message = f"{len(row.values)} feature values for {len(FEATURE_COLUMNS)} columns"
+        return Problem(RejectionKind.MALFORMED, message)
     for name, value in zip(FEATURE_COLUMNS, row.values, strict=True):
         if isinstance(value, float) and not math.isfinite(value):
-            return f"{name} is not finite"
+            return bad_value(name, f"{name} is not finite")
         if name in _FEATURE_PRICE_COLUMNS and _bad_probability(value):
-            return f"{name} {value!r} outside [0, 1]"
+            return bad_value(name, f"{name} {value!r} outside [0, 1]")
     return None
 
 
@@ -323,7 +329,7 @@ class TableSpec:
 
     name: str
     columns: tuple[str, ...]
-    problem: Callable[[Any, datetime], str | None]
+    problem: Callable[[Any, datetime], Problem | None]
     # Turns a row into a COPY record; None when the row already is one (a NamedTuple).
     to_record: Callable[[Any], Sequence[Any]] | None = None
     # Our own binary COPY encoding of the records; None: asyncpg encodes them.

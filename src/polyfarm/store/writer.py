@@ -36,6 +36,7 @@ from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
+from polyfarm.store.rejection import Problem, RejectionKind
 from polyfarm.store.rows import (
     COPY_BINARY_HEADER,
     COPY_BINARY_TRAILER,
@@ -43,6 +44,7 @@ from polyfarm.store.rows import (
     TableSpec,
     latest_allowed_time,
 )
+from polyfarm.store.writing import RejectedRow, WriteResult
 
 log = get_logger(__name__)
 
@@ -55,37 +57,19 @@ _PARTS_PER_CONNECTION = 2
 _ENCODE_SLICE_ROWS = 2_000
 
 
-@dataclass(frozen=True)
-class RejectedRow:
-    table: str
-    reason: str
-    row: Any
-
-
-@dataclass
-class WriteResult:
-    table: str
-    offered: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    rejected: list[RejectedRow] = field(default_factory=list)
-    journaled: int = 0  # held on disk until the database takes them (DurableWriter)
-    dropped: int = 0  # lost because the journal was full; recorded as a feed gap
-
-
 @dataclass
 class WriterStats:
     """Running totals per table; read by the health line and the metrics endpoint."""
 
     inserted: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, label)
 
     def add(self, result: WriteResult) -> None:
         self.inserted[result.table] += result.inserted
         self.duplicates[result.table] += result.duplicates
         for rejected in result.rejected:
-            self.rejected[(result.table, rejected.reason.split(" ")[0])] += 1
+            self.rejected[(result.table, rejected.problem.label)] += 1
 
 
 def split_valid(
@@ -99,7 +83,7 @@ def split_valid(
         try:
             problem = problem_of(row, latest_allowed)
         except (TypeError, AttributeError, ValueError) as exc:  # a malformed row object
-            problem = f"malformed row: {exc}"
+            problem = Problem(RejectionKind.MALFORMED, f"malformed row: {exc}")
         if problem is None:
             records.append(row if to_record is None else to_record(row))
         else:
@@ -151,10 +135,24 @@ class BulkWriter:
         self._count(result)
         return result
 
-    async def _quarantine(self, rejected: list[RejectedRow]) -> None:
-        records = self.quarantine_records(rejected)
+    async def store_validated(
+        self, table: str, columns: tuple[str, ...], records: Sequence[Sequence[Any]]
+    ) -> int:
+        """Records validated earlier (a journaled batch), in ``columns`` order: stored once
+        each and counted as written; returns how many were new."""
+        async with self._pool.acquire() as conn:
+            inserted = await copy_idempotent(conn, table, columns, records)
+        self.stats.inserted[table] += inserted
+        if self._metrics is not None:
+            self._metrics.rows_written.labels(table).inc(inserted)
+        return inserted
+
+    async def store_quarantine(self, records: Sequence[QuarantineRecord]) -> None:
         async with self._pool.acquire() as conn:
             await store_quarantined(conn, records)
+
+    async def _quarantine(self, rejected: list[RejectedRow]) -> None:
+        await self.store_quarantine(self.quarantine_records(rejected))
 
     def quarantine_records(self, rejected: list[RejectedRow]) -> list[QuarantineRecord]:
         now = self._clock()
@@ -176,8 +174,8 @@ class BulkWriter:
         part is idempotent on its own, so a failure of one part leaves a state that a retry
         of the whole batch repairs exactly."""
         if len(records) < _PARALLEL_MIN_ROWS or self._parallelism < 2:
-            async with self._pool.acquire() as conn:
-                return await copy_idempotent(conn, spec, records)
+            (part,) = copy_parts(spec, records, 1)
+            return await self._copy_part(spec, part)
         if spec.binary is not None:
             return await self._copy_pipelined(spec, spec.binary, records)
         parts = copy_parts(spec, records, self._parallelism)
@@ -209,7 +207,7 @@ class BulkWriter:
     ) -> int:
         try:
             async with lanes or contextlib.nullcontext(), self._pool.acquire() as conn:
-                return await _copy_part_idempotent(conn, spec, part)
+                return await _copy_part_idempotent(conn, spec.name, part)
         finally:
             part.sent.set()
 
@@ -280,20 +278,25 @@ async def _copy_messages(payload: memoryview, sent: asyncio.Event) -> AsyncItera
 
 
 async def copy_idempotent(
-    conn: asyncpg.Connection, spec: TableSpec, records: Sequence[Sequence[Any]]
+    conn: asyncpg.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    records: Sequence[Sequence[Any]],
 ) -> int:
-    """Store ``records`` once each; returns how many were new."""
-    (part,) = copy_parts(spec, records, 1)
-    return await _copy_part_idempotent(conn, spec, part)
+    """Store ``records`` (in ``columns`` order, encoded by asyncpg) once each; returns how many
+    were new."""
+    return await _copy_part_idempotent(
+        conn, table, CopyPart(len(records), columns, records=records)
+    )
 
 
-async def _copy_part_idempotent(conn: asyncpg.Connection, spec: TableSpec, part: CopyPart) -> int:
+async def _copy_part_idempotent(conn: asyncpg.Connection, table: str, part: CopyPart) -> int:
     try:
         async with conn.transaction():
-            await _copy(conn, spec.name, part)
+            await _copy(conn, table, part)
         return part.rows
     except asyncpg.UniqueViolationError:
-        return await _merge_through_stage(conn, spec, part)
+        return await _merge_through_stage(conn, table, part)
 
 
 async def _copy(conn: asyncpg.Connection, table: str, part: CopyPart) -> None:
@@ -304,17 +307,17 @@ async def _copy(conn: asyncpg.Connection, table: str, part: CopyPart) -> None:
         await conn.copy_records_to_table(table, records=part.records, columns=part.columns)
 
 
-async def _merge_through_stage(conn: asyncpg.Connection, spec: TableSpec, part: CopyPart) -> int:
-    stage = f"_stage_{spec.name}"
-    columns = ", ".join(spec.columns)
+async def _merge_through_stage(conn: asyncpg.Connection, table: str, part: CopyPart) -> int:
+    stage = f"_stage_{table}"
+    columns = ", ".join(part.columns)
     async with conn.transaction():
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-            f"(LIKE {spec.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         await _copy(conn, stage, part)
         status = await conn.execute(
-            f"INSERT INTO {spec.name} ({columns}) "  # noqa: S608 - identifiers from TableSpec
+            f"INSERT INTO {table} ({columns}) "  # noqa: S608 - our identifiers, not input
             f"SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"
         )
     return int(status.rsplit(" ", 1)[-1])

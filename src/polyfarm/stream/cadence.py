@@ -26,7 +26,7 @@ from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.settings import Settings
 from polyfarm.store.rows import MARKET_FEATURES, ORDERBOOK_SNAPSHOTS, FeatureRow
 from polyfarm.store.rows import OrderBookSnapshotRow as BookRow
-from polyfarm.store.writer import BulkWriter
+from polyfarm.store.writing import Writer
 from polyfarm.stream.features import FeatureInputs, feature_values
 from polyfarm.stream.livebook import LiveBook
 from polyfarm.stream.rolling import TokenActivity
@@ -50,7 +50,7 @@ class CadenceWriter:
         activity: dict[str, TokenActivity],
         catalog: MarketCatalog,
         settings: Settings,
-        writer: BulkWriter,
+        writer: Writer,
         clock: Clock,
     ) -> None:
         self._books = books

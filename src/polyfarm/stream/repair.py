@@ -40,7 +40,7 @@ from polyfarm.store.stream_writes import (
     market_identities,
     open_trade_gaps,
 )
-from polyfarm.store.writer import BulkWriter
+from polyfarm.store.writing import Writer
 from polyfarm.stream.trades import repaired_trade_rows
 
 log = get_logger(__name__)
@@ -97,7 +97,7 @@ class GapRepairer:
         self,
         *,
         data_api: DataApiClient,
-        writer: BulkWriter,
+        writer: Writer,
         pool: asyncpg.Pool,
         catalog: MarketCatalog,
         clock: Clock,

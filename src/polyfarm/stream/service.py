@@ -30,7 +30,7 @@ from polyfarm.settings import Settings
 from polyfarm.store.ops import collector_health
 from polyfarm.store.rows import BOOK_DELTAS, TRADES
 from polyfarm.store.stream_writes import GapRecord, insert_gaps, markets_open_since
-from polyfarm.store.writer import BulkWriter
+from polyfarm.store.writing import Writer
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.cadence import CadenceWriter
 from polyfarm.stream.connection import STOPPED, SessionHooks, ShardConnection, Watermark
@@ -56,7 +56,7 @@ class StreamDeps:
     catalog: MarketCatalog
     clob: ClobClient
     data_api: DataApiClient
-    writer: BulkWriter
+    writer: Writer
     pool: asyncpg.Pool
     clock: Clock
     metrics: Metrics

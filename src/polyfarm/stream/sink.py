@@ -1,8 +1,8 @@
 """Bounded write queues between the receive path and the database, and their flusher.
 
-The receive path appends rows synchronously (no await per message); the flusher writes them in
-batches with the idempotent ``BulkWriter``. Queues are bounded and say what happens when the
-database falls behind:
+The receive path appends rows synchronously (no await per message); the flusher hands them in
+batches to a ``Writer``, which stores them idempotently. Queues are bounded and say what
+happens when the database falls behind:
 
 * ``trades`` — **back-pressure**: once full, the connection's reader waits before taking the
   next frame. The socket then stops being read; if the venue gives up on us, the disconnect is
@@ -30,7 +30,7 @@ import asyncpg
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.store.rows import TableSpec
-from polyfarm.store.writer import BulkWriter
+from polyfarm.store.writing import Writer
 
 log = get_logger(__name__)
 
@@ -107,7 +107,7 @@ class Flusher:
 
     def __init__(
         self,
-        writer: BulkWriter,
+        writer: Writer,
         queues: Sequence[WriteQueue],
         *,
         interval_s: float,
