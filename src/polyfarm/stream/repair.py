@@ -140,7 +140,9 @@ class GapRepairer:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, intake_done: asyncio.Event) -> None:
+        """Repairs until ``stop``; then records what is still unrecorded once the intake has
+        ended, windows closed by the connections' stop included, as known holes."""
         await self._reload()
         while not stop.is_set():
             await self._record_new()
@@ -149,7 +151,8 @@ class GapRepairer:
                     break
                 await self._attempt(job)
             await asyncio.sleep(POLL_S)
-        await self._record_new()  # whatever is still unrecorded becomes a known hole
+        await intake_done.wait()
+        await self._record_new()
 
     async def _reload(self) -> None:
         since = self._clock() - timedelta(days=RELOAD_DAYS)
