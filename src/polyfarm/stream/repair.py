@@ -14,6 +14,7 @@ Unrepaired trade gaps of the last two days are taken up again after a restart.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -104,9 +105,7 @@ class GapRepairer:
         settings: WebSocketSettings,
         on_rows: Callable[[list[TradeRow]], None],
         metrics: Metrics | None = None,
-        # Full steps by default: with random jitter, test_stream_e2e's unrepairable-window
-        # case lost fills outside any recorded gap under CPU load (not yet understood).
-        jitter: Callable[[], float] = lambda: 1.0,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._data_api = data_api
         self._jitter = jitter
