@@ -3,14 +3,15 @@ then lost windows that cannot be repaired, and a restart."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from polyfarm.polymarket.domain import NewMarket
 from polyfarm.sim import Simulator
 
 from ..conftest import Server
@@ -163,6 +164,40 @@ async def test_features_and_whales_agree_with_the_stored_trades(
         assert w["impact_1m"] == pytest.approx(move if w["side"] == "BUY" else -move)
     stored = await pool.fetchval("SELECT count(*) FROM trades WHERE price * size >= 500")
     assert len(whales) == stored
+
+
+@pytest.mark.timeout(60)
+async def test_a_market_heard_of_late_and_still_without_a_book_at_the_stop_is_a_recorded_gap(
+    sim: Simulator, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """A listing whose announcement is handled only after the market closed (the stream was
+    behind) is subscribed but never gets a book. Its fills since the listing are wanted from
+    the Data API; the stream stopping before the wait for its first book ends must record
+    that window, not drop it (the heartbeat vouches past it, so a successor would not know)."""
+    # No expiry of the wait for a first book before the stop (there is no stall to detect).
+    settings = stream_settings(sim, tmp_path, stall_timeout_s=60.0)
+    async with streaming(sim, pool, settings) as s:
+        await advance(sim, 300, 10)
+        listed = datetime.fromtimestamp(sim.clock.now() - 200, UTC)
+        late = NewMarket(
+            market_id="990001",
+            condition_id="0x" + "ab" * 32,
+            asset_ids=("990001-yes", "990001-no"),  # no book on the venue: closed
+            outcomes=("Yes", "No"),
+            timestamp=listed,
+            received_at=listed,
+        )
+        await s.run.events.process(deque([late]))
+        pending = s.run.coverage.pending_markets
+        await wait_for(lambda: "990001" in pending, "the late market to be subscribed")
+        stopped = datetime.fromtimestamp(sim.clock.now(), UTC)
+    gaps = await pool.fetch(
+        "SELECT gap_start, gap_end, reason FROM feed_gaps "
+        "WHERE stream = 'ws_trades' AND market_id = '990001'"
+    )
+    assert [g["reason"] for g in gaps] == ["new market"]
+    assert gaps[0]["gap_start"] <= listed
+    assert gaps[0]["gap_end"] >= stopped
 
 
 @pytest.mark.timeout(120)

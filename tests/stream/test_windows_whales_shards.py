@@ -189,6 +189,21 @@ def test_markets_added_later_are_covered_from_their_first_snapshot() -> None:
     ]
 
 
+def test_markets_still_without_a_snapshot_when_the_stream_stops_are_gaps_until_then() -> None:
+    gaps: list[Gap] = []
+    coverage = Coverage(timedelta(seconds=5), gaps.append)
+    coverage.market_added("m9", T0, "new market", 0.0)
+    coverage.market_added("m8", T0 + timedelta(seconds=10), "subscribed", 0.0)
+    coverage.snapshot_arrived("m8", T0 + timedelta(seconds=20))
+    stop = T0 + timedelta(seconds=30)
+    coverage.stream_stopped(stop)
+    assert gaps[-1] == Gap(
+        ("m9",), T0 - timedelta(seconds=5), stop + timedelta(seconds=5), "new market"
+    )
+    assert len(gaps) == 2
+    assert not coverage.pending_markets
+
+
 def test_a_first_start_promises_nothing_before_data_but_does_not_vouch_past_it() -> None:
     gaps: list[Gap] = []
     coverage = Coverage(timedelta(seconds=5), gaps.append)

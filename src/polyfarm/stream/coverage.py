@@ -11,7 +11,7 @@ turned into a ``Gap`` for the repairer, widened by ``margin`` on both sides:
   data of each new connection (a first start promises nothing before its first data);
 * a market added to a live connection: from its subscription — or its creation, for a market
   born after the stream started — to the arrival of its first book snapshot (or to its
-  removal, when it closed before any snapshot came);
+  removal, when it closed before any snapshot came, or to the stream's stop);
 * a market born after the stream started and closed before it was ever subscribed: its life;
 * an unreadable frame: the connection's markets, from the newest venue time it had delivered
   (the lost frame's fills are no older than that, give or take the margin) to now.
@@ -120,6 +120,12 @@ class Coverage:
         for market_id, (_, _, added) in list(self.pending_markets.items()):
             if mono - added >= after_s:
                 self.snapshot_arrived(market_id, now)
+
+    def stream_stopped(self, now: datetime) -> None:
+        """Markets still without a snapshot: their windows close now. Nothing else records
+        them (the heartbeat vouches past their start), so a successor would not know."""
+        for market_id in list(self.pending_markets):
+            self.snapshot_arrived(market_id, now)
 
     def market_removed(self, market_id: str, now: datetime) -> None:
         """Unsubscribed before any snapshot (typically: closed meanwhile, so no book came):

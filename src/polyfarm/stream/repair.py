@@ -14,6 +14,7 @@ Unrepaired trade gaps of the last two days are taken up again after a restart.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -104,9 +105,7 @@ class GapRepairer:
         settings: WebSocketSettings,
         on_rows: Callable[[list[TradeRow]], None],
         metrics: Metrics | None = None,
-        # Full steps by default: with random jitter, test_stream_e2e's unrepairable-window
-        # case lost fills outside any recorded gap under CPU load (not yet understood).
-        jitter: Callable[[], float] = lambda: 1.0,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._data_api = data_api
         self._jitter = jitter
@@ -140,7 +139,9 @@ class GapRepairer:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, intake_done: asyncio.Event) -> None:
+        """Repairs until ``stop``; then records what is still unrecorded once the intake has
+        ended, windows closed by the connections' stop included, as known holes."""
         await self._reload()
         while not stop.is_set():
             await self._record_new()
@@ -149,7 +150,8 @@ class GapRepairer:
                     break
                 await self._attempt(job)
             await asyncio.sleep(POLL_S)
-        await self._record_new()  # whatever is still unrecorded becomes a known hole
+        await intake_done.wait()
+        await self._record_new()
 
     async def _reload(self) -> None:
         since = self._clock() - timedelta(days=RELOAD_DAYS)

@@ -171,7 +171,7 @@ class StreamRun:
         intake_done = asyncio.Event()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.flusher.run(intake_done), name="stream:flusher")
-            group.create_task(self.repairer.run(stop), name="stream:repair")
+            group.create_task(self.repairer.run(stop, intake_done), name="stream:repair")
             group.create_task(self.checker.run(stop), name="stream:bookcheck")
             group.create_task(self.cadence.run(stop), name="stream:cadence")
             group.create_task(self.housekeeping.run(stop), name="stream:housekeeping")
@@ -217,6 +217,7 @@ class StreamRun:
                 await first_of(self._resync, stop, within_s=self.ws.subscription_sync_s)
         finally:
             await subscriptions.stop_all()
+            self.coverage.stream_stopped(self.deps.clock())
             intake_done.set()
 
     def _submit_gap(self, gap: Gap) -> None:
