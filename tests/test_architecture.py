@@ -240,3 +240,16 @@ def test_a_submodule_importing_through_its_package_is_a_cycle(tmp_path: Path) ->
 
     assert cycles(graph.runtime) == [["pkg", "pkg.a"]]
     assert cycles(graph.with_type_only) == [["pkg", "pkg.a"], ["pkg.c", "pkg.d"]]
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in conftest.py or a helper module, so each test module runs alone."""
+    tests = Path(__file__).resolve().parent
+    files = module_files(tests.parent, "tests")
+    offenders = sorted(
+        f"{name} -> {target}"
+        for name, path in files.items()
+        for target in read_imports(name, path, files).runtime
+        if target.rpartition(".")[2].startswith("test_")
+    )
+    assert not offenders, "test modules importing test modules:\n" + "\n".join(offenders)

@@ -18,8 +18,8 @@ from polyfarm.polymarket import parse as p
 from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket.domain import Counters
 from polyfarm.polymarket.ws_protocol import decode_frame
-from tests.polymarket.test_parse import book, market
-from tests.polymarket.test_ws_protocol import trade, ws_book
+from tests.polymarket.rest_payloads import book, market
+from tests.polymarket.ws_payloads import trade, ws_book
 
 
 def dumps(value: object) -> bytes:
