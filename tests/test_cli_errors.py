@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from polyfarm.cli import cli
 from polyfarm.store.embedded import EmbeddedPostgres
 
-from .test_config_file import BILLION_LAUGHS
+from .support import BILLION_LAUGHS
 
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 SECRET = "hunter2"

@@ -15,17 +15,7 @@ from polyfarm.config_file import MAX_BYTES, MAX_DEPTH, MAX_NODES, parse_yaml_tex
 from polyfarm.errors import ConfigError
 from polyfarm.settings import load_settings
 
-BILLION_LAUGHS = """\
-a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-"""
+from .support import BILLION_LAUGHS
 
 
 def refused(tmp_path: Path, content: bytes, match: str) -> None:

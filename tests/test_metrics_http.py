@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 
@@ -13,12 +12,7 @@ from polyfarm.metrics import Metrics
 from polyfarm.metrics_http import metrics_service, serve_metrics
 from polyfarm.settings import Settings
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from .support import free_port
 
 
 def test_sample_sums_add_up_labels() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -10,6 +11,18 @@ from polyfarm.runtime import CycleResult, Job, Service, Supervisor, run_until_st
 
 def fast_backoff() -> Backoff:
     return Backoff(base_s=0.01, max_s=0.05)
+
+
+@dataclass(frozen=True)
+class RecordingBackoff(Backoff):
+    """The supervisor's retry waits, as it asked for them."""
+
+    waits: list[float] = field(default_factory=list)
+
+    def delay(self, attempt: int, jitter: float) -> float:
+        wait = super().delay(attempt, jitter)
+        self.waits.append(wait)
+        return wait
 
 
 async def test_a_failing_job_is_retried_and_never_stops_the_others(pool: asyncpg.Pool) -> None:
@@ -50,27 +63,55 @@ async def test_a_failing_job_is_retried_and_never_stops_the_others(pool: asyncpg
     assert supervisor.state["steady"].rows == calls["steady"]
 
 
-async def test_a_crashing_service_is_restarted(pool: asyncpg.Pool) -> None:
+async def test_a_crashing_service_is_restarted_after_waits_that_grow(pool: asyncpg.Pool) -> None:
     starts = 0
 
     async def stream(stop: asyncio.Event) -> None:
         nonlocal starts
         starts += 1
-        if starts < 3:
+        if starts <= 4:
             raise ConnectionError("socket dropped")
         await stop.wait()
 
     stop = asyncio.Event()
-    supervisor = Supervisor(pool, [], [Service("stream", stream)], backoff=fast_backoff())
+    backoff = RecordingBackoff(base_s=0.01, max_s=0.04)
+    services = [Service("stream", stream)]
+    supervisor = Supervisor(pool, [], services, backoff=backoff, jitter=lambda: 0.0)
     task = asyncio.create_task(run_until_stopped(supervisor, stop, deadline_s=5))
     for _ in range(100):
         await asyncio.sleep(0.02)
-        if starts >= 3:
+        if starts >= 5:
             break
     stop.set()
     await task
-    assert starts == 3
-    assert supervisor.restarts["stream"] == 2
+    assert starts == 5
+    assert supervisor.restarts["stream"] == 4
+    # Half of each step for certain (jitter 0): the step doubles per crash, up to max_s.
+    assert backoff.waits == [0.005, 0.01, 0.02, 0.02]
+
+
+async def test_a_failing_job_retries_after_waits_that_grow(pool: asyncpg.Pool) -> None:
+    calls = 0
+
+    async def flaky() -> CycleResult:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise RuntimeError(f"boom {calls}")
+        return CycleResult(rows=1)
+
+    backoff = RecordingBackoff(base_s=0.01, max_s=1.0)
+    supervisor = Supervisor(pool, [Job("flaky", 60, flaky)], backoff=backoff, jitter=lambda: 0.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_until_stopped(supervisor, stop, deadline_s=5))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if calls >= 4:
+            break
+    stop.set()
+    await task
+    assert calls == 4
+    assert backoff.waits == [0.005, 0.01, 0.02]  # then a success: back to its interval
 
 
 async def test_shutdown_lets_a_cycle_finish_within_the_deadline(pool: asyncpg.Pool) -> None:

@@ -18,7 +18,7 @@ from polyfarm.commands.collect import collect, stats, status
 from polyfarm.commands.db import db
 from polyfarm.commands.demo import demo
 from polyfarm.commands.serve import serve
-from polyfarm.errors import PolyfarmError
+from polyfarm.errors import one_line
 from polyfarm.logs import configure_logging
 from polyfarm.settings import Settings, load_settings
 from polyfarm.sim.command import sim_command
@@ -38,12 +38,6 @@ class PolyfarmGroup(click.Group):
             if _debugging(ctx):
                 raise
             raise click.ClickException(one_line(exc)) from exc
-
-
-def one_line(exc: Exception) -> str:
-    if isinstance(exc, PolyfarmError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc} (run with --log-level DEBUG for details)"
 
 
 def _debugging(ctx: click.Context) -> bool:

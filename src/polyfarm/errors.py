@@ -13,6 +13,7 @@
             └── PayloadError             the body is not what the reference says
 
 Transient versus permanent is explicit: retry loops catch ``TransientSourceError`` only.
+``one_line`` is how the command lines (``polyfarm``, ``python -m polyfarm.sim``) show an error.
 """
 
 from __future__ import annotations
@@ -69,3 +70,10 @@ class PayloadError(PermanentSourceError):
     def __init__(self, message: str, *, url: str = "", raw: bytes | str = b"") -> None:
         super().__init__(message, url=url)
         self.raw = raw
+
+
+def one_line(exc: Exception) -> str:
+    """The error as one line for a person: our own errors say what is wrong, others are named."""
+    if isinstance(exc, PolyfarmError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc} (run with --log-level DEBUG for details)"

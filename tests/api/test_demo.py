@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from ..test_metrics_http import free_port
+from ..support import free_port
 
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 

@@ -3,12 +3,15 @@ checked against a query of the database written here, independently of the API's
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 
+from polyfarm.settings import Settings
 from polyfarm.store.stats import table_stats
+
+from .conftest import ClientFactory
 
 
 async def test_liveness_and_detailed_health(farm: httpx.AsyncClient) -> None:
@@ -24,7 +27,29 @@ async def test_liveness_and_detailed_health(farm: httpx.AsyncClient) -> None:
     assert prices["last_error"] is not None, "the farm had one failing prices cycle"
     assert prices["consecutive_failures"] == 0
     assert detailed["websocket"]["metrics_reachable"] is False  # metrics_port is 0 here
-    assert detailed["status"] in ("ok", "degraded")
+
+
+async def test_detailed_health_is_degraded_exactly_while_a_collector_is_stale(
+    farm_dsn: str, farm_pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    """Judged at chosen moments, not whenever the test happens to run after the farm."""
+    last_success = dict(
+        await farm_pool.fetch("SELECT collector, last_success_at FROM collector_health")
+    )
+    prices_allowed = 3 * Settings().intervals.prices_s + 60  # three intervals and a minute
+    moments = {
+        "just after the last cycle": max(last_success.values()) + timedelta(seconds=1),
+        "prices overdue": last_success["prices"] + timedelta(seconds=prices_allowed + 1),
+    }
+    expected = {
+        "just after the last cycle": ("ok", set()),
+        "prices overdue": ("degraded", {"prices"}),
+    }
+    for moment, now in moments.items():
+        async with make_client(farm_dsn, clock=lambda now=now: now) as client:
+            body = (await client.get("/health/detailed")).json()
+        stale = {c["collector"] for c in body["collectors"] if c["stale"]}
+        assert (body["status"], stale) == expected[moment], moment
 
 
 async def test_stats_match_polyfarm_stats(farm: httpx.AsyncClient, farm_pool: asyncpg.Pool) -> None:
@@ -237,13 +262,37 @@ async def test_coverage_sees_the_failed_cycle(
     assert all(t["tier"] is not None for t in books["tiers"])
 
 
-async def test_gaps_lists_no_stale_market_right_after_collection(farm: httpx.AsyncClient) -> None:
-    body = (await farm.get("/api/data-quality/gaps")).json()
-    assert body["stale_after_s"] == 240.0
-    assert body["gaps"] == []
-    assert body["gaps_open"] == body["gaps_total"] == 0
-    assert body["summary"] == []
-    assert body["stale_total"] == len(body["stale_markets"])
+async def test_gaps_list_open_markets_once_their_last_snapshot_is_stale(
+    farm_dsn: str, farm_pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    last_cycle = await farm_pool.fetchval("SELECT max(ts) FROM price_snapshots")
+    priced_last = {
+        r["market_id"]
+        for r in await farm_pool.fetch(
+            "SELECT DISTINCT s.market_id FROM price_snapshots s JOIN markets m USING (market_id)"
+            " WHERE s.ts = $1 AND NOT m.closed",
+            last_cycle,
+        )
+    }
+    assert priced_last
+    stale_after = 240.0  # three prices intervals and a minute
+    async with make_client(farm_dsn, clock=lambda: last_cycle + timedelta(seconds=60)) as client:
+        fresh = (await client.get("/api/data-quality/gaps")).json()
+    late = last_cycle + timedelta(seconds=stale_after + 1)
+    async with make_client(farm_dsn, clock=lambda: late) as client:
+        overdue = (await client.get("/api/data-quality/gaps")).json()
+
+    assert fresh["stale_after_s"] == overdue["stale_after_s"] == stale_after
+    assert fresh["gaps"] == []
+    assert fresh["gaps_open"] == fresh["gaps_total"] == 0
+    assert fresh["summary"] == []
+    # Right after collection every open market has a recent snapshot...
+    assert (fresh["stale_total"], fresh["stale_markets"]) == (0, [])
+    # ...and once the prices collector is overdue, every one of them is listed, none twice.
+    listed = [m["market_id"] for m in overdue["stale_markets"]]
+    assert overdue["stale_total"] == len(priced_last)
+    assert sorted(listed) == sorted(priced_last)
+    assert {m["age_s"] for m in overdue["stale_markets"]} == {stale_after + 1}
 
 
 async def test_metrics_count_requests_by_route(farm: httpx.AsyncClient) -> None:

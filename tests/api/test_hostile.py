@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from ..test_metrics_http import free_port
+from ..support import free_port
 
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 INT64_OVER = "9223372036854775808"

@@ -25,7 +25,7 @@ from polyfarm.store.database import create_pool
 
 from ..api.farm import fill_farm
 from ..conftest import TEMPLATE, Server, _fresh_database
-from ..test_metrics_http import free_port
+from ..support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

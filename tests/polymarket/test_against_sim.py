@@ -23,30 +23,18 @@ from polyfarm.polymarket import (
     GammaClient,
     MarketStream,
     RateLimiter,
-    RestClient,
     StreamClosedError,
     TradePrint,
     reconnecting,
 )
-from polyfarm.polymarket.ratelimit import Service
-from polyfarm.settings import RateLimitSettings, Settings, WebSocketSettings
+from polyfarm.settings import Settings, WebSocketSettings
+from tests.polymarket.support import RecordingSleep, rest
 
 sim_module = pytest.importorskip("polyfarm.sim")
 Simulator, SimConfig = sim_module.Simulator, sim_module.SimConfig
 
 STAMP = datetime(2026, 6, 1, tzinfo=UTC)
 WS = WebSocketSettings(ping_interval_s=0.2)
-
-
-class RecordingSleep:
-    """Backoff sleeps are recorded, not waited: fault tests stay fast and deterministic."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +51,6 @@ def faults(sim: Any) -> Iterator[Any]:
     controller = sim.faults
     yield controller
     controller.clear()
-
-
-def rest(url: str, service: Service, sleep: RecordingSleep, timeout_s: float = 5.0) -> RestClient:
-    settings = RateLimitSettings(request_timeout_s=timeout_s, max_retries=10)
-    return RestClient(url, service, settings=settings, limiter=RateLimiter(0.7), sleep=sleep)
 
 
 async def scan_market_ids(sim: Any, sleep: RecordingSleep, timeout_s: float = 5.0) -> list[str]:

@@ -15,37 +15,7 @@ from polyfarm.polymarket import _convert as cv
 from polyfarm.polymarket import parse as p
 from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket.domain import ResolutionKind
-
-COND = "0x" + "ab" * 32
-TOK_A = "1" * 77
-TOK_B = "2" * 76
-
-
-def market(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "42",
-        "conditionId": COND,
-        "question": "Q?",
-        "outcomes": '["Yes", "No"]',
-        "outcomePrices": '["0.6", "0.4"]',
-        "clobTokenIds": orjson.dumps([TOK_A, TOK_B]).decode(),
-        "closed": False,
-    }
-    base.update(overrides)
-    return base
-
-
-def book(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "market": COND,
-        "asset_id": TOK_A,
-        "timestamp": "1728799418260",
-        "bids": [{"price": ".48", "size": "10"}, {"price": "0.5", "size": "1"}],
-        "asks": [{"price": "0.430", "size": "5"}, {"price": "0.6", "size": "2"}],
-    }
-    base.update(overrides)
-    return base
-
+from tests.polymarket.rest_payloads import COND, TOK_A, TOK_B, book, market
 
 # --- primitives ----------------------------------------------------------------------------
 

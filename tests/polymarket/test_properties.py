@@ -1,25 +1,28 @@
 """Property tests: arbitrary or garbled input never makes a parser raise anything but
-``PayloadError`` (and the frame decoder never raises at all)."""
+``PayloadError`` (and the frame decoder never raises at all); a garbled strict field is
+rejected, and kept whole for quarantine, while a garbled statistic costs only itself."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket import parse as p
 from polyfarm.polymarket import schemas as s
-from polyfarm.polymarket.domain import Counters
+from polyfarm.polymarket.domain import Counters, Page, Reject
 from polyfarm.polymarket.ws_protocol import decode_frame
-from tests.polymarket.test_parse import book, market
-from tests.polymarket.test_ws_protocol import trade, ws_book
+from tests.polymarket.rest_payloads import TOK_A, TOK_B, book, market
+from tests.polymarket.ws_payloads import trade, ws_book
 
 
 def dumps(value: object) -> bytes:
@@ -94,11 +97,227 @@ def test_arbitrary_bytes(name: str, data: bytes) -> None:
 
 @PROFILE
 @given(name=st.sampled_from(sorted(PARSERS)), data=st.data())
-def test_valid_records_with_one_field_garbled(name: str, data: st.DataObject) -> None:
+def test_any_field_garbled_raises_nothing_but_payload_error(name: str, data: st.DataObject) -> None:
     record = dict(VALID[name])
     key = data.draw(st.sampled_from(sorted(record)))
     record[key] = data.draw(json_values)
     only_payload_errors(PARSERS[name], record)
+
+
+# The parsers' contract (``parse``, ``_convert``): a field that identifies, prices or dates a
+# record is strict, so a value it cannot read rejects the whole record with ``PayloadError``,
+# which the list parsers turn into a ``Reject`` for quarantine. The strategies below draw only
+# values that are wrong for their field.
+structure = (
+    st.booleans()
+    | st.lists(json_values, max_size=3)
+    | st.dictionaries(st.text(max_size=8), json_values, max_size=3)
+)
+
+
+def text_not_matching(pattern: str) -> st.SearchStrategy[str]:
+    return st.text(max_size=80).filter(lambda text: re.fullmatch(pattern, text) is None)
+
+
+bad_condition_id = (
+    st.none()
+    | st.integers()
+    | structure
+    | text_not_matching(r"0x[0-9a-fA-F]{64}")
+    | st.sampled_from(["0x" + "a" * 63, "0x" + "g" * 64, "ab" * 33, "0x" + "a" * 65])
+)
+bad_token_id = (  # token ids exceed 2**64, so a JSON number is wrong too
+    st.none()
+    | st.integers()
+    | structure
+    | text_not_matching(r"[0-9]{1,100}")
+    | st.sampled_from(["1" * 101, "-1", "1.0", " 1", "1e5"])
+)
+bad_numeric_id = (
+    st.none()
+    | st.integers(max_value=-1)
+    | st.integers(min_value=10**20)
+    | st.floats()
+    | structure
+    | text_not_matching(r"[0-9]{1,20}")
+)
+bad_epoch = (
+    st.none()
+    | st.integers(max_value=0)
+    | st.integers(min_value=10**19)
+    | st.floats()
+    | structure
+    | text_not_matching(r"[0-9]{1,20}")
+)
+bad_price = (
+    st.none()
+    | st.floats(min_value=1, exclude_min=True, allow_infinity=False)
+    | st.floats(max_value=-1e-6, allow_infinity=False)
+    | st.integers(min_value=2)
+    | st.integers(max_value=-1)
+    | structure
+    | st.sampled_from(["1.01", "-0.5", "NaN", "Infinity", "1e999", "", "abc", "0.5.0", "1,5"])
+)
+bad_size = (
+    st.none()
+    | st.floats(max_value=-1e-6, allow_infinity=False)
+    | st.integers(max_value=-1)
+    | structure
+    | st.sampled_from(["-1", "NaN", "Infinity", "", "abc", "1,5"])
+)
+bad_side = (
+    st.none()
+    | st.integers()
+    | structure
+    | st.text(max_size=10).filter(lambda text: text.upper() not in ("BUY", "SELL"))
+)
+bad_levels = (  # a missing side is damage, not an empty one
+    st.none()
+    | st.text(max_size=10)
+    | st.lists(st.fixed_dictionaries({"price": bad_price, "size": st.just("1")}), min_size=1)
+    | st.lists(st.fixed_dictionaries({"price": st.just("0.5"), "size": bad_size}), min_size=1)
+)
+# Gamma's stringified arrays, as long as ``outcomes`` (two) and holding readable items.
+bad_token_ids = st.tuples(bad_token_id, st.just(TOK_B)).map(
+    lambda ids: json.dumps(list(ids))
+) | st.sampled_from([json.dumps([TOK_A]), json.dumps([TOK_A, TOK_B, TOK_B]), "[", "{}", "1"])
+bad_outcome_prices = st.tuples(bad_price, st.just("0.4")).map(
+    lambda prices: json.dumps(list(prices))
+) | st.sampled_from(['["0.6"]', '["0.6", "0.4", "0"]', "[", '{"a": 1}'])
+bad_outcomes = st.sampled_from(['["Yes"]', "[1, 2]", '["Yes", null]', "[", '"Yes"', "[]"])
+bad_clob_tokens = (
+    st.lists(
+        st.fixed_dictionaries({"token_id": bad_token_id.filter(lambda v: v != "")}), min_size=1
+    )
+    | st.lists(
+        st.fixed_dictionaries(
+            {"token_id": st.just("1"), "price": bad_price.filter(lambda v: v is not None)}
+        ),
+        min_size=1,
+    )
+    | st.text(max_size=10)
+    | st.integers()
+)
+
+STRICT: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "gamma_market": {
+        "id": bad_numeric_id,
+        "conditionId": bad_condition_id,
+        "clobTokenIds": bad_token_ids,
+        "outcomePrices": bad_outcome_prices,
+        "outcomes": bad_outcomes,
+    },
+    "gamma_event": {"id": bad_numeric_id},
+    "book": {
+        "market": bad_condition_id,
+        "asset_id": bad_token_id,
+        "timestamp": bad_epoch,
+        "bids": bad_levels,
+        "asks": bad_levels,
+    },
+    "clob_market": {"condition_id": bad_condition_id, "tokens": bad_clob_tokens},
+    "data_v1": {
+        "conditionId": bad_condition_id,
+        "asset": bad_token_id,
+        "side": bad_side,
+        "price": bad_price,
+        "size": bad_size,
+        "timestamp": bad_epoch,
+    },
+    "data_v2": {
+        "condition_id": bad_condition_id,
+        "token_id": bad_token_id,
+        "side": bad_side,
+        "price": bad_price,
+        "size": bad_size,
+        "timestamp": bad_epoch,
+    },
+}
+STRICT_FIELDS = sorted((name, key) for name, fields in STRICT.items() for key in fields)
+
+
+@PROFILE
+@given(field=st.sampled_from(STRICT_FIELDS), data=st.data())
+def test_a_garbled_strict_field_rejects_the_record(
+    field: tuple[str, str], data: st.DataObject
+) -> None:
+    name, key = field
+    record = {**VALID[name], key: data.draw(STRICT[name][key], label=key)}
+    with pytest.raises(PayloadError):
+        PARSERS[name](record)
+    with pytest.raises(PayloadError):
+        PARSERS[name](dumps(record))
+
+
+ListParser = Callable[[list[bytes]], tuple[list[Any], list[Reject]]]
+
+
+def page_of(envelope: type[Any], parse_page: Callable[[Any], Page[Any]]) -> ListParser:
+    """A ``*_page`` parser fed the records as the ``data`` array of its envelope."""
+
+    def parse(records: list[bytes]) -> tuple[list[Any], list[Reject]]:
+        body = b'{"data":[' + b",".join(records) + b"]}"
+        page = parse_page(msgspec.json.decode(body, type=envelope))
+        return list(page.items), list(page.rejects)
+
+    return parse
+
+
+LIST_PARSERS: dict[str, ListParser] = {
+    "gamma_market": p.parse_gamma_markets,
+    "gamma_event": p.parse_gamma_events,
+    "book": p.parse_books,
+    "clob_market": page_of(s.ClobMarketsEnvelope, p.parse_clob_markets_page),
+    "data_v1": p.parse_data_trades_v1,
+    "data_v2": page_of(s.DataTradesV2Envelope, p.parse_data_trades_v2_page),
+}
+
+
+@PROFILE
+@given(field=st.sampled_from(STRICT_FIELDS), data=st.data())
+def test_a_rejected_record_is_kept_whole_for_quarantine_and_spares_its_neighbours(
+    field: tuple[str, str], data: st.DataObject
+) -> None:
+    name, key = field
+    valid = dumps(VALID[name])
+    garbled = dumps({**VALID[name], key: data.draw(STRICT[name][key], label=key)})
+    good, rejects = LIST_PARSERS[name]([valid, garbled, valid])
+    assert good == [PARSERS[name](valid)] * 2
+    assert [reject.raw for reject in rejects] == [garbled]
+    assert rejects[0].reason
+
+
+# Auxiliary statistics are loose: a garbled one becomes None and costs nothing else.
+LOOSE_GAMMA = {
+    "volume24hr": "volume_24hr",
+    "volume1wk": "volume_1wk",
+    "liquidity": "liquidity",
+    "bestBid": "best_bid",
+    "spread": "spread",
+    "orderPriceMinTickSize": "tick_size",
+    "orderMinSize": "min_order_size",
+}
+WITH_STATISTICS = market(
+    volume24hr="1234.5",
+    volume1wk=99.5,
+    liquidity="10.25",
+    bestBid=0.48,
+    spread="0.02",
+    orderPriceMinTickSize=0.01,
+    orderMinSize=5,
+)
+unreadable_number = st.text(
+    alphabet=st.characters(whitelist_categories=("L",)), min_size=1, max_size=12
+) | st.sampled_from(["", "1,5", "--1", "1.2.3", "0x10", "NaN", "Infinity", "-inf"])
+
+
+@PROFILE
+@given(key=st.sampled_from(sorted(LOOSE_GAMMA)), value=unreadable_number)
+def test_a_garbled_statistic_becomes_none_and_keeps_the_market(key: str, value: str) -> None:
+    baseline = p.parse_gamma_market(WITH_STATISTICS)
+    assert getattr(baseline, LOOSE_GAMMA[key]) is not None
+    parsed = p.parse_gamma_market({**WITH_STATISTICS, key: value})
+    assert parsed == msgspec.structs.replace(baseline, **{LOOSE_GAMMA[key]: None})
 
 
 @PROFILE

@@ -20,7 +20,7 @@ from polyfarm.errors import PayloadError
 from polyfarm.polymarket import parse as p
 from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket.domain import ProtocolVersion
-from tests.polymarket.test_parse import market
+from tests.polymarket.rest_payloads import market
 
 PROFILE = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -25,7 +25,7 @@ from polyfarm.polymarket.clob import SAMPLING_MARKETS, SAMPLING_SIMPLIFIED_MARKE
 from polyfarm.polymarket.history import HistoryRoute, PriceHistory
 from polyfarm.settings import WebSocketSettings
 from polyfarm.sim import SimConfig, Simulator
-from tests.polymarket.test_against_sim import RecordingSleep, rest
+from tests.polymarket.support import RecordingSleep, rest
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from polyfarm.polymarket.domain import BookSnapshot, Counters, TradePrint
 from polyfarm.polymarket.ws import MarketStream, StreamClosedError, reconnecting
 from polyfarm.settings import WebSocketSettings
 from tests.polymarket.conftest import FakeClock, serve
-from tests.polymarket.test_ws_protocol import TOK_A, TOK_B, trade, ws_book
+from tests.polymarket.ws_payloads import TOK_A, TOK_B, trade, ws_book
 
 Behaviour = Callable[[web.WebSocketResponse, list[str]], Awaitable[None]]
 FAST = WebSocketSettings(ping_interval_s=0.05, reconnect_base_s=1, reconnect_max_s=4)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,39 +10,7 @@ import pytest
 
 from polyfarm.polymarket.domain import BookSnapshot, Counters, PriceChange, TradePrint
 from polyfarm.polymarket.ws_protocol import MarketProtocol, decode_frame
-
-COND = "0x" + "cd" * 32
-TOK_A = "3" * 70
-TOK_B = "4" * 70
-AT = datetime(2026, 5, 1, tzinfo=UTC)
-
-
-def ws_book(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "event_type": "book",
-        "asset_id": TOK_A,
-        "market": COND,
-        "bids": [{"price": "0.4", "size": "1"}],
-        "asks": [{"price": "0.6", "size": "1"}],
-        "timestamp": "1757908892351",
-        "hash": "abc",
-    }
-    base.update(overrides)
-    return base
-
-
-def trade(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "event_type": "last_trade_price",
-        "asset_id": TOK_A,
-        "market": COND,
-        "price": "0.5",
-        "size": "3",
-        "side": "BUY",
-        "timestamp": "1757908892351",
-    }
-    base.update(overrides)
-    return base
+from tests.polymarket.ws_payloads import AT, COND, TOK_A, TOK_B, trade, ws_book
 
 
 def frame(value: Any) -> bytes:

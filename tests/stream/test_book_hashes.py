@@ -18,7 +18,7 @@ from polyfarm.settings import TierSettings, WebSocketSettings
 from polyfarm.sim import wsmessages
 from polyfarm.stream.bookcheck import BookChecker, HashOutcome
 from polyfarm.stream.livebook import HashSource, LiveBook, epoch_ms
-from tests.polymarket.test_against_sim import RecordingSleep, rest
+from tests.polymarket.support import RecordingSleep, rest
 from tests.wire_examples import example
 
 from ..sim.support import reference_hash, running

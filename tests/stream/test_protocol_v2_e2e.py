@@ -27,7 +27,7 @@ from polyfarm.settings import WebSocketSettings
 from polyfarm.sim import Simulator
 from polyfarm.stream.bookcheck import HashOutcome
 from polyfarm.stream.livebook import HashSource
-from tests.polymarket.test_against_sim import RecordingSleep, rest
+from tests.polymarket.support import RecordingSleep, rest
 
 from ..conftest import Server
 from ..sim.support import make_config

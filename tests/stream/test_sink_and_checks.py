@@ -104,11 +104,12 @@ class FakeClob:
         return Batch(items={t: self.books[t] for t in tokens if t in self.books})
 
 
-def checker_with(live: OrderBook, rest: OrderBook) -> tuple[BookChecker, LiveBook]:
+def checker_with(live: OrderBook, rest: OrderBook | None) -> tuple[BookChecker, LiveBook]:
+    """A checker of one live book; ``rest`` is what the CLOB serves for it (None: nothing)."""
     book = LiveBook("t1", live.market)
     book.replace(live)
     books = {"t1": book}
-    clob = FakeClob({"t1": rest})
+    clob = FakeClob({} if rest is None else {"t1": rest})
     checker = BookChecker(books, clob, WebSocketSettings(), Counter())  # type: ignore[arg-type]
     return checker, book
 
@@ -150,8 +151,7 @@ async def test_a_stall_is_confirmed_only_by_a_venue_that_moved(
 async def test_a_book_the_venue_no_longer_has_confirms_the_stall() -> None:
     """Every market of a silent connection closed before the probe: the books are gone from
     REST, and the fills up to the close must not pass for a quiet connection's."""
-    checker, book = checker_with(rest_book(T0), rest_book(T0))
-    checker._clob.books.clear()  # type: ignore[attr-defined]
+    checker, book = checker_with(rest_book(T0), rest=None)
     now_ms = epoch_ms(T0 + timedelta(seconds=60))
     assert await checker.venue_moved(["t1"], now_ms) is True
     assert checker.counts["stall_confirmed_book_gone"] == 1

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 
 import msgspec
 
+import polyfarm.polymarket._convert as cv
+import polyfarm.polymarket.schemas as s
 from polyfarm.errors import PayloadError
-from polyfarm.polymarket import _convert as cv
-from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket.domain import DataTrade, Page, PricePoint, Reject
 
 _TRADE_V1 = msgspec.json.Decoder(s.DataTradeV1Wire)

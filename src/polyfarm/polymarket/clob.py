@@ -11,8 +11,8 @@ from typing import Self, TypeVar
 import aiohttp
 import msgspec
 
+import polyfarm.polymarket.schemas as s
 from polyfarm.errors import PayloadError
-from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket._service import RestService
 from polyfarm.polymarket.domain import (
     Batch,

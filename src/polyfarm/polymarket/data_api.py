@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import msgspec
 
+import polyfarm.polymarket.schemas as s
 from polyfarm.errors import PayloadError
-from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket._service import RestService
 from polyfarm.polymarket.clob import HISTORY_MAX_SPAN_S, history_windows
 from polyfarm.polymarket.domain import DataTrade, Page, PricePoint

@@ -7,8 +7,8 @@ from typing import TypeVar
 
 import msgspec
 
+import polyfarm.polymarket.schemas as s
 from polyfarm.errors import PayloadError
-from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket._service import RestService
 from polyfarm.polymarket.domain import EventInfo, MarketInfo, Page
 from polyfarm.polymarket.http import query_params

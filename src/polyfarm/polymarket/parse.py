@@ -15,9 +15,9 @@ from typing import Any
 
 import msgspec
 
+import polyfarm.polymarket._convert as cv
+import polyfarm.polymarket.schemas as s
 from polyfarm.errors import PayloadError
-from polyfarm.polymarket import _convert as cv
-from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket._parse_clob import (
     parse_book,
     parse_books,

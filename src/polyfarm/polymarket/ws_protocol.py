@@ -13,9 +13,9 @@ from datetime import datetime
 
 import msgspec
 
+import polyfarm.polymarket._convert as cv
+import polyfarm.polymarket.schemas as s
 from polyfarm.errors import PayloadError
-from polyfarm.polymarket import _convert as cv
-from polyfarm.polymarket import schemas as s
 from polyfarm.polymarket.domain import (
     BestBidAsk,
     BookSnapshot,

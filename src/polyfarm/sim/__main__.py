@@ -1,12 +1,12 @@
 """``python -m polyfarm.sim --markets 100``: the simulator as a standalone program.
 
-Errors are reported as ``polyfarm sim`` reports them (``polyfarm.cli.one_line``): one line on
+Errors are reported as ``polyfarm sim`` reports them (``polyfarm.errors.one_line``): one line on
 stderr and exit status 1, no traceback.
 """
 
 import sys
 
-from polyfarm.cli import one_line
+from polyfarm.errors import one_line
 from polyfarm.sim.command import sim_command
 
 

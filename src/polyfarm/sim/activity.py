@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
-from polyfarm.sim import dynamics
 from polyfarm.sim.book import apply_changes, mid_half, token_views
 from polyfarm.sim.bookgen import Change, fair_units, generate_book, quote_update
+from polyfarm.sim.dynamics import evolve_fair, impact, sweep, taker_shares, trade_notional
 from polyfarm.sim.history import record_mid
 from polyfarm.sim.model import (
     Book,
@@ -23,21 +24,32 @@ from polyfarm.sim.model import (
     TradeEvent,
     WorldEvent,
 )
+from polyfarm.sim.tradelog import TradeLog
 from polyfarm.sim.wire import PRICE_SCALE, TICK_CENT, TICK_MILLI, hex256
-
-if TYPE_CHECKING:
-    from polyfarm.sim.world import World
 
 USERS = 5000
 FINE_TICK_LOW, FINE_TICK_HIGH = 800, 19_200  # 0.04 / 0.96 in half units
 
 
-def materialize(world: World, market: MarketState, ts: float) -> Book | None:
+class WorldView(Protocol):
+    """What activity uses of ``polyfarm.sim.world.World``, which calls it (so not imported)."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def rng(self) -> random.Random: ...
+    @property
+    def trades(self) -> TradeLog: ...
+    @property
+    def watch(self) -> Callable[[MarketState], bool]: ...
+
+
+def materialize(world: WorldView, market: MarketState, ts: float) -> Book | None:
     """The market's YES book, generated on first use from a per-market seed."""
     if market.closed_s is not None:
         return None
     if market.book is None:
-        fair = fair_units(dynamics.evolve_fair(world.rng, market, ts))
+        fair = fair_units(evolve_fair(world.rng, market, ts))
         rng = random.Random(f"{world.seed}:book:{market.idx}")
         market.book = generate_book(rng, fair, market.tick, market.depth, int(ts * 1000))
         mid = mid_half(market.book)
@@ -47,7 +59,7 @@ def materialize(world: World, market: MarketState, ts: float) -> Book | None:
 
 
 def book_changed(
-    world: World, market: MarketState, changes: list[Change], ts: float
+    world: WorldView, market: MarketState, changes: list[Change], ts: float
 ) -> list[WorldEvent]:
     """Apply level changes; emit the update and, when the price nears 0 or 1, a tick change.
 
@@ -72,11 +84,11 @@ def book_changed(
     return events
 
 
-def quote(world: World, market: MarketState, ts: float) -> list[WorldEvent]:
+def quote(world: WorldView, market: MarketState, ts: float) -> list[WorldEvent]:
     book = materialize(world, market, ts)
     if book is None:
         return []
-    fair = fair_units(dynamics.evolve_fair(world.rng, market, ts))
+    fair = fair_units(evolve_fair(world.rng, market, ts))
     changes = quote_update(world.rng, book, fair, market.tick, market.depth)
     return book_changed(world, market, changes, ts) if changes else []
 
@@ -94,13 +106,13 @@ def _add_volume(market: MarketState, ts: float, notional: float) -> None:
 
 def _taker_direction(rng: random.Random, market: MarketState, book: Book, ts: float) -> bool:
     """True when the taker pushes the YES price up (buys YES or sells NO)."""
-    fair = fair_units(dynamics.evolve_fair(rng, market, ts))
+    fair = fair_units(evolve_fair(rng, market, ts))
     mid = mid_half(book) or 2 * fair
     lean = max(min((2 * fair - mid) / (8 * market.tick), 0.3), -0.3)
     return rng.random() < 0.5 + lean
 
 
-def trade(world: World, market: MarketState, ts: float) -> list[WorldEvent]:
+def trade(world: WorldView, market: MarketState, ts: float) -> list[WorldEvent]:
     """One taker order: sweep the book from the touch, record the fill, move the fair value."""
     rng = world.rng
     book = materialize(world, market, ts)
@@ -111,18 +123,23 @@ def trade(world: World, market: MarketState, ts: float) -> list[WorldEvent]:
     touch = book.best_ask() if up else book.best_bid()
     if touch is None:
         return []
-    notional = dynamics.trade_notional(rng)
-    shares = dynamics.taker_shares(notional, touch if is_yes else PRICE_SCALE - touch)
-    filled, last_yes, changes = dynamics.sweep(book, up, shares)
+    notional = trade_notional(rng)
+    shares = taker_shares(notional, touch if is_yes else PRICE_SCALE - touch)
+    filled, last_yes, changes = sweep(book, up, shares)
     if filled == 0:
         return []
     fill = _record_fill(world, market, is_yes, up, (last_yes, filled), ts)
-    market.fair_x += dynamics.impact(fill.notional, up)
+    market.fair_x += impact(fill.notional, up)
     return [TradeEvent(fill, fill.ts_ms), *book_changed(world, market, changes, ts)]
 
 
 def _record_fill(
-    world: World, market: MarketState, is_yes: bool, up: bool, fill_at: tuple[int, int], ts: float
+    world: WorldView,
+    market: MarketState,
+    is_yes: bool,
+    up: bool,
+    fill_at: tuple[int, int],
+    ts: float,
 ) -> Trade:
     """Append the trade to the tape and update the token's last trade and the volumes."""
     rng = world.rng

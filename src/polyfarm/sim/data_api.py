@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from polyfarm.sim import names
 from polyfarm.sim.activity import USERS
 from polyfarm.sim.data_history import prices_history_v2
 from polyfarm.sim.httputil import ApiError, json_response, query_bool, query_float, query_int
 from polyfarm.sim.model import MarketState, Trade
+from polyfarm.sim.names import profile
 from polyfarm.sim.render_clob import trade_row_v1, trade_row_v2
 from polyfarm.sim.state import STATE, SimState
 
@@ -82,9 +82,7 @@ def _user(state: SimState, wallet: str | None) -> int | None:
     if not wallet:
         return None
     if not state.wallets:
-        state.wallets.update(
-            {names.profile(state.world.seed, u)["wallet"]: u for u in range(USERS)}
-        )
+        state.wallets.update({profile(state.world.seed, u)["wallet"]: u for u in range(USERS)})
     return state.wallets.get(wallet.lower(), -1)
 
 

@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from polyfarm.sim import names
 from polyfarm.sim.model import EventState, MarketState, Outcome
+from polyfarm.sim.names import ASSETS, CONTESTS, SUBJECTS, person, slugify, tag_objects
 from polyfarm.sim.wire import PRICE_SCALE, TICK_CENT, TICK_MILLI, TICK_QUARTER, hex256, token_id
 
 HOUR = 3600.0
@@ -65,14 +65,14 @@ class MarketFactory:
         event = EventState(
             idx=self.event_count,
             gamma_id=self.next_event_id,
-            slug=f"{names.slugify(title)}-{self.next_event_id}",
+            slug=f"{slugify(title)}-{self.next_event_id}",
             title=title,
             description=f"{title} Resolution follows the rules in the market descriptions.",
             created_s=created,
             start_s=created + rng.uniform(1.0, 120.0),
             end_s=end,
             kind=kind,
-            tags=names.tag_objects(rng, rng.randint(1, 3)),
+            tags=tag_objects(rng, rng.randint(1, 3)),
             comment_count=int(rng.expovariate(1 / 40)),
         )
         self.event_count += 1
@@ -93,7 +93,7 @@ class MarketFactory:
             yes_token=token_id(rng),
             no_token=token_id(rng),
             question=question,
-            slug=f"{names.slugify(question)}-{self.next_market_id % 1000}",
+            slug=f"{slugify(question)}-{self.next_market_id % 1000}",
             outcomes=("Up", "Down") if event.kind == "series" else ("Yes", "No"),
             group_title=None,
             group_threshold="0",
@@ -148,7 +148,7 @@ class MarketFactory:
         return rng.uniform(0.45, 0.55)
 
     def single(self, created: float, end: float, size: int) -> EventState:
-        subject = self.rng.choice(names.SUBJECTS)
+        subject = self.rng.choice(SUBJECTS)
         date = datetime.fromtimestamp(end, UTC).strftime("%B %-d, %Y")
         question = f"Will {subject} by {date}?"
         event = self._event("single", question, created, end)
@@ -158,7 +158,7 @@ class MarketFactory:
 
     def ladder(self, created: float, end: float, size: int) -> EventState:
         rng = self.rng
-        asset, _, level = rng.choice(names.ASSETS)
+        asset, _, level = rng.choice(ASSETS)
         date = datetime.fromtimestamp(end, UTC).strftime("%B %-d")
         event = self._event("ladder", f"{asset} above ___ on {date}?", created, end)
         draw, base = rng.random(), rng.uniform(0.6, 0.95)
@@ -173,14 +173,14 @@ class MarketFactory:
 
     def negrisk(self, created: float, end: float, size: int) -> EventState:
         rng = self.rng
-        contest = rng.choice(names.CONTESTS)
+        contest = rng.choice(CONTESTS)
         event = self._event("negrisk", f"Who will win {contest}?", created, end)
         event.neg_risk_market_id = hex256(rng)[:-2] + "00"
         shares = [rng.gammavariate(0.6, 1.0) + 1e-3 for _ in range(size)]
         total = sum(shares)
         winner = rng.choices(range(size), weights=shares)[0]
         for i, share in enumerate(shares):
-            who = names.person(rng)
+            who = person(rng)
             planned = Outcome.YES if i == winner else Outcome.NO
             market = self._market(event, f"Will {who} win {contest}?", share / total, planned)
             market.group_title, market.group_threshold = who, str(i)
@@ -190,7 +190,7 @@ class MarketFactory:
 
     def series(self, created: float, end: float, size: int) -> EventState:
         rng = self.rng
-        asset, code, _ = rng.choice(names.ASSETS[:4])
+        asset, code, _ = rng.choice(ASSETS[:4])
         recurrence = rng.choice(("5m", "5m", "15m", "1h", "4h"))
         window = SERIES_WINDOWS[recurrence]
         start = datetime.fromtimestamp(end - window, UTC).strftime("%B %-d, %-I:%M%p")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from polyfarm.sim import names
 from polyfarm.sim.lifecycle import current_mid_half
 from polyfarm.sim.model import MarketState, Outcome, Trade
+from polyfarm.sim.names import profile
 from polyfarm.sim.render_gamma import IMAGE, PUSD
 from polyfarm.sim.wire import HALF_SCALE, PRICE_SCALE, SIZE_SCALE, iso_z, price_str, size_str
 
@@ -115,7 +115,7 @@ def simplified_market(market: MarketState) -> dict[str, Any]:
 
 
 def _trade_common(fill: Trade, seed: int, user: int, buy: bool) -> dict[str, Any]:
-    who = names.profile(seed, user)
+    who = profile(seed, user)
     market = fill.market
     return {
         "wallet": who["wallet"],

@@ -16,9 +16,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from polyfarm.sim import activity, genesis, lifecycle
+from polyfarm.sim.activity import materialize, quote, trade
 from polyfarm.sim.dynamics import poisson
+from polyfarm.sim.genesis import MarketFactory, initial_events, seed_past_activity, spawned_event
 from polyfarm.sim.history import SyntheticPath
+from polyfarm.sim.lifecycle import close_market, resolution_time, resolve_market
 from polyfarm.sim.model import EventState, MarketCreated, MarketState, WorldEvent
 from polyfarm.sim.tradelog import TradeLog
 
@@ -41,7 +43,7 @@ class World:
         self.params = params
         self.seed = params.seed
         self.rng = random.Random(params.seed + 1)
-        self._factory = genesis.MarketFactory(
+        self._factory = MarketFactory(
             random.Random(params.seed),
             variants=random.Random(f"{params.seed}:variants"),
             v2_share=params.v2_share,
@@ -63,9 +65,9 @@ class World:
         self._cum_weights: list[float] = []
         self._open_dirty = True
         self.watch: Callable[[MarketState], bool] = _always
-        for event in genesis.initial_events(self._factory, start_s, params.markets):
+        for event in initial_events(self._factory, start_s, params.markets):
             for market in event.markets:
-                genesis.seed_past_activity(self._factory.rng, market, start_s)
+                seed_past_activity(self._factory.rng, market, start_s)
             self._register(event)
         self._weight_norm = len(self.markets) / max(sum(m.weight for m in self.markets), 1e-9)
 
@@ -90,7 +92,7 @@ class World:
 
     def open_book(self, market: MarketState) -> bool:
         """Materialise the book of an open market; False once the market has closed."""
-        return activity.materialize(self, market, self.now_s) is not None
+        return materialize(self, market, self.now_s) is not None
 
     def synthetic(self, market: MarketState) -> SyntheticPath:
         return SyntheticPath(self.seed, market, self.start_s)
@@ -117,18 +119,18 @@ class World:
         while self._closing and self._closing[0][0] <= now:
             end_s, idx = heapq.heappop(self._closing)
             market = self.markets[idx]
-            out.extend(lifecycle.close_market(market, end_s))
-            due = lifecycle.resolution_time(self.rng, market, self.params.resolution_delay_s)
+            out.extend(close_market(market, end_s))
+            due = resolution_time(self.rng, market, self.params.resolution_delay_s)
             heapq.heappush(self._resolving, (due, idx))
             self._open_dirty = True
         while self._resolving and self._resolving[0][0] <= now:
             due, idx = heapq.heappop(self._resolving)
-            out.extend(lifecycle.resolve_market(self.markets[idx], due))
+            out.extend(resolve_market(self.markets[idx], due))
 
     def _spawn(self, since: float, now: float, out: list[WorldEvent]) -> None:
         count = poisson(self.rng, self.params.spawn_rate * (now - since))
         for ts in sorted(self.rng.uniform(since, now) for _ in range(count)):
-            event = genesis.spawned_event(self._factory, ts)
+            event = spawned_event(self._factory, ts)
             for market in event.markets:
                 market.vol_s = ts
                 out.append(MarketCreated(market, int(ts * 1000)))
@@ -160,7 +162,7 @@ class World:
         ):
             if market.closed_s is not None or ts < market.created_s:
                 continue
-            act = activity.trade if rng.random() < trade_share else activity.quote
+            act = trade if rng.random() < trade_share else quote
             out.extend(act(self, market, ts))
 
 

@@ -26,10 +26,10 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyfarm.logs import get_logger
-from polyfarm.sim import wsmessages
 from polyfarm.sim.faults import FaultController
 from polyfarm.sim.model import MarketCreated, MarketState, TradeEvent, WorldEvent
 from polyfarm.sim.world import World
+from polyfarm.sim.wsmessages import Outbound, book_message, encode
 
 _ENDED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 COALESCE_AT = 64
@@ -148,7 +148,7 @@ class Hub:
         for asset in assets:
             found = self.world.token(asset)
             if found is not None and self.world.open_book(found[0]):
-                books.append(wsmessages.book_message(found[0], found[1]))
+                books.append(book_message(found[0], found[1]))
         return [
             Item(
                 b"[" + b",".join(books[i : i + DUMP_CHUNK]) + b"]",
@@ -170,10 +170,10 @@ class Hub:
                 else self.is_watched(_event_market(event))
             )
             if wanted:
-                for out in wsmessages.encode(event):
+                for out in encode(event):
                     self._deliver(out)
 
-    def _recipients(self, out: wsmessages.Outbound) -> set[Connection]:
+    def _recipients(self, out: Outbound) -> set[Connection]:
         if out.broadcast:
             return {c for c in self.connections if c.custom}
         found: set[Connection] = set()
@@ -183,7 +183,7 @@ class Hub:
             return {c for c in found if c.custom}
         return found
 
-    def _deliver(self, out: wsmessages.Outbound) -> None:
+    def _deliver(self, out: Outbound) -> None:
         item = Item(out.payload)
         for conn in self._recipients(out):
             if len(conn.queue) >= MAX_QUEUE:
