@@ -253,3 +253,62 @@ def test_no_test_module_imports_another() -> None:
         if target.rpartition(".")[2].startswith("test_")
     )
     assert not offenders, "test modules importing test modules:\n" + "\n".join(offenders)
+
+
+# Packages from the bottom up. A module may import its own package and anything in a lower
+# layer; never a higher layer, nor another package of its own layer (peers such as the REST
+# collectors and the stream share what they need through a lower layer: ``polyfarm.markets``).
+LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(f"polyfarm.{name}" for name in layer.split())
+    for layer in (
+        "clock aio backoff errors logs metrics validation",
+        "config_file",
+        "settings",
+        "store polymarket sim",
+        "markets runtime",
+        "collect stream api metrics_http",
+        "daemon",
+        "commands",
+        "cli",
+    )
+)
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def _layer_of(package: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+
+
+def layering_violations(graph: Graph) -> list[str]:
+    wrong = []
+    for source, targets in graph.items():
+        if source == "polyfarm":
+            continue
+        home = _package(source)
+        for target in targets:
+            there = _package(target)
+            if target == "polyfarm" or there == home:
+                continue
+            if _layer_of(there) >= _layer_of(home):
+                wrong.append(f"{source} -> {target}")
+    return sorted(wrong)
+
+
+def test_every_package_has_a_layer() -> None:
+    packages = {_package(m) for m in import_graph().runtime if m != "polyfarm"}
+    placed = frozenset().union(*LAYERS)
+    assert packages <= placed, f"packages without a layer: {sorted(packages - placed)}"
+
+
+def test_no_import_reaches_up_or_sideways() -> None:
+    graph = import_graph().with_type_only
+    wrong = layering_violations(graph)
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_the_layering_check_sees_an_upward_import() -> None:
+    graph = {"polyfarm.stream.x": frozenset({"polyfarm.collect.y"})}
+    assert layering_violations(graph) == ["polyfarm.stream.x -> polyfarm.collect.y"]
