@@ -80,11 +80,13 @@ def bench_catalog(layout: list[list[Any]], settings: Any) -> Any:
 def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool) -> Any:
     from collections import Counter
 
+    from polyfarm.clock import utc_now
     from polyfarm.settings import Settings
     from polyfarm.store.rows import BOOK_DELTAS, TRADES
     from polyfarm.store.writer import BulkWriter
     from polyfarm.stream.bookcheck import BookChecker
-    from polyfarm.stream.ingest import IngestConfig, StreamIngest
+    from polyfarm.stream.fills import FillMemory, WhaleLog
+    from polyfarm.stream.ingest import StreamIngest
     from polyfarm.stream.sink import Flusher, WriteQueue
 
     settings = Settings()
@@ -97,10 +99,19 @@ def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool)
     writer = BulkWriter(pool)
     interval = settings.websocket.flush_interval_s
     flusher = Flusher(writer, [trades, deltas], interval_s=interval, batch_rows=2_000)
+    activity: dict[str, Any] = {}
+    whales = WhaleLog(pool=pool, clock=utc_now, books=books, activity=activity)
+    fills = FillMemory(
+        activity=activity,
+        whales=whales,
+        whale_thresholds=settings.whales.thresholds(),
+        whale_feature_tier=2,
+    )
     ingest = StreamIngest(
         catalog=catalog,
-        config=IngestConfig(settings.whales.thresholds(), 2),
         books=books,
+        activity=activity,
+        fills=fills,
         trades=trades,
         deltas=deltas,
         flusher=flusher,

@@ -26,35 +26,29 @@ from polyfarm.polymarket.domain import (
     TickSizeChange,
     TradePrint,
 )
-from polyfarm.store.rows import BookDeltaRow, TradeRow
-from polyfarm.store.stream_writes import WhaleEventRow
+from polyfarm.store.rows import BookDeltaRow
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.connection import Watermark
+from polyfarm.stream.fills import FillMemory
 from polyfarm.stream.livebook import LiveBook, epoch_ms
 from polyfarm.stream.repair import Gap
-from polyfarm.stream.rolling import TokenActivity, TradeTick
+from polyfarm.stream.rolling import TokenActivity
 from polyfarm.stream.sink import Flusher, WriteQueue
 from polyfarm.stream.trades import LiveTradeKeys, live_trade_row
-from polyfarm.stream.whales import ImpactTracker, whale_tier
 
 LIFECYCLE_MAX = 1_000
 RECENT_DELTA_MESSAGES = 4_096
 Lifecycle = NewMarket | MarketResolved
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    whale_thresholds: tuple[float, float, float]
-    whale_feature_tier: int
-
-
 @dataclass(kw_only=True)
 class StreamIngest:
-    """State fed by every connection: books, fills, minute prices, whales and write queues."""
+    """State fed by every connection: books, fills, minute prices and write queues."""
 
     catalog: MarketCatalog
-    config: IngestConfig
     books: dict[str, LiveBook]
+    activity: dict[str, TokenActivity]  # shared with ``fills``
+    fills: FillMemory
     trades: WriteQueue
     deltas: WriteQueue
     flusher: Flusher
@@ -62,11 +56,8 @@ class StreamIngest:
     submit_gap: Callable[[Gap], None]
     drop_deltas: Callable[[str, int], None]
     snapshot_arrived: Callable[[str], None] = lambda token: None
-    activity: dict[str, TokenActivity] = field(default_factory=dict)
     capture: dict[str, str] = field(default_factory=dict)  # token → market id of kept deltas
     keys: LiveTradeKeys = field(default_factory=LiveTradeKeys)
-    whales: ImpactTracker = field(default_factory=ImpactTracker)
-    whale_rows: list[WhaleEventRow] = field(default_factory=list)
     lifecycle: deque[Lifecycle] = field(default_factory=deque)
     unseeded: dict[str, None] = field(default_factory=dict)  # books without hash inputs
     _recent_deltas: dict[tuple[object, ...], None] = field(default_factory=dict)
@@ -233,36 +224,7 @@ class StreamIngest:
             activity = self.activity.get(token)
             price_before = None if activity is None else activity.price_at(exchange_ms / 1000)
         book.trade_printed(price)
-        self.remember(row, exchange_ms / 1000, price_before)
-
-    def remember(self, row: TradeRow, ts_s: float, price_before: float | None) -> None:
-        """Add a stored fill to the rolling window; a new whale also gets its event row
-        (whale events are idempotent, so a fill of a token no longer tracked still gets one)."""
-        notional = row.price * row.size
-        tier = whale_tier(notional, self.config.whale_thresholds)
-        activity = self.activity.get(row.token_id)
-        if activity is not None:
-            tick = TradeTick(
-                ts_s, row.price, row.size, notional, row.side == "BUY", tier, row.trade_key
-            )
-            if not activity.add_trade(tick, self.config.whale_feature_tier):
-                return  # already remembered (seen live, now repaired too)
-        if tier == 0:
-            return
-        event = WhaleEventRow(
-            row.ts,
-            row.token_id,
-            row.market_id,
-            row.trade_key,
-            row.price,
-            row.size,
-            notional,
-            row.side,
-            tier,
-            price_before,
-        )
-        self.whale_rows.append(event)
-        self.whales.watch(event, row.ts + timedelta(seconds=ts_s % 1))
+        self.fills.remember(row, exchange_ms / 1000, price_before)
 
     def sample_prices(self, now_s: float) -> None:
         """Each book's price into its minute ring (once a minute: off the per-message path,
@@ -273,13 +235,6 @@ class StreamIngest:
                 price = book.price
                 if price is not None:
                     activity[token].note_price(now_s, price)
-
-    def remember_repaired(self, rows: Iterable[TradeRow]) -> None:
-        for row in rows:
-            activity = self.activity.get(row.token_id)
-            ts_s = row.ts.timestamp()
-            before = None if activity is None else activity.price_at(ts_s - 60)
-            self.remember(row, ts_s, before)
 
     def _book(self, message: BookSnapshot, stamp: float, mark: Watermark) -> None:
         token = message.book.asset_id
