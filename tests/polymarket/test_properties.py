@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket import parse as p
 from polyfarm.polymarket import schemas as s
-from polyfarm.polymarket.domain import Counters
+from polyfarm.polymarket.domain import Counters, WsCount
 from polyfarm.polymarket.ws_protocol import decode_frame
 from tests.polymarket.test_parse import book, market
 from tests.polymarket.test_ws_protocol import trade, ws_book
@@ -129,7 +129,9 @@ def test_ws_frames_never_raise(value: Any) -> None:
     counters = Counters()
     text = value if isinstance(value, str) else dumps(value).decode()
     result = decode_frame(text, datetime(2026, 1, 1, tzinfo=UTC), counters)
-    accounted = len(result.messages) + len(result.rejects) + counters.get("ws_unknown_event_type")
+    accounted = (
+        len(result.messages) + len(result.rejects) + counters.get(WsCount.UNKNOWN_EVENT_TYPE)
+    )
     assert accounted >= 1 or result.control is not None or is_empty_array(text)
 
 

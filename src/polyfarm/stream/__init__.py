@@ -17,6 +17,7 @@ whales.py       whale tiers and price impact (pure)
 cadence.py      book snapshots and feature rows at each tier's cadence
 lifecycle.py    ``new_market`` / ``market_resolved`` into the database
 sink.py         bounded write queues and their flusher
+counts.py       what the stream counts, typed (messages by class, ``StreamEvent``)
 housekeeping.py the once-a-second chore loop, heartbeat, silent-asset probes
 service.py      ``StreamService``: everything above, owned by one TaskGroup
 """

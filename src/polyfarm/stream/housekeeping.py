@@ -20,8 +20,9 @@ import asyncio
 import gc
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 import asyncpg
 
@@ -29,11 +30,19 @@ from polyfarm.aio import sleep_unless
 from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
-from polyfarm.polymarket.domain import Counters, MarketResolved, NewMarket, OrderBook
+from polyfarm.polymarket.domain import (
+    Counters,
+    MarketResolved,
+    NewMarket,
+    OrderBook,
+    TradePrint,
+    WsCount,
+)
 from polyfarm.settings import WebSocketSettings
 from polyfarm.store.ops import collector_health, record_health
 from polyfarm.store.outage import OutageLog
 from polyfarm.stream.bookcheck import HashCheckKey
+from polyfarm.stream.counts import MESSAGE_LABELS, MessageKind, StreamCounts, StreamEvent
 from polyfarm.stream.lifecycle import MarketEvents
 from polyfarm.stream.livebook import LiveBook, epoch_ms
 
@@ -44,15 +53,8 @@ FREEZE_READY = 0.95  # share of books with their first snapshot
 FREEZE_AFTER_S = 120.0
 HEARTBEAT_S = 10.0
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-MESSAGE_TYPES = {
-    "PriceChange": "price_change",
-    "TradePrint": "last_trade_price",
-    "BookSnapshot": "book",
-    "BestBidAsk": "best_bid_ask",
-    "TickSizeChange": "tick_size_change",
-    "NewMarket": "new_market",
-    "MarketResolved": "market_resolved",
-}
+WS_PARSE_ERRORS = frozenset({WsCount.BAD_FRAME, WsCount.BAD_MESSAGE})
+K = TypeVar("K", bound=Hashable)
 
 Chore = Callable[[], Awaitable[None]]
 
@@ -169,7 +171,7 @@ class Heartbeat:
         clock: Clock,
         vouched_until: Callable[[datetime, datetime | None], datetime],
         earliest_unrecorded: Callable[[], datetime | None],
-        counts: Counter[str],
+        counts: StreamCounts,
     ) -> None:
         self._collector = collector
         self._pool = pool
@@ -193,7 +195,7 @@ class Heartbeat:
 
     async def beat(self) -> None:
         vouched = self._vouched_until(self._clock(), self._earliest_unrecorded())
-        rows = self._counts["TradePrint"]
+        rows = self._counts.messages[TradePrint]
         async with self._pool.acquire() as conn:
             await record_health(conn, self._collector, at=vouched, ok=True, rows=rows)
 
@@ -212,7 +214,7 @@ class StaleAssetProbe:
         fetch: Callable[[Sequence[str]], Awaitable[list[OrderBook]]],
         replace_socket_of: Callable[[str, str], None],
         metrics: Metrics,
-        counts: Counter[str],
+        counts: StreamCounts,
     ) -> None:
         self._books = books
         self._clock = clock
@@ -244,7 +246,7 @@ class StaleAssetProbe:
                 continue
             if epoch_ms(rest.timestamp) > book.ts_ms:
                 silent += 1
-                self._counts["asset_silent"] += 1
+                self._counts.add(StreamEvent.ASSET_SILENT)
                 self._replace_socket_of(rest.asset_id, "an asset went silent")
             else:
                 book.seen_ms = now_ms  # quiet, not lost
@@ -252,13 +254,15 @@ class StaleAssetProbe:
 
 
 class CountExport:
-    """The growth of the stream's counters since the last export, into Prometheus."""
+    """The growth of the stream's counters since the last export, into Prometheus: messages
+    by type, the WebSocket decoder's refusals as parse errors, every other count as a stream
+    event, hash checks by source and outcome."""
 
     def __init__(
         self,
         *,
         metrics: Metrics,
-        counts: Counter[str],
+        counts: StreamCounts,
         ws_counters: Counters,
         hash_checks: Counter[HashCheckKey],
     ) -> None:
@@ -266,26 +270,35 @@ class CountExport:
         self._counts = counts
         self._ws_counters = ws_counters
         self._hash_checks = hash_checks
-        self._exported: dict[str, int] = {}
-        self._exported_hashes: Counter[HashCheckKey] = Counter()
+        self._messages: Growth[MessageKind] = Growth()
+        self._events: Growth[StreamEvent] = Growth()
+        self._ws: Growth[WsCount] = Growth()
+        self._hashes: Growth[HashCheckKey] = Growth()
 
     def export(self) -> None:
         metrics = self._metrics
-        counts = dict(self._counts)
-        counts.update(self._ws_counters.snapshot())
-        for kind, total in counts.items():
-            delta = total - self._exported.get(kind, 0)
-            if delta <= 0:
-                continue
-            self._exported[kind] = total
-            if kind in MESSAGE_TYPES:
-                metrics.messages.labels(MESSAGE_TYPES[kind]).inc(delta)
-            elif kind in ("ws_bad_frame", "ws_bad_message"):
+        for kind, delta in self._messages.since_last(self._counts.messages):
+            metrics.messages.labels(MESSAGE_LABELS[kind]).inc(delta)
+        for event, delta in self._events.since_last(self._counts.events):
+            metrics.stream_events.labels(event.value).inc(delta)
+        for count, delta in self._ws.since_last(self._ws_counters.snapshot()):
+            if count in WS_PARSE_ERRORS:
                 metrics.parse_errors.labels("ws").inc(delta)
             else:
-                metrics.stream_events.labels(kind).inc(delta)
-        for (source, outcome), total in self._hash_checks.items():
-            delta = total - self._exported_hashes[source, outcome]
+                metrics.stream_events.labels(count.value).inc(delta)
+        for (source, outcome), delta in self._hashes.since_last(self._hash_checks):
+            metrics.book_hashes.labels(source.value, outcome.value).inc(delta)
+
+
+class Growth(Generic[K]):
+    """Remembers the totals last exported, to yield only what grew since."""
+
+    def __init__(self) -> None:
+        self._exported: dict[K, int] = {}
+
+    def since_last(self, totals: Mapping[K, int]) -> Iterator[tuple[K, int]]:
+        for key, total in list(totals.items()):
+            delta = total - self._exported.get(key, 0)
             if delta > 0:
-                self._exported_hashes[source, outcome] = total
-                metrics.book_hashes.labels(source.value, outcome.value).inc(delta)
+                self._exported[key] = total
+                yield key, delta

@@ -10,7 +10,6 @@ what is not stored yet stays and is tried again.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,10 +19,20 @@ from polyfarm.metrics import Metrics
 from polyfarm.polymarket.domain import Reject
 from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
 from polyfarm.store.stream_writes import GapRecord, insert_gaps
+from polyfarm.stream.counts import StreamCounts, StreamEvent
 from polyfarm.stream.livebook import LiveBook
-from polyfarm.stream.repair import Gap
+from polyfarm.stream.repair import Gap, GapCause
 
-LOST_DELTA_REASONS = ("ws_", "restart")
+# Causes that lose the captured deltas with the fills: the stream heard nothing (a lost
+# connection, an unreadable frame, the stream down). The others are about fills alone.
+DELTAS_LOST_TOO = frozenset(
+    {
+        GapCause.CONNECTION_LOST,
+        GapCause.UNREADABLE_FRAME,
+        GapCause.RESTART,
+        GapCause.CLOSED_WHILE_DOWN,
+    }
+)
 QUARANTINE_BACKLOG_MAX = 10_000
 DELTAS = "ws_book_deltas"
 
@@ -43,7 +52,7 @@ class DeltaGapLog:
         self._catalog = catalog
         self._pool = pool
         self._metrics = metrics
-        self._windows: dict[str, tuple[datetime, datetime, str]] = {}
+        self.windows: dict[str, tuple[datetime, datetime, str]] = {}  # until stored
 
     def deltas_dropped(self, market_id: str, ts_ms: int) -> None:
         at = datetime.fromtimestamp(ts_ms / 1000, UTC)
@@ -51,7 +60,7 @@ class DeltaGapLog:
 
     def window_lost(self, gap: Gap) -> None:
         """A lost window of the fill tape is one of the captured deltas too (unrepairable)."""
-        if not gap.reason.startswith(LOST_DELTA_REASONS):
+        if gap.cause not in DELTAS_LOST_TOO:
             return
         for market_id in gap.markets:
             if self._captured(market_id):
@@ -70,15 +79,15 @@ class DeltaGapLog:
         )
 
     def _widen(self, market_id: str, start: datetime, end: datetime, reason: str) -> None:
-        known = self._windows.get(market_id)
+        known = self.windows.get(market_id)
         if known is not None:
             start, end = min(start, known[0]), max(end, known[1])
-        self._windows[market_id] = (start, end, reason)
+        self.windows[market_id] = (start, end, reason)
 
     async def store(self) -> None:
-        if not self._windows:
+        if not self.windows:
             return
-        windows = dict(self._windows)
+        windows = dict(self.windows)
         records = [
             GapRecord(DELTAS, None, market_id, start, end, reason)
             for market_id, (start, end, reason) in windows.items()
@@ -86,8 +95,8 @@ class DeltaGapLog:
         async with self._pool.acquire() as conn:
             await insert_gaps(conn, records)
         for market_id, window in windows.items():  # kept until stored; widened ones stay
-            if self._windows.get(market_id) == window:
-                del self._windows[market_id]
+            if self.windows.get(market_id) == window:
+                del self.windows[market_id]
         self._metrics.feed_gaps.labels(DELTAS, "unrepaired").inc(len(records))
 
 
@@ -95,14 +104,14 @@ class StreamQuarantine:
     """Unreadable frames for the ``quarantine`` table (bounded: past the cap only the count
     survives, in the metrics and the log)."""
 
-    def __init__(self, *, pool: asyncpg.Pool, counts: Counter[str]) -> None:
+    def __init__(self, *, pool: asyncpg.Pool, counts: StreamCounts) -> None:
         self._pool = pool
         self._counts = counts
         self._records: list[QuarantineRecord] = []
 
     def frame_rejected(self, reject: Reject, at: datetime) -> None:
         if len(self._records) >= QUARANTINE_BACKLOG_MAX:
-            self._counts["quarantine_overflow"] += 1
+            self._counts.add(StreamEvent.QUARANTINE_OVERFLOW)
             return
         self._records.append(quarantine_record("ws", reject.reason, reject.raw, at, reject.key))
 

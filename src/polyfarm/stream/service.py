@@ -10,7 +10,6 @@ is queued, the others stop at their next safe point, then the last chores and th
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +31,8 @@ from polyfarm.store.stream_writes import GapRecord, insert_gaps, markets_open_si
 from polyfarm.store.writer import BulkWriter
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.cadence import CadenceWriter
-from polyfarm.stream.connection import STOPPED, SessionHooks, ShardConnection
+from polyfarm.stream.connection import SessionEnd, SessionHooks, ShardConnection
+from polyfarm.stream.counts import StreamCounts, StreamEvent
 from polyfarm.stream.coverage import Coverage
 from polyfarm.stream.fills import FillMemory, WhaleLog
 from polyfarm.stream.housekeeping import (
@@ -47,7 +47,7 @@ from polyfarm.stream.ingest import StreamIngest
 from polyfarm.stream.lifecycle import MarketEvents
 from polyfarm.stream.livebook import LiveBook, epoch_ms
 from polyfarm.stream.losses import DeltaGapLog, StreamQuarantine
-from polyfarm.stream.repair import Gap, GapRepairer
+from polyfarm.stream.repair import Gap, GapCause, GapRepairer
 from polyfarm.stream.rolling import TokenActivity
 from polyfarm.stream.sink import Flusher, WriteQueue
 from polyfarm.stream.subscriptions import Subscriptions
@@ -104,7 +104,7 @@ class StreamRun:
         self.deps, self.ws = deps, ws
         self.finished = False
         self._resync = asyncio.Event()
-        self.counts: Counter[str] = Counter()
+        self.counts = StreamCounts()
         self.ws_counters = Counters()
         self.books: dict[str, LiveBook] = {}
         self.activity: dict[str, TokenActivity] = {}
@@ -137,8 +137,8 @@ class StreamRun:
         self.ingest = StreamIngest(
             catalog=deps.catalog, books=self.books, activity=self.activity, fills=self.fills,
             trades=self.trades, deltas=self.deltas, flusher=self.flusher, checker=self.checker,
-            submit_gap=self._submit_gap, drop_deltas=self.delta_gaps.deltas_dropped,
-            snapshot_arrived=self._snapshot_arrived,
+            counts=self.counts, submit_gap=self._submit_gap,
+            drop_deltas=self.delta_gaps.deltas_dropped, snapshot_arrived=self._snapshot_arrived,
         )  # fmt: skip
         self.subscriptions = Subscriptions(
             settings=deps.settings, catalog=deps.catalog, ingest=self.ingest,
@@ -238,7 +238,7 @@ class StreamRun:
             await insert_gaps(conn, [GapRecord("ws_trades", None, None, start, end, UNLISTED)])
         closed = tuple(m for m in maybe_traded if m not in wanted)
         if closed:
-            self._submit_gap(Gap(closed, start, end, "restart (closed meanwhile)"))
+            self._submit_gap(Gap(closed, start, end, GapCause.CLOSED_WHILE_DOWN))
 
     async def _manage(
         self,
@@ -283,11 +283,11 @@ class StreamRun:
         markets = self.subscriptions.markets_on(conn.shard)
         self.coverage.first_data(conn.shard, markets, self.deps.clock())
 
-    def _session_lost(self, conn: ShardConnection, reason: str) -> None:
-        self.coverage.session_lost(conn.shard, conn.mark.ms, reason)
-        if reason != STOPPED:
-            self.deps.metrics.reconnects.labels(reason).inc()
-            log.info("ws connection lost", shard=conn.shard, reason=reason)
+    def _session_lost(self, conn: ShardConnection, end: SessionEnd) -> None:
+        self.coverage.session_lost(conn.shard, conn.mark.ms, end)
+        if end is not SessionEnd.STOPPED:
+            self.deps.metrics.reconnects.labels(end.value).inc()
+            log.info("ws connection lost", shard=conn.shard, reason=end.value)
 
     def _frame_rejected(self, conn: ShardConnection, reject: Reject) -> None:
         now = self.deps.clock()
@@ -305,7 +305,7 @@ class StreamRun:
     def _backpressure(self) -> Awaitable[None] | None:
         if not self.trades.full:
             return None
-        self.counts["backpressure"] += 1
+        self.counts.add(StreamEvent.BACKPRESSURE)
         return self.trades.wait_for_space()
 
     def _snapshot_arrived(self, token_id: str) -> None:
