@@ -78,35 +78,47 @@ def bench_catalog(layout: list[list[Any]], settings: Any) -> Any:
 
 
 def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool) -> Any:
-    from collections import Counter
-
+    from polyfarm.clock import utc_now
     from polyfarm.settings import Settings
     from polyfarm.store.rows import BOOK_DELTAS, TRADES
     from polyfarm.store.writer import BulkWriter
     from polyfarm.stream.bookcheck import BookChecker
-    from polyfarm.stream.ingest import IngestConfig, StreamIngest
+    from polyfarm.stream.counts import StreamCounts
+    from polyfarm.stream.fills import FillMemory, WhaleLog
+    from polyfarm.stream.ingest import StreamIngest
     from polyfarm.stream.sink import Flusher, WriteQueue
 
     settings = Settings()
     catalog = bench_catalog(layout, settings)
     books: dict[str, Any] = {}
-    dropped: Counter[str] = Counter()
-    checker = BookChecker(books, None, settings.websocket, dropped)  # type: ignore[arg-type]
+    counts = StreamCounts()
+    dropped: list[str] = []  # markets of the delta rows dropped (a full queue)
+    checker = BookChecker(books, None, settings.websocket, counts)  # type: ignore[arg-type]
     trades = WriteQueue(TRADES, settings.websocket.queue_rows)
     deltas = WriteQueue(BOOK_DELTAS, settings.websocket.queue_rows)
     writer = BulkWriter(pool)
     interval = settings.websocket.flush_interval_s
     flusher = Flusher(writer, [trades, deltas], interval_s=interval, batch_rows=2_000)
+    activity: dict[str, Any] = {}
+    whales = WhaleLog(pool=pool, clock=utc_now, books=books, activity=activity)
+    fills = FillMemory(
+        activity=activity,
+        whales=whales,
+        whale_thresholds=settings.whales.thresholds(),
+        whale_feature_tier=2,
+    )
     ingest = StreamIngest(
         catalog=catalog,
-        config=IngestConfig(settings.whales.thresholds(), 2),
         books=books,
+        activity=activity,
+        fills=fills,
         trades=trades,
         deltas=deltas,
         flusher=flusher,
         checker=checker,
         submit_gap=lambda gap: None,
-        drop_deltas=lambda market, ts: dropped.update(["deltas_dropped"]),
+        counts=counts,
+        drop_deltas=lambda market, ts: dropped.append(market),
     )
     capture = set(range(5)) if capture_all else set(settings.websocket.capture_delta_tiers)
     captured = {}
@@ -116,7 +128,7 @@ def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool)
             if tier in capture:
                 captured[token] = str(market_id)
     ingest.set_capture(captured)
-    return ingest, flusher, checker, settings
+    return ingest, flusher, checker, settings, dropped
 
 
 async def run_stream(
@@ -130,7 +142,7 @@ async def run_stream(
     from polyfarm.stream.housekeeping import freeze_long_lived
 
     pool = await create_pool(dsn, min_size=2, max_size=4)
-    ingest, flusher, checker, settings = build_stream(layout, pool, capture_all)
+    ingest, flusher, checker, settings, dropped = build_stream(layout, pool, capture_all)
     protocol = MarketProtocol([], ping_interval_s=10.0, counters=Counters())
     mark = Watermark()
 
@@ -155,7 +167,7 @@ async def run_stream(
     report.update(
         rss_mb=round(psutil.Process().memory_info().rss / 2**20),
         live_books=sum(1 for b in ingest.books.values() if b.ready),
-        dropped_rows=ingest.counts["deltas_dropped"],
+        dropped_rows=len(dropped),
         captured_tokens=len(ingest.capture),
     )
     await pool.close()

@@ -26,10 +26,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 Graph = Mapping[str, frozenset[str]]
 
-# Cycles that exist only under ``if TYPE_CHECKING:``, in code being reworked elsewhere.
-KNOWN_TYPE_ONLY_CYCLES = [
-    ["polyfarm.stream.housekeeping", "polyfarm.stream.service"],
-]
+# Cycles that exist only under ``if TYPE_CHECKING:`` (none left; one would be listed here).
+KNOWN_TYPE_ONLY_CYCLES: list[list[str]] = []
 
 
 @dataclass

@@ -25,6 +25,7 @@ from polyfarm.polymarket import (
     RateLimiter,
     StreamClosedError,
     TradePrint,
+    WsCount,
     reconnecting,
 )
 from polyfarm.settings import Settings, WebSocketSettings
@@ -130,7 +131,7 @@ async def test_ws_stream_receives_books_and_trades(sim: Any) -> None:
                 burst(sim, 30)
     assert books == set(tokens)
     assert trades >= 1
-    assert counters.get("ws_bad_frame") == counters.get("ws_bad_message") == 0
+    assert counters.get(WsCount.BAD_FRAME) == counters.get(WsCount.BAD_MESSAGE) == 0
     assert stream.last_data_at is not None
 
 
@@ -253,7 +254,7 @@ async def test_ws_frame_faults_do_not_kill_the_stream(sim: Any, faults: Any, spe
     if spec.startswith("ws_duplicate"):
         assert len(set(messages)) < len(messages)  # duplicates are delivered, consumers dedupe
     if spec.startswith("ws_malformed"):
-        assert counters.get("ws_bad_frame") + counters.get("ws_bad_message") > 0
+        assert counters.get(WsCount.BAD_FRAME) + counters.get(WsCount.BAD_MESSAGE) > 0
 
 
 async def drain_until_quiet(stream: MarketStream, quiet_s: float) -> None:
@@ -274,11 +275,11 @@ async def test_ws_stall_is_visible_in_last_data_at(sim: Any, faults: Any) -> Non
         burst(sim, 60)
         await drain_until_quiet(stream, quiet_s=1.0)  # what was sent before the stall
         stalled_at = stream.last_data_at
-        pongs = counters.get("ws_control_pong")
+        pongs = counters.get(WsCount.CONTROL_PONG)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(anext(stream), 1.0)
     assert stream.last_data_at == stalled_at  # PONGs keep coming, data does not
-    assert counters.get("ws_control_pong") > pongs
+    assert counters.get(WsCount.CONTROL_PONG) > pongs
 
 
 async def test_prices_history_window_chaining(sim: Any) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket import parse as p
 from polyfarm.polymarket import schemas as s
-from polyfarm.polymarket.domain import Counters, Page, Reject
+from polyfarm.polymarket.domain import Counters, Page, Reject, WsCount
 from polyfarm.polymarket.ws_protocol import decode_frame
 from tests.polymarket.rest_payloads import TOK_A, TOK_B, book, market
 from tests.polymarket.ws_payloads import trade, ws_book
@@ -348,7 +348,9 @@ def test_ws_frames_never_raise(value: Any) -> None:
     counters = Counters()
     text = value if isinstance(value, str) else dumps(value).decode()
     result = decode_frame(text, datetime(2026, 1, 1, tzinfo=UTC), counters)
-    accounted = len(result.messages) + len(result.rejects) + counters.get("ws_unknown_event_type")
+    accounted = (
+        len(result.messages) + len(result.rejects) + counters.get(WsCount.UNKNOWN_EVENT_TYPE)
+    )
     assert accounted >= 1 or result.control is not None or is_empty_array(text)
 
 

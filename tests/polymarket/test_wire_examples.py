@@ -29,6 +29,7 @@ from polyfarm.polymarket.domain import (
     ResolutionKind,
     TickSizeChange,
     TradePrint,
+    WsCount,
 )
 from polyfarm.polymarket.http import error_in_body
 from polyfarm.polymarket.ws_protocol import MarketProtocol, decode_frame
@@ -407,4 +408,4 @@ def test_all_ws_examples_in_one_array_frame() -> None:
     assert result.rejects == []
     assert len(result.messages) == len(messages)
     assert all(m.received_at == RECEIVED for m in result.messages)
-    assert counters.get("ws_messages") == len(messages)
+    assert counters.get(WsCount.MESSAGES) == len(messages)

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from polyfarm.errors import RateLimitedError, TransientSourceError
-from polyfarm.polymarket.domain import BookSnapshot, Counters, TradePrint
+from polyfarm.polymarket.domain import BookSnapshot, Counters, TradePrint, WsCount
 from polyfarm.polymarket.ws import MarketStream, StreamClosedError, reconnecting
 from polyfarm.settings import WebSocketSettings
 from tests.polymarket.conftest import FakeClock, serve
@@ -83,7 +83,7 @@ async def test_subscribe_is_first_then_pings_and_pong_is_not_data() -> None:
         "custom_feature_enabled": True,
     }
     assert received[1:4] == ["PING"] * 3
-    assert counters.get("ws_control_pong") == 3
+    assert counters.get(WsCount.CONTROL_PONG) == 3
 
 
 async def test_only_pongs_then_drop_leaves_last_data_at_unset() -> None:
@@ -128,12 +128,12 @@ async def test_array_frames_and_garbage_are_skipped_and_counted() -> None:
         TradePrint,
     ]
     assert [m.size for m in messages if isinstance(m, TradePrint)] == [3, 7, 8, 9]
-    assert counters.snapshot() | {"ws_messages": 0} == {
-        "ws_bad_frame": 1,
-        "ws_unknown_event_type": 1,
-        "ws_bad_message": 1,
-        "ws_control_no_new_assets": 1,
-        "ws_messages": 0,
+    assert counters.snapshot() | {WsCount.MESSAGES: 0} == {
+        WsCount.BAD_FRAME: 1,
+        WsCount.UNKNOWN_EVENT_TYPE: 1,
+        WsCount.BAD_MESSAGE: 1,
+        WsCount.CONTROL_NO_NEW_ASSETS: 1,
+        WsCount.MESSAGES: 0,
     }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from polyfarm.polymarket.domain import BookSnapshot, Counters, PriceChange, TradePrint
+from polyfarm.polymarket.domain import BookSnapshot, Counters, PriceChange, TradePrint, WsCount
 from polyfarm.polymarket.ws_protocol import MarketProtocol, decode_frame
 from tests.polymarket.ws_payloads import AT, COND, TOK_A, TOK_B, trade, ws_book
 
@@ -23,7 +23,7 @@ def test_single_object_and_array_frames() -> None:
     many = decode_frame(frame([ws_book(), trade(), trade(size="4")]), AT, counters)
     assert [type(m) for m in one.messages] == [TradePrint]
     assert [type(m) for m in many.messages] == [BookSnapshot, TradePrint, TradePrint]
-    assert counters.get("ws_messages") == 4
+    assert counters.get(WsCount.MESSAGES) == 4
 
 
 def test_book_without_event_type_is_detected_by_its_sides() -> None:
@@ -48,7 +48,7 @@ def test_unknown_event_types_are_ignored_and_counted() -> None:
     result = decode_frame(frame([{"event_type": "shiny_new_thing", "x": 1}, trade()]), AT, counters)
     assert len(result.messages) == 1
     assert result.rejects == []
-    assert counters.get("ws_unknown_event_type") == 1
+    assert counters.get(WsCount.UNKNOWN_EVENT_TYPE) == 1
 
 
 @pytest.mark.parametrize("text", ["PONG", "PING", "NO NEW ASSETS", " PONG\n"])
@@ -58,7 +58,7 @@ def test_control_text_is_not_json_and_not_an_error(text: str) -> None:
     assert result.messages == []
     assert result.rejects == []
     assert result.control == text.strip()
-    assert counters.get("ws_bad_frame") == 0
+    assert counters.get(WsCount.BAD_FRAME) == 0
 
 
 @pytest.mark.parametrize("text", ["{not json", "", "42", '"a string"', "[1, 2]", "nul", "[{]"])
@@ -67,7 +67,7 @@ def test_garbage_is_rejected_not_raised(text: str) -> None:
     result = decode_frame(text, AT, counters)
     assert result.messages == []
     assert len(result.rejects) >= 1
-    assert counters.get("ws_bad_frame") + counters.get("ws_bad_message") >= 1
+    assert counters.get(WsCount.BAD_FRAME) + counters.get(WsCount.BAD_MESSAGE) >= 1
 
 
 def test_bad_element_does_not_cost_its_neighbours() -> None:
@@ -76,7 +76,7 @@ def test_bad_element_does_not_cost_its_neighbours() -> None:
     result = decode_frame(frame([trade(), bad, ws_book(asset_id=99)]), AT, counters)
     assert len(result.messages) == 1
     assert len(result.rejects) == 2
-    assert counters.get("ws_bad_message") == 2
+    assert counters.get(WsCount.BAD_MESSAGE) == 2
     assert b"1.7" in result.rejects[0].raw
 
 

@@ -149,7 +149,7 @@ async def settle(
             await asyncio.sleep(0.5)  # the last frames of the last step
             if quiet(run):
                 return
-    raise AssertionError(f"stream did not settle: {run.repairer.stats} {dict(run.counts)}")
+    raise AssertionError(f"stream did not settle: {run.repairer.stats} {run.counts}")
 
 
 async def truth_trades(sim: Simulator) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,6 +16,7 @@ from polyfarm.polymarket.ws_protocol import decode_frame
 from polyfarm.settings import TierSettings, WebSocketSettings
 from polyfarm.sim import wsmessages
 from polyfarm.stream.bookcheck import BookChecker, HashOutcome
+from polyfarm.stream.counts import StreamCounts, StreamEvent
 from polyfarm.stream.livebook import HashSource, LiveBook, epoch_ms
 from tests.polymarket.support import RecordingSleep, rest
 from tests.wire_examples import example
@@ -33,7 +33,7 @@ def ws_book(raw: bytes) -> OrderBook:
 
 
 def checker_for(books: dict[str, LiveBook], clob: object = None) -> BookChecker:
-    return BookChecker(books, clob, WebSocketSettings(), Counter())  # type: ignore[arg-type]
+    return BookChecker(books, clob, WebSocketSettings(), StreamCounts())  # type: ignore[arg-type]
 
 
 def test_a_websocket_only_book_verifies_once_seeded_from_metadata() -> None:
@@ -73,7 +73,7 @@ def test_every_source_of_the_venue_hash_is_counted_apart() -> None:
     assert checker.verify(book.token_id) is True
     later = rest_book.timestamp.replace(second=59)
     fetched = OrderBook(**{**_fields(rest_book), "timestamp": later, "hash": "0" * 40})
-    assert checker.apply_rest(fetched) == "replaced"
+    assert checker.apply_rest(fetched) is StreamEvent.REFETCH_REPLACED
     assert book.hash_source is HashSource.REST
     assert checker.verify(book.token_id) is False
     assert checker.hash_checks == {
@@ -99,7 +99,7 @@ async def test_books_without_metadata_are_seeded_from_the_clob() -> None:
             assert checker.verify(parsed.asset_id) is None
             await checker.seed_some()
         assert (book.min_order_size, book.neg_risk) == (str(market.min_size), True)
-        assert checker.counts["seeded_from_clob"] == 1
+        assert checker.counts[StreamEvent.SEEDED_FROM_CLOB] == 1
         assert checker.verify(parsed.asset_id) is True
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from polyfarm.polymarket.domain import WsCount
 from polyfarm.sim import Simulator
+from polyfarm.stream.counts import StreamEvent
 
 from ..conftest import Server
 from ..sim.support import make_config
@@ -72,7 +74,7 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
         unequal = [t for t, b in live.items() if t in books.items and not b.matches(books.items[t])]
         injected = Counter(sim.faults.counts)
         stats = run.repairer.stats
-        counts = Counter(run.counts)
+        counts = run.counts.copy()
         lost_sessions = sum(s.connection.sessions - 1 for s in run.subscriptions.shards.values())
 
     truth = [t for t in await truth_trades(sim) if t["timestamp_ms"] > began_ms]
@@ -89,19 +91,19 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
     assert await pool.fetchval("SELECT count(*) FROM trades") == len(truth)
 
     # The faults really happened, and each was met where it should be.
-    print("faults injected:", dict(injected), "stream:", dict(counts), stats)
+    print("faults injected:", dict(injected), "stream:", counts, stats)
     assert injected["ws_drop"] >= 5, injected
     assert injected["ws_stall"] >= 3, injected
     assert injected["ws_duplicate"] >= 50, injected
     assert injected["ws_out_of_order"] >= 50, injected
     assert injected["ws_malformed"] >= 5, injected
-    assert counts["repeated_fill"] > 0, "repeated frames carried fills that were dropped"
-    assert counts["hash_mismatch"] > 0, counts
-    assert counts["refetch_replaced"] > 0, counts
+    assert counts[StreamEvent.REPEATED_FILL] > 0, "repeated frames carried fills that were dropped"
+    assert counts[StreamEvent.HASH_MISMATCH] > 0, counts
+    assert counts[StreamEvent.REFETCH_REPLACED] > 0, counts
     # Every drop and stall cost its socket (give or take one on a connection we closed
     # ourselves because its markets ended before the fault showed).
     assert lost_sessions >= 0.9 * (injected["ws_drop"] + injected["ws_stall"]) - 1
-    assert counts["stall_confirmed"] >= 0.9 * injected["ws_stall"] - 1, counts
+    assert counts[StreamEvent.STALL_CONFIRMED] >= 0.9 * injected["ws_stall"] - 1, counts
     assert stats.trades_found > 0, stats
     assert stats.unrepaired == 0, stats
     live_share = await pool.fetchval("SELECT count(*) FROM trades WHERE source = 'ws'") / len(truth)
@@ -135,7 +137,7 @@ async def test_a_silent_stall_is_detected_within_the_watchdog_window(
         conn = next(iter(run.subscriptions.shards.values())).connection
         stream = conn.stream
         assert stream is not None
-        sessions, pongs = conn.sessions, run.ws_counters.get("ws_control_pong")
+        sessions, pongs = conn.sessions, run.ws_counters.get(WsCount.CONTROL_PONG)
         sim.faults.set("ws_stall=1.0")  # the next message stalls every connection
         await advance(sim, 5, 1, pause_s=0)
         sim.faults.clear()
@@ -147,7 +149,7 @@ async def test_a_silent_stall_is_detected_within_the_watchdog_window(
         silence = detected - last_data
         print(f"stall detected after {silence:.2f} s of silence (watchdog {1.5} s)")
         assert 1.5 <= silence <= 1.5 + 1.2, f"stall detected after {silence:.2f} s of silence"
-        assert run.ws_counters.get("ws_control_pong") > pongs + 3, "PONGs kept coming"
+        assert run.ws_counters.get(WsCount.CONTROL_PONG) > pongs + 3, "PONGs kept coming"
         assert conn.stalls >= 1
         await wait_for(lambda: all(b.ready for b in run.books.values()), "fresh snapshots")
 
@@ -164,4 +166,4 @@ async def test_a_quiet_connection_keeps_its_socket(
         await asyncio.sleep(3.0)
         assert [shard.connection.sessions for shard in shards] == sessions
         assert all(shard.connection.quiet_checks >= 2 for shard in shards)
-        assert s.run.counts["quiet_connection"] >= 2 * len(shards)
+        assert s.run.counts[StreamEvent.QUIET_CONNECTION] >= 2 * len(shards)

@@ -17,6 +17,7 @@ from polyfarm.settings import WebSocketSettings
 from polyfarm.store.rows import BOOK_DELTAS, TRADES, TableSpec
 from polyfarm.store.writing import WriteResult
 from polyfarm.stream.bookcheck import BookChecker
+from polyfarm.stream.counts import StreamCounts, StreamEvent
 from polyfarm.stream.livebook import LiveBook, epoch_ms
 from polyfarm.stream.sink import Flusher, WriteQueue
 
@@ -110,16 +111,22 @@ def checker_with(live: OrderBook, rest: OrderBook | None) -> tuple[BookChecker, 
     book.replace(live)
     books = {"t1": book}
     clob = FakeClob({} if rest is None else {"t1": rest})
-    checker = BookChecker(books, clob, WebSocketSettings(), Counter())  # type: ignore[arg-type]
+    checker = BookChecker(books, clob, WebSocketSettings(), StreamCounts())  # type: ignore[arg-type]
     return checker, book
 
 
 def test_a_rest_book_replaces_the_live_one_only_when_at_least_as_new() -> None:
     checker, book = checker_with(rest_book(T0), rest_book(T0 - timedelta(seconds=1), bid="0.4"))
-    assert checker.apply_rest(rest_book(T0 - timedelta(seconds=1), bid="0.4")) == "live_newer"
+    assert (
+        checker.apply_rest(rest_book(T0 - timedelta(seconds=1), bid="0.4"))
+        is StreamEvent.REFETCH_LIVE_NEWER
+    )
     assert book.best_bid == 0.5
-    assert checker.apply_rest(rest_book(T0)) == "agreed"
-    assert checker.apply_rest(rest_book(T0 + timedelta(seconds=1), bid="0.45")) == "replaced"
+    assert checker.apply_rest(rest_book(T0)) is StreamEvent.REFETCH_AGREED
+    assert (
+        checker.apply_rest(rest_book(T0 + timedelta(seconds=1), bid="0.45"))
+        is StreamEvent.REFETCH_REPLACED
+    )
     assert book.best_bid == 0.45
     assert book.floor_ms == epoch_ms(T0 + timedelta(seconds=1))
 
@@ -127,9 +134,9 @@ def test_a_rest_book_replaces_the_live_one_only_when_at_least_as_new() -> None:
 def test_a_crosscheck_divergence_is_same_time_different_levels() -> None:
     checker, book = checker_with(rest_book(T0), rest_book(T0))
     book.set_level(True, 0.5, 99.0)  # the live book went wrong
-    assert checker.compare(rest_book(T0)) == "diverged"
+    assert checker.compare(rest_book(T0)) is StreamEvent.CROSSCHECK_DIVERGED
     assert book.bids_best_first() == [(0.5, 10.0)]
-    assert checker.compare(rest_book(T0 + timedelta(seconds=5))) == "moved"
+    assert checker.compare(rest_book(T0 + timedelta(seconds=5))) is StreamEvent.CROSSCHECK_MOVED
 
 
 @pytest.mark.parametrize(
@@ -154,7 +161,7 @@ async def test_a_book_the_venue_no_longer_has_confirms_the_stall() -> None:
     checker, book = checker_with(rest_book(T0), rest=None)
     now_ms = epoch_ms(T0 + timedelta(seconds=60))
     assert await checker.venue_moved(["t1"], now_ms) is True
-    assert checker.counts["stall_confirmed_book_gone"] == 1
+    assert checker.counts[StreamEvent.STALL_CONFIRMED_BOOK_GONE] == 1
     book.invalidate()  # after the reconnect no snapshot comes for a closed market
     assert await checker.venue_moved(["t1"], now_ms) is False
 
@@ -166,7 +173,7 @@ async def test_hash_mismatches_mark_books_suspect_only_while_hashes_are_trusted(
     book.expected_hash = "0" * 40
     assert checker.verify("t1") is False
     assert book.suspect, "few checks so far: a mismatch is believed"
-    checker.counts["hash_mismatch"] += 100  # a venue that hashes differently
+    checker.counts.add(StreamEvent.HASH_MISMATCH, 100)  # a venue that hashes differently
     book.suspect = False
     assert checker.verify("t1") is False
     assert not book.suspect, "hashes proved unreliable: only a re-fetch"

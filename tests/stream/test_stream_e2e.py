@@ -11,8 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from polyfarm.polymarket.domain import NewMarket
+from polyfarm.polymarket.domain import MarketResolved, NewMarket, PriceChange
 from polyfarm.sim import Simulator
+from polyfarm.stream.counts import StreamEvent
 
 from ..conftest import Server
 from ..sim.support import make_config
@@ -62,7 +63,7 @@ async def test_live_state_feeds_every_table(
         await advance(sim, 25 * 60, 300, pause_s=0.02)
         await settle(sim, s.run)
         settled = sim.clock.now_ms()
-        counts = Counter(s.run.counts)
+        counts = s.run.counts.copy()
         covered = [t for t in s.run.books if s.run.covers(t)]
         before = await pool.fetchval("SELECT count(*) FROM orderbook_snapshots")
         await advance(sim, 300, 1, pause_s=0.3)  # a fresh REST slot for every token
@@ -79,10 +80,10 @@ async def test_live_state_feeds_every_table(
     expected = await expected_trades(sim, began)
     assert stored == Counter({k: n for k, n in expected.items() if k[1] <= upto})
     # Without faults every venue hash matches the live book's own (deltas, trades, ticks).
-    assert counts["hash_match"] > 100
-    assert counts["hash_mismatch"] == 0
-    assert counts["NewMarket"] > 0
-    assert counts["MarketResolved"] > 0
+    assert counts[StreamEvent.HASH_MATCH] > 100
+    assert counts[StreamEvent.HASH_MISMATCH] == 0
+    assert counts.messages[NewMarket] > 0
+    assert counts.messages[MarketResolved] > 0
 
     snapshots = await pool.fetchval("SELECT count(*) FROM orderbook_snapshots WHERE source = 'ws'")
     assert snapshots > 0
@@ -90,7 +91,7 @@ async def test_live_state_feeds_every_table(
     assert crossed == 0
 
     deltas = await pool.fetchval("SELECT count(*) FROM book_deltas")
-    assert deltas >= counts["PriceChange"]  # every item of every message, two tokens each
+    assert deltas >= counts.messages[PriceChange]  # every item of every message, two tokens each
 
     resolved = await pool.fetch(
         "SELECT r.market_id, m.closed FROM market_resolutions r JOIN markets m USING (market_id) "

@@ -13,15 +13,18 @@ from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.polymarket.domain import MarketInfo, TokenInfo
 from polyfarm.settings import Settings, TierSettings
 from polyfarm.store.stream_writes import WhaleEventRow
+from polyfarm.stream.connection import SessionEnd
 from polyfarm.stream.coverage import Coverage
-from polyfarm.stream.repair import Gap
+from polyfarm.stream.livebook import LiveBook
+from polyfarm.stream.losses import DeltaGapLog
+from polyfarm.stream.repair import Gap, GapCause
 from polyfarm.stream.rolling import TokenActivity, TradeTick
 from polyfarm.stream.shards import ShardPlan
 from polyfarm.stream.subscriptions import Subscriptions
 from polyfarm.stream.whales import ImpactTracker, impact, whale_tier
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-FRAME = "ws_unreadable_frame"
+FRAME = GapCause.UNREADABLE_FRAME
 S0 = T0.timestamp()
 
 
@@ -135,23 +138,26 @@ def test_markets_are_packed_kept_in_place_and_shards_closed_when_empty() -> None
 def test_lost_sessions_become_gaps_from_the_newest_data_to_the_next_data() -> None:
     gaps: list[Gap] = []
     coverage = Coverage(timedelta(seconds=5), gaps.append)
-    coverage.shard_opened(0, T0, "connect")
+    coverage.shard_opened(0, T0, GapCause.RESTART)
     coverage.session_started(0)
     coverage.first_data(0, ["m1"], T0 + timedelta(seconds=2))
-    assert gaps == [Gap(("m1",), T0, T0 + timedelta(seconds=7), "connect")]
+    assert gaps == [Gap(("m1",), T0, T0 + timedelta(seconds=7), GapCause.RESTART)]
+    assert gaps[0].reason == "restart"
     newest = T0 + timedelta(seconds=100)
-    coverage.session_lost(0, int(newest.timestamp() * 1000), "stall")
+    coverage.session_lost(0, int(newest.timestamp() * 1000), SessionEnd.STALL)
     assert coverage.vouched_until(T0 + timedelta(hours=1), None) == newest - timedelta(seconds=5)
     coverage.session_started(0)
-    coverage.session_lost(0, 0, "closed")  # no data at all: the first loss stays open
+    coverage.session_lost(0, 0, SessionEnd.CLOSED)  # no data at all: the first loss stays open
     coverage.session_started(0)
     coverage.first_data(0, ["m1", "m2"], T0 + timedelta(seconds=300))
     assert gaps[-1] == Gap(
         ("m1", "m2"),
         newest - timedelta(seconds=5),
         T0 + timedelta(seconds=305),
-        "ws_stall",
+        GapCause.CONNECTION_LOST,
+        "stall",
     )
+    assert gaps[-1].reason == "ws_stall"
     assert coverage.vouched_until(T0 + timedelta(hours=1), None) == T0 + timedelta(hours=1)
 
 
@@ -165,13 +171,20 @@ def test_the_venue_saying_nothing_moved_closes_the_window_of_a_session_without_d
     coverage.first_data(0, ["m1"], T0)
     coverage.venue_quiet(0, ["m1"], T0 + timedelta(seconds=30))  # a live session: nothing to do
     newest = T0 + timedelta(seconds=60)
-    coverage.session_lost(0, int(newest.timestamp() * 1000), "stall")
+    coverage.session_lost(0, int(newest.timestamp() * 1000), SessionEnd.STALL)
     coverage.session_started(0)
     quiet_at = T0 + timedelta(seconds=200)
     coverage.venue_quiet(0, ["m1"], quiet_at)
     coverage.venue_quiet(0, ["m1"], quiet_at + timedelta(seconds=60))
+    stalled = GapCause.CONNECTION_LOST
     assert gaps == [
-        Gap(("m1",), newest - timedelta(seconds=5), quiet_at + timedelta(seconds=5), "ws_stall")
+        Gap(
+            ("m1",),
+            newest - timedelta(seconds=5),
+            quiet_at + timedelta(seconds=5),
+            stalled,
+            "stall",
+        )
     ]
     assert coverage.vouched_until(quiet_at + timedelta(minutes=5), None) == quiet_at + timedelta(
         minutes=5
@@ -181,11 +194,11 @@ def test_the_venue_saying_nothing_moved_closes_the_window_of_a_session_without_d
 def test_markets_added_later_are_covered_from_their_first_snapshot() -> None:
     gaps: list[Gap] = []
     coverage = Coverage(timedelta(seconds=5), gaps.append)
-    coverage.market_added("m9", T0, "new market", 0.0)
+    coverage.market_added("m9", T0, GapCause.NEW_MARKET, 0.0)
     coverage.snapshot_arrived("m9", T0 + timedelta(seconds=30))
     coverage.snapshot_arrived("m9", T0 + timedelta(seconds=40))  # only once
     assert gaps == [
-        Gap(("m9",), T0 - timedelta(seconds=5), T0 + timedelta(seconds=35), "new market")
+        Gap(("m9",), T0 - timedelta(seconds=5), T0 + timedelta(seconds=35), GapCause.NEW_MARKET)
     ]
 
 
@@ -223,12 +236,15 @@ def test_markets_leaving_a_connection_that_is_down_take_its_window_with_them() -
     coverage.shard_opened(0, T0)
     coverage.session_started(0)
     coverage.first_data(0, ["m1", "m2"], T0)
-    coverage.session_lost(0, int((T0 + timedelta(seconds=60)).timestamp() * 1000), "closed")
+    lost_at = int((T0 + timedelta(seconds=60)).timestamp() * 1000)
+    coverage.session_lost(0, lost_at, SessionEnd.CLOSED)
     coverage.markets_left(0, ["m2"], T0 + timedelta(seconds=90))
     coverage.shard_closed(1)  # another connection: nothing to do
+    closed = GapCause.CONNECTION_LOST
     assert gaps == [
-        Gap(("m2",), T0 + timedelta(seconds=55), T0 + timedelta(seconds=95), "ws_closed")
+        Gap(("m2",), T0 + timedelta(seconds=55), T0 + timedelta(seconds=95), closed, "closed")
     ]
+    assert gaps[0].reason == "ws_closed"
     coverage.session_started(0)
     coverage.first_data(0, ["m1"], T0 + timedelta(seconds=120))
     assert gaps[-1].markets == ("m1",)
@@ -248,6 +264,43 @@ def test_an_unreadable_frame_loses_its_connection_from_the_newest_venue_time() -
     coverage.frame_lost(["m1"], 0, now)
     coverage.frame_lost(["m1"], int((now + timedelta(seconds=3)).timestamp() * 1000), now)
     assert {g.start for g in gaps[1:]} == {now - timedelta(seconds=5)}
+
+
+def test_a_gap_is_stored_with_its_cause_then_its_detail() -> None:
+    def reason(cause: GapCause, detail: str = "") -> str:
+        return Gap(("m1",), T0, T0, cause, detail).reason
+
+    assert reason(GapCause.CONNECTION_LOST, SessionEnd.STALL.value) == "ws_stall"
+    assert reason(GapCause.UNREADABLE_FRAME) == "ws_unreadable_frame"
+    assert reason(GapCause.RESTART) == "restart"
+    assert reason(GapCause.CLOSED_WHILE_DOWN) == "restart (closed meanwhile)"
+    assert reason(GapCause.TAKEN_UP_AGAIN, "ws_closed") == "ws_closed"  # as an earlier run had it
+    later = T0 + timedelta(seconds=9)
+    same = Gap(("m1",), T0, T0, GapCause.RESTART).merged(
+        Gap(("m2",), later, later, GapCause.RESTART)
+    )
+    assert same == Gap(("m1", "m2"), T0, later, GapCause.RESTART)
+    mixed = Gap(("m1",), T0, T0, GapCause.RESTART).merged(Gap(("m1",), T0, T0, GapCause.SUBSCRIBED))
+    assert mixed.reason == "merged (queue full)"
+
+
+def test_windows_lost_to_the_stream_lose_the_captured_deltas_too() -> None:
+    """A dropped connection, an unreadable frame or downtime lose a captured market's deltas
+    with its fills; a market's own late start (or a fill without side) loses fills alone."""
+    catalog = MarketCatalog(TierSettings())
+    for market_id in ("kept", "other"):
+        catalog.markets[market_id] = _closed_market(market_id, T0)
+    books = {token: LiveBook(token, "") for token in ("kept-yes", "other-yes")}
+    books["kept-yes"].capture_market = "kept"
+    log = DeltaGapLog(books=books, catalog=catalog, pool=None, metrics=None)  # type: ignore[arg-type]
+    markets = ("kept", "other", "unknown")
+    for cause in (GapCause.NEW_MARKET, GapCause.SUBSCRIBED, GapCause.FILL_WITHOUT_SIDE):
+        log.window_lost(Gap(markets, T0, T0, cause))
+    assert log.windows == {}
+    end = T0 + timedelta(seconds=10)
+    log.window_lost(Gap(markets, T0, T0, GapCause.CONNECTION_LOST, "closed"))
+    log.window_lost(Gap(markets, end, end, GapCause.UNREADABLE_FRAME))
+    assert log.windows == {"kept": (T0, end, "ws_unreadable_frame")}
 
 
 # -- markets unknown at the start -----------------------------------------------------------
@@ -313,7 +366,7 @@ async def test_a_market_listed_after_the_start_is_wanted_from_its_listing_not_it
         await subscriptions.sync(group, later)
     end = later + timedelta(seconds=5)
     assert sorted(gaps, key=lambda g: g.markets) == [
-        Gap(("fresh",), T0, end, "new market never subscribed"),
-        Gap(("series",), later - timedelta(hours=1), end, "new market never subscribed"),
+        Gap(("fresh",), T0, end, GapCause.NEVER_SUBSCRIBED),
+        Gap(("series",), later - timedelta(hours=1), end, GapCause.NEVER_SUBSCRIBED),
     ]
     assert subscriptions.wanted_since(catalog.markets["known"]) is None

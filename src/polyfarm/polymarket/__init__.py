@@ -41,6 +41,7 @@ from polyfarm.polymarket.domain import (
     TickSizeChange,
     TokenInfo,
     TradePrint,
+    WsCount,
     WsMessage,
 )
 from polyfarm.polymarket.gamma import GammaClient
@@ -101,6 +102,7 @@ __all__ = [
     "TokenInfo",
     "TradePrint",
     "TransientHttpError",
+    "WsCount",
     "WsMessage",
     "reconnecting",
 ]

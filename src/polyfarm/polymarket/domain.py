@@ -23,19 +23,31 @@ class _Domain(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
 
+class WsCount(enum.Enum):
+    """What the market WebSocket's decoder counts; the value names it in the metrics."""
+
+    MESSAGES = "ws_messages"
+    BAD_FRAME = "ws_bad_frame"  # not JSON at all
+    BAD_MESSAGE = "ws_bad_message"  # one element refused
+    UNKNOWN_EVENT_TYPE = "ws_unknown_event_type"
+    CONTROL_PONG = "ws_control_pong"
+    CONTROL_PING = "ws_control_ping"
+    CONTROL_NO_NEW_ASSETS = "ws_control_no_new_assets"
+
+
 @dataclass
 class Counters:
-    """Plain per-reason counts (parse errors, ignored messages…), owned by whoever passes it."""
+    """Per-reason counts of the WebSocket decoder, owned by whoever passes it."""
 
-    values: dict[str, int] = field(default_factory=dict)
+    values: dict[WsCount, int] = field(default_factory=dict)
 
-    def incr(self, reason: str, amount: int = 1) -> None:
+    def incr(self, reason: WsCount, amount: int = 1) -> None:
         self.values[reason] = self.values.get(reason, 0) + amount
 
-    def get(self, reason: str) -> int:
+    def get(self, reason: WsCount) -> int:
         return self.values.get(reason, 0)
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[WsCount, int]:
         return dict(self.values)
 
 

@@ -27,12 +27,17 @@ from polyfarm.polymarket.domain import (
     Reject,
     TickSizeChange,
     TradePrint,
+    WsCount,
     WsMessage,
 )
 from polyfarm.polymarket.parse import parse_book
 
 # Plain-text frames that are not JSON: keepalive answers and the custom-feature heartbeat.
-CONTROL_FRAMES = frozenset({"PONG", "PING", "NO NEW ASSETS"})
+CONTROL_FRAMES = {
+    "PONG": WsCount.CONTROL_PONG,
+    "PING": WsCount.CONTROL_PING,
+    "NO NEW ASSETS": WsCount.CONTROL_NO_NEW_ASSETS,
+}
 PING = "PING"
 
 _UNION: msgspec.json.Decoder[s.WsMessageWire] = msgspec.json.Decoder(s.WsMessageWire)
@@ -207,13 +212,14 @@ def decode_frame(data: str | bytes, received_at: datetime, counters: Counters) -
     A bad element is rejected (and counted) without losing the rest of its array.
     """
     text = data.strip() if isinstance(data, str) else data.strip().decode("utf-8", "replace")
-    if text in CONTROL_FRAMES:
-        counters.incr(f"ws_control_{text.lower().replace(' ', '_')}")
+    control = CONTROL_FRAMES.get(text)
+    if control is not None:
+        counters.incr(control)
         return FrameResult(messages=[], rejects=[], control=text)
     try:
         elements = _ELEMENTS.decode(text) if text.startswith("[") else [_ELEMENT.decode(text)]
     except msgspec.DecodeError as exc:
-        counters.incr("ws_bad_frame")
+        counters.incr(WsCount.BAD_FRAME)
         return FrameResult(
             messages=[], rejects=[Reject(reason=f"bad frame: {exc}", raw=cv.raw_bytes(data))]
         )
@@ -229,13 +235,13 @@ def _decode_elements(
         try:
             wire = _decode_element(raw)
             if wire is None:
-                counters.incr("ws_unknown_event_type")
+                counters.incr(WsCount.UNKNOWN_EVENT_TYPE)
                 continue
             messages.append(parse_ws_message(wire, received_at))
         except (msgspec.DecodeError, PayloadError) as exc:
-            counters.incr("ws_bad_message")
+            counters.incr(WsCount.BAD_MESSAGE)
             rejects.append(Reject(reason=str(exc), raw=bytes(raw), key=cv.record_key(raw)))
-    counters.incr("ws_messages", len(messages))
+    counters.incr(WsCount.MESSAGES, len(messages))
     return FrameResult(messages=messages, rejects=rejects)
 
 

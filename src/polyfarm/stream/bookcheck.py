@@ -31,6 +31,7 @@ from polyfarm.markets.tracked import decimal_text
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.domain import OrderBook
 from polyfarm.settings import WebSocketSettings
+from polyfarm.stream.counts import StreamCounts, StreamEvent
 from polyfarm.stream.livebook import HashSource, LiveBook, epoch_ms
 
 log = get_logger(__name__)
@@ -59,7 +60,7 @@ class BookChecker:
         books: dict[str, LiveBook],
         clob: ClobClient,
         settings: WebSocketSettings,
-        counts: Counter[str],
+        counts: StreamCounts,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._books = books
@@ -101,28 +102,29 @@ class BookChecker:
             return None
         own = book.summary_hash()
         if own is None:
-            self._count(book, HashOutcome.UNVERIFIABLE, "hash_unverifiable")
+            self._count(book, HashOutcome.UNVERIFIABLE, StreamEvent.HASH_UNVERIFIABLE)
             if not book.seeded:
                 self._unseeded[book.market] = None
             return None
         if own == book.expected_hash:
-            self._count(book, HashOutcome.VERIFIED, "hash_match")
+            self._count(book, HashOutcome.VERIFIED, StreamEvent.HASH_MATCH)
             book.suspect = False
             return True
-        self._count(book, HashOutcome.MISMATCHED, "hash_mismatch")
+        self._count(book, HashOutcome.MISMATCHED, StreamEvent.HASH_MISMATCH)
         book.suspect = self.hashes_trusted
         self.request_refetch(token_id)
         return False
 
-    def _count(self, book: LiveBook, outcome: HashOutcome, total: str) -> None:
-        self.counts[total] += 1
+    def _count(self, book: LiveBook, outcome: HashOutcome, total: StreamEvent) -> None:
+        self.counts.add(total)
         self.hash_checks[book.hash_source, outcome] += 1
 
     @property
     def hashes_trusted(self) -> bool:
         """The venue's hashes mostly match ours, so a mismatch says the book is wrong. If
         they mostly do not (the venue hashes differently), a mismatch only costs a re-fetch."""
-        match, mismatch = self.counts["hash_match"], self.counts["hash_mismatch"]
+        match = self.counts[StreamEvent.HASH_MATCH]
+        mismatch = self.counts[StreamEvent.HASH_MISMATCH]
         return match + mismatch < TRUST_SAMPLE or match >= mismatch
 
     # -- the loop -------------------------------------------------------------------------------
@@ -158,7 +160,7 @@ class BookChecker:
             try:
                 info = await self._clob.get_clob_market_info(condition_id)
             except SourceError as exc:
-                self.counts["seed_fetch_failed"] += 1
+                self.counts.add(StreamEvent.SEED_FETCH_FAILED)
                 log.warning("hash inputs not fetched", market=condition_id, error=repr(exc))
                 continue
             del self._unseeded[condition_id]
@@ -168,7 +170,7 @@ class BookChecker:
                 book = self._books.get(token.token_id)
                 if book is not None:
                     book.seed(decimal_text(info.min_order_size), info.neg_risk)
-                    self.counts["seeded_from_clob"] += 1
+                    self.counts.add(StreamEvent.SEEDED_FROM_CLOB)
         if len(self._seed_tried) > LAST_REFETCH_MAX:
             self._seed_tried = {c: at for c, at in self._seed_tried.items() if c in self._unseeded}
 
@@ -190,7 +192,7 @@ class BookChecker:
         if due:
             self._refetch_budget -= len(due)
             for book in await self.fetch(due):
-                self.counts[f"refetch_{self.apply_rest(book)}"] += 1
+                self.counts.add(self.apply_rest(book))
 
     async def crosscheck(self) -> None:
         ready = [t for t, b in self._books.items() if b.ready]
@@ -200,7 +202,7 @@ class BookChecker:
         sample = (ready[start:] + ready[:start])[: self._settings.crosscheck_tokens]
         self._cursor = start + len(sample)
         for book in await self.fetch(sample):
-            self.counts[f"crosscheck_{self.compare(book)}"] += 1
+            self.counts.add(self.compare(book))
 
     async def fetch(self, tokens: Sequence[str]) -> list[OrderBook]:
         if not tokens:
@@ -208,7 +210,7 @@ class BookChecker:
         try:
             batch = await self._clob.get_books(list(tokens))
         except SourceError as exc:
-            self.counts["rest_book_errors"] += 1
+            self.counts.add(StreamEvent.REST_BOOK_ERRORS)
             log.warning("REST books for the live-book check failed", error=repr(exc))
             return []
         return list(batch.items.values())
@@ -222,48 +224,50 @@ class BookChecker:
         try:
             batch = await self._clob.get_books(list(tokens))
         except SourceError as exc:
-            self.counts["stall_probe_failed"] += 1
+            self.counts.add(StreamEvent.STALL_PROBE_FAILED)
             log.warning("stall probe failed; assuming a stall", error=repr(exc))
             return True
         for token in tokens:
             rest, live = batch.items.get(token), self._books.get(token)
             if rest is None:
                 if live is not None and live.ready:
-                    self.counts["stall_confirmed_book_gone"] += 1
+                    self.counts.add(StreamEvent.STALL_CONFIRMED_BOOK_GONE)
                     return True
                 continue
             rest_ms = epoch_ms(rest.timestamp)
             if rest_ms > now_ms - IN_FLIGHT_MS:
                 continue
             if live is None or not live.ready or rest_ms > live.ts_ms:
-                self.counts["stall_confirmed"] += 1
+                self.counts.add(StreamEvent.STALL_CONFIRMED)
                 return True
-        self.counts["quiet_connection"] += 1
+        self.counts.add(StreamEvent.QUIET_CONNECTION)
         return False
 
     # -- applying a REST book -------------------------------------------------------------------
 
-    def apply_rest(self, rest: OrderBook) -> str:
-        """Replace the live book with a REST one when it is at least as new."""
+    def apply_rest(self, rest: OrderBook) -> StreamEvent:
+        """Replace the live book with a REST one when it is at least as new; what happened."""
         live = self._books.get(rest.asset_id)
         if live is None or not live.ready:
-            return "absent"
+            return StreamEvent.REFETCH_ABSENT
         if epoch_ms(rest.timestamp) < live.ts_ms:
-            return "live_newer"
+            return StreamEvent.REFETCH_LIVE_NEWER
         if live.matches(rest) and epoch_ms(rest.timestamp) == live.ts_ms:
             live.suspect = False
-            return "agreed"
+            return StreamEvent.REFETCH_AGREED
         live.replace(rest, HashSource.REST)
         self.changed(rest.asset_id)
-        return "replaced"
+        return StreamEvent.REFETCH_REPLACED
 
-    def compare(self, rest: OrderBook) -> str:
+    def compare(self, rest: OrderBook) -> StreamEvent:
         live = self._books.get(rest.asset_id)
         if live is None or not live.ready:
-            return "absent"
+            return StreamEvent.CROSSCHECK_ABSENT
         rest_ms = epoch_ms(rest.timestamp)
         if rest_ms == live.ts_ms and not live.matches(rest):
             live.replace(rest, HashSource.REST)
             self.changed(rest.asset_id)
-            return "diverged"
-        return "agreed" if rest_ms == live.ts_ms else "moved"
+            return StreamEvent.CROSSCHECK_DIVERGED
+        if rest_ms == live.ts_ms:
+            return StreamEvent.CROSSCHECK_AGREED
+        return StreamEvent.CROSSCHECK_MOVED

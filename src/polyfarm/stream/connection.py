@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -39,7 +40,14 @@ from polyfarm.settings import WebSocketSettings
 log = get_logger(__name__)
 
 
-STOPPED = "stopped"
+class SessionEnd(enum.Enum):
+    """How a session ended; the value is the ``polyfarm_ws_reconnects_total`` reason."""
+
+    STOPPED = "stopped"  # asked to: fills still in flight were not read
+    STALL = "stall"
+    REPLACED = "replaced"
+    CLOSED = "closed"
+    ERROR = "error"
 
 
 class StreamStalledError(TransientSourceError):
@@ -61,7 +69,7 @@ class Watermark:
 class SessionHooks:
     session_started: Callable[[ShardConnection], None]
     first_data: Callable[[ShardConnection], None]
-    session_lost: Callable[[ShardConnection, str], None]
+    session_lost: Callable[[ShardConnection, SessionEnd], None]
     handle: Callable[[WsMessage, float, Watermark], None]
     backpressure: Callable[[], Awaitable[None] | None]
     # Asked after ``stall_timeout_s`` of silence: did the venue move while we heard nothing?
@@ -111,8 +119,8 @@ class ShardConnection:
                 if stop.is_set():
                     return
 
-    async def _session(self, stream: MarketStream, stop: asyncio.Event) -> str:
-        """Read until the connection is lost or stopped; returns why (``stopped``: fills
+    async def _session(self, stream: MarketStream, stop: asyncio.Event) -> SessionEnd:
+        """Read until the connection is lost or stopped; returns how it ended (stopped: fills
         still in flight were not read, so coverage ends at the newest one seen)."""
         self.stream, self.mark, self._replace = stream, Watermark(), None
         stream.on_reject = lambda reject: self.hooks.frame_rejected(self, reject)
@@ -126,10 +134,10 @@ class ShardConnection:
             lost, other = errors.split(TransientSourceError)
             if other is not None or lost is None:
                 raise
-            return _reason(lost.exceptions[0])
+            return _session_end(lost.exceptions[0])
         finally:
             self.stream = None
-        return STOPPED
+        return SessionEnd.STOPPED
 
     async def _read(self, stream: MarketStream) -> None:
         try:
@@ -204,11 +212,11 @@ class ShardConnection:
             log.info("subscription change not sent", shard=self.shard, error=repr(exc))
 
 
-def _reason(error: BaseException) -> str:
+def _session_end(error: BaseException) -> SessionEnd:
     if isinstance(error, StreamStalledError):
-        return "stall"
+        return SessionEnd.STALL
     if isinstance(error, SocketReplacedError):
-        return "replaced"
+        return SessionEnd.REPLACED
     if isinstance(error, StreamClosedError):
-        return "closed"
-    return "error"
+        return SessionEnd.CLOSED
+    return SessionEnd.ERROR

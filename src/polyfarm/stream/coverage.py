@@ -26,29 +26,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from polyfarm.stream.repair import Gap
+from polyfarm.stream.connection import SessionEnd
+from polyfarm.stream.repair import Gap, GapCause
+
+Loss = tuple[datetime, GapCause, str]  # start, cause, detail
 
 
 @dataclass
 class Coverage:
     margin: timedelta
     submit: Callable[[Gap], None]
-    losses: dict[int, tuple[datetime, str]] = field(default_factory=dict)
+    losses: dict[int, Loss] = field(default_factory=dict)
     awaiting: dict[int, datetime] = field(default_factory=dict)  # new, no data yet
     first_data_at: dict[int, datetime] = field(default_factory=dict)
-    # market → (wanted since, reason, monotonic time of the subscription)
-    pending_markets: dict[str, tuple[datetime, str, float]] = field(default_factory=dict)
+    # market → (wanted since, cause, monotonic time of the subscription)
+    pending_markets: dict[str, tuple[datetime, GapCause, float]] = field(default_factory=dict)
 
     # -- connections ----------------------------------------------------------------------------
 
-    def shard_opened(self, shard: int, since: datetime, reason: str | None = None) -> None:
-        """A new connection. With a ``reason`` (a restart) the window from ``since`` to its
+    def shard_opened(self, shard: int, since: datetime, cause: GapCause | None = None) -> None:
+        """A new connection. With a ``cause`` (a restart) the window from ``since`` to its
         first data is repaired; without, nothing is promised before its first data, but the
         heartbeat does not vouch past ``since`` until then."""
-        if reason is None:
+        if cause is None:
             self.awaiting[shard] = since
         else:
-            self._lose(shard, since, reason)
+            self._lose(shard, since, cause)
 
     def session_started(self, shard: int) -> None:
         self.first_data_at.pop(shard, None)
@@ -58,8 +61,8 @@ class Coverage:
         self.awaiting.pop(shard, None)
         loss = self.losses.pop(shard, None)
         if loss is not None:
-            start, reason = loss
-            self.submit(Gap(tuple(markets), start, now + self.margin, reason))
+            start, cause, detail = loss
+            self.submit(Gap(tuple(markets), start, now + self.margin, cause, detail))
 
     def venue_quiet(self, shard: int, markets: Iterable[str], now: datetime) -> None:
         """The venue says nothing moved on a connection that has had no data this session:
@@ -68,19 +71,20 @@ class Coverage:
         if shard not in self.first_data_at:
             self.first_data(shard, markets, now)
 
-    def session_lost(self, shard: int, newest_ms: int, reason: str) -> None:
+    def session_lost(self, shard: int, newest_ms: int, end: SessionEnd) -> None:
         """The connection died; the window opens at the newest venue time it delivered."""
         began = self.first_data_at.pop(shard, None)
         if began is None:
             return  # no data this session: an earlier loss (if any) is still open
         newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms else began
-        self._lose(shard, max(newest, began) - self.margin, f"ws_{reason}")
+        start = max(newest, began) - self.margin
+        self._lose(shard, start, GapCause.CONNECTION_LOST, end.value)
 
     def frame_lost(self, markets: Iterable[str], newest_ms: int, now: datetime) -> None:
         """A frame could not be read; which market it was for is unknown."""
         newest = datetime.fromtimestamp(newest_ms / 1000, UTC) if newest_ms else now
         start = min(newest, now) - self.margin
-        self.submit(Gap(tuple(markets), start, now + self.margin, "ws_unreadable_frame"))
+        self.submit(Gap(tuple(markets), start, now + self.margin, GapCause.UNREADABLE_FRAME))
 
     def markets_left(self, shard: int, markets: Iterable[str], now: datetime) -> None:
         """Markets unsubscribed from a connection that is down: its open window is theirs
@@ -88,30 +92,30 @@ class Coverage:
         loss = self.losses.get(shard)
         left = tuple(markets)
         if loss is not None and left:
-            start, reason = loss
-            self.submit(Gap(left, start, now + self.margin, reason))
+            start, cause, detail = loss
+            self.submit(Gap(left, start, now + self.margin, cause, detail))
 
     def shard_closed(self, shard: int) -> None:
         self.losses.pop(shard, None)
         self.awaiting.pop(shard, None)
         self.first_data_at.pop(shard, None)
 
-    def _lose(self, shard: int, start: datetime, reason: str) -> None:
+    def _lose(self, shard: int, start: datetime, cause: GapCause, detail: str = "") -> None:
         earlier = self.losses.get(shard)
         if earlier is None or start < earlier[0]:
-            self.losses[shard] = (start, reason)
+            self.losses[shard] = (start, cause, detail)
 
     # -- markets --------------------------------------------------------------------------------
 
-    def market_added(self, market_id: str, since: datetime, reason: str, mono: float) -> None:
+    def market_added(self, market_id: str, since: datetime, cause: GapCause, mono: float) -> None:
         """Subscribed on a live connection: covered once its first snapshot arrives."""
-        self.pending_markets[market_id] = (since - self.margin, reason, mono)
+        self.pending_markets[market_id] = (since - self.margin, cause, mono)
 
     def snapshot_arrived(self, market_id: str, now: datetime) -> None:
         pending = self.pending_markets.pop(market_id, None)
         if pending is not None:
-            start, reason, _ = pending
-            self.submit(Gap((market_id,), start, now + self.margin, reason))
+            start, cause, _ = pending
+            self.submit(Gap((market_id,), start, now + self.margin, cause))
 
     def expire_pending(self, now: datetime, mono: float, after_s: float) -> None:
         """Markets still without a snapshot ``after_s`` after subscribing (a market that
@@ -136,7 +140,7 @@ class Coverage:
 
     def vouched_until(self, now: datetime, unrecorded: datetime | None) -> datetime:
         """Every fill before this time is stored or known missing (in ``feed_gaps``)."""
-        starts = [start for start, _ in self.losses.values()] + list(self.awaiting.values())
+        starts = [start for start, _, _ in self.losses.values()] + list(self.awaiting.values())
         if unrecorded is not None:
             starts.append(unrecorded)
         return min([now, *starts])

@@ -1,11 +1,12 @@
 """The stream's once-a-second chores, off the receive path.
 
-Market lifecycle events go to the database; whale events are stored and their impact filled in
-as one and five minutes pass; windows of ``book_deltas`` that were lost (a dropped connection,
-a full queue) are recorded in ``feed_gaps``; unreadable frames go to ``quarantine``; counters
-go to Prometheus; the heartbeat records until when the stream vouches for every fill; and
-silent assets are probed over REST — a book that moved on the venue while its asset stayed
-silent here proves the subscription dead, and its connection is replaced.
+``ChoreLoop`` runs a list of chores once a second and exports the counters to Prometheus; each
+chore is a method of the object that owns its state (whale events in ``fills.py``, lost delta
+windows and unreadable frames in ``losses.py``) or one of the small chores here: market upkeep
+(minute prices, lifecycle events, markets still waiting for a snapshot), the heartbeat that
+records until when the stream vouches for every fill, and the probe of silent assets over REST —
+a book that moved on the venue while its asset stayed silent here proves the subscription dead,
+and its connection is replaced.
 
 Once the first snapshots are in, the long-lived heap is frozen (``gc.freeze``, process-wide):
 40,000 live books are a few hundred thousand tracked objects (each book's arrays included) that
@@ -18,31 +19,32 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 import asyncpg
 
 from polyfarm.aio import sleep_unless
+from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
-from polyfarm.polymarket.domain import Reject
-from polyfarm.store.ops import record_health
-from polyfarm.store.outage import OutageLog
-from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
-from polyfarm.store.stream_writes import (
-    GapRecord,
-    insert_gaps,
-    insert_whale_events,
-    update_whale_impacts,
+from polyfarm.metrics import Metrics
+from polyfarm.polymarket.domain import (
+    Counters,
+    MarketResolved,
+    NewMarket,
+    OrderBook,
+    TradePrint,
+    WsCount,
 )
+from polyfarm.settings import WebSocketSettings
+from polyfarm.store.ops import collector_health, record_health
+from polyfarm.store.outage import OutageLog
 from polyfarm.stream.bookcheck import HashCheckKey
-from polyfarm.stream.livebook import epoch_ms
-from polyfarm.stream.repair import Gap
-
-if TYPE_CHECKING:
-    from polyfarm.stream.service import StreamRun
+from polyfarm.stream.counts import MESSAGE_LABELS, MessageKind, StreamCounts, StreamEvent
+from polyfarm.stream.lifecycle import MarketEvents
+from polyfarm.stream.livebook import LiveBook, epoch_ms
 
 log = get_logger(__name__)
 
@@ -50,60 +52,25 @@ TICK_S = 1.0
 FREEZE_READY = 0.95  # share of books with their first snapshot
 FREEZE_AFTER_S = 120.0
 HEARTBEAT_S = 10.0
-WHALE_BACKLOG_MAX = 10_000
-NOW_TOLERANCE_S = 5.0
-LOST_DELTA_REASONS = ("ws_", "restart")
-QUARANTINE_BACKLOG_MAX = 10_000
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-MESSAGE_TYPES = {
-    "PriceChange": "price_change",
-    "TradePrint": "last_trade_price",
-    "BookSnapshot": "book",
-    "BestBidAsk": "best_bid_ask",
-    "TickSizeChange": "tick_size_change",
-    "NewMarket": "new_market",
-    "MarketResolved": "market_resolved",
-}
+WS_PARSE_ERRORS = frozenset({WsCount.BAD_FRAME, WsCount.BAD_MESSAGE})
+K = TypeVar("K", bound=Hashable)
+
+Chore = Callable[[], Awaitable[None]]
 
 
-class Housekeeping:
-    def __init__(self, run: StreamRun) -> None:
-        self.run_state = run
-        self._delta_gaps: dict[str, tuple[datetime, datetime, str]] = {}
-        self._exported: dict[str, int] = {}
-        self._exported_hashes: Counter[HashCheckKey] = Counter()
-        self._next_heartbeat = 0.0
-        self._frozen = False
-        self._freeze_by = time.monotonic() + FREEZE_AFTER_S
-        self._quarantine: list[QuarantineRecord] = []
+class ChoreLoop:
+    """``every_tick`` once a second, in order, then the counters exported; ``at_stop`` once,
+    after the intake stopped. A chore failing for the database is tried again next tick (one
+    warning per outage); any other error ends the stream run."""
+
+    def __init__(
+        self, *, every_tick: Sequence[Chore], at_stop: Sequence[Chore], export: Callable[[], None]
+    ) -> None:
+        self._every_tick = every_tick
+        self._at_stop = at_stop
+        self._export = export
         self._outage = OutageLog("stream chores (whales, heartbeat, lifecycle)", log)
-        self._sampled_minute = -1
-        self._next_probe = time.monotonic() + run.ws.asset_stale_s / 4
-
-    # -- synchronous hooks ----------------------------------------------------------------------
-
-    def deltas_dropped(self, market_id: str, ts_ms: int) -> None:
-        at = datetime.fromtimestamp(ts_ms / 1000, UTC)
-        self._widen(market_id, at, at, "book_deltas write queue full")
-
-    def window_lost(self, gap: Gap) -> None:
-        """A lost window of the fill tape is one of the captured deltas too (unrepairable)."""
-        if not gap.reason.startswith(LOST_DELTA_REASONS):
-            return
-        capture = self.run_state.ingest.capture
-        catalog = self.run_state.deps.catalog
-        for market_id in gap.markets:
-            market = catalog.markets.get(market_id)
-            if market is not None and any(t in capture for t in market.token_ids):
-                self._widen(market_id, gap.start, gap.end, gap.reason)
-
-    def _widen(self, market_id: str, start: datetime, end: datetime, reason: str) -> None:
-        known = self._delta_gaps.get(market_id)
-        if known is not None:
-            start, end = min(start, known[0]), max(end, known[1])
-        self._delta_gaps[market_id] = (start, end, reason)
-
-    # -- the loop -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -111,184 +78,78 @@ class Housekeeping:
             await sleep_unless(stop, TICK_S)
 
     async def tick(self) -> None:
-        chores: Sequence[Callable[[], Awaitable[None]]] = (
-            self._settle_heap,
-            self._lifecycle,
-            self._whales,
-            self._lost_deltas,
-            self._store_quarantined,
-            self._heartbeat_due,
-            self._probe_due,
-        )
         failed = False
-        for chore in chores:
+        for chore in self._every_tick:
             try:
                 await chore()
             except DB_ERRORS as exc:
                 failed = True
-                if not self._outage.failed(exc, chore=chore.__name__):
-                    log.warning("stream chore failed", chore=chore.__name__, error=repr(exc))
+                if not self._outage.failed(exc, chore=_name(chore)):
+                    log.warning("stream chore failed", chore=_name(chore), error=repr(exc))
         if not failed:
             self._outage.succeeded()
-        self._export_counts()
+        self._export()
 
-    async def _settle_heap(self) -> None:
+    async def final(self) -> None:
+        for chore in self._at_stop:
+            try:
+                await chore()
+            except DB_ERRORS as exc:
+                log.warning("stream chore failed at stop", chore=_name(chore), error=repr(exc))
+
+
+def _name(chore: Chore) -> str:
+    return getattr(chore, "__qualname__", repr(chore))
+
+
+class MarketUpkeep:
+    """Minute prices (once a minute), lifecycle events into the database, and the windows of
+    markets still waiting for their first snapshot."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        sample_prices: Callable[[float], None],
+        lifecycle: deque[NewMarket | MarketResolved],
+        events: MarketEvents,
+        expire_pending: Callable[[datetime, float, float], None],
+        snapshot_wait_s: float,
+    ) -> None:
+        self._clock = clock
+        self._sample_prices = sample_prices
+        self._lifecycle = lifecycle
+        self._events = events
+        self._expire_pending = expire_pending
+        self._snapshot_wait_s = snapshot_wait_s
+        self._sampled_minute = -1
+
+    async def tick(self) -> None:
+        now = self._clock()
+        minute = int(now.timestamp() // 60)
+        if minute != self._sampled_minute:
+            self._sampled_minute = minute
+            self._sample_prices(now.timestamp())
+        await self._events.process(self._lifecycle)
+        self._expire_pending(self._clock(), time.monotonic(), self._snapshot_wait_s)
+
+
+class HeapFreezer:
+    """Freezes the heap once the books are loaded (see the module doc)."""
+
+    def __init__(self, books: dict[str, LiveBook]) -> None:
+        self._books = books
+        self._frozen = False
+        self._freeze_by = time.monotonic() + FREEZE_AFTER_S
+
+    async def settle(self) -> None:
         if self._frozen:
             return
-        books = self.run_state.books
+        books = self._books
         ready = sum(1 for book in books.values() if book.ready)
         if books and (ready >= FREEZE_READY * len(books) or time.monotonic() > self._freeze_by):
             freeze_long_lived()
             self._frozen = True
-
-    async def _lifecycle(self) -> None:
-        run = self.run_state
-        now = run.deps.clock()
-        minute = int(now.timestamp() // 60)
-        if minute != self._sampled_minute:
-            self._sampled_minute = minute
-            run.ingest.sample_prices(now.timestamp())
-        await run.events.process(run.ingest.lifecycle)
-        run.coverage.expire_pending(run.deps.clock(), time.monotonic(), run.ws.stall_timeout_s)
-
-    async def _whales(self) -> None:
-        run = self.run_state
-        ingest = run.ingest
-        if ingest.whale_rows:
-            # Taken off before the await: rows arriving meanwhile wait for the next tick.
-            rows = ingest.whale_rows[:WHALE_BACKLOG_MAX]
-            del ingest.whale_rows[:WHALE_BACKLOG_MAX]
-            try:
-                async with run.deps.pool.acquire() as conn:
-                    await insert_whale_events(conn, rows)
-            except DB_ERRORS:
-                ingest.whale_rows[:0] = rows
-                raise
-        updates = ingest.whales.due(run.deps.clock(), self._price_at)
-        if updates:
-            async with run.deps.pool.acquire() as conn:
-                await update_whale_impacts(conn, updates)
-
-    def _price_at(self, token_id: str, at: datetime) -> float | None:
-        """The live price when ``at`` is now, else the minute price of then."""
-        run = self.run_state
-        now = run.deps.clock()
-        book = run.books.get(token_id)
-        if book is not None and book.ready and abs((now - at).total_seconds()) <= NOW_TOLERANCE_S:
-            return book.price
-        activity = run.ingest.activity.get(token_id)
-        return None if activity is None else activity.price_at(at.timestamp())
-
-    async def _lost_deltas(self) -> None:
-        if not self._delta_gaps:
-            return
-        gaps = dict(self._delta_gaps)
-        records = [
-            GapRecord("ws_book_deltas", None, market_id, start, end, reason)
-            for market_id, (start, end, reason) in gaps.items()
-        ]
-        async with self.run_state.deps.pool.acquire() as conn:
-            await insert_gaps(conn, records)
-        for market_id, window in gaps.items():  # kept until stored; widened ones stay
-            if self._delta_gaps.get(market_id) == window:
-                del self._delta_gaps[market_id]
-        self.run_state.deps.metrics.feed_gaps.labels("ws_book_deltas", "unrepaired").inc(
-            len(records)
-        )
-
-    # -- unreadable frames ----------------------------------------------------------------------
-
-    def frame_rejected(self, reject: Reject, at: datetime) -> None:
-        """Keep an unreadable frame for the ``quarantine`` table (bounded: past the cap only
-        the count survives, in the metrics and the log)."""
-        if len(self._quarantine) >= QUARANTINE_BACKLOG_MAX:
-            self.run_state.counts["quarantine_overflow"] += 1
-            return
-        self._quarantine.append(quarantine_record("ws", reject.reason, reject.raw, at, reject.key))
-
-    async def _store_quarantined(self) -> None:
-        if not self._quarantine:
-            return
-        records = list(self._quarantine)
-        async with self.run_state.deps.pool.acquire() as conn:
-            await store_quarantined(conn, records)
-        del self._quarantine[: len(records)]
-
-    # -- heartbeat ------------------------------------------------------------------------------
-
-    async def _heartbeat_due(self) -> None:
-        if time.monotonic() >= self._next_heartbeat:
-            self._next_heartbeat = time.monotonic() + HEARTBEAT_S
-            await self.heartbeat()
-
-    async def final(self) -> None:
-        """After the intake stopped: what the last ticks did not get to, then the heartbeat."""
-        for chore in (self._whales, self._lost_deltas, self._store_quarantined, self.heartbeat):
-            try:
-                await chore()
-            except DB_ERRORS as exc:
-                log.warning("stream chore failed at stop", chore=chore.__name__, error=repr(exc))
-
-    async def heartbeat(self) -> None:
-        run = self.run_state
-        vouched = run.coverage.vouched_until(run.deps.clock(), run.repairer.earliest_unrecorded())
-        async with run.deps.pool.acquire() as conn:
-            await record_health(conn, "stream", at=vouched, ok=True, rows=run.counts["TradePrint"])
-
-    # -- silent assets --------------------------------------------------------------------------
-
-    async def _probe_due(self) -> None:
-        if time.monotonic() >= self._next_probe:
-            self._next_probe = time.monotonic() + self.run_state.ws.asset_stale_s / 4
-            await self.probe_stale()
-
-    def stale_tokens(self) -> list[str]:
-        run = self.run_state
-        oldest = epoch_ms(run.deps.clock() - timedelta(seconds=run.ws.asset_stale_s))
-        return [t for t, b in run.books.items() if b.ready and b.heard_ms < oldest]
-
-    async def probe_stale(self) -> int:
-        """REST-check silent assets; returns how many proved their subscription dead."""
-        run = self.run_state
-        stale = self.stale_tokens()
-        run.deps.metrics.stale_assets.set(len(stale))
-        silent = 0
-        now_ms = epoch_ms(run.deps.clock())
-        for rest in await run.checker.fetch(stale[: max(1, run.ws.crosscheck_tokens)]):
-            book = run.books.get(rest.asset_id)
-            if book is None:
-                continue
-            if epoch_ms(rest.timestamp) > book.ts_ms:
-                silent += 1
-                run.counts["asset_silent"] += 1
-                run.replace_socket_of(rest.asset_id, "an asset went silent")
-            else:
-                book.seen_ms = now_ms  # quiet, not lost
-        return silent
-
-    # -- metrics --------------------------------------------------------------------------------
-
-    def _export_counts(self) -> None:
-        metrics = self.run_state.deps.metrics
-        counts = dict(self.run_state.counts)
-        counts.update(self.run_state.ws_counters.snapshot())
-        for kind, total in counts.items():
-            delta = total - self._exported.get(kind, 0)
-            if delta <= 0:
-                continue
-            self._exported[kind] = total
-            if kind in MESSAGE_TYPES:
-                metrics.messages.labels(MESSAGE_TYPES[kind]).inc(delta)
-            elif kind in ("ws_bad_frame", "ws_bad_message"):
-                metrics.parse_errors.labels("ws").inc(delta)
-            else:
-                metrics.stream_events.labels(kind).inc(delta)
-        checks = self.run_state.checker.hash_checks
-        for (source, outcome), total in checks.items():
-            delta = total - self._exported_hashes[source, outcome]
-            if delta > 0:
-                self._exported_hashes[source, outcome] = total
-                metrics.book_hashes.labels(source.value, outcome.value).inc(delta)
 
 
 def freeze_long_lived() -> None:
@@ -296,3 +157,148 @@ def freeze_long_lived() -> None:
     gc.collect()
     gc.freeze()
     log.info("long-lived heap frozen", objects=gc.get_freeze_count())
+
+
+class Heartbeat:
+    """Until when the stream vouches for every fill, in ``collector_health``: recorded every
+    ``HEARTBEAT_S`` and at stop, read back by the next run to repair what it missed."""
+
+    def __init__(
+        self,
+        *,
+        collector: str,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        vouched_until: Callable[[datetime, datetime | None], datetime],
+        earliest_unrecorded: Callable[[], datetime | None],
+        counts: StreamCounts,
+    ) -> None:
+        self._collector = collector
+        self._pool = pool
+        self._clock = clock
+        self._vouched_until = vouched_until
+        self._earliest_unrecorded = earliest_unrecorded
+        self._counts = counts
+        self._next = 0.0
+
+    async def last(self) -> datetime | None:
+        """Until when the previous run vouched (None: there was none)."""
+        async with self._pool.acquire() as conn:
+            health = {h.collector: h for h in await collector_health(conn)}
+        last = health.get(self._collector)
+        return None if last is None else last.last_success_at
+
+    async def when_due(self) -> None:
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + HEARTBEAT_S
+            await self.beat()
+
+    async def beat(self) -> None:
+        vouched = self._vouched_until(self._clock(), self._earliest_unrecorded())
+        rows = self._counts.messages[TradePrint]
+        async with self._pool.acquire() as conn:
+            await record_health(conn, self._collector, at=vouched, ok=True, rows=rows)
+
+
+class StaleAssetProbe:
+    """Every quarter of ``asset_stale_s``: silent assets' books over REST. One the venue
+    moved proves its subscription dead (its connection is replaced); one that did not is
+    quiet, not lost."""
+
+    def __init__(
+        self,
+        *,
+        books: dict[str, LiveBook],
+        clock: Clock,
+        settings: WebSocketSettings,
+        fetch: Callable[[Sequence[str]], Awaitable[list[OrderBook]]],
+        replace_socket_of: Callable[[str, str], None],
+        metrics: Metrics,
+        counts: StreamCounts,
+    ) -> None:
+        self._books = books
+        self._clock = clock
+        self._settings = settings
+        self._fetch = fetch
+        self._replace_socket_of = replace_socket_of
+        self._metrics = metrics
+        self._counts = counts
+        self._next = time.monotonic() + settings.asset_stale_s / 4
+
+    async def when_due(self) -> None:
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self._settings.asset_stale_s / 4
+            await self.probe()
+
+    def stale_tokens(self) -> list[str]:
+        oldest = epoch_ms(self._clock() - timedelta(seconds=self._settings.asset_stale_s))
+        return [t for t, b in self._books.items() if b.ready and b.heard_ms < oldest]
+
+    async def probe(self) -> int:
+        """REST-check silent assets; returns how many proved their subscription dead."""
+        stale = self.stale_tokens()
+        self._metrics.stale_assets.set(len(stale))
+        silent = 0
+        now_ms = epoch_ms(self._clock())
+        for rest in await self._fetch(stale[: max(1, self._settings.crosscheck_tokens)]):
+            book = self._books.get(rest.asset_id)
+            if book is None:
+                continue
+            if epoch_ms(rest.timestamp) > book.ts_ms:
+                silent += 1
+                self._counts.add(StreamEvent.ASSET_SILENT)
+                self._replace_socket_of(rest.asset_id, "an asset went silent")
+            else:
+                book.seen_ms = now_ms  # quiet, not lost
+        return silent
+
+
+class CountExport:
+    """The growth of the stream's counters since the last export, into Prometheus: messages
+    by type, the WebSocket decoder's refusals as parse errors, every other count as a stream
+    event, hash checks by source and outcome."""
+
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        counts: StreamCounts,
+        ws_counters: Counters,
+        hash_checks: Counter[HashCheckKey],
+    ) -> None:
+        self._metrics = metrics
+        self._counts = counts
+        self._ws_counters = ws_counters
+        self._hash_checks = hash_checks
+        self._messages: Growth[MessageKind] = Growth()
+        self._events: Growth[StreamEvent] = Growth()
+        self._ws: Growth[WsCount] = Growth()
+        self._hashes: Growth[HashCheckKey] = Growth()
+
+    def export(self) -> None:
+        metrics = self._metrics
+        for kind, delta in self._messages.since_last(self._counts.messages):
+            metrics.messages.labels(MESSAGE_LABELS[kind]).inc(delta)
+        for event, delta in self._events.since_last(self._counts.events):
+            metrics.stream_events.labels(event.value).inc(delta)
+        for count, delta in self._ws.since_last(self._ws_counters.snapshot()):
+            if count in WS_PARSE_ERRORS:
+                metrics.parse_errors.labels("ws").inc(delta)
+            else:
+                metrics.stream_events.labels(count.value).inc(delta)
+        for (source, outcome), delta in self._hashes.since_last(self._hash_checks):
+            metrics.book_hashes.labels(source.value, outcome.value).inc(delta)
+
+
+class Growth(Generic[K]):
+    """Remembers the totals last exported, to yield only what grew since."""
+
+    def __init__(self) -> None:
+        self._exported: dict[K, int] = {}
+
+    def since_last(self, totals: Mapping[K, int]) -> Iterator[tuple[K, int]]:
+        for key, total in list(totals.items()):
+            delta = total - self._exported.get(key, 0)
+            if delta > 0:
+                self._exported[key] = total
+                yield key, delta

@@ -8,7 +8,7 @@ message (``received_at``, venue clock) and the frame's ``perf_counter`` stamp as
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,54 +26,47 @@ from polyfarm.polymarket.domain import (
     TickSizeChange,
     TradePrint,
 )
-from polyfarm.store.rows import BookDeltaRow, TradeRow
-from polyfarm.store.stream_writes import WhaleEventRow
+from polyfarm.store.rows import BookDeltaRow
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.connection import Watermark
+from polyfarm.stream.counts import StreamCounts, StreamEvent
+from polyfarm.stream.fills import FillMemory
 from polyfarm.stream.livebook import LiveBook, epoch_ms
-from polyfarm.stream.repair import Gap
-from polyfarm.stream.rolling import TokenActivity, TradeTick
+from polyfarm.stream.repair import Gap, GapCause
+from polyfarm.stream.rolling import TokenActivity
 from polyfarm.stream.sink import Flusher, WriteQueue
 from polyfarm.stream.trades import LiveTradeKeys, live_trade_row
-from polyfarm.stream.whales import ImpactTracker, whale_tier
 
 LIFECYCLE_MAX = 1_000
 RECENT_DELTA_MESSAGES = 4_096
 Lifecycle = NewMarket | MarketResolved
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    whale_thresholds: tuple[float, float, float]
-    whale_feature_tier: int
-
-
 @dataclass(kw_only=True)
 class StreamIngest:
-    """State fed by every connection: books, fills, minute prices, whales and write queues."""
+    """State fed by every connection: books, fills, minute prices and write queues."""
 
     catalog: MarketCatalog
-    config: IngestConfig
     books: dict[str, LiveBook]
+    activity: dict[str, TokenActivity]  # shared with ``fills``
+    fills: FillMemory
     trades: WriteQueue
     deltas: WriteQueue
     flusher: Flusher
     checker: BookChecker
+    counts: StreamCounts
     submit_gap: Callable[[Gap], None]
     drop_deltas: Callable[[str, int], None]
     snapshot_arrived: Callable[[str], None] = lambda token: None
-    activity: dict[str, TokenActivity] = field(default_factory=dict)
     capture: dict[str, str] = field(default_factory=dict)  # token → market id of kept deltas
     keys: LiveTradeKeys = field(default_factory=LiveTradeKeys)
-    whales: ImpactTracker = field(default_factory=ImpactTracker)
-    whale_rows: list[WhaleEventRow] = field(default_factory=list)
     lifecycle: deque[Lifecycle] = field(default_factory=deque)
     unseeded: dict[str, None] = field(default_factory=dict)  # books without hash inputs
     _recent_deltas: dict[tuple[object, ...], None] = field(default_factory=dict)
     _seq: int = 0
 
     def __post_init__(self) -> None:
-        self.counts: Counter[str] = self.checker.counts
+        self._message_counts = self.counts.messages
         self._dispatch: dict[type, Callable[[Any, float, Watermark], None]] = {
             PriceChange: self._price_change,
             TradePrint: self._trade,
@@ -131,7 +124,7 @@ class StreamIngest:
 
     def handle(self, message: Any, stamp: float, mark: Watermark) -> None:
         kind = type(message)
-        self.counts[kind.__name__] += 1
+        self._message_counts[kind] += 1
         self._dispatch[kind](message, stamp, mark)
 
     def _price_change(self, message: PriceChange, stamp: float, mark: Watermark) -> None:
@@ -145,15 +138,15 @@ class StreamIngest:
             token = item.asset_id
             book = books.get(token)
             if book is None or not book.ready:
-                self.counts["delta_before_snapshot"] += 1
+                self.counts.add(StreamEvent.DELTA_BEFORE_SNAPSHOT)
                 continue
             reordered = ts_ms < book.ts_ms
             price, size = float(item.price), float(item.size)
             if not book.apply_change(ts_ms, item.side == "BUY", price, size, item.hash):
-                self.counts["delta_in_snapshot"] += 1
+                self.counts.add(StreamEvent.DELTA_IN_SNAPSHOT)
                 continue
             if reordered:  # may have overwritten a newer level: check now, not later
-                self.counts["delta_reordered"] += 1
+                self.counts.add(StreamEvent.DELTA_REORDERED)
                 self.checker.verify(token)
             elif not book.queued:
                 book.queued = True
@@ -169,7 +162,7 @@ class StreamIngest:
         stored by receive position, so a repeat would be stored twice."""
         identity = (message.market, ts_ms, tuple((i.asset_id, i.hash) for i in message.items))
         if identity in self._recent_deltas:
-            self.counts["repeated_delta_message"] += 1
+            self.counts.add(StreamEvent.REPEATED_DELTA_MESSAGE)
             return False
         self._recent_deltas[identity] = None
         if len(self._recent_deltas) > RECENT_DELTA_MESSAGES:
@@ -211,18 +204,20 @@ class StreamIngest:
         token = message.asset_id
         market = self.catalog.market_of(token)
         if market is None or token not in self.books:
-            self.counts["trade_untracked_token"] += 1
+            self.counts.add(StreamEvent.TRADE_UNTRACKED_TOKEN)
             return
         if message.side is None:  # cannot be keyed or stored: have the Data API fill it in
-            self.counts["trade_without_side"] += 1
+            self.counts.add(StreamEvent.TRADE_WITHOUT_SIDE)
             at = message.timestamp
-            gap = Gap((market.market_id,), at - timedelta(seconds=1), at, "ws fill without side")
+            gap = Gap(
+                (market.market_id,), at - timedelta(seconds=1), at, GapCause.FILL_WITHOUT_SIDE
+            )
             self.submit_gap(gap)
             return
         price, size, tx = message.price, message.size, message.transaction_hash
         key = self.keys.key(token, exchange_ms, price, size, message.side, tx)
         if key is None:
-            self.counts["repeated_fill"] += 1
+            self.counts.add(StreamEvent.REPEATED_FILL)
             return
         row = live_trade_row(message, message.side, key, market.market_id, exchange_ms)
         self.trades.put(row, stamp)
@@ -233,36 +228,7 @@ class StreamIngest:
             activity = self.activity.get(token)
             price_before = None if activity is None else activity.price_at(exchange_ms / 1000)
         book.trade_printed(price)
-        self.remember(row, exchange_ms / 1000, price_before)
-
-    def remember(self, row: TradeRow, ts_s: float, price_before: float | None) -> None:
-        """Add a stored fill to the rolling window; a new whale also gets its event row
-        (whale events are idempotent, so a fill of a token no longer tracked still gets one)."""
-        notional = row.price * row.size
-        tier = whale_tier(notional, self.config.whale_thresholds)
-        activity = self.activity.get(row.token_id)
-        if activity is not None:
-            tick = TradeTick(
-                ts_s, row.price, row.size, notional, row.side == "BUY", tier, row.trade_key
-            )
-            if not activity.add_trade(tick, self.config.whale_feature_tier):
-                return  # already remembered (seen live, now repaired too)
-        if tier == 0:
-            return
-        event = WhaleEventRow(
-            row.ts,
-            row.token_id,
-            row.market_id,
-            row.trade_key,
-            row.price,
-            row.size,
-            notional,
-            row.side,
-            tier,
-            price_before,
-        )
-        self.whale_rows.append(event)
-        self.whales.watch(event, row.ts + timedelta(seconds=ts_s % 1))
+        self.fills.remember(row, exchange_ms / 1000, price_before)
 
     def sample_prices(self, now_s: float) -> None:
         """Each book's price into its minute ring (once a minute: off the per-message path,
@@ -274,18 +240,11 @@ class StreamIngest:
                 if price is not None:
                     activity[token].note_price(now_s, price)
 
-    def remember_repaired(self, rows: Iterable[TradeRow]) -> None:
-        for row in rows:
-            activity = self.activity.get(row.token_id)
-            ts_s = row.ts.timestamp()
-            before = None if activity is None else activity.price_at(ts_s - 60)
-            self.remember(row, ts_s, before)
-
     def _book(self, message: BookSnapshot, stamp: float, mark: Watermark) -> None:
         token = message.book.asset_id
         book = self.books.get(token)
         if book is None:
-            self.counts["book_untracked_token"] += 1
+            self.counts.add(StreamEvent.BOOK_UNTRACKED_TOKEN)
             return
         book.replace(message.book)
         book.seen_ms = epoch_ms(message.received_at)
@@ -304,6 +263,8 @@ class StreamIngest:
 
     def _lifecycle(self, message: Lifecycle, stamp: float, mark: Watermark) -> None:
         if len(self.lifecycle) >= LIFECYCLE_MAX:
-            self.counts["lifecycle_dropped"] += 1  # the metadata and resolution scans catch up
+            self.counts.add(
+                StreamEvent.LIFECYCLE_DROPPED
+            )  # the metadata and resolution scans catch up
             return
         self.lifecycle.append(message)

@@ -14,6 +14,7 @@ Unrepaired trade gaps of the last two days are taken up again after a restart.
 from __future__ import annotations
 
 import asyncio
+import enum
 import random
 import time
 from collections import deque
@@ -53,6 +54,22 @@ POLL_S = 0.2
 RETRY = Backoff(base_s=2.0, max_s=600.0)
 
 
+class GapCause(enum.Enum):
+    """Why fills may be missing. The value begins the window's ``feed_gaps.reason``; a gap's
+    ``detail`` follows it."""
+
+    CONNECTION_LOST = "ws_"  # detail: how the session ended (ws_stall, ws_closed, …)
+    UNREADABLE_FRAME = "ws_unreadable_frame"
+    FILL_WITHOUT_SIDE = "ws fill without side"
+    RESTART = "restart"  # the stream was down: from the last heartbeat to the first data
+    CLOSED_WHILE_DOWN = "restart (closed meanwhile)"
+    NEW_MARKET = "new market"  # from its listing or birth to its first snapshot
+    SUBSCRIBED = "subscribed"  # added to a live connection: until its first snapshot
+    NEVER_SUBSCRIBED = "new market never subscribed"
+    QUEUE_FULL = "merged (queue full)"  # windows of different causes merged in a full inbox
+    TAKEN_UP_AGAIN = ""  # an earlier run's unrepaired window: the detail is its stored reason
+
+
 @dataclass(frozen=True)
 class Gap:
     """Fills of ``markets`` between ``start`` and ``end`` (venue time) may be missing."""
@@ -60,12 +77,20 @@ class Gap:
     markets: tuple[str, ...]
     start: datetime
     end: datetime
-    reason: str
+    cause: GapCause
+    detail: str = ""
+
+    @property
+    def reason(self) -> str:
+        """As stored in ``feed_gaps``: the cause, then the detail."""
+        return f"{self.cause.value}{self.detail}"
 
     def merged(self, other: Gap) -> Gap:
         markets = tuple(dict.fromkeys((*self.markets, *other.markets)))
-        reason = self.reason if self.reason == other.reason else "merged (queue full)"
-        return Gap(markets, min(self.start, other.start), max(self.end, other.end), reason)
+        start, end = min(self.start, other.start), max(self.end, other.end)
+        if (self.cause, self.detail) == (other.cause, other.detail):
+            return Gap(markets, start, end, self.cause, self.detail)
+        return Gap(markets, start, end, GapCause.QUEUE_FULL)
 
 
 @dataclass(frozen=True)
@@ -160,7 +185,7 @@ class GapRepairer:
         for (start, end), rows in groupby(open_gaps, key=lambda g: (g.gap_start, g.gap_end)):
             found = list(rows)
             markets = tuple(g.market_id for g in found if g.market_id is not None)
-            gap = Gap(markets, start, end, found[0].reason)
+            gap = Gap(markets, start, end, GapCause.TAKEN_UP_AGAIN, found[0].reason)
             self._jobs.append(_Job(gap, [g.id for g in found]))
         if open_gaps:
             log.info("unrepaired trade gaps taken up again", rows=len(open_gaps))

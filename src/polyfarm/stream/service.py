@@ -10,7 +10,6 @@ is queued, the others stop at their next safe point, then the last chores and th
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,22 +23,32 @@ from polyfarm.markets.catalog import MarketCatalog
 from polyfarm.metrics import Metrics
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.data_api import DataApiClient
-from polyfarm.polymarket.domain import Counters, Reject, WsMessage
+from polyfarm.polymarket.domain import Counters, Reject
 from polyfarm.polymarket.ws import MarketStream
 from polyfarm.settings import Settings
-from polyfarm.store.ops import collector_health
 from polyfarm.store.rows import BOOK_DELTAS, TRADES
 from polyfarm.store.stream_writes import GapRecord, insert_gaps, markets_open_since
 from polyfarm.store.writing import Writer
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.cadence import CadenceWriter
-from polyfarm.stream.connection import STOPPED, SessionHooks, ShardConnection, Watermark
+from polyfarm.stream.connection import SessionEnd, SessionHooks, ShardConnection
+from polyfarm.stream.counts import StreamCounts, StreamEvent
 from polyfarm.stream.coverage import Coverage
-from polyfarm.stream.housekeeping import Housekeeping
-from polyfarm.stream.ingest import IngestConfig, StreamIngest
+from polyfarm.stream.fills import FillMemory, WhaleLog
+from polyfarm.stream.housekeeping import (
+    ChoreLoop,
+    CountExport,
+    HeapFreezer,
+    Heartbeat,
+    MarketUpkeep,
+    StaleAssetProbe,
+)
+from polyfarm.stream.ingest import StreamIngest
 from polyfarm.stream.lifecycle import MarketEvents
 from polyfarm.stream.livebook import LiveBook, epoch_ms
-from polyfarm.stream.repair import Gap, GapRepairer
+from polyfarm.stream.losses import DeltaGapLog, StreamQuarantine
+from polyfarm.stream.repair import Gap, GapCause, GapRepairer
+from polyfarm.stream.rolling import TokenActivity
 from polyfarm.stream.sink import Flusher, WriteQueue
 from polyfarm.stream.subscriptions import Subscriptions
 
@@ -86,15 +95,19 @@ class StreamService:
 
 
 class StreamRun:
-    """Everything one run of the service holds; built afresh after a restart."""
+    """Everything one run of the service holds; built afresh after a restart, in dependency
+    order: what the receive path feeds first, then the receive path, the connections, and the
+    chores that look after all of it."""
 
     def __init__(self, deps: StreamDeps) -> None:
-        ws = deps.settings.websocket
+        ws, whales = deps.settings.websocket, deps.settings.whales
         self.deps, self.ws = deps, ws
         self.finished = False
-        self.counts: Counter[str] = Counter()
+        self._resync = asyncio.Event()
+        self.counts = StreamCounts()
         self.ws_counters = Counters()
         self.books: dict[str, LiveBook] = {}
+        self.activity: dict[str, TokenActivity] = {}
         self.checker = BookChecker(self.books, deps.clob, ws, self.counts)
         self.trades = WriteQueue(TRADES, ws.queue_rows)
         self.deltas = WriteQueue(BOOK_DELTAS, ws.queue_rows)
@@ -102,51 +115,84 @@ class StreamRun:
             deps.writer, [self.trades, self.deltas], interval_s=ws.flush_interval_s,
             batch_rows=BATCH_ROWS, metrics=deps.metrics,
         )  # fmt: skip
-        self.repairer = self._repairer()
-        self.coverage = Coverage(timedelta(seconds=ws.gap_margin_s), self._submit_gap)
-        self.housekeeping = Housekeeping(self)
-        self.ingest = self._ingest()
-        self.cadence = CadenceWriter(
-            books=self.books, activity=self.ingest.activity, catalog=deps.catalog,
-            settings=deps.settings, writer=deps.writer,
-            clock=deps.clock,
+        # -- what is lost or learnt on the way ---------------------------------------------
+        self.whales = WhaleLog(
+            pool=deps.pool, clock=deps.clock, books=self.books, activity=self.activity
+        )
+        self.fills = FillMemory(
+            activity=self.activity, whales=self.whales,
+            whale_thresholds=whales.thresholds(), whale_feature_tier=whales.feature_min_tier,
         )  # fmt: skip
-        self.events = MarketEvents(
-            pool=deps.pool, catalog=deps.catalog, tiers=deps.settings.tiers, clock=deps.clock,
-            changed=self.resync,
-        )  # fmt: skip
-        self.subscriptions = self._subscriptions()
-        self._resync = asyncio.Event()
-
-    def _repairer(self) -> GapRepairer:
-        deps = self.deps
-        return GapRepairer(
+        self.repairer = GapRepairer(
             data_api=deps.data_api, writer=deps.writer, pool=deps.pool, catalog=deps.catalog,
-            clock=deps.clock, settings=self.ws, metrics=deps.metrics,
-            on_rows=lambda rows: self.ingest.remember_repaired(rows),
+            clock=deps.clock, settings=ws, metrics=deps.metrics,
+            on_rows=self.fills.remember_repaired,
         )  # fmt: skip
-
-    def _ingest(self) -> StreamIngest:
-        whales = self.deps.settings.whales
-        return StreamIngest(
-            catalog=self.deps.catalog, books=self.books, trades=self.trades,
-            deltas=self.deltas, flusher=self.flusher, checker=self.checker,
-            config=IngestConfig(whales.thresholds(), whales.feature_min_tier),
-            submit_gap=self._submit_gap, drop_deltas=self.housekeeping.deltas_dropped,
-            snapshot_arrived=self._snapshot_arrived,
+        self.delta_gaps = DeltaGapLog(
+            books=self.books, catalog=deps.catalog, pool=deps.pool, metrics=deps.metrics
+        )
+        self.quarantine = StreamQuarantine(pool=deps.pool, counts=self.counts)
+        self.coverage = Coverage(timedelta(seconds=ws.gap_margin_s), self._submit_gap)
+        # -- the receive path and the connections ----------------------------------------
+        self.ingest = StreamIngest(
+            catalog=deps.catalog, books=self.books, activity=self.activity, fills=self.fills,
+            trades=self.trades, deltas=self.deltas, flusher=self.flusher, checker=self.checker,
+            counts=self.counts, submit_gap=self._submit_gap,
+            drop_deltas=self.delta_gaps.deltas_dropped, snapshot_arrived=self._snapshot_arrived,
         )  # fmt: skip
+        self.subscriptions = Subscriptions(
+            settings=deps.settings, catalog=deps.catalog, ingest=self.ingest,
+            coverage=self.coverage, hooks=self._session_hooks(), open_stream=self._open_stream,
+            submit_gap=self._submit_gap,
+        )  # fmt: skip
+        # -- the tasks beside the receive path -------------------------------------------
+        self.cadence = CadenceWriter(
+            books=self.books, activity=self.activity, catalog=deps.catalog,
+            settings=deps.settings, writer=deps.writer, clock=deps.clock,
+        )  # fmt: skip
+        self.heartbeat = Heartbeat(
+            collector=NAME, pool=deps.pool, clock=deps.clock,
+            vouched_until=self.coverage.vouched_until,
+            earliest_unrecorded=self.repairer.earliest_unrecorded, counts=self.counts,
+        )  # fmt: skip
+        self.chores = self._chores()
 
-    def _subscriptions(self) -> Subscriptions:
-        hooks = SessionHooks(
+    def _session_hooks(self) -> SessionHooks:
+        return SessionHooks(
             session_started=self._session_started, first_data=self._first_data,
-            session_lost=self._session_lost, handle=self._handle,
+            session_lost=self._session_lost, handle=self.ingest.handle,
             backpressure=self._backpressure, confirm_stall=self._confirm_stall,
             frame_rejected=self._frame_rejected,
         )  # fmt: skip
-        return Subscriptions(
-            settings=self.deps.settings, catalog=self.deps.catalog, ingest=self.ingest,
-            coverage=self.coverage, hooks=hooks, open_stream=self._open_stream,
-            submit_gap=self._submit_gap,
+
+    def _chores(self) -> ChoreLoop:
+        deps = self.deps
+        upkeep = MarketUpkeep(
+            clock=deps.clock, sample_prices=self.ingest.sample_prices,
+            lifecycle=self.ingest.lifecycle, expire_pending=self.coverage.expire_pending,
+            snapshot_wait_s=self.ws.stall_timeout_s,
+            events=MarketEvents(
+                pool=deps.pool, catalog=deps.catalog, tiers=deps.settings.tiers,
+                clock=deps.clock, changed=self.resync,
+            ),
+        )  # fmt: skip
+        probe = StaleAssetProbe(
+            books=self.books, clock=deps.clock, settings=self.ws, fetch=self.checker.fetch,
+            replace_socket_of=self.subscriptions.replace_socket_of, metrics=deps.metrics,
+            counts=self.counts,
+        )  # fmt: skip
+        export = CountExport(
+            metrics=deps.metrics, counts=self.counts, ws_counters=self.ws_counters,
+            hash_checks=self.checker.hash_checks,
+        )  # fmt: skip
+        stores = (self.whales.store, self.delta_gaps.store, self.quarantine.store)
+        return ChoreLoop(
+            every_tick=(
+                HeapFreezer(self.books).settle, upkeep.tick, *stores,
+                self.heartbeat.when_due, probe.when_due,
+            ),
+            at_stop=(*stores, self.heartbeat.beat),  # what the last ticks left; the heartbeat last
+            export=export.export,
         )  # fmt: skip
 
     def covers(self, token_id: str) -> bool:
@@ -156,15 +202,15 @@ class StreamRun:
     def resync(self) -> None:
         self._resync.set()
 
-    def replace_socket_of(self, token_id: str, reason: str) -> None:
-        self.subscriptions.replace_socket_of(token_id, reason)
-
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop``; then the connections stop (the intake ends), the flusher writes
+        what is queued, the other tasks stop at their next safe point, and last the final
+        chores and the heartbeat."""
         if not await first_of(self.deps.catalog.ready, stop):
             return
-        restart_from = await self._last_heartbeat()
+        restart_from = await self.heartbeat.last()
         self.subscriptions.coverage_start = restart_from or self.deps.clock()
         if restart_from is not None:
             await self._downtime(restart_from)
@@ -174,11 +220,11 @@ class StreamRun:
             group.create_task(self.repairer.run(stop, intake_done), name="stream:repair")
             group.create_task(self.checker.run(stop), name="stream:bookcheck")
             group.create_task(self.cadence.run(stop), name="stream:cadence")
-            group.create_task(self.housekeeping.run(stop), name="stream:housekeeping")
+            group.create_task(self.chores.run(stop), name="stream:housekeeping")
             group.create_task(
                 self._manage(stop, group, intake_done, restart_from), name="stream:shards"
             )
-        await self.housekeeping.final()
+        await self.chores.final()
 
     async def _downtime(self, since: datetime) -> None:
         """The previous process vouched for fills up to ``since``. Open markets are repaired
@@ -192,13 +238,7 @@ class StreamRun:
             await insert_gaps(conn, [GapRecord("ws_trades", None, None, start, end, UNLISTED)])
         closed = tuple(m for m in maybe_traded if m not in wanted)
         if closed:
-            self._submit_gap(Gap(closed, start, end, "restart (closed meanwhile)"))
-
-    async def _last_heartbeat(self) -> datetime | None:
-        async with self.deps.pool.acquire() as conn:
-            health = {h.collector: h for h in await collector_health(conn)}
-        last = health.get(NAME)
-        return None if last is None else last.last_success_at
+            self._submit_gap(Gap(closed, start, end, GapCause.CLOSED_WHILE_DOWN))
 
     async def _manage(
         self,
@@ -222,7 +262,7 @@ class StreamRun:
 
     def _submit_gap(self, gap: Gap) -> None:
         self.repairer.submit(gap)
-        self.housekeeping.window_lost(gap)
+        self.delta_gaps.window_lost(gap)
 
     def _open_stream(self, assets: list[str]) -> MarketStream:
         return MarketStream(
@@ -244,16 +284,16 @@ class StreamRun:
         markets = self.subscriptions.markets_on(conn.shard)
         self.coverage.first_data(conn.shard, markets, self.deps.clock())
 
-    def _session_lost(self, conn: ShardConnection, reason: str) -> None:
-        self.coverage.session_lost(conn.shard, conn.mark.ms, reason)
-        if reason != STOPPED:
-            self.deps.metrics.reconnects.labels(reason).inc()
-            log.info("ws connection lost", shard=conn.shard, reason=reason)
+    def _session_lost(self, conn: ShardConnection, end: SessionEnd) -> None:
+        self.coverage.session_lost(conn.shard, conn.mark.ms, end)
+        if end is not SessionEnd.STOPPED:
+            self.deps.metrics.reconnects.labels(end.value).inc()
+            log.info("ws connection lost", shard=conn.shard, reason=end.value)
 
     def _frame_rejected(self, conn: ShardConnection, reject: Reject) -> None:
         now = self.deps.clock()
         self.coverage.frame_lost(self.subscriptions.markets_on(conn.shard), conn.mark.ms, now)
-        self.housekeeping.frame_rejected(reject, now)
+        self.quarantine.frame_rejected(reject, now)
 
     async def _confirm_stall(self, conn: ShardConnection) -> bool:
         now_ms = epoch_ms(self.deps.clock())
@@ -263,13 +303,10 @@ class StreamRun:
             self.coverage.venue_quiet(conn.shard, markets, self.deps.clock())
         return moved
 
-    def _handle(self, message: WsMessage, stamp: float, mark: Watermark) -> None:
-        self.ingest.handle(message, stamp, mark)
-
     def _backpressure(self) -> Awaitable[None] | None:
         if not self.trades.full:
             return None
-        self.counts["backpressure"] += 1
+        self.counts.add(StreamEvent.BACKPRESSURE)
         return self.trades.wait_for_space()
 
     def _snapshot_arrived(self, token_id: str) -> None:

@@ -26,7 +26,7 @@ from polyfarm.settings import Settings
 from polyfarm.stream.connection import SessionHooks, ShardConnection
 from polyfarm.stream.coverage import Coverage
 from polyfarm.stream.ingest import StreamIngest
-from polyfarm.stream.repair import Gap
+from polyfarm.stream.repair import Gap, GapCause
 from polyfarm.stream.shards import ShardChange, ShardPlan
 
 NEW_MARKET_LOOKBACK = timedelta(hours=1)
@@ -145,7 +145,8 @@ class Subscriptions:
         restart_from: datetime | None,
     ) -> None:
         if restart_from is not None:  # the previous process vouched up to then
-            self.coverage.shard_opened(change.shard, restart_from - self.coverage.margin, "restart")
+            since = restart_from - self.coverage.margin
+            self.coverage.shard_opened(change.shard, since, GapCause.RESTART)
         else:
             self.coverage.shard_opened(change.shard, now)
         self._note_markets(change.subscribe, now, live=False)
@@ -175,10 +176,12 @@ class Subscriptions:
             since = self.wanted_since(market)
             if since is not None:
                 self.coverage.market_added(
-                    market.market_id, min(since, now), "new market", time.monotonic()
+                    market.market_id, min(since, now), GapCause.NEW_MARKET, time.monotonic()
                 )
             elif live:
-                self.coverage.market_added(market.market_id, now, "subscribed", time.monotonic())
+                self.coverage.market_added(
+                    market.market_id, now, GapCause.SUBSCRIBED, time.monotonic()
+                )
 
     def wanted_since(self, market: TrackedMarket) -> datetime | None:
         """For a market unknown when the stream started: from when its fills are wanted."""
@@ -203,7 +206,7 @@ class Subscriptions:
             since = self.wanted_since(market)
             if since is not None and market_id not in wanted:
                 end = now + self.coverage.margin
-                self.submit_gap(Gap((market_id,), since, end, "new market never subscribed"))
+                self.submit_gap(Gap((market_id,), since, end, GapCause.NEVER_SUBSCRIBED))
 
     def _markets_of(self, tokens: tuple[str, ...]) -> list[TrackedMarket]:
         catalog = self.catalog
