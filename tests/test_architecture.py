@@ -219,8 +219,7 @@ def test_the_graph_sees_the_imports() -> None:
     graph = import_graph()
     assert {"polyfarm.commands.db", "polyfarm.sim.command"} <= graph.runtime["polyfarm.cli"]
     assert "polyfarm.polymarket.schemas" in graph.runtime["polyfarm.polymarket.parse"]
-    assert "polyfarm.stream.service" in graph.with_type_only["polyfarm.stream.housekeeping"]
-    assert "polyfarm.stream.service" not in graph.runtime["polyfarm.stream.housekeeping"]
+    assert "polyfarm.stream.service" in graph.runtime["polyfarm.daemon"]
 
 
 def test_a_submodule_importing_through_its_package_is_a_cycle(tmp_path: Path) -> None:
