@@ -3,7 +3,7 @@ then lost windows that cannot be repaired, and a restart."""
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,7 +188,7 @@ async def test_a_market_heard_of_late_and_still_without_a_book_at_the_stop_is_a_
             timestamp=listed,
             received_at=listed,
         )
-        await s.run.events.process(deque([late]))
+        s.run.ingest.lifecycle.append(late)  # as if the socket had announced it just now
         pending = s.run.coverage.pending_markets
         await wait_for(lambda: "990001" in pending, "the late market to be subscribed")
         stopped = datetime.fromtimestamp(sim.clock.now(), UTC)
