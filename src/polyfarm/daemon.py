@@ -124,13 +124,7 @@ async def open_daemon(
     """Every collector, service and client of the daemon, wired; the pool is the caller's."""
     metrics = metrics or Metrics()
     async with open_clients(settings) as clients:
-        writer = DurableWriter(
-            pool,
-            Journal(settings.journal_dir(), int(settings.journal.max_mb * 2**20)),
-            max_future_skew_s=settings.writer.max_future_skew_s,
-            clock=clock,
-            metrics=metrics,
-        )
+        writer = durable_writer(settings, pool, clock, metrics)
         catalog = MarketCatalog(settings.tiers)
         rejects = RejectSink(pool, metrics, clock)
         stream = StreamService(
@@ -139,21 +133,11 @@ async def open_daemon(
             )
         )
         yield Daemon(
-            settings=settings,
-            pool=pool,
-            clock=clock,
-            metrics=metrics,
-            clients=clients,
-            writer=writer,
-            catalog=catalog,
+            settings=settings, pool=pool, clock=clock, metrics=metrics, clients=clients,
+            writer=writer, catalog=catalog, stream=stream,
             metadata=MetadataCollector(
-                clients.gamma,
-                pool,
-                catalog,
-                clock,
-                rejects,
-                metrics=metrics,
-                on_progress=on_scan_progress,
+                clients.gamma, pool, catalog, clock, rejects,
+                metrics=metrics, on_progress=on_scan_progress,
             ),
             prices=PriceCollector(
                 clients.clob, writer, catalog, clock, settings.intervals.prices_s, rejects
@@ -162,8 +146,20 @@ async def open_daemon(
                 clients.clob, writer, catalog, clock, settings, rejects, covered=stream.covers
             ),
             resolutions=ResolutionTracker(clients.gamma, clients.clob, pool, catalog, clock),
-            stream=stream,
-        )
+        )  # fmt: skip
+
+
+def durable_writer(
+    settings: Settings, pool: asyncpg.Pool, clock: Clock, metrics: Metrics
+) -> DurableWriter:
+    """The database first; the journal on disk while the database is away."""
+    return DurableWriter(
+        pool,
+        Journal(settings.journal_dir(), int(settings.journal.max_mb * 2**20)),
+        max_future_skew_s=settings.writer.max_future_skew_s,
+        clock=clock,
+        metrics=metrics,
+    )
 
 
 @dataclass
