@@ -54,6 +54,7 @@ class MarketStream(AsyncResource):
         custom_features: bool = True,
         wall_clock: Clock = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        on_reject: Callable[[Reject], None] | None = None,
     ) -> None:
         self.url = url
         self.settings = settings or WebSocketSettings()
@@ -75,7 +76,8 @@ class MarketStream(AsyncResource):
         self._log = get_logger(__name__, url=url)
         # Told of every frame or message that could not be read: it may have held a fill, so
         # the owner records a lost window (and quarantines the payload).
-        self.on_reject: Callable[[Reject], None] | None = None
+        # Told of every frame the decoder refused (beside the log line), e.g. to quarantine it.
+        self._on_reject = on_reject
 
     @classmethod
     def from_settings(
@@ -202,8 +204,8 @@ class MarketStream(AsyncResource):
                 reason=reject.reason,
                 raw=reject.raw[:_RAW_LOG_BYTES].decode("utf-8", "replace"),
             )
-            if self.on_reject is not None:
-                self.on_reject(reject)
+            if self._on_reject is not None:
+                self._on_reject(reject)
 
 
 async def reconnecting(

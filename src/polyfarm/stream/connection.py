@@ -82,7 +82,8 @@ class SessionHooks:
 class ShardConnection:
     shard: int
     assets: dict[str, None]
-    open_stream: Callable[[list[str]], MarketStream]
+    # Opens a socket for these assets, telling the callback of every refused frame.
+    open_stream: Callable[[list[str], Callable[[Reject], None]], MarketStream]
     settings: WebSocketSettings
     hooks: SessionHooks
     monotonic: Callable[[], float] = time.monotonic
@@ -105,7 +106,7 @@ class ShardConnection:
         streams = cast(
             AsyncGenerator[MarketStream, None],
             reconnecting(
-                lambda: self.open_stream(list(self.assets)),
+                lambda: self.open_stream(list(self.assets), self._frame_rejected),
                 settings=self.settings,
                 sleep=pause,
                 jitter=self.jitter,
@@ -119,11 +120,13 @@ class ShardConnection:
                 if stop.is_set():
                     return
 
+    def _frame_rejected(self, reject: Reject) -> None:
+        self.hooks.frame_rejected(self, reject)
+
     async def _session(self, stream: MarketStream, stop: asyncio.Event) -> SessionEnd:
         """Read until the connection is lost or stopped; returns how it ended (stopped: fills
         still in flight were not read, so coverage ends at the newest one seen)."""
         self.stream, self.mark, self._replace = stream, Watermark(), None
-        stream.on_reject = lambda reject: self.hooks.frame_rejected(self, reject)
         self.sessions += 1
         self.hooks.session_started(self)
         try:

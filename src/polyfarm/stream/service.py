@@ -10,7 +10,7 @@ is queued, the others stop at their next safe point, then the last chores and th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -264,7 +264,7 @@ class StreamRun:
         self.repairer.submit(gap)
         self.delta_gaps.window_lost(gap)
 
-    def _open_stream(self, assets: list[str]) -> MarketStream:
+    def _open_stream(self, assets: list[str], on_reject: Callable[[Reject], None]) -> MarketStream:
         return MarketStream(
             self.deps.settings.ws_url,
             assets,
@@ -272,6 +272,7 @@ class StreamRun:
             counters=self.ws_counters,
             user_agent=self.deps.settings.rate_limits.user_agent,
             wall_clock=self.deps.clock,
+            on_reject=on_reject,
         )
 
     # -- connection hooks -----------------------------------------------------------------------

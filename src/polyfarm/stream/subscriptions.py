@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from polyfarm.markets.catalog import MarketCatalog
 from polyfarm.markets.tracked import BookSeed, TrackedMarket
+from polyfarm.polymarket.domain import Reject
 from polyfarm.polymarket.ws import MarketStream
 from polyfarm.settings import Settings
 from polyfarm.stream.connection import SessionHooks, ShardConnection
@@ -46,7 +47,7 @@ class Subscriptions:
     ingest: StreamIngest
     coverage: Coverage
     hooks: SessionHooks
-    open_stream: Callable[[list[str]], MarketStream]
+    open_stream: Callable[[list[str], Callable[[Reject], None]], MarketStream]
     submit_gap: Callable[[Gap], None]
     plan: ShardPlan = field(init=False)
     shards: dict[int, Shard] = field(default_factory=dict)
