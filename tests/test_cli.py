@@ -7,14 +7,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from polyfarm.store.embedded import EmbeddedPostgres, postgres_bin_dir
 
-from .timescale_jobs import BOOM, add_failing_job
+from .timescale_jobs import BOOM, add_failing_job, add_idle_job, clear_jobs
 
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 
@@ -79,36 +79,57 @@ def test_db_start_reuses_and_bad_config_fails_clearly(
     assert "invalid settings" in failed.stderr
 
 
-@pytest.fixture
-async def failing_job(timescale_dsn: str) -> tuple[str, int]:
-    """A TimescaleDB database one of whose jobs the scheduler has run and seen fail."""
-    conn = await asyncpg.connect(timescale_dsn)
+async def with_jobs(dsn: str, add: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
+    """Replace every job of the database with one of the test's own."""
+    conn = await asyncpg.connect(dsn)
     try:
-        return timescale_dsn, await add_failing_job(conn)
+        await clear_jobs(conn)
+        return await add(conn)
     finally:
         await conn.close()
 
 
-def test_db_status_exits_1_on_a_failing_timescaledb_job(
-    embedded_server: EmbeddedPostgres, failing_job: tuple[str, int]
+def status_of(embedded: EmbeddedPostgres, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    # Wide enough for one table row per line.
+    return run(embedded, "db", "status", *args, POLYFARM_DATABASE_URL=dsn, COLUMNS="200")
+
+
+def summary_line(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("background jobs:"))
+
+
+async def test_db_status_exits_0_when_every_timescaledb_job_works(
+    embedded_server: EmbeddedPostgres, timescale_dsn: str
 ) -> None:
-    dsn, job_id = failing_job
-    url = {"POLYFARM_DATABASE_URL": dsn, "COLUMNS": "250"}  # one table row per line
-    human = run(embedded_server, "db", "status", **url)
+    job_id = await with_jobs(timescale_dsn, add_idle_job)
+    human = status_of(embedded_server, timescale_dsn)
+    assert human.returncode == 0, human.stderr
+    assert summary_line(human.stdout) == "background jobs: 1 (0 failing, 0 overdue, 0 paused, 1 ok)"
+    row = next(
+        line.split() for line in human.stdout.splitlines() if line.split()[:1] == [str(job_id)]
+    )
+    assert row[1:] == ["public.polyfarm_test_idle", "ok", "never", "never", "0/0"]
+    assert "latest errors" not in human.stdout
+
+
+async def test_db_status_exits_1_on_a_failing_timescaledb_job(
+    embedded_server: EmbeddedPostgres, timescale_dsn: str
+) -> None:
+    job_id = await with_jobs(timescale_dsn, add_failing_job)
+    human = status_of(embedded_server, timescale_dsn)
     assert human.returncode == 1, human.stderr
-    assert f"{job_id} (failing)" in human.stderr
+    assert f"background jobs not healthy: {job_id} (failing)" in human.stderr
     lines = human.stdout.splitlines()
-    summary = next(line for line in lines if line.startswith("background jobs:"))
-    assert re.search(r"\b[1-9]\d* failing\b", summary), summary
+    assert summary_line(human.stdout) == "background jobs: 1 (1 failing, 0 overdue, 0 paused, 0 ok)"
     row = next(line.split() for line in lines if line.split()[:1] == [str(job_id)])
     assert row[1:3] == ["public.polyfarm_test_boom", "failing"], row
     assert row[-2] == "never", row  # never succeeded
     assert re.fullmatch(r"(\d+)/\1", row[-1]), row  # every run failed
     assert f"  job {job_id}: {BOOM}" in lines
-    as_json = run(embedded_server, "db", "status", "--json", **url)
+    as_json = status_of(embedded_server, timescale_dsn, "--json")
     assert as_json.returncode == 1, as_json.stderr
     report = json.loads(as_json.stdout.strip().splitlines()[-1])["job_health"]
     assert report["applicable"] is True
-    assert report["counts"]["failing"] >= 1
-    job = next(j for j in report["jobs"] if j["job_id"] == job_id)
-    assert (job["state"], job["latest_error"]) == ("failing", BOOM)
+    assert report["counts"] == {"failing": 1, "overdue": 0, "paused": 0, "ok": 0}
+    (job,) = report["jobs"]
+    assert (job["job_id"], job["state"], job["latest_error"]) == (job_id, "failing", BOOM)

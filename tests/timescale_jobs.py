@@ -7,9 +7,10 @@ is stopped, so that no retry (a job is "running", not "failed", while it runs) b
 tests read. An overdue job is a due one in a database whose scheduler is stopped: the state of a
 production server with ``timescaledb.restoring`` left on or its background workers used up.
 
-The jobs the tests look at are their own: the template these databases are cloned from may
-have run (and, with few background workers, failed to start) the aggregates' refresh policies,
-and a clone inherits those records.
+The template these databases are cloned from may have run the aggregates' refresh policies
+(and, the server's background workers being few, failed to start some), and a clone inherits
+those records. Tests that judge a whole database first delete every job (``clear_jobs``), so
+that the only jobs left are their own and no other job competes for a worker.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ SELECT s.last_run_status,
          WHERE e.job_id = s.job_id ORDER BY e.start_time DESC LIMIT 1) AS error
 FROM timescaledb_information.job_stats s WHERE s.job_id = $1
 """
+
+
+async def clear_jobs(conn: asyncpg.Connection) -> None:
+    """Delete every job of this database, policies and TimescaleDB's own included."""
+    await conn.execute("SELECT delete_job(job_id) FROM timescaledb_information.jobs")
 
 
 async def add_failing_job(conn: asyncpg.Connection) -> int:

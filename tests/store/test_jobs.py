@@ -20,7 +20,7 @@ from polyfarm.store.jobs import (
 from polyfarm.store.policies import COMPRESSED_TABLES, apply_timescale_policies
 
 from ..conftest import Server
-from ..timescale_jobs import BOOM, add_failing_job, add_idle_job, make_overdue
+from ..timescale_jobs import BOOM, add_failing_job, add_idle_job, clear_jobs, make_overdue
 from .test_reader_role import as_reader
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -107,6 +107,7 @@ def _job(report: JobHealthReport, job_id: int) -> JobHealth:
 
 
 async def test_a_failing_job_is_reported_with_its_error(ts_conn: asyncpg.Connection) -> None:
+    await clear_jobs(ts_conn)
     job_id = await add_failing_job(ts_conn)
     report = await job_health(ts_conn)
     job = _job(report, job_id)
@@ -122,9 +123,14 @@ async def test_a_failing_job_is_reported_with_its_error(ts_conn: asyncpg.Connect
     assert job.latest_error == BOOM
     assert job.latest_error_at is not None
     assert not report.healthy
-    assert job in report.unhealthy
-    assert report.counts()[JobState.FAILING] >= 1
-    assert report.as_dict()["counts"]["failing"] >= 1  # type: ignore[index]
+    assert report.unhealthy == (job,)
+    assert report.counts() == {
+        JobState.FAILING: 1,
+        JobState.OVERDUE: 0,
+        JobState.PAUSED: 0,
+        JobState.OK: 0,
+    }
+    assert report.as_dict()["counts"] == {"failing": 1, "overdue": 0, "paused": 0, "ok": 0}
 
 
 async def test_the_reader_role_sees_the_error_too(
