@@ -78,7 +78,11 @@ SELECT now() AS checked_at,
 
 
 class JobState(StrEnum):
-    """A job's health, worst first: the order in which ``job_state`` decides."""
+    """A TimescaleDB job's health: ``failing`` (its last run failed), ``overdue`` (due over 15
+    minutes ago and not started), ``paused`` (switched off), ``ok``; failing and overdue jobs
+    are unhealthy."""
+
+    # Worst first: the order in which ``job_state`` decides.
 
     FAILING = "failing"  # its last run failed
     OVERDUE = "overdue"  # it should have started a while ago and has not
