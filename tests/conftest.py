@@ -125,6 +125,13 @@ async def db_dsn(server: Server) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def timescale_dsn(timescale_server: Server) -> AsyncIterator[str]:
+    """A migrated TimescaleDB database, whatever the flavour parameter (TimescaleDB-only tests)."""
+    async for dsn in _fresh_database(timescale_server, TEMPLATE):
+        yield dsn
+
+
+@pytest.fixture
 async def empty_dsn(server: Server) -> AsyncIterator[str]:
     """A database with no schema at all (for migration tests)."""
     async for dsn in _fresh_database(server, "template0"):

@@ -14,7 +14,16 @@ function HealthIndicator() {
   const health = useHealth();
   const status = health.data?.status ?? (health.error ? "down" : "…");
   const stale = health.data?.collectors.filter((c) => c.stale).map((c) => c.collector) ?? [];
-  const title = stale.length ? `stale: ${stale.join(", ")}` : "every collector is on time";
+  // TimescaleDB's background jobs (compression, retention, refreshes) also make it degraded.
+  const jobs =
+    health.data?.timescaledb_jobs?.jobs
+      .filter((j) => j.state === "failing" || j.state === "overdue")
+      .map((j) => `${j.application_name} ${j.state}`) ?? [];
+  const problems = [
+    ...(stale.length ? [`stale: ${stale.join(", ")}`] : []),
+    ...(jobs.length ? [`TimescaleDB jobs: ${jobs.join(", ")}`] : []),
+  ];
+  const title = problems.length ? problems.join("; ") : "every collector is on time";
   return (
     <span className={`live live-${status}`} title={title} data-testid="health-indicator">
       <span className="dot" /> {status === "ok" ? "Live" : status}

@@ -49,6 +49,7 @@ from polyfarm.runtime import CycleResult, Job, Service, Supervisor, run_until_st
 from polyfarm.settings import Settings
 from polyfarm.store.database import migrate_database, open_pool
 from polyfarm.store.durable import DurableWriter, run_replayer
+from polyfarm.store.job_watch import JobWatch
 from polyfarm.store.journal import Journal
 from polyfarm.store.maintenance import run_maintenance
 from polyfarm.store.ops import mark_interrupted_runs
@@ -229,6 +230,7 @@ class Daemon:
         return [
             Service("journal-replay", partial(run_replayer, self.writer)),
             Service(self.stream.name, self.stream.run),
+            Service("timescaledb-jobs", JobWatch(self.pool, self.metrics).run),
         ]
 
     def health_extras(self) -> dict[str, object]:

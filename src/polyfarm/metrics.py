@@ -132,6 +132,27 @@ class Metrics:
             "Subscribed assets without any message for websocket.asset_stale_s",
             registry=r,
         )
+        # TimescaleDB's background jobs (compression, retention, refreshes), read each minute.
+        self.timescaledb_jobs = Gauge(
+            "polyfarm_timescaledb_jobs",
+            "TimescaleDB background jobs by state (failing, overdue, paused, ok); absent on"
+            " plain PostgreSQL",
+            ["state"],
+            registry=r,
+        )
+        job = ["job_id", "proc", "hypertable"]
+        self.timescaledb_job_failures = Gauge(
+            "polyfarm_timescaledb_job_failures",
+            "Failed runs of each TimescaleDB job since it was created (job_stats.total_failures)",
+            job,
+            registry=r,
+        )
+        self.timescaledb_job_last_success = Gauge(
+            "polyfarm_timescaledb_job_last_success_timestamp_seconds",
+            "Unix time of each TimescaleDB job's last successful run (absent: never)",
+            job,
+            registry=r,
+        )
         # API.
         self.http_requests = Counter(
             "polyfarm_api_requests_total", "API requests", ["route", "status"], registry=r

@@ -102,6 +102,7 @@ async def test_database_down_is_503_not_500(db_dsn: str, make_client: ClientFact
     assert health.status_code == 503
     assert health.json()["status"] == "down"
     assert health.json()["database"]["reachable"] is False
+    assert health.json()["timescaledb_jobs"] is None
     assert live.status_code == 200
 
 

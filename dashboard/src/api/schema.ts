@@ -198,8 +198,9 @@ export interface paths {
         };
         /**
          * Health Detailed
-         * @description Database, every collector, the WebSocket shards and the journal. ``degraded`` when a
-         *     collector is stale; ``down`` (HTTP 503) when the database cannot be reached.
+         * @description Database, every collector, the WebSocket shards, the journal and TimescaleDB's
+         *     background jobs. ``degraded`` when a collector is stale or a TimescaleDB job is failing or
+         *     overdue; ``down`` (HTTP 503) when the database cannot be reached.
          */
         get: operations["health_detailed_health_detailed_get"];
         put?: never;
@@ -375,6 +376,8 @@ export interface components {
              * @enum {string}
              */
             status: "ok" | "degraded" | "down";
+            /** @description null when the database cannot be reached */
+            timescaledb_jobs?: components["schemas"]["TimescaleJobs"] | null;
             websocket: components["schemas"]["WebSocketHealth"];
         };
         /** Facet */
@@ -460,6 +463,14 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /**
+         * JobState
+         * @description A TimescaleDB job's health: ``failing`` (its last run failed), ``overdue`` (due over 15
+         *     minutes ago and not started), ``paused`` (switched off), ``ok``; failing and overdue jobs
+         *     are unhealthy.
+         * @enum {string}
+         */
+        JobState: "failing" | "overdue" | "paused" | "ok";
         /** JournalHealth */
         JournalHealth: {
             /** Bytes */
@@ -783,6 +794,82 @@ export interface components {
             markets: number;
             /** Tier */
             tier: number | null;
+        };
+        /**
+         * TimescaleJob
+         * @description One TimescaleDB background job as its scheduler last recorded it.
+         */
+        TimescaleJob: {
+            /** Application Name */
+            application_name: string;
+            /**
+             * Hypertable
+             * @description the hypertable it works on; for a refresh policy, the continuous aggregate
+             */
+            hypertable: string | null;
+            /** Job Id */
+            job_id: number;
+            /** Last Run Started At */
+            last_run_started_at: string | null;
+            /**
+             * Last Run Succeeded
+             * @description null: never finished, or running now
+             */
+            last_run_succeeded: boolean | null;
+            /** Last Success At */
+            last_success_at: string | null;
+            /**
+             * Latest Error
+             * @description the newest error on record, however old
+             */
+            latest_error: string | null;
+            /** Latest Error At */
+            latest_error_at: string | null;
+            /**
+             * Next Start
+             * @description null: running now, paused, or never seen
+             */
+            next_start: string | null;
+            /**
+             * Proc
+             * @description the procedure it runs, schema-qualified
+             */
+            proc: string;
+            /** Scheduled */
+            scheduled: boolean;
+            state: components["schemas"]["JobState"];
+            /** Total Failures */
+            total_failures: number;
+            /** Total Runs */
+            total_runs: number;
+        };
+        /**
+         * TimescaleJobs
+         * @description TimescaleDB's background jobs: compression, retention, the aggregates' refreshes.
+         *     A failing or overdue job makes the farm ``degraded``.
+         */
+        TimescaleJobs: {
+            /**
+             * Applicable
+             * @description false on plain PostgreSQL, which has no such jobs
+             */
+            applicable: boolean;
+            /**
+             * Checked At
+             * Format: date-time
+             * @description the database server's clock
+             */
+            checked_at: string;
+            /** Failing */
+            failing: number;
+            /** Jobs */
+            jobs: components["schemas"]["TimescaleJob"][];
+            /** Ok */
+            ok: number;
+            /** Overdue */
+            overdue: number;
+            /** Paused */
+            paused: number;
         };
         /** TokenInfo */
         TokenInfo: {

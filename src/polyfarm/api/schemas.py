@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from polyfarm.store.jobs import JobState
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -80,6 +82,40 @@ class JournalHealth(_Model):
     queue_depth: float | None
 
 
+class TimescaleJob(_Model):
+    """One TimescaleDB background job as its scheduler last recorded it."""
+
+    job_id: int
+    application_name: str
+    proc: str = Field(description="the procedure it runs, schema-qualified")
+    hypertable: str | None = Field(
+        description="the hypertable it works on; for a refresh policy, the continuous aggregate"
+    )
+    state: JobState
+    scheduled: bool
+    last_run_succeeded: bool | None = Field(description="null: never finished, or running now")
+    last_run_started_at: datetime | None
+    last_success_at: datetime | None
+    next_start: datetime | None = Field(description="null: running now, paused, or never seen")
+    total_runs: int
+    total_failures: int
+    latest_error: str | None = Field(description="the newest error on record, however old")
+    latest_error_at: datetime | None
+
+
+class TimescaleJobs(_Model):
+    """TimescaleDB's background jobs: compression, retention, the aggregates' refreshes.
+    A failing or overdue job makes the farm ``degraded``."""
+
+    applicable: bool = Field(description="false on plain PostgreSQL, which has no such jobs")
+    checked_at: datetime = Field(description="the database server's clock")
+    failing: int
+    overdue: int
+    paused: int
+    ok: int
+    jobs: list[TimescaleJob]
+
+
 class DetailedHealth(_Model):
     status: Literal["ok", "degraded", "down"]
     checked_at: datetime
@@ -87,6 +123,9 @@ class DetailedHealth(_Model):
     collectors: list[CollectorStatus]
     websocket: WebSocketHealth
     journal: JournalHealth
+    timescaledb_jobs: TimescaleJobs | None = Field(
+        None, description="null when the database cannot be reached"
+    )
 
 
 # -- stats ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What the schema really is: the facts behind ``polyfarm db status``."""
+"""What the schema really is, and whether its background jobs work: the facts behind
+``polyfarm db status``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
+from polyfarm.store.jobs import JobHealthReport, job_health
 from polyfarm.store.migrations import (
     applied_migrations,
     default_migrations_dir,
@@ -49,6 +51,7 @@ class SchemaStatus:
     schema_version: int | None
     applied: list[str]
     pending: list[str]
+    job_health: JobHealthReport
     tables: list[TableInfo] = field(default_factory=list)
     aggregates: list[tuple[str, str]] = field(default_factory=list)  # (name, kind)
     jobs: list[tuple[str, str, str]] = field(default_factory=list)  # (proc, target, config)
@@ -64,6 +67,7 @@ class SchemaStatus:
             "tables": [t.__dict__ for t in self.tables],
             "aggregates": [{"name": n, "kind": k} for n, k in self.aggregates],
             "jobs": [{"proc": p, "target": t, "config": c} for p, t, c in self.jobs],
+            "job_health": self.job_health.as_dict(),
         }
 
 
@@ -141,6 +145,7 @@ async def schema_status(
         schema_version=max(done) if done else None,
         applied=[f"{a.version:04d}_{a.name}" for a in applied],
         pending=[m.filename for m in files if m.version not in done],
+        job_health=await job_health(conn),
     )
     for name in TABLES:
         info = await _hypertable_info(conn, name) if tsdb else None

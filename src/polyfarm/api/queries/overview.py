@@ -17,8 +17,11 @@ from polyfarm.api.schemas import (
     Stats,
     TableCount,
     TierCount,
+    TimescaleJob,
+    TimescaleJobs,
 )
 from polyfarm.settings import Settings
+from polyfarm.store.jobs import JobHealth, JobHealthReport, JobState
 from polyfarm.store.ops import CollectorHealth, collector_health
 from polyfarm.store.stats import staleness, table_stats
 
@@ -155,3 +158,36 @@ async def last_stream_event(conn: asyncpg.Connection, now: datetime) -> datetime
         now - timedelta(days=1),
     )
     return latest
+
+
+def timescaledb_jobs(report: JobHealthReport) -> TimescaleJobs:
+    """``store.jobs``'s report as the API shows it."""
+    counts = report.counts()
+    return TimescaleJobs(
+        applicable=report.applicable,
+        checked_at=report.checked_at,
+        failing=counts[JobState.FAILING],
+        overdue=counts[JobState.OVERDUE],
+        paused=counts[JobState.PAUSED],
+        ok=counts[JobState.OK],
+        jobs=[_timescale_job(job) for job in report.jobs],
+    )
+
+
+def _timescale_job(job: JobHealth) -> TimescaleJob:
+    return TimescaleJob(
+        job_id=job.job_id,
+        application_name=job.application_name,
+        proc=job.proc,
+        hypertable=job.hypertable,
+        state=job.state,
+        scheduled=job.scheduled,
+        last_run_succeeded=job.last_run_succeeded,
+        last_run_started_at=job.last_run_started_at,
+        last_success_at=job.last_success_at,
+        next_start=job.next_start,
+        total_runs=job.total_runs,
+        total_failures=job.total_failures,
+        latest_error=job.latest_error,
+        latest_error_at=job.latest_error_at,
+    )

@@ -13,6 +13,7 @@ from polyfarm.api.queries.overview import (
     collector_statuses,
     database_health,
     last_stream_event,
+    timescaledb_jobs,
 )
 from polyfarm.api.schemas import (
     BookHashChecks,
@@ -23,6 +24,7 @@ from polyfarm.api.schemas import (
     WebSocketHealth,
 )
 from polyfarm.logs import get_logger
+from polyfarm.store.jobs import job_health
 
 router = APIRouter(tags=["health"])
 log = get_logger(__name__)
@@ -41,8 +43,9 @@ async def health(state: State) -> Liveness:
     responses={503: {"model": DetailedHealth, "description": "the database is unreachable"}},
 )
 async def health_detailed(state: State, response: Response) -> DetailedHealth:
-    """Database, every collector, the WebSocket shards and the journal. ``degraded`` when a
-    collector is stale; ``down`` (HTTP 503) when the database cannot be reached."""
+    """Database, every collector, the WebSocket shards, the journal and TimescaleDB's
+    background jobs. ``degraded`` when a collector is stale or a TimescaleDB job is failing or
+    overdue; ``down`` (HTTP 503) when the database cannot be reached."""
     now = state.now()
     sample = await state.probe.sample()
     report = DetailedHealth(
@@ -58,17 +61,20 @@ async def health_detailed(state: State, response: Response) -> DetailedHealth:
             database = await database_health(conn)
             collectors = await collector_statuses(conn, state.settings, now)
             last_event = await last_stream_event(conn, now)
+            jobs = await job_health(conn)
     except DB_ERRORS as exc:
         log.warning("health check cannot reach the database", error=repr(exc))
         response.status_code = 503
         down = DatabaseHealth(reachable=False, error=type(exc).__name__)
         return report.model_copy(update={"database": down})
+    degraded = any(c.stale for c in collectors) or not jobs.healthy
     return report.model_copy(
         update={
-            "status": "degraded" if any(c.stale for c in collectors) else "ok",
+            "status": "degraded" if degraded else "ok",
             "database": database,
             "collectors": collectors,
             "websocket": websocket_health(sample, last_event),
+            "timescaledb_jobs": timescaledb_jobs(jobs),
         }
     )
 
