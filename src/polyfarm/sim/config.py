@@ -73,7 +73,7 @@ class SimConfig:
             raise ValueError("ws_asset_cap must be >= 1")
         if self.trade_rate is not None:
             bounded_number(self.trade_rate, "trade_rate", MAX_RATE)
-        if self.mix not in set(Mix):
+        if self.mix not in tuple(Mix):
             raise ValueError(f"mix must be one of {', '.join(Mix)}, got {self.mix!r}")
         object.__setattr__(self, "mix", Mix(self.mix))  # "venue" is taken for Mix.VENUE
         bounded_number(self.quote_rate, "quote_rate", MAX_RATE)

@@ -1,7 +1,7 @@
 """The venue mix: open markets spread over the tiers, and active, the way Polymarket's are.
 
 This is a model, not a measurement. Its figures are the simulator's choices, sized from what is
-known of the venue in 2026 (see the README, "Simulator mixes"):
+known of the venue in 2026 (the README's "The simulator's market mix" gives the sources):
 
 * **Tiers.** Of the open markets about 80 % close more than 48 h ahead (T0), 8 % in 12–48 h,
   5 % in 4–12 h, 4 % in 1–4 h and 3 % within the hour or past their end date (T4). Three kinds
@@ -18,8 +18,9 @@ known of the venue in 2026 (see the README, "Simulator mixes"):
   raised as a market nears its close (``TIER_BOOST``), and scaled so the mean per open market
   is the configured rate. Over an hour the top 10 % of markets carry most of the trades.
 
-Draws come from their own seeded stream (``{seed}:venue``); the world's other streams only see
-what they would see for any world, so one seed gives one world, event for event.
+The mix's own draws (kinds of listing, lives, levels) come from a seeded stream of their own
+(``{seed}:venue``), the rest from the world's seeded streams: one seed gives one world, event
+for event.
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ TIER_FLOORS_H = tuple(low for low, _ in TIER_HOURS[:4])  # 48, 12, 4, 1
 QUIET_LEVEL = (0.003, 1.0)  # lognormal (median, sigma) of a dormant market's level
 ACTIVE_SIGMA = 1.6
 WEIGHT_REFRESH_S = 60.0  # re-weigh the open markets this often as they drift into nearer tiers
-# Mean rates per open market and second: quotes as in the uniform mix (≈ 2,000 book changes a
-# second at 20,000 markets), trades a tenth of it (≈ 1,200 a minute); see the README.
+# Mean rates per open market and second. Quotes as in the uniform mix (≈ 2,000 book changes a
+# second at 20,000 markets): the public archive of the whole market channel (100–400 MB of
+# Parquet an hour, 99.7 % price_change rows) puts the venue very roughly at 1,000–10,000 rows a
+# second. Trades a tenth of the uniform mix's (≈ 1,200 a minute): that archive's other 0.3 %
+# suggests a few hundred to a thousand a minute, Polygon's ≈ 25 M Polymarket transactions a
+# week (April 2026, ≈ 2,500 a minute, not all trades) bounds it from above. Inferences, not
+# measurements.
 QUOTE_RATE = 0.1
 TRADE_RATE = 0.001
 
@@ -153,10 +159,14 @@ def _long_kind(factory: MarketFactory) -> tuple[str, int]:
 
 # The three kinds of listing. Shares, spans and lingers are fitted so that the steady state
 # meets TIER_SHARES (≈ 80.1 / 7.8 / 4.9 / 3.9 / 3.2 %); mean times open 3.5 h, 51 h, 80 days.
+# Dormant shares and level medians are chosen so that at 20,000 markets ≈ 46 % of books stay
+# unchanged for 10 minutes and ≈ 29 % for an hour, and the busiest 10 % of markets carry
+# ≈ 85 % of the trades: many long-dated markets see no maker for hours, while up/down windows
+# and games in play are quoted all the time.
 HORIZONS = (
     # Intraday: crypto up/down series (80 %) and same-day questions, listed up to 6 h ahead.
     Horizon(
-        open_share=0.065, lead=Span(0.0, 6.0), recurrences=("5m", "5m", "15m", "1h", "4h"),
+        open_share=0.065, lead=Span(5 / 60, 6.0), recurrences=("5m", "5m", "15m", "1h", "4h"),
         series_share=0.8, quiet_share=0.0, active_median=3.0,
     ),
     # Games and daily events: listed 6 h to a week ahead, played / decided 1.5–4 h past the end.
