@@ -1,6 +1,8 @@
 """Disk and memory footprint of the daemon at venue scale, on either flavour.
 
-Starts ``polyfarm sim`` (its own process) with ``--markets`` markets and ``polyfarm collect``
+Starts ``polyfarm sim`` (its own process) with ``--markets`` markets in the ``--sim-mix`` mix
+(default ``venue``: the venue's tier shares and heavy-tailed activity, a model; ``uniform``: the
+simulator's original even spread, as measured before 2026-12) and ``polyfarm collect``
 with default settings against it, into a fresh database: the embedded PostgreSQL, or a new
 database on the server ``--database-url`` names (TimescaleDB or not: whatever it has). After
 ``--warmup-minutes`` (the first metadata scan and the first cycles) it measures every table for
@@ -12,7 +14,8 @@ every second for the whole run.
 From those rates and the default retention settings it works out the steady-state disk a
 flavour needs and how many days a disk of ``--disk-gb`` lasts.
 
-    python bench/footprint.py --markets 20000 --minutes 10 [--database-url URL] [--json]
+    python bench/footprint.py --markets 20000 --minutes 10 [--sim-mix venue|uniform]
+        [--database-url URL] [--json]
 
 With ``--json`` the last line is one JSON object holding ``gb_per_day_total``, ``gb_per_day``
 and ``bytes_per_row`` (per table), ``rss_mb_peak`` and ``rss_growth_pct`` (second half of the
@@ -338,6 +341,7 @@ def figures(m: Measurement, sampler: RssSampler, args: argparse.Namespace) -> di
     result: dict[str, object] = {
         "flavor": m.flavor,
         "markets": args.markets,
+        "sim_mix": args.sim_mix,
         "minutes": round(m.minutes, 2),
         "rows_per_min": rows_per_min,
         "bytes_per_row": bytes_per_row,
@@ -392,8 +396,9 @@ def days_until_full(result: dict[str, object], disk_gb: float) -> float | None:
 
 def print_table(result: dict[str, object]) -> None:
     print(
-        f"{result['flavor']}: {result['markets']:,} markets, measured over "
-        f"{result['minutes']} min; open markets by tier {result['open_markets_by_tier']}"
+        f"{result['flavor']}: {result['markets']:,} markets ({result['sim_mix']} mix), "
+        f"measured over {result['minutes']} min; open markets by tier "
+        f"{result['open_markets_by_tier']}"
     )
     compressed = result.get("compressed_bytes_per_row", {})
     assert isinstance(compressed, dict)
@@ -421,7 +426,9 @@ def print_table(result: dict[str, object]) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     async with fresh_database(args.database_url, args.keep) as dsn:
-        sim, urls = await start_sim(args.markets, seed=args.seed, speed=args.speed)
+        sim, urls = await start_sim(
+            args.markets, seed=args.seed, speed=args.speed, mix=args.sim_mix
+        )
         try:
             measurement, sampler = await measure(args, dsn, urls)
         finally:
@@ -437,6 +444,12 @@ def main() -> None:
     parser.add_argument("--warmup-minutes", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--speed", type=float, default=None, help="simulator clock speed")
+    parser.add_argument(
+        "--sim-mix",
+        choices=("venue", "uniform"),
+        default="venue",
+        help="the simulator's market mix (polyfarm sim --mix)",
+    )
     parser.add_argument(
         "--database-url",
         help="a server to create the database on (e.g. TimescaleDB); default: embedded",

@@ -10,12 +10,15 @@ POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 
 
 async def start_sim(
-    markets: int, seed: int, speed: float | None = None
+    markets: int, seed: int, speed: float | None = None, mix: str | None = None
 ) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    """Start ``polyfarm sim``; returns the process and the ``POLYFARM_*_URL`` lines it printed."""
+    """Start ``polyfarm sim``; returns the process and the ``POLYFARM_*_URL`` lines it printed.
+    ``mix`` (``uniform`` or ``venue``) is the simulator's market mix; None: its default."""
     options = ["--markets", str(markets), "--seed", str(seed)]
     if speed is not None:
         options += ["--speed", str(speed)]
+    if mix is not None:
+        options += ["--mix", mix]
     sim = await asyncio.create_subprocess_exec(
         POLYFARM,
         "sim",

@@ -169,5 +169,5 @@ def test_twenty_thousand_markets_build_and_keep_up() -> None:
     assert stepped < simulated, f"{simulated} simulated seconds took {stepped:.2f}s of real time"
     # Nothing is dropped to keep up: trades arrive at the configured rate (Poisson, seeded).
     trades = sum(isinstance(event, TradeEvent) for event in events)
-    expected = params.trade_rate * params.markets * simulated
+    expected = world.trade_rate * params.markets * simulated
     assert 0.8 * expected <= trades <= 1.2 * expected, (trades, expected)

@@ -18,6 +18,7 @@ from polyfarm.logs import configure_logging
 from polyfarm.sim.clock import MAX_SPEED, bounded_number
 from polyfarm.sim.config import SimConfig, is_loopback
 from polyfarm.sim.faults import FaultSpec, FaultSpecError
+from polyfarm.sim.mix import Mix
 from polyfarm.sim.server import Simulator
 
 
@@ -63,6 +64,13 @@ async def serve(config: SimConfig) -> None:
 )
 @click.option("--seed", default=7, show_default=True, type=int, help="world seed")
 @click.option(
+    "--mix",
+    default=Mix.UNIFORM.value,
+    show_default=True,
+    type=click.Choice([mix.value for mix in Mix]),
+    help="uniform: every tier alike; venue: the venue's tier mix and heavy-tailed activity",
+)
+@click.option(
     "--faults",
     default="",
     callback=_check_faults,
@@ -91,7 +99,7 @@ async def serve(config: SimConfig) -> None:
 )
 @click.option("--allow-remote", is_flag=True, help="allow binding a non-loopback host")
 def sim_command(
-    host: str, port: int, markets: int, seed: int, faults: str, speed: float,
+    host: str, port: int, markets: int, seed: int, mix: str, faults: str, speed: float,
     ws_asset_cap: int, rate_limits: bool, allow_remote: bool,
 ) -> None:  # fmt: skip
     """Run the local Polymarket simulator (Gamma, CLOB, Data API, market WebSocket)."""
@@ -100,7 +108,7 @@ def sim_command(
     if not structlog.is_configured():
         configure_logging()  # stdout carries only the four URL lines; logs go to stderr
     config = SimConfig(
-        markets=markets, seed=seed, speed=speed, faults=faults, host=host, port=port,
-        ws_asset_cap=ws_asset_cap, rate_limits=rate_limits, allow_remote=allow_remote,
+        markets=markets, seed=seed, mix=Mix(mix), speed=speed, faults=faults, host=host,
+        port=port, ws_asset_cap=ws_asset_cap, rate_limits=rate_limits, allow_remote=allow_remote,
     )  # fmt: skip
     asyncio.run(serve(config))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from polyfarm.sim.clock import MAX_SPEED, bounded_number
+from polyfarm.sim.mix import Mix
 
 MAX_RATE = 1_000.0  # events per market per simulated second
 MAX_IDLE_TIMEOUT_S = 3_600.0  # a venue that waits longer for a PING is not one to model
@@ -26,7 +27,11 @@ def is_loopback(host: str) -> bool:
 class SimConfig:
     """Everything that shapes a simulator run.
 
-    Rates are per simulated second. ``start_time`` is an epoch (seconds) or an aware datetime;
+    ``mix`` picks the markets and their activity: ``uniform`` (the default: every tier equally
+    populated, comparable rates everywhere, what small test worlds need) or ``venue`` (the
+    venue's tier mix and heavy-tailed activity, a model; see ``venue.py``). Rates are per
+    simulated second; ``trade_rate`` and ``new_markets_per_hour`` left at ``None`` take the
+    mix's default. ``start_time`` is an epoch (seconds) or an aware datetime;
     ``None`` means the real current time. ``faults`` is a spec string (see ``faults.py``).
     ``v2_share`` is the share of markets listed under Protocol V2 (trading ids in
     ``positionIds``), most of them as on the venue since August 2026. A WebSocket connection
@@ -44,7 +49,8 @@ class SimConfig:
     ws_asset_cap: int = 500
     rate_limits: bool = True
     tick_s: float = 0.05
-    trade_rate: float = 0.01
+    mix: Mix = Mix.UNIFORM
+    trade_rate: float | None = None
     quote_rate: float = 0.1
     new_markets_per_hour: float | None = None
     max_events_per_step: int = 4000
@@ -65,7 +71,11 @@ class SimConfig:
             raise ValueError("tick_s must be > 0")
         if self.ws_asset_cap < 1:
             raise ValueError("ws_asset_cap must be >= 1")
-        bounded_number(self.trade_rate, "trade_rate", MAX_RATE)
+        if self.trade_rate is not None:
+            bounded_number(self.trade_rate, "trade_rate", MAX_RATE)
+        if self.mix not in tuple(Mix):
+            raise ValueError(f"mix must be one of {', '.join(Mix)}, got {self.mix!r}")
+        object.__setattr__(self, "mix", Mix(self.mix))  # "venue" is taken for Mix.VENUE
         bounded_number(self.quote_rate, "quote_rate", MAX_RATE)
         bounded_number(self.v2_share, "v2_share", 1.0)
         bounded_number(self.ws_idle_timeout_s, "ws_idle_timeout_s", MAX_IDLE_TIMEOUT_S)
@@ -82,9 +92,14 @@ class SimConfig:
             return self.start_time.timestamp()
         return float(self.start_time)
 
+    def trade_rate_per_s(self) -> float:
+        """Trades per open market per simulated second (mean; default: the mix's)."""
+        return self.mix.trade_rate if self.trade_rate is None else self.trade_rate
+
     def spawn_rate_per_s(self) -> float:
-        """New markets per simulated second (default: 2 % of the initial count per hour)."""
+        """New markets per simulated second (default: the mix's; uniform: 2 % of the initial
+        count per hour; venue: the rate that keeps its tier mix steady, ≈ 2.2 % per hour)."""
         per_hour = self.new_markets_per_hour
         if per_hour is None:
-            per_hour = max(1.0, self.markets * 0.02)
+            per_hour = self.mix.listing_rate_per_hour(self.markets)
         return per_hour / 3600.0

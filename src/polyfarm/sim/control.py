@@ -20,6 +20,7 @@ def stats(state: SimState) -> dict[str, Any]:
     world = state.world
     counters = state.counters
     return {
+        "mix": state.config.mix.value,
         "markets": len(world.markets),
         "open_markets": len(world.open_markets()),
         "events": len(world.events),

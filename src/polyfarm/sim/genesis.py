@@ -188,10 +188,14 @@ class MarketFactory:
             market.neg_risk_request_id = hex256(rng)
         return event
 
-    def series(self, created: float, end: float, size: int) -> EventState:
+    def series(
+        self, created: float, end: float, size: int, recurrence: str | None = None
+    ) -> EventState:
+        """An up/down market over the window before ``end`` (``recurrence``, drawn if None)."""
         rng = self.rng
         asset, code, _ = rng.choice(ASSETS[:4])
-        recurrence = rng.choice(("5m", "5m", "15m", "1h", "4h"))
+        if recurrence is None:
+            recurrence = rng.choice(("5m", "5m", "15m", "1h", "4h"))
         window = SERIES_WINDOWS[recurrence]
         start = datetime.fromtimestamp(end - window, UTC).strftime("%B %-d, %-I:%M%p")
         title = f"{asset} Up or Down - {start} ET"

@@ -89,7 +89,7 @@ class MarketState:
     anchor_x: float
     sigma: float  # logit volatility per sqrt(second)
     fair_s: float  # when fair_x was last evolved
-    weight: float  # relative activity
+    weight: float  # relative activity (uniform mix)
     depth: float  # typical level size in shares
     fee_type: str | None = None
     # Protocol V2 (2026): ``yes_token``/``no_token`` are always the trading ids. A v2 market
@@ -101,6 +101,8 @@ class MarketState:
     position_ids: tuple[str, str] | None = None  # ``positionIds`` as published
     min_size: int = 5  # ``orderMinSize`` in shares
     rewarded: bool = False  # has liquidity rewards (listed by /sampling-markets)
+    activity: float = 1.0  # heavy-tailed activity level (venue mix; see venue.py)
+    linger_s: float = 0.0  # trading goes on this long past ``end_s`` before the market closes
     book: Book | None = None
     closed_s: float | None = None
     resolved_s: float | None = None

@@ -56,13 +56,14 @@ def world_params(config: SimConfig) -> WorldParams:
     return WorldParams(
         seed=config.seed,
         markets=config.markets,
-        trade_rate=config.trade_rate,
+        trade_rate=config.trade_rate_per_s(),
         quote_rate=config.quote_rate,
         spawn_rate=config.spawn_rate_per_s(),
         max_events_per_step=config.max_events_per_step,
         resolution_delay_s=config.resolution_delay_s,
         trade_retention=config.trade_retention,
         v2_share=config.v2_share,
+        mix=config.mix,
     )
 
 
