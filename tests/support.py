@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlsplit, urlunsplit
 
 # A YAML "billion laughs": nine levels of nine-fold aliases, harmless only if refused.
 BILLION_LAUGHS = """\
@@ -23,3 +24,10 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def as_reader(dsn: str) -> str:
+    """The same server and database, as the read-only role ``polyfarm_reader``."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.split("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"polyfarm_reader@{host}"))

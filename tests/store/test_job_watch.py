@@ -20,7 +20,7 @@ from polyfarm.store import job_watch
 from polyfarm.store.database import create_pool
 from polyfarm.store.job_watch import JobWatch
 
-from ..test_metrics_http import free_port
+from ..support import free_port
 from ..timescale_jobs import add_failing_job, add_idle_job, clear_jobs
 
 NOT_HEALTHY = "TimescaleDB background jobs not healthy"

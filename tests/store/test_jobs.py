@@ -20,8 +20,8 @@ from polyfarm.store.jobs import (
 from polyfarm.store.policies import COMPRESSED_TABLES, apply_timescale_policies
 
 from ..conftest import Server
+from ..support import as_reader
 from ..timescale_jobs import BOOM, add_failing_job, add_idle_job, clear_jobs, make_overdue
-from .test_reader_role import as_reader
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 AGGREGATES = {

@@ -1,17 +1,10 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 import asyncpg
 import pytest
 
 from ..conftest import Server
-
-
-def as_reader(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    host = parts.netloc.split("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"polyfarm_reader@{host}"))
+from ..support import as_reader
 
 
 async def test_the_reader_role_reads_everything_and_writes_nothing(
