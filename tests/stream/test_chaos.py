@@ -23,6 +23,7 @@ from polyfarm.stream.counts import StreamEvent
 
 from ..conftest import Server
 from ..sim.support import make_config
+from .fill_audit import missing_fills_report, watching
 from .harness import (
     advance,
     settle,
@@ -59,7 +60,7 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
     sim: Simulator, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     settings = stream_settings(sim, tmp_path, stall_timeout_s=0.6)
-    async with streaming(sim, pool, settings) as s:
+    async with streaming(sim, pool, settings) as s, watching(s.run, sim) as timeline:
         run = s.run
         run.checker.refetch_min_interval_s = 0.5
         began_ms = sim.clock.now_ms()
@@ -86,7 +87,9 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
     emitted, kept = len(truth), sum(stored.values())
     lost, twice = sum(missing.values()), sum(extra.values())
     print(f"fills emitted {emitted}, stored {kept}, missing {lost}, extra {twice}")
-    assert not missing, f"{sum(missing.values())} of {len(truth)} fills missing"
+    if missing:
+        report = await missing_fills_report(missing, truth, pool, sim, timeline)
+        raise AssertionError(f"{lost} of {emitted} fills missing: {report}")
     assert not extra, f"{sum(extra.values())} fills stored that never happened (or twice)"
     assert await pool.fetchval("SELECT count(*) FROM trades") == len(truth)
 
