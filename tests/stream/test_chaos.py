@@ -106,7 +106,10 @@ async def test_chaos_hours_lose_no_fill_and_store_none_twice(
     # Every drop and stall cost its socket (give or take one on a connection we closed
     # ourselves because its markets ended before the fault showed).
     assert lost_sessions >= 0.9 * (injected["ws_drop"] + injected["ws_stall"]) - 1
-    assert counts[StreamEvent.STALL_CONFIRMED] >= 0.9 * injected["ws_stall"] - 1, counts
+    # A stall is confirmed by a book that moved, or by one that is gone (its market closed
+    # while the socket was silent: more of them the slower the machine runs the test).
+    confirmed = counts[StreamEvent.STALL_CONFIRMED] + counts[StreamEvent.STALL_CONFIRMED_BOOK_GONE]
+    assert confirmed >= 0.9 * injected["ws_stall"] - 1, counts
     assert stats.trades_found > 0, stats
     assert stats.unrepaired == 0, stats
     live_share = await pool.fetchval("SELECT count(*) FROM trades WHERE source = 'ws'") / len(truth)
