@@ -9,8 +9,9 @@ A missing fill is one of three kinds, and each points somewhere else:
 * inside a window not (yet) repaired — the stream was not quiet when ``settle`` said it was.
 
 ``Timeline`` samples the stream's public state while the test runs (when each market entered
-the catalogue, was placed on a connection, got its first book; when each connection started a
-session), so the report can put each missing fill next to its market's life.
+the catalogue, was placed on a connection, was on its socket's subscription, got its first
+book; when each connection started a session), so the report can put each missing fill next
+to its market's life.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from polyfarm.sim import Simulator
+from polyfarm.stream.connection import ShardConnection
 from polyfarm.stream.service import StreamRun
 
 from .harness import TradeIdentity, truth_identity
@@ -43,6 +45,7 @@ class Timeline:
     catalogued: dict[str, float] = field(default_factory=dict)  # market → entered the catalogue
     placed: dict[str, tuple[float, int]] = field(default_factory=dict)  # → (time, shard)
     left: dict[str, float] = field(default_factory=dict)  # market → last seen on a connection
+    on_socket: dict[str, float] = field(default_factory=dict)  # market → subscribed on a socket
     first_book: dict[str, float] = field(default_factory=dict)  # market → a book was ready
     sessions: dict[int, list[float]] = field(default_factory=dict)  # shard → session starts
     _seen_sessions: dict[int, int] = field(default_factory=dict)
@@ -50,6 +53,16 @@ class Timeline:
     def sample(self, run: StreamRun, now_s: float) -> None:
         for market_id in run.deps.catalog.markets:
             self.catalogued.setdefault(market_id, now_s)
+        self._sample_placement(run, now_s)
+        token_market = run.deps.catalog.token_market
+        for token, book in run.books.items():
+            market_id = token_market.get(token)
+            if book.ready and market_id is not None:
+                self.first_book.setdefault(market_id, now_s)
+        for shard, entry in run.subscriptions.shards.items():
+            self._sample_connection(shard, entry.connection, token_market, now_s)
+
+    def _sample_placement(self, run: StreamRun, now_s: float) -> None:
         on_connection: set[str] = set()
         for shard, markets in run.subscriptions.plan.markets.items():
             for market_id in markets:
@@ -58,16 +71,18 @@ class Timeline:
         for market_id in self.placed:
             if market_id not in on_connection:
                 self.left.setdefault(market_id, now_s)
-        token_market = run.deps.catalog.token_market
-        for token, book in run.books.items():
+
+    def _sample_connection(
+        self, shard: int, connection: ShardConnection, token_market: dict[str, str], now_s: float
+    ) -> None:
+        stream = connection.stream
+        for token in () if stream is None else stream.asset_ids:
             market_id = token_market.get(token)
-            if book.ready and market_id is not None:
-                self.first_book.setdefault(market_id, now_s)
-        for shard, entry in run.subscriptions.shards.items():
-            count = entry.connection.sessions
-            if count != self._seen_sessions.get(shard, 0):
-                self._seen_sessions[shard] = count
-                self.sessions.setdefault(shard, []).append(now_s)
+            if market_id is not None:
+                self.on_socket.setdefault(market_id, now_s)
+        if connection.sessions != self._seen_sessions.get(shard, 0):
+            self._seen_sessions[shard] = connection.sessions
+            self.sessions.setdefault(shard, []).append(now_s)
 
 
 @contextlib.asynccontextmanager
@@ -230,6 +245,7 @@ def _lifecycle(
     stream = (
         f"stream: catalogued {_maybe(timeline.catalogued.get(market_id))}, "
         f"placed {_maybe(None if placed is None else placed[0])} on shard {shard}, "
+        f"on its socket {_maybe(timeline.on_socket.get(market_id))}, "
         f"first book {_maybe(timeline.first_book.get(market_id))}, "
         f"left {_maybe(timeline.left.get(market_id))}"
     )
