@@ -130,6 +130,7 @@ class ShardConnection:
         self.sessions += 1
         self.hooks.session_started(self)
         try:
+            await self._catch_up(stream)
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(self._read(stream))
                 group.create_task(self._watch(stream, stop, reader))
@@ -190,6 +191,15 @@ class ShardConnection:
                 reader.cancel()
                 return
 
+    async def _catch_up(self, stream: MarketStream) -> None:
+        """Send the changes ``update`` made while this socket was connecting: the stream was
+        created with the assets wanted then, and ``update`` had no socket to send them on.
+        Unsent, an added market would stay silent until the next reconnect."""
+        on_socket = set(stream.asset_ids)
+        added = [asset for asset in self.assets if asset not in on_socket]
+        removed = [asset for asset in on_socket if asset not in self.assets]
+        await self._send(stream, added, removed)
+
     def replace_socket(self, reason: str) -> None:
         """Ask for a new socket (the watchdog raises within a second)."""
         if self.stream is not None:
@@ -204,7 +214,10 @@ class ShardConnection:
             del self.assets[asset]
         stream = self.stream
         if stream is None or stream.state is not ClientState.OPENED:
-            return
+            return  # the next socket subscribes them, or catches up once it is open
+        await self._send(stream, added, removed)
+
+    async def _send(self, stream: MarketStream, added: list[str], removed: list[str]) -> None:
         try:
             if added:
                 await stream.subscribe(added)
