@@ -80,6 +80,7 @@ def bench_catalog(layout: list[list[Any]], settings: Any) -> Any:
 def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool) -> Any:
     from polyfarm.clock import utc_now
     from polyfarm.settings import Settings
+    from polyfarm.store.disk import NoPressure
     from polyfarm.store.rows import BOOK_DELTAS, TRADES
     from polyfarm.store.writer import BulkWriter
     from polyfarm.stream.bookcheck import BookChecker
@@ -117,6 +118,7 @@ def build_stream(layout: list[list[Any]], pool: asyncpg.Pool, capture_all: bool)
         flusher=flusher,
         checker=checker,
         submit_gap=lambda gap: None,
+        disk=NoPressure(),
         counts=counts,
         drop_deltas=lambda market, ts: dropped.append(market),
     )

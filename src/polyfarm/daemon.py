@@ -48,6 +48,7 @@ from polyfarm.polymarket.ratelimit import RateLimiter
 from polyfarm.runtime import CycleResult, Job, Service, Supervisor, run_until_stopped
 from polyfarm.settings import Settings
 from polyfarm.store.database import migrate_database, open_pool
+from polyfarm.store.disk_watch import DiskWatch
 from polyfarm.store.durable import DurableWriter, run_replayer
 from polyfarm.store.job_watch import JobWatch
 from polyfarm.store.journal import Journal
@@ -128,14 +129,16 @@ async def open_daemon(
         writer = durable_writer(settings, pool, clock, metrics)
         catalog = MarketCatalog(settings.tiers)
         rejects = RejectSink(pool, metrics, clock)
+        disk = DiskWatch.from_settings(settings, pool, metrics, clock)
         stream = StreamService(
             StreamDeps(
-                settings, catalog, clients.clob, clients.data_api, writer, pool, clock, metrics
+                settings, catalog, clients.clob, clients.data_api, writer, pool, clock, metrics,
+                disk,
             )
-        )
+        )  # fmt: skip
         yield Daemon(
             settings=settings, pool=pool, clock=clock, metrics=metrics, clients=clients,
-            writer=writer, catalog=catalog, stream=stream,
+            writer=writer, catalog=catalog, disk=disk, stream=stream,
             metadata=MetadataCollector(
                 clients.gamma, pool, catalog, clock, rejects,
                 metrics=metrics, on_progress=on_scan_progress,
@@ -172,6 +175,7 @@ class Daemon:
     clients: Clients
     writer: DurableWriter
     catalog: MarketCatalog
+    disk: DiskWatch
     metadata: MetadataCollector
     prices: PriceCollector
     books: BookCollector
@@ -231,6 +235,7 @@ class Daemon:
             Service("journal-replay", partial(run_replayer, self.writer)),
             Service(self.stream.name, self.stream.run),
             Service("timescaledb-jobs", JobWatch(self.pool, self.metrics).run),
+            Service("disk-budget", self.disk.run),
         ]
 
     def health_extras(self) -> dict[str, object]:

@@ -153,6 +153,38 @@ class Metrics:
             job,
             registry=r,
         )
+        # The disk budget (store/disk_watch.py), sampled each storage.sample_interval_s;
+        # NaN while unknown (no limit known, or samples too short for a rate).
+        self.database_size = Gauge(
+            "polyfarm_database_size_bytes", "Size of the database (pg_database_size)", registry=r
+        )
+        self.disk_budget = Gauge(
+            "polyfarm_disk_budget_bytes",
+            "Size the database may reach: storage.disk_budget_gb, else its size plus the free"
+            " space of the data directory's disk",
+            registry=r,
+        )
+        self.disk_headroom = Gauge(
+            "polyfarm_disk_headroom_bytes",
+            "What the database may still grow by (budget or free space, the smaller)",
+            registry=r,
+        )
+        self.disk_growth = Gauge(
+            "polyfarm_disk_growth_bytes_per_day",
+            "Growth of the database over storage.rate_window_s, per day",
+            registry=r,
+        )
+        self.disk_days_left = Gauge(
+            "polyfarm_disk_days_left",
+            "Days until the headroom is used at the current growth (+Inf: not growing)",
+            registry=r,
+        )
+        self.disk_pressure = Gauge(
+            "polyfarm_disk_pressure",
+            "1 for the storage level in force (ok, low, deltas_stopped, snapshots_slowed)",
+            ["state"],
+            registry=r,
+        )
         # API.
         self.http_requests = Counter(
             "polyfarm_api_requests_total", "API requests", ["route", "status"], registry=r

@@ -242,6 +242,57 @@ class RetentionSettings(_Section):
     task_runs_days: Days = 30
 
 
+class StorageSettings(_Section):
+    """The disk polyfarm may use, and what it gives up, in this order, as that runs out: first
+    ``book_deltas`` (live books stay), then the snapshot cadences of the far-from-close tiers.
+    Trades and price snapshots are never given up."""
+
+    disk_budget_gb: float | None = Field(
+        None,
+        gt=0,
+        le=1e9,
+        description="size the database may reach; unset = the free space of the filesystem "
+        "holding the data directory (embedded PostgreSQL) or no limit (an external server)",
+    )
+    warn_days: float = Field(7.0, gt=0, le=3650, description="log a warning below this")
+    stop_deltas_days: float = Field(
+        2.0, gt=0, le=3650, description="stop storing book_deltas below this many days left"
+    )
+    slow_snapshots_days: float = Field(
+        1.0, gt=0, le=3650, description="slow the slowed tiers' snapshot cadences below this"
+    )
+    slowed_tiers: TierList = Field(
+        (0, 1), description="far-from-close tiers whose book and feature cadences are slowed"
+    )
+    slow_factor: float = Field(
+        4.0, ge=1, le=1000, description="slowed cadences are this many times longer"
+    )
+    sample_interval_s: float = Field(
+        60.0, ge=60, le=YEAR_S, description="how often the database size is sampled"
+    )
+    rate_window_s: float = Field(
+        3600.0, ge=60, le=YEAR_S, description="growth rate over this much of the latest samples"
+    )
+    min_rate_span_s: float = Field(
+        600.0, ge=60, le=YEAR_S, description="no growth rate before samples span this long"
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_descend(self) -> StorageSettings:
+        days = (self.warn_days, self.stop_deltas_days, self.slow_snapshots_days)
+        if any(a <= b for a, b in itertools.pairwise(days)):
+            raise ValueError(
+                f"warn_days > stop_deltas_days > slow_snapshots_days is required, got {list(days)}"
+            )
+        if self.min_rate_span_s > self.rate_window_s:
+            raise ValueError("min_rate_span_s may not exceed rate_window_s")
+        return self
+
+    def budget_bytes(self) -> int | None:
+        gb = self.disk_budget_gb
+        return None if gb is None else int(gb * 1e9)
+
+
 class WriterSettings(_Section):
     batch_rows: int = Field(50_000, ge=1, le=10_000_000)
     max_future_skew_s: Seconds = Field(
@@ -333,6 +384,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     writer: WriterSettings = WriterSettings()
     journal: JournalSettings = JournalSettings()
+    storage: StorageSettings = StorageSettings()
     api: ApiSettings = ApiSettings()
 
     def journal_dir(self) -> Path:

@@ -72,6 +72,13 @@ async def insert_gaps(conn: asyncpg.Connection, gaps: Sequence[GapRecord]) -> li
     return [row["id"] for row in rows]
 
 
+async def extend_gap(conn: asyncpg.Connection, gap_id: int, end: datetime) -> None:
+    """Move a hole's end on (a hole still open: it grows while its cause lasts)."""
+    await conn.execute(
+        "UPDATE feed_gaps SET gap_end = greatest(gap_end, $2) WHERE id = $1", gap_id, end
+    )
+
+
 async def close_gaps(
     conn: asyncpg.Connection, ids: Sequence[int], *, repaired: bool, note: str | None = None
 ) -> None:

@@ -8,6 +8,10 @@ cadence) of its start, so a row never claims an earlier time than its data.
 
 Work is proportional to slot changes, not to ticks: each distinct cadence is checked once per
 tick and the tokens are walked only when one of them enters a new slot.
+
+When the disk budget runs low (``DiskPressure.slows_far_snapshots``), the tiers of
+``storage.slowed_tiers`` (far from close) get cadences ``storage.slow_factor`` times longer;
+trades and price snapshots are not written here and never slowed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from polyfarm.markets.snapshots import snapshot_row
 from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s
 from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.settings import Settings
+from polyfarm.store.disk import PressureReading
 from polyfarm.store.rows import MARKET_FEATURES, ORDERBOOK_SNAPSHOTS, FeatureRow
 from polyfarm.store.rows import OrderBookSnapshotRow as BookRow
 from polyfarm.store.writing import Writer
@@ -52,6 +57,7 @@ class CadenceWriter:
         settings: Settings,
         writer: Writer,
         clock: Clock,
+        disk: PressureReading,
     ) -> None:
         self._books = books
         self._activity = activity
@@ -59,6 +65,7 @@ class CadenceWriter:
         self._settings = settings
         self._writer = writer
         self._clock = clock
+        self._disk = disk
         self._slots: dict[float, datetime] = {}
         self.stats = CadenceStats()
 
@@ -76,15 +83,24 @@ class CadenceWriter:
             await self._writer.write(MARKET_FEATURES, feature_rows)
             self.stats.feature_rows += len(feature_rows)
 
-    def _book_cadence(self, market: TrackedMarket) -> float:
+    def _book_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         settings = self._settings
-        return book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
+        cadence = book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
+        return self._slowed(cadence, market) if slowed else cadence
+
+    def _slowed(self, cadence: float, market: TrackedMarket) -> float:
+        storage = self._settings.storage
+        if market.tier in storage.slowed_tiers:
+            return cadence * storage.slow_factor
+        return cadence
 
     def _new_slots(self, now: datetime) -> dict[float, datetime]:
         tiers = self._settings.tiers
         cadences = {self._settings.intervals.orderbooks_s, *tiers.intervals()}
         # Every value the book cadence can take (see ``book_cadence_s``).
         cadences |= {min(c, self._settings.intervals.orderbooks_s) for c in tiers.intervals()}
+        # And each of them slowed by the disk budget (tracked always: a slot is cheap).
+        cadences |= {c * self._settings.storage.slow_factor for c in cadences}
         fresh = {}
         for cadence in cadences:
             slot = aligned(now, cadence)
@@ -103,21 +119,25 @@ class CadenceWriter:
             return [], []
         book_rows: list[BookRow] = []
         feature_rows: list[FeatureRow] = []
+        slowed = self._disk.pressure().slows_far_snapshots
         for token, book in self._books.items():
             market = self._catalog.market_of(token)
             if not book.usable or market is None or market.closed:
                 continue
-            book_slot = fresh.get(self._book_cadence(market))
+            book_slot = fresh.get(self._book_cadence(market, slowed))
             if book_slot is not None:
                 book_rows.append(self.book_row(book_slot, book, market))
-            feature_slot = None if market.tier is None else fresh.get(self._feature_cadence(market))
+            feature_slot = (
+                None if market.tier is None else fresh.get(self._feature_cadence(market, slowed))
+            )
             if feature_slot is not None:
                 feature_rows.append(self.feature_row(feature_slot, book, market))
         return book_rows, feature_rows
 
-    def _feature_cadence(self, market: TrackedMarket) -> float:
+    def _feature_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         assert market.tier is not None
-        return cadence_s(market.tier, self._settings.tiers)
+        cadence = cadence_s(market.tier, self._settings.tiers)
+        return self._slowed(cadence, market) if slowed else cadence
 
     def book_row(self, slot: datetime, book: LiveBook, market: TrackedMarket) -> BookRow:
         ob = self._settings.orderbook

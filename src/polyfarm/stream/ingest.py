@@ -26,6 +26,7 @@ from polyfarm.polymarket.domain import (
     TickSizeChange,
     TradePrint,
 )
+from polyfarm.store.disk import PressureReading
 from polyfarm.store.rows import BookDeltaRow
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.connection import Watermark
@@ -56,6 +57,7 @@ class StreamIngest:
     checker: BookChecker
     counts: StreamCounts
     submit_gap: Callable[[Gap], None]
+    disk: PressureReading  # below the budget's threshold deltas are not stored (a feed_gaps row)
     drop_deltas: Callable[[str, int], None]
     snapshot_arrived: Callable[[str], None] = lambda token: None
     capture: dict[str, str] = field(default_factory=dict)  # token → market id of kept deltas
@@ -153,7 +155,11 @@ class StreamIngest:
                 pending.append(token)
             if book.capture_market is not None:
                 captured.append((item, book.capture_market, price, size))
-        if captured and self._fresh_delta_message(message, ts_ms):
+        if (
+            captured
+            and self._fresh_delta_message(message, ts_ms)
+            and self.disk.pressure().stores_book_deltas
+        ):
             for item, market_id, price, size in captured:
                 self._capture(message, item, market_id, price, size, stamp)
 

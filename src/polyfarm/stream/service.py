@@ -26,6 +26,7 @@ from polyfarm.polymarket.data_api import DataApiClient
 from polyfarm.polymarket.domain import Counters, Reject
 from polyfarm.polymarket.ws import MarketStream
 from polyfarm.settings import Settings
+from polyfarm.store.disk import PressureReading
 from polyfarm.store.rows import BOOK_DELTAS, TRADES
 from polyfarm.store.stream_writes import GapRecord, insert_gaps, markets_open_since
 from polyfarm.store.writing import Writer
@@ -69,6 +70,7 @@ class StreamDeps:
     pool: asyncpg.Pool
     clock: Clock
     metrics: Metrics
+    disk: PressureReading  # what the disk budget allows: book_deltas, far-tier cadences
 
 
 class StreamService:
@@ -137,7 +139,7 @@ class StreamRun:
         self.ingest = StreamIngest(
             catalog=deps.catalog, books=self.books, activity=self.activity, fills=self.fills,
             trades=self.trades, deltas=self.deltas, flusher=self.flusher, checker=self.checker,
-            counts=self.counts, submit_gap=self._submit_gap,
+            counts=self.counts, submit_gap=self._submit_gap, disk=deps.disk,
             drop_deltas=self.delta_gaps.deltas_dropped, snapshot_arrived=self._snapshot_arrived,
         )  # fmt: skip
         self.subscriptions = Subscriptions(
@@ -148,7 +150,7 @@ class StreamRun:
         # -- the tasks beside the receive path -------------------------------------------
         self.cadence = CadenceWriter(
             books=self.books, activity=self.activity, catalog=deps.catalog,
-            settings=deps.settings, writer=deps.writer, clock=deps.clock,
+            settings=deps.settings, writer=deps.writer, clock=deps.clock, disk=deps.disk,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
             collector=NAME, pool=deps.pool, clock=deps.clock,
