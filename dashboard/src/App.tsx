@@ -19,14 +19,23 @@ function HealthIndicator() {
     health.data?.timescaledb_jobs?.jobs
       .filter((j) => j.state === "failing" || j.state === "overdue")
       .map((j) => `${j.application_name} ${j.state}`) ?? [];
+  // The disk budget: days of disk left at the current growth, and what is given up.
+  const disk = health.data?.disk;
+  const pressure = disk?.pressure && disk.pressure !== "ok" ? disk.pressure : null;
   const problems = [
     ...(stale.length ? [`stale: ${stale.join(", ")}`] : []),
     ...(jobs.length ? [`TimescaleDB jobs: ${jobs.join(", ")}`] : []),
+    ...(pressure ? [`disk: ${pressure.replace("_", " ")}`] : []),
   ];
   const title = problems.length ? problems.join("; ") : "every collector is on time";
   return (
     <span className={`live live-${status}`} title={title} data-testid="health-indicator">
       <span className="dot" /> {status === "ok" ? "Live" : status}
+      {disk?.days_left != null && (
+        <span className={`disk-left${pressure ? " disk-low" : ""}`} data-testid="disk-days-left">
+          disk: {disk.days_left < 10 ? disk.days_left.toFixed(1) : Math.round(disk.days_left)} d left
+        </span>
+      )}
     </span>
   );
 }

@@ -198,9 +198,10 @@ export interface paths {
         };
         /**
          * Health Detailed
-         * @description Database, every collector, the WebSocket shards, the journal and TimescaleDB's
-         *     background jobs. ``degraded`` when a collector is stale or a TimescaleDB job is failing or
-         *     overdue; ``down`` (HTTP 503) when the database cannot be reached.
+         * @description Database, every collector, the WebSocket shards, the journal, TimescaleDB's background
+         *     jobs and the disk budget. ``degraded`` when a collector is stale, a TimescaleDB job is
+         *     failing or overdue, or the disk budget has the collector give data up; ``down`` (HTTP 503)
+         *     when the database cannot be reached.
          */
         get: operations["health_detailed_health_detailed_get"];
         put?: never;
@@ -370,6 +371,7 @@ export interface components {
             /** Collectors */
             collectors: components["schemas"]["CollectorStatus"][];
             database: components["schemas"]["DatabaseHealth"];
+            disk: components["schemas"]["DiskHealth"];
             journal: components["schemas"]["JournalHealth"];
             /**
              * Status
@@ -380,6 +382,46 @@ export interface components {
             timescaledb_jobs?: components["schemas"]["TimescaleJobs"] | null;
             websocket: components["schemas"]["WebSocketHealth"];
         };
+        /**
+         * DiskHealth
+         * @description The collector's disk budget, from its /metrics (sampled once a minute); null where it
+         *     is unknown: the collector unreachable, no limit known (an external server without
+         *     ``storage.disk_budget_gb``), or samples too short yet for a growth rate.
+         */
+        DiskHealth: {
+            /**
+             * Budget Bytes
+             * @description size the database may reach: storage.disk_budget_gb, else its size plus the free space of the data directory's disk
+             */
+            budget_bytes?: number | null;
+            /**
+             * Days Left
+             * @description at the current growth; null also when not growing (growth <= 0)
+             */
+            days_left?: number | null;
+            /** Growth Bytes Per Day */
+            growth_bytes_per_day?: number | null;
+            /**
+             * Headroom Bytes
+             * @description what the database may still grow by
+             */
+            headroom_bytes?: number | null;
+            /** Metrics Reachable */
+            metrics_reachable: boolean;
+            /** @description ok; low (below storage.warn_days); deltas_stopped (book_deltas not stored); snapshots_slowed (also the far tiers' book and feature cadences) */
+            pressure?: components["schemas"]["DiskPressure"] | null;
+            /**
+             * Used Bytes
+             * @description the database's size
+             */
+            used_bytes?: number | null;
+        };
+        /**
+         * DiskPressure
+         * @description Mildest first; each level keeps what the previous ones gave up.
+         * @enum {string}
+         */
+        DiskPressure: "ok" | "low" | "deltas_stopped" | "snapshots_slowed";
         /** Facet */
         Facet: {
             /** Label */

@@ -8,6 +8,7 @@ between two reads; the first read has none.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from polyfarm.aio import AsyncResource
+from polyfarm.store.disk import DiskPressure
 
 MESSAGES = "polyfarm_ws_messages_total"
 RECONNECTS = "polyfarm_ws_reconnects_total"
@@ -23,10 +25,31 @@ SHARDS = "polyfarm_ws_connected_shards"
 JOURNAL = "polyfarm_journal_bytes"
 QUEUE = "polyfarm_queue_depth"
 BOOK_HASHES = "polyfarm_book_hash_checks_total"
+DISK_PRESSURE = "polyfarm_disk_pressure"
+PRESSURES = {pressure.value: pressure for pressure in DiskPressure}  # an unknown one: None
+DISK_GAUGES = {  # CollectorDisk field → gauge (NaN: unknown)
+    "used_bytes": "polyfarm_database_size_bytes",
+    "budget_bytes": "polyfarm_disk_budget_bytes",
+    "headroom_bytes": "polyfarm_disk_headroom_bytes",
+    "growth_bytes_per_day": "polyfarm_disk_growth_bytes_per_day",
+    "days_left": "polyfarm_disk_days_left",
+}
 MIN_RATE_WINDOW_S = 1.0
 
 # (source of the venue hash, outcome) → checks; see polyfarm.stream.bookcheck.
 HashChecks = dict[tuple[str, str], float]
+
+
+@dataclass(frozen=True)
+class CollectorDisk:
+    """The collector's disk watch; None where its gauge is absent or unknown (NaN)."""
+
+    used_bytes: float | None = None
+    budget_bytes: float | None = None
+    headroom_bytes: float | None = None
+    growth_bytes_per_day: float | None = None
+    days_left: float | None = None  # may be +inf: not growing
+    pressure: DiskPressure | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +62,7 @@ class CollectorSample:
     queue_depth: float | None = None
     events_per_s: float | None = None
     book_hashes: HashChecks = field(default_factory=dict)
+    disk: CollectorDisk = field(default_factory=CollectorDisk)
 
 
 def sample_sums(text: str) -> dict[str, float]:
@@ -59,6 +83,21 @@ def hash_checks(text: str) -> HashChecks:
                 key = (sample.labels.get("source", ""), sample.labels.get("outcome", ""))
                 checks[key] = checks.get(key, 0.0) + float(sample.value)
     return checks
+
+
+def collector_disk(text: str, sums: dict[str, float]) -> CollectorDisk:
+    """The disk gauges and the level in force (the ``state`` whose gauge is 1) (pure)."""
+    pressure = None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == DISK_PRESSURE and sample.value == 1:
+                pressure = PRESSURES.get(sample.labels.get("state", ""))
+    known = {
+        name: value
+        for name, gauge in DISK_GAUGES.items()
+        if (value := sums.get(gauge)) is not None and not math.isnan(value)
+    }
+    return CollectorDisk(**known, pressure=pressure)
 
 
 class CollectorProbe(AsyncResource):
@@ -105,6 +144,7 @@ class CollectorProbe(AsyncResource):
             queue_depth=sums.get(QUEUE),
             events_per_s=self._update_rate(messages),
             book_hashes=hash_checks(text),
+            disk=collector_disk(text, sums),
         )
 
     def _update_rate(self, messages: float | None) -> float | None:

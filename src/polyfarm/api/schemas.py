@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from polyfarm.store.disk import DiskPressure
 from polyfarm.store.jobs import JobState
 
 
@@ -116,6 +117,30 @@ class TimescaleJobs(_Model):
     jobs: list[TimescaleJob]
 
 
+class DiskHealth(_Model):
+    """The collector's disk budget, from its /metrics (sampled once a minute); null where it
+    is unknown: the collector unreachable, no limit known (an external server without
+    ``storage.disk_budget_gb``), or samples too short yet for a growth rate."""
+
+    metrics_reachable: bool
+    used_bytes: int | None = Field(None, description="the database's size")
+    budget_bytes: int | None = Field(
+        None,
+        description="size the database may reach: storage.disk_budget_gb, else its size plus "
+        "the free space of the data directory's disk",
+    )
+    headroom_bytes: int | None = Field(None, description="what the database may still grow by")
+    growth_bytes_per_day: float | None = None
+    days_left: float | None = Field(
+        None, description="at the current growth; null also when not growing (growth <= 0)"
+    )
+    pressure: DiskPressure | None = Field(
+        None,
+        description="ok; low (below storage.warn_days); deltas_stopped (book_deltas not "
+        "stored); snapshots_slowed (also the far tiers' book and feature cadences)",
+    )
+
+
 class DetailedHealth(_Model):
     status: Literal["ok", "degraded", "down"]
     checked_at: datetime
@@ -126,6 +151,7 @@ class DetailedHealth(_Model):
     timescaledb_jobs: TimescaleJobs | None = Field(
         None, description="null when the database cannot be reached"
     )
+    disk: DiskHealth
 
 
 # -- stats ------------------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import asyncpg
 from fastapi import APIRouter, Depends, Response
 
 from polyfarm.api.deps import State, require_token
-from polyfarm.api.probe import CollectorSample
+from polyfarm.api.probe import CollectorDisk, CollectorSample
 from polyfarm.api.queries.overview import (
     collector_statuses,
     database_health,
@@ -19,6 +20,7 @@ from polyfarm.api.schemas import (
     BookHashChecks,
     DatabaseHealth,
     DetailedHealth,
+    DiskHealth,
     JournalHealth,
     Liveness,
     WebSocketHealth,
@@ -43,9 +45,10 @@ async def health(state: State) -> Liveness:
     responses={503: {"model": DetailedHealth, "description": "the database is unreachable"}},
 )
 async def health_detailed(state: State, response: Response) -> DetailedHealth:
-    """Database, every collector, the WebSocket shards, the journal and TimescaleDB's
-    background jobs. ``degraded`` when a collector is stale or a TimescaleDB job is failing or
-    overdue; ``down`` (HTTP 503) when the database cannot be reached."""
+    """Database, every collector, the WebSocket shards, the journal, TimescaleDB's background
+    jobs and the disk budget. ``degraded`` when a collector is stale, a TimescaleDB job is
+    failing or overdue, or the disk budget has the collector give data up; ``down`` (HTTP 503)
+    when the database cannot be reached."""
     now = state.now()
     sample = await state.probe.sample()
     report = DetailedHealth(
@@ -55,6 +58,7 @@ async def health_detailed(state: State, response: Response) -> DetailedHealth:
         collectors=[],
         websocket=websocket_health(sample, None),
         journal=JournalHealth(bytes=sample.journal_bytes, queue_depth=sample.queue_depth),
+        disk=disk_health(sample.reachable, sample.disk),
     )
     try:
         async with state.pool.acquire() as conn, conn.transaction(readonly=True):
@@ -67,7 +71,8 @@ async def health_detailed(state: State, response: Response) -> DetailedHealth:
         response.status_code = 503
         down = DatabaseHealth(reachable=False, error=type(exc).__name__)
         return report.model_copy(update={"database": down})
-    degraded = any(c.stale for c in collectors) or not jobs.healthy
+    disk_degraded = sample.disk.pressure is not None and sample.disk.pressure.degraded
+    degraded = any(c.stale for c in collectors) or not jobs.healthy or disk_degraded
     return report.model_copy(
         update={
             "status": "degraded" if degraded else "ok",
@@ -104,3 +109,19 @@ def book_hash_checks(sample: CollectorSample) -> list[BookHashChecks]:
         )
         for source in sorted({source for source, _ in checks})
     ]
+
+
+def disk_health(reachable: bool, disk: CollectorDisk) -> DiskHealth:
+    def whole(value: float | None) -> int | None:
+        return None if value is None else int(value)
+
+    days = disk.days_left
+    return DiskHealth(
+        metrics_reachable=reachable,
+        used_bytes=whole(disk.used_bytes),
+        budget_bytes=whole(disk.budget_bytes),
+        headroom_bytes=whole(disk.headroom_bytes),
+        growth_bytes_per_day=disk.growth_bytes_per_day,
+        days_left=None if days is None or math.isinf(days) else days,
+        pressure=disk.pressure,
+    )
