@@ -330,8 +330,12 @@ export interface components {
             hour: string;
             /** Markets */
             markets: number;
+            /** Missing */
+            missing: number;
             /** Tier */
             tier: number | null;
+            /** Unchanged */
+            unchanged: number;
         };
         /** DatabaseHealth */
         DatabaseHealth: {
@@ -792,8 +796,12 @@ export interface components {
             expected: number;
             /** Markets */
             markets: number;
+            /** Missing */
+            missing: number;
             /** Tier */
             tier: number | null;
+            /** Unchanged */
+            unchanged: number;
         };
         /**
          * TimescaleJob
