@@ -186,3 +186,21 @@ async def test_book_slots_without_a_row_are_unchanged_while_covered(
     async with make_client(books, clock=lambda: now) as client:
         body = (await client.get("/api/data-quality/coverage", params=query)).json()
     assert (body["tiers"][0]["unchanged"], body["tiers"][0]["missing"]) == (5, 11)
+
+
+async def test_market_detail_forward_fills_the_latest_book_and_features(
+    books: str, pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    """Skipped slots leave the latest row standing: the market page shows the book stored at
+    12:06 and the features stored at 12:00 at 12:40, with the time they were stored."""
+    await pool.execute(
+        "INSERT INTO market_features (ts, token_id, market_id, tier, price) "
+        "VALUES ($1, 'tok4', '4', 2, 0.5)",
+        NOON,
+    )
+    later = NOON + timedelta(minutes=40)
+    async with make_client(books, clock=lambda: later) as client:
+        body = (await client.get("/api/markets/4")).json()
+    assert body["book"]["ts"] == "2026-03-02T12:06:00Z"
+    assert body["features_at"] == "2026-03-02T12:00:00Z"
+    assert body["features"]["price"] == 0.5
