@@ -177,6 +177,18 @@ class OrderBookSettings(_Section):
     )
 
 
+class UnchangedSettings(_Section):
+    """Order-book and feature rows that repeat the previous one written for their token are
+    not written again; readers take the latest row at or before a time (forward fill)."""
+
+    skip: bool = Field(True, description="skip rows identical to the token's previous one")
+    keyframe_s: Seconds = Field(
+        21_600.0,
+        description="a row per token in every window of this length (epoch-aligned), changed "
+        "or not, so that a reader never looks back further",
+    )
+
+
 class RateLimitSettings(_Section):
     """Fractions of the documented per-10-second limits that the clients may use."""
 
@@ -379,6 +391,7 @@ class Settings(BaseSettings):
     tiers: TierSettings = TierSettings()
     whales: WhaleSettings = WhaleSettings()
     orderbook: OrderBookSettings = OrderBookSettings()
+    unchanged: UnchangedSettings = UnchangedSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     websocket: WebSocketSettings = WebSocketSettings()
     retention: RetentionSettings = RetentionSettings()

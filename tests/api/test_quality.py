@@ -81,6 +81,8 @@ async def test_coverage_counts_cadence_slots(rows: str, make_client: ClientFacto
         "markets": 1,
         "expected": 10,
         "actual": 9,
+        "unchanged": 0,  # price snapshots are never skipped
+        "missing": 1,
         "coverage_pct": 90.0,
     }
     # m2: expected until its last snapshot plus one cadence, 12:00 ... 12:06.
@@ -120,3 +122,85 @@ async def test_gaps_and_stale_markets(rows: str, make_client: ClientFactory) -> 
     assert [m["market_id"] for m in body["stale_markets"]] == ["3", "1"]
     assert body["stale_markets"][1]["age_s"] == 11 * 60
     assert body["stale_total"] == 2
+
+
+async def _books(pool: asyncpg.Pool, token: str, market_id: str, minutes: list[int]) -> None:
+    await pool.executemany(
+        "INSERT INTO orderbook_snapshots (ts, token_id, market_id, source, bids, asks) "
+        "VALUES ($1, $2, $3, 'ws', '[]', '[]')",
+        [(NOON + timedelta(minutes=m), token, market_id) for m in minutes],
+    )
+
+
+async def _book_cycles(pool: asyncpg.Pool, start: datetime, end: datetime) -> None:
+    """Successful REST book cycles every 15 s: the daemon ran."""
+    count = int((end - start).total_seconds() // 15)
+    await pool.executemany(
+        "INSERT INTO task_runs (task_name, started_at, completed_at, status) "
+        "VALUES ('orderbooks', $1, $1, 'success')",
+        [(start + timedelta(seconds=15 * i),) for i in range(count)],
+    )
+
+
+@pytest.fixture
+async def books(pool: asyncpg.Pool, db_dsn: str) -> str:
+    """Two T2 markets (60 s book cadence), books stored at 12:00 and 12:06 only; the daemon ran
+    from 11:50 on. m5's stream lost 12:02-12:03 (a feed gap of its market)."""
+    for market in ("4", "5"):
+        token = await _market(pool, market, 2)
+        await _books(pool, token, market, [0, 6])
+    await _book_cycles(pool, NOON - timedelta(minutes=10), NOON + timedelta(minutes=11))
+    await pool.execute(
+        "INSERT INTO feed_gaps (stream, market_id, gap_start, gap_end, reason) "
+        "VALUES ('ws_trades', '5', $1, $2, 'socket dropped')",
+        NOON + timedelta(minutes=2),
+        NOON + timedelta(minutes=3),
+    )
+    return db_dsn
+
+
+async def test_book_slots_without_a_row_are_unchanged_while_covered(
+    books: str, pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    now = NOON + timedelta(minutes=10, seconds=30)
+    query = {"stream": "orderbooks", "hours": 1}
+    async with make_client(books, clock=lambda: now) as client:
+        body = (await client.get("/api/data-quality/coverage", params=query)).json()
+    # Slots 12:00 ... 12:09 of each token; rows at 12:00 and 12:06. m4: the other eight are
+    # unchanged. m5: 12:01 ... 12:05 fall in a silence its feed gap overlaps, so missing.
+    [tier] = body["tiers"]
+    assert (tier["expected"], tier["actual"], tier["unchanged"], tier["missing"]) == (20, 4, 11, 5)
+    assert tier["coverage_pct"] == 75.0
+
+    # A keyframe window ends at 12:05: no row after it until 12:06 would be a hole.
+    async with make_client(books, clock=lambda: now, unchanged={"keyframe_s": 300.0}) as client:
+        body = (await client.get("/api/data-quality/coverage", params=query)).json()
+    assert (body["tiers"][0]["unchanged"], body["tiers"][0]["missing"]) == (4 + 0 + 3 + 3, 6)
+
+    async with make_client(books, clock=lambda: now, unchanged={"skip": False}) as client:
+        body = (await client.get("/api/data-quality/coverage", params=query)).json()
+    assert (body["tiers"][0]["unchanged"], body["tiers"][0]["missing"]) == (0, 16)
+
+    # The daemon stopped at 12:07: the slots after it are missing too.
+    await pool.execute("DELETE FROM task_runs WHERE started_at > $1", NOON + timedelta(minutes=7))
+    async with make_client(books, clock=lambda: now) as client:
+        body = (await client.get("/api/data-quality/coverage", params=query)).json()
+    assert (body["tiers"][0]["unchanged"], body["tiers"][0]["missing"]) == (5, 11)
+
+
+async def test_market_detail_forward_fills_the_latest_book_and_features(
+    books: str, pool: asyncpg.Pool, make_client: ClientFactory
+) -> None:
+    """Skipped slots leave the latest row standing: the market page shows the book stored at
+    12:06 and the features stored at 12:00 at 12:40, with the time they were stored."""
+    await pool.execute(
+        "INSERT INTO market_features (ts, token_id, market_id, tier, price) "
+        "VALUES ($1, 'tok4', '4', 2, 0.5)",
+        NOON,
+    )
+    later = NOON + timedelta(minutes=40)
+    async with make_client(books, clock=lambda: later) as client:
+        body = (await client.get("/api/markets/4")).json()
+    assert body["book"]["ts"] == "2026-03-02T12:06:00Z"
+    assert body["features_at"] == "2026-03-02T12:00:00Z"
+    assert body["features"]["price"] == 0.5

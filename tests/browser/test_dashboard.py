@@ -185,6 +185,8 @@ async def test_data_quality_shows_coverage_gaps_and_stale_markets(
         await expect(cells.nth(1)).to_have_text(n(tier["markets"]))
         await expect(cells.nth(2)).to_have_text(n(tier["expected"]))
         await expect(cells.nth(3)).to_have_text(n(tier["actual"]))
+        await expect(cells.nth(4)).to_have_text(n(tier["unchanged"]))
+        await expect(cells.nth(5)).to_have_text(n(tier["missing"]))
     assert any(t["coverage_pct"] < 100 for t in coverage["tiers"]), "the failed cycle is a hole"
     await expect(page.get_by_test_id("panel-gaps").locator("h2")).to_have_text(
         "Feed gaps: 0 (0 not repaired)"

@@ -297,3 +297,57 @@ async def test_a_market_listed_and_closed_between_two_scans_is_still_recorded(
         "SELECT count(*) FROM tokens WHERE market_id = ANY($1::text[])", list(between)
     )
     assert tokens == 2 * len(between)
+
+
+@pytest.fixture
+async def still_sim() -> AsyncIterator[Simulator]:
+    """No quotes, no trades, no new markets: no book changes while the clock moves."""
+    config = SimConfig(
+        markets=60, seed=11, speed=0.0, start_time=FIXED_START, rate_limits=False,
+        quote_rate=0.0, trade_rate=0.0, new_markets_per_hour=0.0,
+    )  # fmt: skip
+    async with Simulator(config) as simulator:
+        yield simulator
+
+
+async def test_an_unchanged_book_is_stored_again_only_in_a_new_keyframe_window(
+    still_sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    """Each token is stored in its first slot, then once per keyframe window (15 minutes
+    here), and again after a restart; with the skipping turned off, in every slot."""
+    sim, keyframe_s = still_sim, 900.0
+    settings = settings_for(sim, unchanged={"keyframe_s": keyframe_s})
+    # (keyframe window, rows written) per 5-minute slot. Markets close meanwhile: a token
+    # without a book on the venue gets no row either way.
+    slots: list[tuple[int, int]] = []
+    async with open_daemon(settings, pool, sim_clock(sim)) as collection:
+        supervisor = Supervisor(pool, collection.jobs())
+        await run_cycle(collection, supervisor, "metadata")
+        for _ in range(7):
+            slots.append(
+                (int(sim.clock.now() // keyframe_s), (await collection.books.cycle()).rows)
+            )
+            sim.clock.advance(300)
+            await run_cycle(collection, supervisor, "metadata")
+    windows = [w for w, _ in slots]
+    assert len(set(windows)) >= 3
+    for i, (window, rows) in enumerate(slots):
+        new_window = i == 0 or window != windows[i - 1]
+        assert rows > 80 if new_window else rows == 0, slots
+    per_token = await pool.fetch(
+        "SELECT count(*) AS rows, count(DISTINCT floor(extract(epoch FROM ts) / $1)) AS windows "
+        "FROM orderbook_snapshots GROUP BY token_id",
+        keyframe_s,
+    )
+    assert all(r["rows"] == r["windows"] for r in per_token), "one row per token and window"
+
+    assert windows[-1] == int(sim.clock.now() // keyframe_s), "the next slot is in the window"
+    async with open_daemon(settings, pool, sim_clock(sim)) as collection:
+        await run_cycle(collection, Supervisor(pool, collection.jobs()), "metadata")
+        assert (await collection.books.cycle()).rows > 80, "a restart writes every token"
+    off = settings_for(sim, unchanged={"skip": False, "keyframe_s": keyframe_s})
+    async with open_daemon(off, pool, sim_clock(sim)) as collection:
+        await run_cycle(collection, Supervisor(pool, collection.jobs()), "metadata")
+        for _ in range(2):
+            sim.clock.advance(300)
+            assert (await collection.books.cycle()).rows > 80

@@ -331,8 +331,12 @@ export interface components {
             hour: string;
             /** Markets */
             markets: number;
+            /** Missing */
+            missing: number;
             /** Tier */
             tier: number | null;
+            /** Unchanged */
+            unchanged: number;
         };
         /** DatabaseHealth */
         DatabaseHealth: {
@@ -834,8 +838,12 @@ export interface components {
             expected: number;
             /** Markets */
             markets: number;
+            /** Missing */
+            missing: number;
             /** Tier */
             tier: number | null;
+            /** Unchanged */
+            unchanged: number;
         };
         /**
          * TimescaleJob

@@ -1,5 +1,6 @@
 // Where the holes are: expected against stored snapshots per tier and hour, feed gaps, and open
-// markets without a recent snapshot.
+// markets without a recent snapshot. A slot without a row is "unchanged" when the book was
+// skipped for equalling the previous one while its collector ran, "missing" otherwise.
 import { useState } from "react";
 import { Link } from "react-router-dom";
 import {
@@ -29,7 +30,11 @@ function CoverageTable({ coverage }: { coverage: Coverage }) {
           <th>Tier</th>
           <th className="num">Markets</th>
           <th className="num">Expected</th>
-          <th className="num">Actual</th>
+          <th className="num">Stored</th>
+          <th className="num" title="not stored: equal to the previous row while the collector ran">
+            Unchanged
+          </th>
+          <th className="num">Missing</th>
           <th className="num">Coverage</th>
           <th className="bar-cell" />
         </tr>
@@ -43,6 +48,8 @@ function CoverageTable({ coverage }: { coverage: Coverage }) {
             <td className="num">{int(t.markets)}</td>
             <td className="num">{int(t.expected)}</td>
             <td className="num">{int(t.actual)}</td>
+            <td className="num">{int(t.unchanged)}</td>
+            <td className="num">{int(t.missing)}</td>
             <td className="num">{percent(t.coverage_pct)}</td>
             <td className="bar-cell">
               <div className="meter">
@@ -60,11 +67,26 @@ function CoverageTable({ coverage }: { coverage: Coverage }) {
 }
 
 function HourlyChart({ coverage }: { coverage: Coverage }) {
-  const byHour = new Map<string, { hour: string; expected: number; actual: number }>();
+  type HourTotals = {
+    hour: string;
+    expected: number;
+    actual: number;
+    unchanged: number;
+    missing: number;
+  };
+  const byHour = new Map<string, HourTotals>();
   for (const cell of coverage.hours) {
-    const entry = byHour.get(cell.hour) ?? { hour: cell.hour, expected: 0, actual: 0 };
+    const entry = byHour.get(cell.hour) ?? {
+      hour: cell.hour,
+      expected: 0,
+      actual: 0,
+      unchanged: 0,
+      missing: 0,
+    };
     entry.expected += cell.expected;
     entry.actual += cell.actual;
+    entry.unchanged += cell.unchanged;
+    entry.missing += cell.missing;
     byHour.set(cell.hour, entry);
   }
   const data = [...byHour.values()];
@@ -79,7 +101,9 @@ function HourlyChart({ coverage }: { coverage: Coverage }) {
           <Tooltip labelFormatter={(label) => time(String(label))} />
           <Legend />
           <Bar dataKey="expected" fill="#cbd5e1" isAnimationActive={false} />
-          <Bar dataKey="actual" fill="#2563eb" isAnimationActive={false} />
+          <Bar dataKey="actual" name="stored" stackId="slots" fill="#2563eb" isAnimationActive={false} />
+          <Bar dataKey="unchanged" stackId="slots" fill="#93c5fd" isAnimationActive={false} />
+          <Bar dataKey="missing" stackId="slots" fill="#f59e0b" isAnimationActive={false} />
         </BarChart>
       </ResponsiveContainer>
     </div>

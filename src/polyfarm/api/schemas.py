@@ -354,7 +354,9 @@ class CoverageCell(_Model):
     tier: int | None  # None: markets closed since (their tier is no longer known)
     markets: int
     expected: int
-    actual: int
+    actual: int  # slots with a stored row
+    unchanged: int  # slots without a row whose previous row still holds (order books)
+    missing: int  # slots neither stored nor unchanged
 
 
 class TierCoverage(_Model):
@@ -362,7 +364,9 @@ class TierCoverage(_Model):
     markets: int  # open markets in the tier now (closed: markets seen in the window)
     expected: int
     actual: int
-    coverage_pct: float | None
+    unchanged: int
+    missing: int
+    coverage_pct: float | None  # (actual + unchanged) / expected
 
 
 class Coverage(_Model):

@@ -4,7 +4,9 @@ cadence (T2 60 s, T3 30 s, T4 15 s by default).
 The collector ticks at the fastest cadence and fetches only the tokens that are due, with
 ``POST /books`` in batches of 500. Each snapshot stores the top N levels per side as JSONB
 (best first) and the statistics of ``book_stats``, stamped with the start of the token's
-cadence slot.
+cadence slot. A snapshot equal to the token's previous one is not written again
+(``markets.unchanged``); a token the stream takes over, or that leaves the catalogue, is
+forgotten.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from polyfarm.clock import Clock
 from polyfarm.collect.rejects import RejectSink
 from polyfarm.logs import get_logger
 from polyfarm.markets.catalog import MarketCatalog
-from polyfarm.markets.snapshots import snapshot_row
+from polyfarm.markets.snapshots import book_digest, snapshot_row
 from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s
 from polyfarm.markets.tracked import TrackedMarket
+from polyfarm.markets.unchanged import LastWritten
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.runtime import CycleResult
 from polyfarm.settings import Settings
@@ -50,6 +53,10 @@ class BookCollector:
         self._clock = clock
         self._settings = settings
         self._last_slot: dict[str, datetime] = {}
+        unchanged = settings.unchanged
+        self._last_written = LastWritten(
+            book_digest, skip=unchanged.skip, keyframe_s=unchanged.keyframe_s
+        )
         # Tokens whose live WebSocket book the stream snapshots itself, at the same cadence.
         self._covered = covered
 
@@ -63,14 +70,22 @@ class BookCollector:
         settings = self._settings
         return book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
 
+    @property
+    def unchanged_skipped(self) -> int:
+        """Snapshots not written because they equalled the token's previous one."""
+        return self._last_written.skipped
+
     def due(self, now: datetime) -> list[tuple[str, TrackedMarket, datetime]]:
         due = []
+        served: set[str] = set()
         for token, market in self._catalog.active_tokens():
             if self._covered(token):
                 continue
+            served.add(token)
             slot = aligned(now, self.cadence_for(market))
             if self._last_slot.get(token) != slot:
                 due.append((token, market, slot))
+        self._last_written.keep_only(served)
         return due
 
     async def cycle(self) -> CycleResult:
@@ -84,7 +99,7 @@ class BookCollector:
     async def _fetch_and_store(self, due: list[tuple[str, TrackedMarket, datetime]]) -> int:
         books = await self._clob.get_books([token for token, _, _ in due])
         await self._rejects.add("clob_book", books.rejects)
-        rows = [
+        snapshots = [
             snapshot_row(
                 slot,
                 books.items[token],
@@ -95,7 +110,9 @@ class BookCollector:
             for token, market, slot in due
             if token in books.items
         ]
+        rows = [row for row in snapshots if self._last_written.due(row)]
         result = await self._writer.write(ORDERBOOK_SNAPSHOTS, rows)
+        self._last_written.remember(rows)
         for token, _, slot in due:
             if token in books.items:
                 self._last_slot[token] = slot

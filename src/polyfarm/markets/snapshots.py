@@ -13,6 +13,18 @@ from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.polymarket.domain import BookLevel, OrderBook
 from polyfarm.store.rows import OrderBookSnapshotRow
 
+# A snapshot's content is every column but these: ``ts`` is the slot, and the venue's book
+# ``timestamp`` and ``hash`` (which covers the timestamp) change on every fetch or message
+# whether or not an order moved. Everything else a reader can see (levels, statistics of the
+# whole book, source) must match for a row to count as unchanged.
+NOT_CONTENT = ("ts", "book_hash", "book_ts")
+_CONTENT = [i for i, f in enumerate(OrderBookSnapshotRow._fields) if f not in NOT_CONTENT]
+
+
+def book_digest(row: OrderBookSnapshotRow) -> int:
+    """Digest of a snapshot's content, for ``markets.unchanged.LastWritten``."""
+    return hash(tuple(row[i] for i in _CONTENT))
+
 
 def best_first(levels: Sequence[BookLevel], *, descending: bool) -> list[tuple[float, float]]:
     """Wire order is best-last and not to be trusted blindly: sort, best level first."""

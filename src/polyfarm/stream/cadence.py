@@ -6,6 +6,10 @@ tokens; ``market_features`` rows come at the tier's cadence. Rows carry the star
 cadence slot, like every collector's; a slot is only written within ``LATE_S`` (or half a
 cadence) of its start, so a row never claims an earlier time than its data.
 
+A row equal to the token's previous one is not written again (``markets.unchanged``); a token
+left out of a walk (its book not usable, its market closed or gone) is forgotten, so its next
+row is written whatever the REST collector stored meanwhile.
+
 Work is proportional to slot changes, not to ticks: each distinct cadence is checked once per
 tick and the tokens are walked only when one of them enters a new slot.
 
@@ -24,15 +28,16 @@ from polyfarm.aio import sleep_unless
 from polyfarm.clock import Clock
 from polyfarm.markets.book_stats import book_stats
 from polyfarm.markets.catalog import MarketCatalog
-from polyfarm.markets.snapshots import snapshot_row
+from polyfarm.markets.snapshots import book_digest, snapshot_row
 from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s
 from polyfarm.markets.tracked import TrackedMarket
+from polyfarm.markets.unchanged import LastWritten
 from polyfarm.settings import Settings
 from polyfarm.store.disk import PressureReading
 from polyfarm.store.rows import MARKET_FEATURES, ORDERBOOK_SNAPSHOTS, FeatureRow
 from polyfarm.store.rows import OrderBookSnapshotRow as BookRow
 from polyfarm.store.writing import Writer
-from polyfarm.stream.features import FeatureInputs, feature_values
+from polyfarm.stream.features import FeatureInputs, feature_digest, feature_values
 from polyfarm.stream.livebook import LiveBook
 from polyfarm.stream.rolling import TokenActivity
 
@@ -45,6 +50,8 @@ class CadenceStats:
     book_rows: int = 0
     feature_rows: int = 0
     late_slots: int = 0
+    unchanged_book_rows: int = 0
+    unchanged_feature_rows: int = 0
 
 
 class CadenceWriter:
@@ -67,6 +74,13 @@ class CadenceWriter:
         self._clock = clock
         self._disk = disk
         self._slots: dict[float, datetime] = {}
+        unchanged = settings.unchanged
+        self._last_books = LastWritten(
+            book_digest, skip=unchanged.skip, keyframe_s=unchanged.keyframe_s
+        )
+        self._last_features = LastWritten(
+            feature_digest, skip=unchanged.skip, keyframe_s=unchanged.keyframe_s
+        )
         self.stats = CadenceStats()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -78,10 +92,14 @@ class CadenceWriter:
         book_rows, feature_rows = self.due_rows(now)
         if book_rows:
             await self._writer.write(ORDERBOOK_SNAPSHOTS, book_rows)
+            self._last_books.remember(book_rows)
             self.stats.book_rows += len(book_rows)
         if feature_rows:
             await self._writer.write(MARKET_FEATURES, feature_rows)
+            self._last_features.remember(feature_rows)
             self.stats.feature_rows += len(feature_rows)
+        self.stats.unchanged_book_rows = self._last_books.skipped
+        self.stats.unchanged_feature_rows = self._last_features.skipped
 
     def _book_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         settings = self._settings
@@ -114,6 +132,7 @@ class CadenceWriter:
         return fresh
 
     def due_rows(self, now: datetime) -> tuple[list[BookRow], list[FeatureRow]]:
+        """Rows of the slots that start now, less those equal to the token's last written."""
         fresh = self._new_slots(now)
         if not fresh:
             return [], []
@@ -123,6 +142,8 @@ class CadenceWriter:
         for token, book in self._books.items():
             market = self._catalog.market_of(token)
             if not book.usable or market is None or market.closed:
+                self._last_books.forget(token)
+                self._last_features.forget(token)
                 continue
             book_slot = fresh.get(self._book_cadence(market, slowed))
             if book_slot is not None:
@@ -132,7 +153,12 @@ class CadenceWriter:
             )
             if feature_slot is not None:
                 feature_rows.append(self.feature_row(feature_slot, book, market))
-        return book_rows, feature_rows
+        self._last_books.keep_only(self._books)
+        self._last_features.keep_only(self._books)
+        return (
+            [r for r in book_rows if self._last_books.due(r)],
+            [r for r in feature_rows if self._last_features.due(r)],
+        )
 
     def _feature_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         assert market.tier is not None

@@ -29,7 +29,7 @@ from datetime import datetime
 from polyfarm.markets.book_stats import BookStats
 from polyfarm.markets.tiers import hours_to_close
 from polyfarm.markets.tracked import TrackedMarket
-from polyfarm.store.rows import FEATURE_COLUMNS
+from polyfarm.store.rows import FEATURE_COLUMNS, FeatureRow
 from polyfarm.stream.rolling import TradeTick
 
 Value = float | int | bool | None
@@ -262,3 +262,31 @@ def _context(inputs: FeatureInputs) -> dict[str, Value]:
         if opened is None
         else (inputs.now - opened).total_seconds() / 3600.0,
     }
+
+
+# Features that move with the clock alone. A row whose other values are unchanged is the same
+# state seen later, so these are compared as the instant they measure from (the last trade, the
+# last whale, the close, the open: ts minus or plus the value, to the millisecond), and the
+# calendar ones not at all: all of them follow from ``ts`` and the row last written.
+_SINCE_S = ("seconds_since_trade", "time_since_whale_s")
+_HOURS_FROM_TS = {"hours_to_close": 3600.0, "hours_since_open": -3600.0}
+_CALENDAR = ("day_of_week", "hour_of_day")
+_CLOCKED = {*_SINCE_S, *_HOURS_FROM_TS, *_CALENDAR}
+_STATE = [i for i, name in enumerate(FEATURE_COLUMNS) if name not in _CLOCKED]
+_SINCE_AT = [FEATURE_COLUMNS.index(name) for name in _SINCE_S]
+_HOURS_AT = [(FEATURE_COLUMNS.index(name), k) for name, k in _HOURS_FROM_TS.items()]
+
+
+def feature_digest(row: FeatureRow) -> int:
+    """Digest of a feature row's state, for ``markets.unchanged.LastWritten``."""
+    ts_s = row.ts.timestamp()
+    values = row.values
+    anchors = [_anchor(ts_s, values[i], -1.0) for i in _SINCE_AT]
+    anchors += [_anchor(ts_s, values[i], k) for i, k in _HOURS_AT]
+    return hash((row.market_id, row.tier, *(values[i] for i in _STATE), *anchors))
+
+
+def _anchor(ts_s: float, value: Value, seconds_per_unit: float) -> float | None:
+    if value is None:
+        return None
+    return round(ts_s + float(value) * seconds_per_unit, 3)

@@ -7,6 +7,17 @@ latest until one cadence before now, so that a cycle still running is not a hole
 grouped by their tier *now*: order-book cadences follow the tier, so a market that changed tier
 within the window is judged at its new cadence. A market never stored at all has nothing
 expected here; it is listed among the stale markets instead.
+
+**Unchanged** (order books only): the writers skip a snapshot equal to the token's previous one
+(``markets.unchanged``), so a slot without a row is not necessarily a hole. It counts as
+unchanged when it lies after a stored row of the token, before that row's keyframe window ends
+(a row is written in every window whatever happens) and while the row's writer was running and
+covering: for both writers, the REST book collector's cycles (``task_runs``) went on without a
+failure or a pause of three ticks (they run whenever the daemon does); for the stream's rows
+(``source = ws``), also no ``ws_*`` feed gap of the token, its market or the whole stream
+overlaps it. **Missing** is what is expected and neither stored nor unchanged. A row that a
+running collector lost without a trace would count as unchanged until its keyframe window ends;
+no table records skipped slots.
 """
 
 from __future__ import annotations
@@ -69,6 +80,64 @@ WHERE s.ts >= $1::timestamptz
 GROUP BY 1, 2
 """
 
+# $1 window start, $2 now, $3 cadences by tier, $4 keyframe seconds, $5 REST collector tick.
+# Silences: from one slot after a stored row to the next row, the end of the row's keyframe
+# window, or one cadence before now, whichever is first; counted when covered (see above).
+_UNCHANGED = """
+WITH runs AS (
+    SELECT started_at, completed_at, status FROM task_runs
+    WHERE task_name = 'orderbooks'
+      AND started_at >= $1::timestamptz - make_interval(secs => $4 + 3 * $5)
+      AND started_at <= $2
+),
+paused AS (
+    SELECT prev AS a, started_at AS b
+    FROM (SELECT started_at, lag(started_at) OVER (ORDER BY started_at) AS prev
+          FROM runs WHERE status = 'success') r
+    WHERE started_at - prev > make_interval(secs => 3 * $5)
+    UNION ALL
+    SELECT started_at, coalesce(completed_at, $2) FROM runs WHERE status <> 'success'
+    UNION ALL
+    SELECT '-infinity'::timestamptz, coalesce(min(started_at), 'infinity')
+    FROM runs WHERE status = 'success'
+    UNION ALL
+    SELECT coalesce(max(started_at) + make_interval(secs => 3 * $5), '-infinity'), 'infinity'
+    FROM runs WHERE status = 'success'
+),
+stored AS (
+    SELECT s.token_id, s.market_id, s.source, s.ts,
+           lead(s.ts) OVER (PARTITION BY s.token_id ORDER BY s.ts) AS next_ts
+    FROM {table} s WHERE s.ts >= $1::timestamptz - make_interval(secs => $4) AND s.ts < $2
+),
+silences AS (
+    SELECT m.tier, r.market_id, r.token_id, r.source, e.every_s,
+           r.ts + make_interval(secs => e.every_s) AS a,
+           least(coalesce(r.next_ts, 'infinity'),
+                 to_timestamp((floor(extract(epoch FROM r.ts) / $4) + 1) * $4),
+                 $2::timestamptz - make_interval(secs => e.every_s)) AS b
+    FROM stored r JOIN markets m USING (market_id)
+    CROSS JOIN LATERAL (SELECT ($3::float8[])[coalesce(m.tier, -1) + 2] AS every_s) e
+    WHERE NOT m.closed
+),
+covered AS (
+    SELECT * FROM silences s
+    WHERE s.a < s.b
+      AND NOT EXISTS (SELECT 1 FROM paused p WHERE p.a < s.b AND p.b > s.a)
+      AND (s.source <> 'ws' OR NOT EXISTS (
+            SELECT 1 FROM feed_gaps g
+            WHERE g.stream LIKE 'ws\\_%' AND g.gap_start < s.b AND g.gap_end > s.a
+              AND (g.token_id = s.token_id OR g.market_id = s.market_id
+                   OR (g.token_id IS NULL AND g.market_id IS NULL))))
+),
+hours AS (SELECT generate_series($1::timestamptz, $2::timestamptz, INTERVAL '1 hour') AS hour)
+SELECT h.hour, s.tier,
+       sum(ceil(extract(epoch FROM least(s.b, h.hour + INTERVAL '1 hour')) / s.every_s)
+           - ceil(extract(epoch FROM greatest(s.a, h.hour)) / s.every_s))::bigint AS unchanged
+FROM covered s JOIN hours h ON s.a < h.hour + INTERVAL '1 hour' AND s.b > h.hour
+GROUP BY 1, 2
+"""
+UNCHANGED_QUERY = _UNCHANGED.replace("{table}", STREAM_TABLES["orderbooks"])
+
 QUERIES = {
     table: (_EXPECTED.replace("{table}", table), _ACTUAL.replace("{table}", table))
     for table in STREAM_TABLES.values()
@@ -92,6 +161,20 @@ def _pct(actual: int, expected: int) -> float | None:
     return None if expected <= 0 else round(100.0 * actual / expected, 2)
 
 
+async def unchanged_slots(
+    conn: asyncpg.Connection, settings: Settings, stream: Stream, start: datetime, now: datetime
+) -> dict[tuple[datetime, int | None], int]:
+    """Slots without a row that are unchanged, by hour and tier (none where nothing is
+    skipped: price snapshots, or order books with the skipping turned off)."""
+    if stream != "orderbooks" or not settings.unchanged.skip:
+        return {}
+    every = cadences(settings, stream)
+    rows = await conn.fetch(
+        UNCHANGED_QUERY, start, now, every, settings.unchanged.keyframe_s, min(every)
+    )
+    return {(r["hour"], r["tier"]): r["unchanged"] for r in rows}
+
+
 async def coverage(
     conn: asyncpg.Connection, settings: Settings, stream: Stream, hours: int, now: datetime
 ) -> Coverage:
@@ -100,22 +183,17 @@ async def coverage(
     params = (start, now, cadences(settings, stream), stream == "prices")
     expected = await conn.fetch(expected_sql, *params)
     actual = {(r["hour"], r["tier"]): r["actual"] for r in await conn.fetch(actual_sql, *params)}
+    unchanged = await unchanged_slots(conn, settings, stream, start, now)
     cells = [
-        CoverageCell(
-            hour=r["hour"],
-            tier=r["tier"],
-            markets=r["markets"],
-            expected=r["expected"],
-            actual=actual.get((r["hour"], r["tier"]), 0),
-        )
+        _cell(r["hour"], r["tier"], r["markets"], r["expected"], actual, unchanged)
         for r in expected
         if r["hour"] is not None
     ]
     # Stored rows in an hour and tier where nothing was expected still count.
     seen = {(c.hour, c.tier) for c in cells}
     cells += [
-        CoverageCell(hour=hour, tier=tier, markets=0, expected=0, actual=n)
-        for (hour, tier), n in actual.items()
+        _cell(hour, tier, 0, 0, actual, unchanged)
+        for (hour, tier) in actual
         if (hour, tier) not in seen
     ]
     cells.sort(key=lambda c: (c.hour, -1 if c.tier is None else c.tier))
@@ -123,11 +201,34 @@ async def coverage(
     return Coverage(stream=stream, start=start, end=now, tiers=tiers, hours=cells)
 
 
+def _cell(
+    hour: datetime,
+    tier: int | None,
+    markets: int,
+    expected: int,
+    actual: dict[tuple[datetime, int | None], int],
+    unchanged: dict[tuple[datetime, int | None], int],
+) -> CoverageCell:
+    stored = actual.get((hour, tier), 0)
+    # Never more unchanged than unstored: a tier change within the hour can move slots.
+    same = min(unchanged.get((hour, tier), 0), max(0, expected - stored))
+    return CoverageCell(
+        hour=hour,
+        tier=tier,
+        markets=markets,
+        expected=expected,
+        actual=stored,
+        unchanged=same,
+        missing=max(0, expected - stored - same),
+    )
+
+
 def _tier_totals(cells: list[CoverageCell], markets: dict[int | None, int]) -> list[TierCoverage]:
-    totals: dict[int | None, tuple[int, int]] = {}
+    totals: dict[int | None, list[int]] = {}
     for c in cells:
-        expected, actual = totals.get(c.tier, (0, 0))
-        totals[c.tier] = (expected + c.expected, actual + c.actual)
+        total = totals.setdefault(c.tier, [0, 0, 0, 0])
+        for i, n in enumerate((c.expected, c.actual, c.unchanged, c.missing)):
+            total[i] += n
     order = sorted(totals, key=lambda t: 99 if t is None else t)
     return [
         TierCoverage(
@@ -135,7 +236,10 @@ def _tier_totals(cells: list[CoverageCell], markets: dict[int | None, int]) -> l
             markets=markets.get(tier, 0),
             expected=totals[tier][0],
             actual=totals[tier][1],
-            coverage_pct=_pct(totals[tier][1], totals[tier][0]),
+            unchanged=totals[tier][2],
+            missing=totals[tier][3],
+            # Covered: stored or known unchanged.
+            coverage_pct=_pct(totals[tier][1] + totals[tier][2], totals[tier][0]),
         )
         for tier in order
     ]
