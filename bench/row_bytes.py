@@ -72,6 +72,9 @@ REGISTRY = ("token_keys",)
 TRADES_PER_SNAPSHOT = 0.28
 DELTAS_PER_SNAPSHOT = 2.8
 BOOK_DEPTH = 5  # settings.orderbook.depth
+_PRICE_FEATURES = frozenset(
+    {"price", "best_bid", "best_ask", "last_trade_price", "midpoint", "microprice", "vwap_1h"}
+)
 _INT_FEATURES = frozenset(
     {"bid_levels", "ask_levels", "trade_count_1h", "buy_count_1h", "sell_count_1h"}
     | {"whale_count_1h", "day_of_week", "hour_of_day"}
@@ -192,7 +195,7 @@ def feature_row(ts: datetime, token: Token, rng: random.Random) -> FeatureRow:
             values.append(rng.randint(0, 50))
         elif rng.random() < 0.15:
             values.append(None)
-        elif name in ("price", "best_bid", "best_ask", "last_trade_price", "midpoint"):
+        elif name in _PRICE_FEATURES:
             values.append(float(token.mid))
         else:
             values.append(rng.uniform(0, 1) if rng.random() < 0.5 else rng.uniform(0, 1e4))
