@@ -2,7 +2,9 @@
 
 1. polyfarm's BulkWriter (validation + binary COPY in index order, idempotent), in batches of
    ``--batch`` rows over two connections;
-2. asyncpg ``executemany`` of a parameterised INSERT, the usual hand-written baseline;
+2. asyncpg ``executemany`` of a parameterised INSERT, the usual hand-written baseline (into the
+   table that holds the rows: the token's sid looked up in ``token_keys``, whose new tokens one
+   statement registers first, and prices encoded by the server);
 3. a per-row SQLAlchemy ORM insert as in seed 004: synchronous SQLAlchemy on psycopg2, one
    mapped object per row with a surrogate id, ``session.add_all`` + commit per batch.
 
@@ -118,15 +120,31 @@ async def via_writer(dsn: str, rows: list[PriceSnapshotRow], batch: int) -> floa
     return elapsed
 
 
+EXECUTEMANY_REGISTER = (
+    "INSERT INTO token_keys (token_id, market_id) SELECT DISTINCT ON (t) t, m "
+    "FROM unnest($1::text[], $2::text[]) AS u(t, m) ON CONFLICT DO NOTHING"
+)
+# The spread is not stored (the view computes it from the bid and ask), the market id is the
+# registry's.
+EXECUTEMANY_INSERT = (
+    "INSERT INTO price_points (token_sid, ts, price, best_bid, best_ask, last_trade_price, "
+    "volume_24h, liquidity) VALUES ((SELECT token_sid FROM token_keys WHERE token_id = $1), "
+    "$2, to_micros($3), to_micros($4), to_micros($5), to_micros($6), $7, $8)"
+)
+
+
 async def via_executemany(dsn: str, rows: list[PriceSnapshotRow], batch: int) -> float:
     conn = await asyncpg.connect(dsn)
-    columns = ", ".join(PRICE_SNAPSHOTS.columns)
-    params = ", ".join(f"${i + 1}" for i in range(len(PRICE_SNAPSHOTS.columns)))
-    sql = f"INSERT INTO price_snapshots ({columns}) VALUES ({params})"  # noqa: S608
     started = time.perf_counter()
     for chunk in batches(rows, batch):
         async with conn.transaction():
-            await conn.executemany(sql, chunk)
+            tokens = [row.token_id for row in chunk]
+            await conn.execute(EXECUTEMANY_REGISTER, tokens, [row.market_id for row in chunk])
+            await conn.executemany(
+                EXECUTEMANY_INSERT,
+                [(r.token_id, r.ts, r.price, r.best_bid, r.best_ask, r.last_trade_price,
+                  r.volume_24h, r.liquidity) for r in chunk],
+            )  # fmt: skip
     elapsed = time.perf_counter() - started
     await conn.close()
     return elapsed

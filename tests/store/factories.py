@@ -25,13 +25,15 @@ def token(n: int) -> str:
 
 
 def price_row(i: int = 0, tok: str = TOKEN, price: float = 0.5) -> PriceSnapshotRow:
+    # Venue prices are decimals: the bid and ask as the doubles nearest to them (as parsed),
+    # not as a double subtraction leaves them.
     return PriceSnapshotRow(
         T0 + timedelta(minutes=i),
         tok,
         "100",
         price,
-        price - 0.01,
-        price + 0.01,
+        round(price - 0.01, 6),
+        round(price + 0.01, 6),
         0.02,
         price,
         1234.5,
