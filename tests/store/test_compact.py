@@ -18,8 +18,8 @@ from polyfarm.store.compact import (
     exact_midpoint,
     exact_spread,
     from_micros,
-    hash_bytes,
     to_micros,
+    transaction_hash_bytes,
 )
 from polyfarm.store.rejection import RejectionKind
 from polyfarm.store.rows import PRICE_SNAPSHOTS, TRADES
@@ -100,7 +100,7 @@ async def test_codes_mean_the_same_in_sql_and_python(pool: asyncpg.Pool) -> None
 async def test_every_transaction_hash_reads_back_as_given(
     pool: asyncpg.Pool, text: str, stored_as_bytes: bool
 ) -> None:
-    assert (hash_bytes(text) is not None) == stored_as_bytes
+    assert (transaction_hash_bytes(text) is not None) == stored_as_bytes
     row = trade_row(0)._replace(transaction_hash=text)
     writer = BulkWriter(pool, max_future_skew_s=3600, clock=lambda: T0)
     assert (await writer.write(TRADES, [row])).inserted == 1

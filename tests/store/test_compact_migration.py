@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from polyfarm.store.compact import from_micros, to_micros
@@ -265,3 +266,99 @@ def assert_legacy_rows_rounded(before: list[tuple[Any, ...]], after: list[tuple[
             assert new[column] == from_micros(to_micros(old[column])), (column, old)
             assert abs(new[column] - old[column]) < 1e-15
         assert new[8] == old[8]  # volume_24h: a double, kept as it was (0.30000000000000004)
+
+
+# -- 0012: order-book snapshots ---------------------------------------------------------------
+
+BOOK_COLUMNS = (
+    "ts, token_id, market_id, source, bids, asks, best_bid, best_ask, spread, midpoint, "
+    "bid_depth_usd, ask_depth_usd, bid_levels, ask_levels, bid_depth_5, bid_depth_10, "
+    "bid_depth_20, bid_depth_50, ask_depth_5, ask_depth_10, ask_depth_20, ask_depth_50, "
+    "imbalance, bid_wall_price, bid_wall_size, ask_wall_price, ask_wall_size, book_hash, book_ts"
+)
+
+
+def book(rng: random.Random, ts: datetime, token: str, market: str) -> tuple[Any, ...]:
+    """A book as markets/snapshots.py stores one: the first levels are the best prices, the
+    spread and midpoint follow from them, walls are levels."""
+    sides = []
+    for _ in range(2):
+        levels = [(price(rng), size(rng)) for _ in range(rng.choice((0, 1, 3, 5, 5, 7)))]
+        sides.append([(float(p), float(q)) for p, q in levels])
+    bids, asks = sides
+    bid = bids[0][0] if bids else None
+    ask = asks[0][0] if asks else None
+    both = bid is not None and ask is not None
+    wall = rng.choice(bids) if bids and rng.random() < 0.5 else None
+    book_hash = rng.choice((None, rng.randbytes(20).hex(), "not-hex", rng.randbytes(20).hex()))
+    return (
+        ts, token, market, rng.choice(("rest", "ws")), orjson.dumps(bids).decode(),
+        orjson.dumps(asks).decode(), bid, ask,
+        float(Decimal(str(ask)) - Decimal(str(bid))) if both else None,
+        float((Decimal(str(ask)) + Decimal(str(bid))) / 2) if both else None,
+        maybe(rng, rng.uniform(0, 1e6)), maybe(rng, rng.uniform(0, 1e6)),
+        maybe(rng, rng.randint(0, 9_999)), maybe(rng, rng.randint(0, 9_999)),
+        *(maybe(rng, rng.uniform(0, 1e5)) for _ in range(8)), maybe(rng, rng.uniform(-1, 1)),
+        wall and wall[0], wall and wall[1], None, None, book_hash,
+        maybe(rng, ts - timedelta(seconds=rng.randint(0, 90), microseconds=rng.randint(0, 999))),
+    )  # fmt: skip
+
+
+def legacy_book(ts: datetime) -> tuple[Any, ...]:
+    """Spread and midpoint as double arithmetic once left them, off the decimal by an ulp."""
+    bid, ask = 0.49, 0.51
+    levels = orjson.dumps([[bid, 10.5]]).decode(), orjson.dumps([[ask, 2.25]]).decode()
+    return (
+        ts, LEGACY_TOKEN, "77", "rest", *levels, bid, ask, ask - bid, (ask + bid) / 2, 1.0, 2.0,
+        1, 1, *[10.5] * 4, *[0.30000000000000004] * 4, 0.0, None, None, None, None, None, None,
+    )  # fmt: skip
+
+
+async def populate_books(conn: asyncpg.Connection, seed: int = 12) -> None:
+    rng = random.Random(seed)
+    rows = [legacy_book(START)]
+    for i in range(80):
+        token, market = str(10**76 + rng.randrange(9 * 10**77)), str(2000 + i // 2)
+        ts = START
+        for _ in range(rng.randint(20, 60)):
+            rows.append(book(rng, ts, token, market))
+            ts += timedelta(seconds=rng.choice((1, 60, 300)), microseconds=rng.randint(0, 999))
+    await conn.copy_records_to_table(
+        "orderbook_snapshots", records=rows, columns=BOOK_COLUMNS.split(", ")
+    )
+
+
+def parsed_levels(rows: list[asyncpg.Record]) -> list[tuple[Any, ...]]:
+    """Rows with their levels as numbers: JSONB text spells a whole number 100.0 when it was
+    stored from the text "100.0" and 100 when built from the double 100.0."""
+    return [(*r[:4], orjson.loads(r[4]), orjson.loads(r[5]), *r[6:]) for r in rows]
+
+
+async def test_every_order_book_reads_back_equal(
+    server: Server, empty_dsn: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for path in default_migrations_dir().glob("*.sql"):
+        if int(path.name[:4]) <= 11:
+            shutil.copy(path, directory)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, directory)
+        await populate_books(conn)
+        query = f"SELECT {BOOK_COLUMNS} FROM orderbook_snapshots ORDER BY token_id, ts"
+        before = parsed_levels(await conn.fetch(query))
+        shutil.copy(default_migrations_dir() / "0012_compact_order_books.sql", directory)
+        assert (await migrate(conn, directory)).applied == ["0012_compact_order_books.sql"]
+        after = parsed_levels(await conn.fetch(query))
+        stored = await conn.fetchval("SELECT count(*) FROM book_samples")
+    finally:
+        await conn.close()
+    assert len(before) > 2_000
+    assert stored == len(before)
+    assert without_legacy(after, 1) == without_legacy(before, 1)
+    (old,) = [r for r in before if r[1] == LEGACY_TOKEN]
+    (new,) = [r for r in after if r[1] == LEGACY_TOKEN]
+    assert (new[8], new[9]) == (0.02, 0.5)  # the exact spread and midpoint
+    assert (old[8], old[9]) != (0.02, 0.5)
+    assert new[:8] + new[10:] == old[:8] + old[10:]

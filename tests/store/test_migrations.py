@@ -149,7 +149,7 @@ def test_bad_file_name_is_refused(tmp_path: Path) -> None:
 
 TIME_SERIES = (
     "price_points",
-    "orderbook_snapshots",
+    "book_samples",
     "trade_fills",
     "book_changes",
     "market_features",
@@ -172,7 +172,7 @@ async def test_time_series_carry_the_same_indexes_on_both_flavours(pool: asyncpg
     expected = {(table, f"{table}_ts_idx", "brin") for table in TIME_SERIES}
     expected |= {
         ("price_points", "price_points_token_ts_key", "btree"),
-        ("orderbook_snapshots", "orderbook_snapshots_token_ts_key", "btree"),
+        ("book_samples", "book_samples_token_ts_key", "btree"),
         ("trade_fills", "trade_fills_token_ts_key", "btree"),
         ("book_changes", "book_changes_token_ts_seq_key", "btree"),
         ("market_features", "market_features_token_ts_key", "btree"),

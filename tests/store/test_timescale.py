@@ -15,13 +15,13 @@ from ..conftest import Server
 
 CHUNK_INTERVALS = {
     "price_points": timedelta(days=1),
-    "orderbook_snapshots": timedelta(days=1),
+    "book_samples": timedelta(days=1),
     "trade_fills": timedelta(days=1),
     "book_changes": timedelta(hours=6),
     "market_features": timedelta(days=1),
 }
-# Tables keyed by token_sid (migration 0011); the others still by token_id.
-SID_KEYED = {"price_points", "trade_fills", "book_changes"}
+# Tables keyed by token_sid (migrations 0011, 0012); the others still by token_id.
+SID_KEYED = {"price_points", "book_samples", "trade_fills", "book_changes"}
 
 
 @pytest.fixture

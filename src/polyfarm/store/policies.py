@@ -20,7 +20,7 @@ log = get_logger(__name__)
 # The tables that hold the rows (migration 0011 made some public names views over them).
 COMPRESSED_TABLES = (
     "price_points",
-    "orderbook_snapshots",
+    "book_samples",
     "trade_fills",
     "book_changes",
     "market_features",
@@ -41,7 +41,7 @@ def retention_rules(retention: RetentionSettings) -> list[RetentionRule]:
         RetentionRule("trades", "trade_fills", raw),
         RetentionRule("market_features", "market_features", raw),
         RetentionRule(
-            "orderbook_snapshots", "orderbook_snapshots", timedelta(days=retention.orderbook_days)
+            "orderbook_snapshots", "book_samples", timedelta(days=retention.orderbook_days)
         ),
         RetentionRule("book_deltas", "book_changes", timedelta(days=retention.book_deltas_days)),
     ]

@@ -17,11 +17,13 @@ from typing import Any, NamedTuple
 
 from polyfarm.store.compact import (
     BOOK_CHANGES,
+    BOOK_SAMPLES,
     MICROS,
     PRICE_POINTS,
     SOURCE_CODES,
     TRADE_FILLS,
     Storage,
+    parse_levels,
     stored_as_is,
 )
 from polyfarm.store.rejection import Problem, RejectionKind, bad_value
@@ -268,11 +270,7 @@ def _spread_problem(row: PriceSnapshotRow) -> Problem | None:
     """The spread is not stored but computed from the bid and ask (``polyfarm.store.compact``):
     a row whose spread is something else cannot be stored as it is."""
     bid, ask, spread = row.best_bid, row.best_ask, row.spread
-    if bid is None or ask is None:
-        consistent = spread is None
-    else:
-        consistent = spread is not None and abs(spread - (ask - bid)) < _HALF_MICRO
-    if consistent:
+    if _same_micros(spread, None if bid is None or ask is None else ask - bid):
         return None
     return bad_value("spread", f"spread {spread!r} is not best_ask - best_bid ({bid!r}, {ask!r})")
 
@@ -295,7 +293,50 @@ def _generic_problem(
 def orderbook_snapshot_problem(
     row: OrderBookSnapshotRow, latest_allowed: datetime
 ) -> Problem | None:
-    return _generic_problem(row, latest_allowed, _BOOK_PRICES, _BOOK_AMOUNTS)
+    problem = _generic_problem(row, latest_allowed, _BOOK_PRICES, _BOOK_AMOUNTS)
+    return problem or _book_shape_problem(row)
+
+
+_SMALLINT_MAX = 32_767
+
+
+def _book_shape_problem(row: OrderBookSnapshotRow) -> Problem | None:
+    """What the compact table derives or narrows (``polyfarm.store.compact``) must hold: the
+    levels are [price, size] pairs, the best bid and ask are the first levels, the spread and
+    midpoint follow from them, level counts fit a smallint, the source has a code."""
+    if row.source not in SOURCE_CODES:
+        return bad_value("source", f"source {row.source!r} is none of {sorted(SOURCE_CODES)}")
+    sides = []
+    for name in ("bids", "asks"):
+        try:
+            levels = parse_levels(getattr(row, name))
+        except (ValueError, TypeError) as exc:
+            return bad_value(name, f"{name} are not [price, size] pairs: {exc}")
+        if any(not 0.0 <= p <= 1.0 or not 0.0 <= q < math.inf for p, q in levels):
+            return bad_value(name, f"{name} hold a price outside [0, 1] or a bad size")
+        sides.append(levels[0][0] if levels else None)
+    bid, ask = sides
+    both = bid is not None and ask is not None
+    derived = {
+        "best_bid": bid,
+        "best_ask": ask,
+        "spread": ask - bid if both else None,  # type: ignore[operator]
+        "midpoint": (bid + ask) / 2 if both else None,  # type: ignore[operator]
+    }
+    for name, value in derived.items():
+        if not _same_micros(getattr(row, name), value):
+            return bad_value(name, f"{name} {getattr(row, name)!r} is not {value!r} (the levels')")
+    for name in ("bid_levels", "ask_levels"):
+        if (getattr(row, name) or 0) > _SMALLINT_MAX:
+            return bad_value(name, f"{name} {getattr(row, name)!r} is over {_SMALLINT_MAX}")
+    return None
+
+
+def _same_micros(stored: float | None, derived: float | None) -> bool:
+    """Whether a stored value is the derived one, to the micro-unit both are kept in."""
+    if stored is None or derived is None:
+        return stored is derived
+    return abs(stored - derived) < _HALF_MICRO
 
 
 _BOOK_PRICES = ("best_bid", "best_ask", "midpoint", "bid_wall_price", "ask_wall_price")
@@ -376,10 +417,7 @@ PRICE_SNAPSHOTS = TableSpec(
     "price_snapshots", PriceSnapshotRow._fields, price_snapshot_problem, PRICE_POINTS
 )
 ORDERBOOK_SNAPSHOTS = TableSpec(
-    "orderbook_snapshots",
-    OrderBookSnapshotRow._fields,
-    orderbook_snapshot_problem,
-    stored_as_is("orderbook_snapshots", OrderBookSnapshotRow._fields),
+    "orderbook_snapshots", OrderBookSnapshotRow._fields, orderbook_snapshot_problem, BOOK_SAMPLES
 )
 TRADES = TableSpec("trades", TradeRow._fields, trade_problem, TRADE_FILLS)
 BOOK_DELTAS = TableSpec("book_deltas", BookDeltaRow._fields, book_delta_problem, BOOK_CHANGES)

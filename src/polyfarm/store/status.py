@@ -21,7 +21,7 @@ TABLES = (
     "market_resolutions",
     "token_keys",
     "price_points",
-    "orderbook_snapshots",
+    "book_samples",
     "trade_fills",
     "book_changes",
     "market_features",

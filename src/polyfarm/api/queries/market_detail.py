@@ -143,9 +143,12 @@ async def candle_series(
 async def latest_book(conn: asyncpg.Connection, token_id: str) -> OrderBookOut | None:
     row = await conn.fetchrow(
         """
-        SELECT ts, source, bids, asks, best_bid, best_ask, spread, midpoint, bid_depth_usd,
-               ask_depth_usd, bid_levels, ask_levels, imbalance
-        FROM orderbook_snapshots WHERE token_id = $1 ORDER BY ts DESC LIMIT 1
+        SELECT b.ts, b.source, b.bids, b.asks, b.best_bid, b.best_ask, b.spread, b.midpoint,
+               b.bid_depth_usd, b.ask_depth_usd, b.bid_levels, b.ask_levels, b.imbalance
+        FROM token_keys k CROSS JOIN LATERAL (
+            SELECT * FROM orderbook_snapshots s WHERE s.token_sid = k.token_sid
+            ORDER BY s.ts DESC LIMIT 1) b
+        WHERE k.token_id = $1
         """,
         token_id,
     )

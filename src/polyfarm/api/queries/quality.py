@@ -41,7 +41,8 @@ WITH spans AS (
            greatest(f.first_ts, $1) AS a,
            least(CASE WHEN NOT m.closed THEN 'infinity'
                       ELSE greatest(coalesce(m.closed_time, m.updated_at),
-                                    (SELECT s.ts FROM {table} s WHERE {token}
+                                    (SELECT s.ts FROM {table} s
+                                     WHERE s.token_sid = k.token_sid
                                      ORDER BY s.ts DESC LIMIT 1)
                                     + make_interval(secs => e.every_s)) END,
                  $2::timestamptz - make_interval(secs => e.every_s)) AS b
@@ -50,7 +51,7 @@ WITH spans AS (
     LEFT JOIN token_keys k USING (token_id)
     CROSS JOIN LATERAL (SELECT ($3::float8[])[coalesce(m.tier, -1) + 2] AS every_s) e
     CROSS JOIN LATERAL (SELECT s.ts AS first_ts FROM {table} s
-                        WHERE {token} ORDER BY s.ts LIMIT 1) f
+                        WHERE s.token_sid = k.token_sid ORDER BY s.ts LIMIT 1) f
     WHERE (NOT m.closed OR ($4::boolean AND coalesce(m.closed_time, m.updated_at) >= $1))
 ),
 hours AS (SELECT generate_series($1::timestamptz, $2::timestamptz, INTERVAL '1 hour') AS hour)
@@ -70,18 +71,8 @@ WHERE s.ts >= $1::timestamptz
 GROUP BY 1, 2
 """
 
-# How a stream table's rows of token ``t`` (and its registry entry ``k``) are found: by sid
-# where the table is a view over a compact one (the newest and oldest row are then index
-# probes, see polyfarm.store.queries).
-_TOKEN_MATCH = {
-    "price_snapshots": "s.token_sid = k.token_sid",
-    "orderbook_snapshots": "s.token_id = t.token_id",
-}
 QUERIES = {
-    table: (
-        _EXPECTED.replace("{table}", table).replace("{token}", _TOKEN_MATCH[table]),
-        _ACTUAL.replace("{table}", table),
-    )
+    table: (_EXPECTED.replace("{table}", table), _ACTUAL.replace("{table}", table))
     for table in STREAM_TABLES.values()
 }
 
