@@ -74,6 +74,7 @@ DELTAS_PER_SNAPSHOT = 2.8
 BOOK_DEPTH = 5  # settings.orderbook.depth
 _PRICE_FEATURES = frozenset(
     {"price", "best_bid", "best_ask", "last_trade_price", "midpoint", "microprice", "vwap_1h"}
+    | {"bid_wall_price", "ask_wall_price"}
 )
 _INT_FEATURES = frozenset(
     {"bid_levels", "ask_levels", "trade_count_1h", "buy_count_1h", "sell_count_1h"}
@@ -187,19 +188,28 @@ def delta_row(ts: datetime, token: Token, rng: random.Random, seq: int) -> BookD
 
 
 def feature_row(ts: datetime, token: Token, rng: random.Random) -> FeatureRow:
-    values: list[float | int | bool | None] = []
+    values: dict[str, float | int | bool | None] = {}
     for name in FEATURE_COLUMNS:
         if name == "neg_risk":
-            values.append(rng.random() < 0.3)
+            values[name] = rng.random() < 0.3
         elif name in _INT_FEATURES:
-            values.append(rng.randint(0, 50))
+            values[name] = rng.randint(0, 50)
         elif rng.random() < 0.15:
-            values.append(None)
+            values[name] = None
         elif name in _PRICE_FEATURES:
-            values.append(float(token.mid))
+            values[name] = float(token.mid + token.tick * rng.choice((-1, 0, 1)))
+        elif name == "tick_size":
+            values[name] = float(token.tick)
         else:
-            values.append(rng.uniform(0, 1) if rng.random() < 0.5 else rng.uniform(0, 1e4))
-    return FeatureRow(ts, token.token_id, token.market_id, rng.randint(0, 4), tuple(values))
+            values[name] = rng.uniform(0, 1) if rng.random() < 0.5 else rng.uniform(0, 1e4)
+    # As polyfarm.stream.features: the spread, midpoint and price follow from the book.
+    bid, ask = values["best_bid"], values["best_ask"]
+    both = bid is not None and ask is not None
+    values["spread"] = float(Decimal(str(ask)) - Decimal(str(bid))) if both else None
+    values["midpoint"] = float((Decimal(str(ask)) + Decimal(str(bid))) / 2) if both else None
+    values["price"] = values["midpoint"] if both else values["last_trade_price"]
+    row = tuple(values.values())
+    return FeatureRow(ts, token.token_id, token.market_id, rng.randint(0, 4), row)
 
 
 # -- the database -----------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Migration 0011 on a populated database: every row and every aggregate reads back as before.
+"""Migrations 0011 to 0013 on populated databases: every row and aggregate reads back as before.
 
-A database is built at 0010 and filled straight into the old tables (as the writer of the time
-stored them): many tokens, every nullable column NULL somewhere, prices at the extremes 0 and
-1, 4-decimal prices and 5-decimal midpoints, 6-decimal sizes, canonical and odd transaction
-hashes. The aggregates are brought up to date and everything is read; then 0011 is applied and
-everything is read again through the views of the old names.
+Each test builds a database at the version before, fills the old tables straight (as the
+writer of the time stored them): many tokens, every nullable column NULL somewhere, prices at
+the extremes 0 and 1, 4-decimal prices and 5-decimal midpoints, 6-decimal sizes, canonical and
+odd hashes. Everything is read (the aggregates brought up to date first); then the migration
+is applied and everything is read again through the views of the old names.
 
 Rows and candles must be equal value for value. Trade volumes are sums of doubles before and
 exact sums after, and a double sum depends on the order the rows were added in (on either
@@ -31,6 +31,7 @@ import pytest
 from polyfarm.store.compact import from_micros, to_micros
 from polyfarm.store.maintenance import refresh_aggregates
 from polyfarm.store.migrations import default_migrations_dir, migrate
+from polyfarm.store.rows import FEATURE_COLUMNS
 
 from ..conftest import Server
 
@@ -362,3 +363,93 @@ async def test_every_order_book_reads_back_equal(
     assert (new[8], new[9]) == (0.02, 0.5)  # the exact spread and midpoint
     assert (old[8], old[9]) != (0.02, 0.5)
     assert new[:8] + new[10:] == old[:8] + old[10:]
+
+
+# -- 0013: feature rows -----------------------------------------------------------------------
+
+FEATURE_TABLE_COLUMNS = ("ts", "token_id", "market_id", "tier", *FEATURE_COLUMNS)
+FEATURE_MICROS = {"best_bid", "best_ask", "last_trade_price", "bid_wall_price", "ask_wall_price"}
+FEATURE_COUNTS = {"trade_count_1h", "buy_count_1h", "sell_count_1h", "whale_count_1h"}
+
+
+def feature_values(rng: random.Random) -> dict[str, Any]:
+    """Features as polyfarm.stream.features computes them: the price is the midpoint or else
+    the last trade, spread and midpoint exact decimals of the best bid and ask."""
+    values: dict[str, Any] = {}
+    for name in FEATURE_COLUMNS:
+        if name in FEATURE_MICROS:
+            values[name] = maybe(rng, float(price(rng)))
+        elif name == "tick_size":
+            values[name] = maybe(rng, float(Decimal(rng.choice(("0.01", "0.001", "0.0025")))))
+        elif name in FEATURE_COUNTS:
+            values[name] = maybe(rng, rng.randint(0, 2**31 - 1))
+        elif name in ("bid_levels", "ask_levels"):
+            values[name] = maybe(rng, rng.randint(0, 9_999))
+        elif name in ("day_of_week", "hour_of_day"):
+            values[name] = maybe(rng, rng.randint(0, 6))
+        elif name == "neg_risk":
+            values[name] = maybe(rng, rng.random() < 0.5)
+        else:
+            values[name] = maybe(rng, rng.choice((0.0, rng.uniform(-1, 1), rng.uniform(0, 1e7))))
+    bid, ask = values["best_bid"], values["best_ask"]
+    both = bid is not None and ask is not None
+    exact = (Decimal(str(bid)), Decimal(str(ask))) if both else None
+    values["spread"] = float(exact[1] - exact[0]) if exact else None
+    values["midpoint"] = float((exact[0] + exact[1]) / 2) if exact else None
+    values["price"] = values["midpoint"] if both else values["last_trade_price"]
+    return values
+
+
+def legacy_feature(ts: datetime) -> tuple[Any, ...]:
+    values = dict.fromkeys(FEATURE_COLUMNS)
+    bid, ask = 0.47, 0.48
+    values |= {"best_bid": bid, "best_ask": ask, "spread": ask - bid, "midpoint": (bid + ask) / 2}
+    values |= {"price": (bid + ask) / 2, "volume_1h": 0.1 + 0.2}
+    return (ts, LEGACY_TOKEN, "77", 1, *values.values())
+
+
+async def populate_features(conn: asyncpg.Connection, seed: int = 13) -> None:
+    rng = random.Random(seed)
+    rows = [legacy_feature(START)]
+    for i in range(60):
+        token, market = str(10**76 + rng.randrange(9 * 10**77)), str(3000 + i // 2)
+        ts = START
+        for _ in range(rng.randint(20, 50)):
+            tier = maybe(rng, rng.randint(0, 4))
+            rows.append((ts, token, market, tier, *feature_values(rng).values()))
+            ts += timedelta(seconds=rng.choice((60, 300)), microseconds=rng.randint(0, 999))
+    await conn.copy_records_to_table(
+        "market_features", records=rows, columns=list(FEATURE_TABLE_COLUMNS)
+    )
+
+
+async def test_every_feature_row_reads_back_equal(
+    server: Server, empty_dsn: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for path in default_migrations_dir().glob("*.sql"):
+        if int(path.name[:4]) <= 12:
+            shutil.copy(path, directory)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, directory)
+        await populate_features(conn)
+        columns = ", ".join(FEATURE_TABLE_COLUMNS)
+        query = f"SELECT {columns} FROM market_features ORDER BY token_id, ts"
+        before = [tuple(r) for r in await conn.fetch(query)]
+        shutil.copy(default_migrations_dir() / "0013_compact_features.sql", directory)
+        assert (await migrate(conn, directory)).applied == ["0013_compact_features.sql"]
+        after = [tuple(r) for r in await conn.fetch(query)]
+    finally:
+        await conn.close()
+    assert len(before) > 1_500
+    assert without_legacy(after, 1) == without_legacy(before, 1)
+    (old,) = [r for r in before if r[1] == LEGACY_TOKEN]
+    (new,) = [r for r in after if r[1] == LEGACY_TOKEN]
+    named_old = dict(zip(FEATURE_TABLE_COLUMNS, old, strict=True))
+    named_new = dict(zip(FEATURE_TABLE_COLUMNS, new, strict=True))
+    for name in ("spread", "midpoint", "price"):
+        assert named_new[name] == from_micros(to_micros(named_old[name])), name
+        assert abs(named_new[name] - named_old[name]) < 1e-15
+    assert named_new["volume_1h"] == named_old["volume_1h"] == 0.1 + 0.2  # a double stays one

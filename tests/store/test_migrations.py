@@ -152,7 +152,7 @@ TIME_SERIES = (
     "book_samples",
     "trade_fills",
     "book_changes",
-    "market_features",
+    "feature_samples",
 )
 
 
@@ -175,7 +175,7 @@ async def test_time_series_carry_the_same_indexes_on_both_flavours(pool: asyncpg
         ("book_samples", "book_samples_token_ts_key", "btree"),
         ("trade_fills", "trade_fills_token_ts_key", "btree"),
         ("book_changes", "book_changes_token_ts_seq_key", "btree"),
-        ("market_features", "market_features_token_ts_key", "btree"),
+        ("feature_samples", "feature_samples_token_ts_key", "btree"),
     }
     assert found == expected, sorted(found ^ expected)
 

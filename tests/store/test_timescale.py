@@ -18,10 +18,8 @@ CHUNK_INTERVALS = {
     "book_samples": timedelta(days=1),
     "trade_fills": timedelta(days=1),
     "book_changes": timedelta(hours=6),
-    "market_features": timedelta(days=1),
+    "feature_samples": timedelta(days=1),
 }
-# Tables keyed by token_sid (migrations 0011, 0012); the others still by token_id.
-SID_KEYED = {"price_points", "book_samples", "trade_fills", "book_changes"}
 
 
 @pytest.fixture
@@ -54,7 +52,7 @@ async def test_compression_settings(ts_conn: asyncpg.Connection) -> None:
         by_table.setdefault(r[0], {})[r[1]] = (r[2], r[3], r[4])
     assert set(by_table) == set(COMPRESSED_TABLES)
     for table, columns in by_table.items():
-        assert columns["token_sid" if table in SID_KEYED else "token_id"][0] == 1, table
+        assert columns["token_sid"][0] == 1, table
         assert columns["ts"][1] == 1, table
         assert columns["ts"][2] is False, table
     assert by_table["trade_fills"]["trade_key"][1] == 2

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 MICROS = 1_000_000
 
 
@@ -192,68 +190,6 @@ def encode_book_changes(records: Sequence[Sequence[Any]], sids: SidMap) -> list[
     ]
 
 
-# -- order-book snapshots ---------------------------------------------------------------------
-# The top levels of each side, best first, packed: per level a big-endian int4 price and int8
-# size, in micro-units (12 bytes; JSONB took about 30 per level, two int arrays 24 per side on
-# top of their data). SQL decodes them with book_levels(); the best bid and ask are the first
-# levels, and the spread and midpoint follow from them, so none of the four is stored.
-
-Level = tuple[float, float]
-_LEVEL = struct.Struct(">iq")
-
-
-def parse_levels(value: str | bytes | Sequence[Sequence[float]]) -> list[Level]:
-    """A side of a book as the row carries it (JSON text ``[[price, size], ...]``, or the
-    list itself) as ``(price, size)`` pairs; ValueError when it is anything else."""
-    levels = orjson.loads(value) if isinstance(value, str | bytes) else value
-    if not isinstance(levels, list):
-        raise ValueError("levels are not a list")
-    pairs = []
-    for level in levels:
-        if not isinstance(level, list | tuple) or len(level) != 2:
-            raise ValueError(f"level {level!r} is not a [price, size] pair")
-        price, size = (float(v) for v in level)
-        pairs.append((price, size))
-    return pairs
-
-
-def pack_levels(levels: Sequence[Level]) -> bytes:
-    return b"".join(_LEVEL.pack(to_micros(price), to_micros(size)) for price, size in levels)
-
-
-def unpack_levels(packed: bytes) -> list[Level]:
-    return [(from_micros(p), from_micros(s)) for p, s in _LEVEL.iter_unpack(packed)]
-
-
-BOOK_SAMPLE_COLUMNS = (
-    "token_sid", "ts", "source", "bids", "asks", "bid_depth_usd", "ask_depth_usd", "bid_levels",
-    "ask_levels", "bid_depth_5", "bid_depth_10", "bid_depth_20", "bid_depth_50", "ask_depth_5",
-    "ask_depth_10", "ask_depth_20", "ask_depth_50", "imbalance", "bid_wall_price",
-    "bid_wall_size", "ask_wall_price", "ask_wall_size", "book_hash", "book_hash_text", "book_ts",
-)  # fmt: skip
-
-
-def encode_book_samples(records: Sequence[Sequence[Any]], sids: SidMap) -> list[tuple[Any, ...]]:
-    """OrderBookSnapshotRow records as ``BOOK_SAMPLE_COLUMNS`` records. Validation made sure
-    the best bid and ask are the first levels and the spread and midpoint follow from them."""
-    encoded = []
-    for record in records:
-        ts, token_id, _, source, bids, asks, _, _, _, _, bid_usd, ask_usd = record[:12]
-        bid_levels, ask_levels, *depths, imbalance = record[12:23]
-        bid_wall, bid_wall_size, ask_wall, ask_wall_size, book_hash, book_ts = record[23:]
-        raw_hash = None if book_hash is None else book_hash_bytes(book_hash)
-        encoded.append(
-            (
-                sids[token_id], ts, SOURCE_CODES[source], pack_levels(parse_levels(bids)),
-                pack_levels(parse_levels(asks)), bid_usd, ask_usd, bid_levels, ask_levels,
-                *depths, imbalance, optional_micros(bid_wall), optional_micros(bid_wall_size),
-                optional_micros(ask_wall), optional_micros(ask_wall_size), raw_hash,
-                book_hash if raw_hash is None else None, book_ts,
-            )
-        )  # fmt: skip
-    return encoded
-
-
 # -- price points: binary COPY ----------------------------------------------------------------
 # Tuples lead with token_sid, then ts, both big-endian and (for sids, and times after 2000)
 # positive, so ``bytes`` order is index order. One layout when no value is NULL; a row with a
@@ -317,9 +253,4 @@ PRICE_POINTS = Storage(
     binary=BinaryCopy(PRICE_POINT_COLUMNS, encode_price_points),
 )
 TRADE_FILLS = Storage("trade_fills", TRADE_FILL_COLUMNS, encode=encode_trade_fills)
-BOOK_SAMPLES = Storage("book_samples", BOOK_SAMPLE_COLUMNS, encode=encode_book_samples)
 BOOK_CHANGES = Storage("book_changes", BOOK_CHANGE_COLUMNS, encode=encode_book_changes)
-
-
-def stored_as_is(table: str, columns: tuple[str, ...]) -> Storage:
-    return Storage(table, columns)

@@ -23,7 +23,7 @@ COMPRESSED_TABLES = (
     "book_samples",
     "trade_fills",
     "book_changes",
-    "market_features",
+    "feature_samples",
 )
 
 
@@ -39,7 +39,7 @@ def retention_rules(retention: RetentionSettings) -> list[RetentionRule]:
     return [
         RetentionRule("price_snapshots", "price_points", raw),
         RetentionRule("trades", "trade_fills", raw),
-        RetentionRule("market_features", "market_features", raw),
+        RetentionRule("market_features", "feature_samples", raw),
         RetentionRule(
             "orderbook_snapshots", "book_samples", timedelta(days=retention.orderbook_days)
         ),

@@ -17,14 +17,17 @@ from typing import Any, NamedTuple
 
 from polyfarm.store.compact import (
     BOOK_CHANGES,
-    BOOK_SAMPLES,
-    MICROS,
     PRICE_POINTS,
     SOURCE_CODES,
     TRADE_FILLS,
     Storage,
-    parse_levels,
-    stored_as_is,
+)
+from polyfarm.store.compact_snapshots import BOOK_SAMPLES, feature_storage
+from polyfarm.store.derived import (
+    HALF_MICRO,
+    book_shape_problem,
+    feature_shape_problem,
+    spread_problem,
 )
 from polyfarm.store.rejection import Problem, RejectionKind, bad_value
 
@@ -190,8 +193,10 @@ _FEATURE_INT_COLUMNS = frozenset(
         "hour_of_day",
     }
 )
+# In [0, 1]: prices, and the venue decimals stored as integer micro-units (tick, walls).
 _FEATURE_PRICE_COLUMNS = frozenset(
     {"price", "best_bid", "best_ask", "last_trade_price", "midpoint", "microprice", "vwap_1h"}
+    | {"tick_size", "bid_wall_price", "ask_wall_price"}
 )
 
 
@@ -253,26 +258,16 @@ def price_snapshot_problem(row: PriceSnapshotRow, latest_allowed: datetime) -> P
             if bid is None or ask is None
             else spread is not None
             and 0.0 <= spread < math.inf
-            and -_HALF_MICRO < spread - (ask - bid) < _HALF_MICRO
+            and -HALF_MICRO < spread - (ask - bid) < HALF_MICRO
         )
     ):
         return None
     problem = _generic_problem(row, latest_allowed, _SNAPSHOT_PRICES, _SNAPSHOT_AMOUNTS)
-    return problem or _spread_problem(row)
+    return problem or spread_problem(row.best_bid, row.best_ask, row.spread)
 
 
 _SNAPSHOT_PRICES = ("price", "best_bid", "best_ask", "last_trade_price")
 _SNAPSHOT_AMOUNTS = ("spread", "volume_24h", "liquidity")
-_HALF_MICRO = 0.5 / MICROS
-
-
-def _spread_problem(row: PriceSnapshotRow) -> Problem | None:
-    """The spread is not stored but computed from the bid and ask (``polyfarm.store.compact``):
-    a row whose spread is something else cannot be stored as it is."""
-    bid, ask, spread = row.best_bid, row.best_ask, row.spread
-    if _same_micros(spread, None if bid is None or ask is None else ask - bid):
-        return None
-    return bad_value("spread", f"spread {spread!r} is not best_ask - best_bid ({bid!r}, {ask!r})")
 
 
 def _generic_problem(
@@ -294,49 +289,7 @@ def orderbook_snapshot_problem(
     row: OrderBookSnapshotRow, latest_allowed: datetime
 ) -> Problem | None:
     problem = _generic_problem(row, latest_allowed, _BOOK_PRICES, _BOOK_AMOUNTS)
-    return problem or _book_shape_problem(row)
-
-
-_SMALLINT_MAX = 32_767
-
-
-def _book_shape_problem(row: OrderBookSnapshotRow) -> Problem | None:
-    """What the compact table derives or narrows (``polyfarm.store.compact``) must hold: the
-    levels are [price, size] pairs, the best bid and ask are the first levels, the spread and
-    midpoint follow from them, level counts fit a smallint, the source has a code."""
-    if row.source not in SOURCE_CODES:
-        return bad_value("source", f"source {row.source!r} is none of {sorted(SOURCE_CODES)}")
-    sides = []
-    for name in ("bids", "asks"):
-        try:
-            levels = parse_levels(getattr(row, name))
-        except (ValueError, TypeError) as exc:
-            return bad_value(name, f"{name} are not [price, size] pairs: {exc}")
-        if any(not 0.0 <= p <= 1.0 or not 0.0 <= q < math.inf for p, q in levels):
-            return bad_value(name, f"{name} hold a price outside [0, 1] or a bad size")
-        sides.append(levels[0][0] if levels else None)
-    bid, ask = sides
-    both = bid is not None and ask is not None
-    derived = {
-        "best_bid": bid,
-        "best_ask": ask,
-        "spread": ask - bid if both else None,  # type: ignore[operator]
-        "midpoint": (bid + ask) / 2 if both else None,  # type: ignore[operator]
-    }
-    for name, value in derived.items():
-        if not _same_micros(getattr(row, name), value):
-            return bad_value(name, f"{name} {getattr(row, name)!r} is not {value!r} (the levels')")
-    for name in ("bid_levels", "ask_levels"):
-        if (getattr(row, name) or 0) > _SMALLINT_MAX:
-            return bad_value(name, f"{name} {getattr(row, name)!r} is over {_SMALLINT_MAX}")
-    return None
-
-
-def _same_micros(stored: float | None, derived: float | None) -> bool:
-    """Whether a stored value is the derived one, to the micro-unit both are kept in."""
-    if stored is None or derived is None:
-        return stored is derived
-    return abs(stored - derived) < _HALF_MICRO
+    return problem or book_shape_problem(row)
 
 
 _BOOK_PRICES = ("best_bid", "best_ask", "midpoint", "bid_wall_price", "ask_wall_price")
@@ -392,7 +345,7 @@ def feature_problem(row: FeatureRow, latest_allowed: datetime) -> Problem | None
             return bad_value(name, f"{name} is not finite")
         if name in _FEATURE_PRICE_COLUMNS and _bad_probability(value):
             return bad_value(name, f"{name} {value!r} outside [0, 1]")
-    return None
+    return feature_shape_problem(dict(zip(FEATURE_COLUMNS, row.values, strict=True)))
 
 
 # -- table specs ------------------------------------------------------------------------------
@@ -426,7 +379,7 @@ MARKET_FEATURES = TableSpec(
     "market_features",
     _FEATURE_TABLE_COLUMNS,
     feature_problem,
-    stored_as_is("market_features", _FEATURE_TABLE_COLUMNS),
+    feature_storage(FEATURE_COLUMNS),
     to_record=FeatureRow.flat,
 )
 TIME_SERIES_TABLES = (PRICE_SNAPSHOTS, ORDERBOOK_SNAPSHOTS, TRADES, BOOK_DELTAS, MARKET_FEATURES)

@@ -24,7 +24,7 @@ TABLES = (
     "book_samples",
     "trade_fills",
     "book_changes",
-    "market_features",
+    "feature_samples",
     "whale_events",
     "feed_gaps",
     "task_runs",

@@ -35,7 +35,7 @@ INTERVALS = {
     "1d": timedelta(days=1),
 }
 MAX_BUCKETS = 180
-FEATURE_SKIP = frozenset({"ts", "token_id", "market_id"})
+FEATURE_SKIP = frozenset({"ts", "token_id", "market_id", "token_sid"})
 
 _RAW_CANDLES = """
     SELECT time_bucket($2::interval, ts) AS bucket, first(price, ts) AS open, max(price) AS high,
@@ -203,7 +203,13 @@ async def latest_features(
     conn: asyncpg.Connection, token_id: str
 ) -> tuple[datetime | None, dict[str, float | int | bool | None]]:
     row = await conn.fetchrow(
-        "SELECT * FROM market_features WHERE token_id = $1 ORDER BY ts DESC LIMIT 1", token_id
+        """
+        SELECT f.* FROM token_keys k CROSS JOIN LATERAL (
+            SELECT * FROM market_features s WHERE s.token_sid = k.token_sid
+            ORDER BY s.ts DESC LIMIT 1) f
+        WHERE k.token_id = $1
+        """,
+        token_id,
     )
     if row is None:
         return None, {}
