@@ -440,15 +440,16 @@ INSERT INTO aggregate_backfills VALUES
     ('price_candles_4h', 4), ('price_candles_1d', 5), ('trade_flow_1h', 6);
 --#endif
 
--- The 1-minute candles: straight from the raw rows.
+-- The 1-minute candles: straight from the raw rows. Open and close by array_agg, which runs in
+-- C on both flavours (plain PostgreSQL's first() and last() of 0001 are SQL functions).
 CREATE VIEW candles_1m AS
 SELECT time_bucket(INTERVAL '1 minute', p.ts) AS bucket,
        k.token_id,
-       from_micros(first(p.price, p.ts)) AS open,
+       from_micros((array_agg(p.price ORDER BY p.ts))[1]) AS open,
        from_micros(max(p.price)) AS high,
        from_micros(min(p.price)) AS low,
-       from_micros(last(p.price, p.ts)) AS close,
-       last(p.volume_24h, p.ts) AS volume_24h,
+       from_micros((array_agg(p.price ORDER BY p.ts DESC))[1]) AS close,
+       (array_agg(p.volume_24h ORDER BY p.ts DESC))[1] AS volume_24h,
        count(p.price) AS samples,
        p.token_sid
 FROM price_points p JOIN token_keys k USING (token_sid)

@@ -33,13 +33,17 @@ CANDLE_AGGREGATES: dict[str, str | None] = {
     "4h": "price_candles_4h",
     "1d": "price_candles_1d",
 }
-# 1-minute candles with the time range on ``ts`` (the candles_1m view's ``bucket`` is an
-# expression the index cannot bound): a bucket in [start, end) holds rows in
-# [start - 1 min, end + 1 min), and the outer filter keeps exactly the buckets asked for.
+# 1-minute candles straight from the raw points, with the time range on ``ts`` (the candles_1m
+# view's ``bucket`` is an expression no index bounds): a bucket in [start, end) holds points in
+# [start - 1 min, end + 1 min), and the outer filter keeps exactly the buckets asked for. Open
+# and close by array_agg, which runs in C on both flavours, where plain PostgreSQL's
+# SQL-language first() and last() took four times as long for a token-day (BENCHMARKS.md,
+# "Footprint").
 _MINUTE_CANDLES = """
     SELECT bucket, open, high, low, close, samples FROM (
-        SELECT time_bucket(INTERVAL '1 minute', ts) AS bucket, first(price, ts) AS open,
-               max(price) AS high, min(price) AS low, last(price, ts) AS close,
+        SELECT time_bucket(INTERVAL '1 minute', ts) AS bucket,
+               (array_agg(price ORDER BY ts))[1] AS open, max(price) AS high,
+               min(price) AS low, (array_agg(price ORDER BY ts DESC))[1] AS close,
                count(price) AS samples
         FROM price_snapshots
         WHERE token_id = $1 AND price IS NOT NULL
