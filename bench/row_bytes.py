@@ -282,9 +282,10 @@ async def table_sizes(conn: asyncpg.Connection) -> dict[str, dict[str, int]]:
 
 async def compress_all(conn: asyncpg.Connection) -> None:
     await conn.execute(
-        "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks(h.t) c, "
-        "(SELECT format('%I.%I', hypertable_schema, hypertable_name)::regclass AS t "
-        " FROM timescaledb_information.hypertables WHERE compression_enabled) h"
+        "SELECT compress_chunk(c, if_not_compressed => true) "
+        "FROM (SELECT format('%I.%I', hypertable_schema, hypertable_name)::regclass AS t "
+        "      FROM timescaledb_information.hypertables WHERE compression_enabled) h, "
+        "LATERAL show_chunks(h.t) c"
     )
 
 

@@ -100,9 +100,11 @@ async def timescale_server() -> AsyncIterator[Server]:
     if not url:
         pytest.skip(f"TimescaleDB tests skipped: set {TIMESCALE_ENV} to a server with timescaledb")
     server = Server("timescaledb", url)
-    await _create_template(server)
-    yield server
-    await _drop_template(server)
+    try:
+        await _create_template(server)
+        yield server
+    finally:  # also when building the template failed half-way
+        await _drop_template(server)
 
 
 @pytest.fixture(params=["plain", "timescaledb"])
