@@ -4,8 +4,8 @@
 -- of the whole book. Now:
 --   * keyed by token_sid (token_keys); the market id comes from the registry;
 --   * the levels of a side are packed into one bytea, per level a big-endian int4 price and
---     int8 size in micro-units (12 bytes a level; the JSONB arrays took about 30, two integer
---     arrays 24 bytes a side on top of their data: measured in BENCHMARKS.md, "Footprint").
+--     int8 size in micro-units (12 bytes a level; the JSONB arrays took about 37, and an int4[]
+--     and an int8[] per side add about 40 bytes a side: measured in BENCHMARKS.md, "Footprint").
 --     book_levels() turns them back into the JSONB [[price, size], ...] of before (the same
 --     numbers; a whole number reads 100 where the JSON text said 100.0);
 --   * the best bid and ask are the first levels, and the spread and midpoint follow from them

@@ -21,6 +21,7 @@ from polyfarm.store.compact import (
     to_micros,
     transaction_hash_bytes,
 )
+from polyfarm.store.compact_snapshots import pack_levels, unpack_levels
 from polyfarm.store.rejection import RejectionKind
 from polyfarm.store.rows import PRICE_SNAPSHOTS, TRADES
 from polyfarm.store.writer import BulkWriter
@@ -136,3 +137,16 @@ async def test_a_spread_off_by_a_double_rounding_is_stored_as_the_exact_differen
     writer = BulkWriter(pool, max_future_skew_s=3600, clock=lambda: T0)
     assert (await writer.write(PRICE_SNAPSHOTS, [row])).inserted == 1
     assert await pool.fetchval("SELECT spread FROM price_snapshots") == 0.02
+
+
+async def test_packed_levels_decode_alike_in_python_and_sql(pool: asyncpg.Pool) -> None:
+    levels = [(0.4825, 1234.567891), (0.48, 0.000001), (0.0001, 999_999_999.5), (1.0, 0.0)]
+    packed = pack_levels(levels)
+    assert len(packed) == 12 * len(levels)
+    assert unpack_levels(packed) == levels
+    assert await pool.fetchval("SELECT book_levels($1::bytea)", packed) == [list(v) for v in levels]
+    assert await pool.fetchval("SELECT top_price($1::bytea)", packed) == 482_500
+    assert await pool.fetchval("SELECT top_price(''::bytea)") is None
+    assert await pool.fetchval("SELECT book_levels(''::bytea)") == []
+    again = await pool.fetchval("SELECT pack_levels($1::jsonb)", [list(v) for v in levels])
+    assert again == packed

@@ -24,9 +24,10 @@ from polyfarm.store.compact import (
 
 # -- order-book snapshots ---------------------------------------------------------------------
 # The top levels of each side, best first, packed: per level a big-endian int4 price and int8
-# size, in micro-units (12 bytes; JSONB took about 30 per level, two int arrays 24 per side on
-# top of their data). SQL decodes them with book_levels(); the best bid and ask are the first
-# levels, and the spread and midpoint follow from them, so none of the four is stored.
+# size, in micro-units (12 bytes; JSONB took about 37 a level, and an int4[] and an int8[] per
+# side add about 40 bytes a side to their data). SQL decodes them with book_levels(); the best
+# bid and ask are the first levels, and the spread and midpoint follow from them, so none of
+# the four is stored.
 
 Level = tuple[float, float]
 _LEVEL = struct.Struct(">iq")
