@@ -2,7 +2,9 @@
 
 What a hand-written client usually does: ``json.loads`` every frame, keep each book as a dict
 of ``Decimal`` price → ``Decimal`` size per side, and store trades and captured deltas with
-``executemany`` INSERTs every 500 rows. It keeps no rolling windows, checks no hash and keys a
+``executemany`` INSERTs every 500 rows into the tables that hold them (migration 0011: by token
+sid, which each INSERT looks up in ``token_keys``, filled once at the start; prices and sizes
+in micro-units, encoded by the server). It keeps no rolling windows, checks no hash and keys a
 trade by the digest of its raw JSON, so it does strictly less work than the real path.
 """
 
@@ -18,13 +20,19 @@ import asyncpg
 
 BATCH = 500
 TRADE_SQL = (
-    "INSERT INTO trades (ts, token_id, market_id, trade_key, price, size, side, source, "
-    "exchange_ms, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'ws', $8, $9) "
-    "ON CONFLICT DO NOTHING"
+    "INSERT INTO trade_fills (ts, token_sid, trade_key, price, size, side, source, "
+    "exchange_ms, received_at) VALUES ($1, (SELECT token_sid FROM token_keys "
+    "WHERE token_id = $2 AND market_id = $3), $4, to_micros($5), to_micros($6), "
+    "side_code($7), source_code('ws'), $8, $9) ON CONFLICT DO NOTHING"
 )
 DELTA_SQL = (
-    "INSERT INTO book_deltas (ts, token_id, market_id, seq, side, price, size, received_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+    "INSERT INTO book_changes (ts, token_sid, seq, side, price, size, received_at) "
+    "VALUES ($1, (SELECT token_sid FROM token_keys WHERE token_id = $2 AND market_id = $3), "
+    "$4, side_code($5), to_micros($6), to_micros($7), $8) ON CONFLICT DO NOTHING"
+)
+REGISTER_SQL = (
+    "INSERT INTO token_keys (token_id, market_id) SELECT * FROM unnest($1::text[], $2::text[]) "
+    "ON CONFLICT DO NOTHING"
 )
 
 
@@ -40,6 +48,11 @@ class NaiveRecorder:
         self.stamps: list[float] = []
         self.latencies: list[float] = []
         self.seq = 0
+
+    async def register(self) -> None:
+        """Every token of the layout in the key registry, before the clock starts."""
+        tokens = sorted(self.market_of)
+        await self.conn.execute(REGISTER_SQL, tokens, [self.market_of[t] for t in tokens])
 
     async def handle(self, frame: bytes, stamp: float) -> int:
         data = json.loads(frame)

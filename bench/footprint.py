@@ -50,15 +50,23 @@ import psutil
 from polyfarm.settings import Settings
 from polyfarm.store.database import create_pool, migrate_database
 from polyfarm.store.embedded import EmbeddedPostgres
+from polyfarm.store.maintenance import AGGREGATE_VIEWS
+from polyfarm.store.rows import TIME_SERIES_TABLES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sim_process import POLYFARM, start_sim
 
 GB = 1e9
-# The time series, and what the default retention keeps of each (days; None = forever).
+# The time series, and what the default retention keeps of each (days; None = forever). Each is
+# measured by the table that holds its rows (a view of the public name reads it, from migration
+# 0011 on): STORAGE.
 TIME_SERIES = ("price_snapshots", "orderbook_snapshots", "market_features", "book_deltas", "trades")
-OTHER_TABLES = ("whale_events", "feed_gaps", "markets", "tokens", "events", "task_runs")
-AGGREGATES = ("candles_1m", "candles_5m", "candles_15m", "candles_1h", "candles_4h", "candles_1d")
+STORAGE = {spec.name: spec.storage.table for spec in TIME_SERIES_TABLES}
+OTHER_TABLES = (
+    "token_keys", "whale_events", "feed_gaps", "markets", "tokens", "events", "task_runs",
+)  # fmt: skip
+# The aggregates that hold rows (1-minute candles are a view over the raw rows).
+AGGREGATES = AGGREGATE_VIEWS
 
 
 def retention_days(settings: Settings) -> dict[str, float | None]:
@@ -120,8 +128,10 @@ async def fresh_database(server_url: str | None, keep: bool) -> AsyncIterator[st
             await admin.close()
 
 
-async def relation_bytes(conn: asyncpg.Connection, table: str) -> int:
-    """Heap + indexes + TOAST, summed over partitions (plain) or chunks (TimescaleDB)."""
+async def relation_bytes(conn: asyncpg.Connection, name: str) -> int:
+    """Heap + indexes + TOAST of the table that holds ``name``'s rows, summed over partitions
+    (plain) or chunks (TimescaleDB)."""
+    table = STORAGE.get(name, name)
     if await is_hypertable(conn, table):
         return int(await conn.fetchval("SELECT hypertable_size($1::regclass)", table) or 0)
     # pg_partition_tree lists nothing for a table that is not partitioned.
@@ -188,14 +198,14 @@ async def aggregate_sizes(conn: asyncpg.Connection) -> dict[str, int]:
 async def compress_everything(conn: asyncpg.Connection) -> dict[str, int]:
     """TimescaleDB only: compress every chunk, then each hypertable's size."""
     sizes = {}
-    for table in TIME_SERIES:
-        if not await is_hypertable(conn, table):
+    for name in TIME_SERIES:
+        if not await is_hypertable(conn, STORAGE[name]):
             continue
         await conn.execute(
             "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks($1::regclass) c",
-            table,
+            STORAGE[name],
         )
-        sizes[table] = await relation_bytes(conn, table)
+        sizes[name] = await relation_bytes(conn, name)
     return sizes
 
 

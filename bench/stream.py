@@ -273,6 +273,7 @@ async def run_baseline(
 
     conn = await asyncpg.connect(dsn)
     recorder = NaiveRecorder(conn, layout, capture_all)
+    await recorder.register()
 
     async def handle(frame: bytes, stamp: float) -> int:
         return await recorder.handle(frame, stamp)

@@ -25,7 +25,9 @@ from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.migrations import migrate
 
 TIMESCALE_ENV = "POLYFARM_TEST_DATABASE_URL"
-TEMPLATE = "polyfarm_template"
+# One template per test session: sessions of other checkouts may share a TimescaleDB server,
+# each with its own migrations, and must not drop or reuse each other's template.
+TEMPLATE = f"polyfarm_template_{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,25 @@ async def plain_server(embedded_server: EmbeddedPostgres) -> Server:
     return server
 
 
+async def _drop_template(server: Server) -> None:
+    admin = await asyncpg.connect(server.admin_dsn)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
-async def timescale_server() -> Server:
+async def timescale_server() -> AsyncIterator[Server]:
     url = os.environ.get(TIMESCALE_ENV)
     if not url:
         pytest.skip(f"TimescaleDB tests skipped: set {TIMESCALE_ENV} to a server with timescaledb")
     server = Server("timescaledb", url)
-    await _create_template(server)
-    return server
+    try:
+        await _create_template(server)
+        yield server
+    finally:  # also when building the template failed half-way
+        await _drop_template(server)
 
 
 @pytest.fixture(params=["plain", "timescaledb"])

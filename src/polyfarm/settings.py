@@ -170,7 +170,9 @@ class WhaleSettings(_Section):
 
 
 class OrderBookSettings(_Section):
-    depth: int = Field(5, ge=1, le=200, description="levels per side stored as JSONB")
+    depth: int = Field(
+        5, ge=1, le=200, description="levels per side stored (packed, migration 0012)"
+    )
     batch_size: int = Field(500, ge=1, le=500, description="tokens per POST /books")
     wall_multiple: float = Field(
         5.0, gt=0, le=1e6, description="a level is a wall when its size is this many times the mean"

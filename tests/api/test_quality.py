@@ -9,6 +9,8 @@ import pytest
 
 from polyfarm.api.queries.quality import cadences
 from polyfarm.settings import Settings
+from polyfarm.store.rows import PRICE_SNAPSHOTS, PriceSnapshotRow
+from polyfarm.store.writer import BulkWriter
 
 from .conftest import ClientFactory
 
@@ -40,10 +42,14 @@ async def _market(
 
 
 async def _snapshots(pool: asyncpg.Pool, token: str, market_id: str, minutes: list[int]) -> None:
-    await pool.executemany(
-        "INSERT INTO price_snapshots (ts, token_id, market_id, price) VALUES ($1, $2, $3, 0.5)",
-        [(NOON + timedelta(minutes=m), token, market_id) for m in minutes],
+    rows = [
+        PriceSnapshotRow(NOON + timedelta(minutes=m), token, market_id, 0.5, *[None] * 6)
+        for m in minutes
+    ]
+    result = await BulkWriter(pool, clock=lambda: NOON + timedelta(hours=1)).write(
+        PRICE_SNAPSHOTS, rows
     )
+    assert result.inserted == len(rows)
 
 
 @pytest.fixture

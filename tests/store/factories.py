@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from polyfarm.store.compact import exact_midpoint, exact_spread
 from polyfarm.store.dimensions import EventRecord, MarketRecord, TokenRecord
 from polyfarm.store.rows import (
     FEATURE_COLUMNS,
@@ -25,13 +26,15 @@ def token(n: int) -> str:
 
 
 def price_row(i: int = 0, tok: str = TOKEN, price: float = 0.5) -> PriceSnapshotRow:
+    # Venue prices are decimals: the bid and ask as the doubles nearest to them (as parsed),
+    # not as a double subtraction leaves them.
     return PriceSnapshotRow(
         T0 + timedelta(minutes=i),
         tok,
         "100",
         price,
-        price - 0.01,
-        price + 0.01,
+        round(price - 0.01, 6),
+        round(price + 0.01, 6),
         0.02,
         price,
         1234.5,
@@ -111,7 +114,12 @@ def feature_row(i: int = 0, tok: str = TOKEN) -> FeatureRow:
             values.append(n % 7)
         else:
             values.append(round(0.01 * (n % 90), 4))
-    return FeatureRow(T0 + timedelta(minutes=i), tok, "100", 2, tuple(values))
+    # What follows from the best bid and ask follows from them (polyfarm.store.derived).
+    named = dict(zip(FEATURE_COLUMNS, values, strict=True))
+    bid, ask = named["best_bid"], named["best_ask"]
+    named["spread"] = exact_spread(bid, ask)  # type: ignore[arg-type]
+    named["midpoint"] = named["price"] = exact_midpoint(bid, ask)  # type: ignore[arg-type]
+    return FeatureRow(T0 + timedelta(minutes=i), tok, "100", 2, tuple(named.values()))
 
 
 def event_record(event_id: str = "9") -> EventRecord:

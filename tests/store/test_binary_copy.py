@@ -1,4 +1,5 @@
-"""Price snapshots go to COPY in our own binary encoding, sorted in unique-index order."""
+"""Price snapshots go to COPY (as price points) in our own binary encoding, sorted in
+unique-index order."""
 
 from __future__ import annotations
 
@@ -13,13 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from polyfarm.store.compact import COPY_BINARY_HEADER, PRICE_POINTS, encode_price_points
 from polyfarm.store.queries import latest_prices
-from polyfarm.store.rows import (
-    COPY_BINARY_HEADER,
-    PRICE_SNAPSHOTS,
-    PriceSnapshotRow,
-    encode_price_snapshots,
-)
+from polyfarm.store.rows import PRICE_SNAPSHOTS, PriceSnapshotRow
 from polyfarm.store.writer import BulkWriter, copy_parts, key_range_groups
 
 from .factories import T0, price_row, token
@@ -47,10 +44,18 @@ async def stored_rows(pool: asyncpg.Pool) -> set[tuple[Any, ...]]:
     return {tuple(r) for r in await pool.fetch(f"SELECT {columns} FROM price_snapshots")}
 
 
-def token_ids_of(payload: memoryview) -> list[str]:
-    """The token_id of every tuple of a binary COPY payload (the first column)."""
+def sids_for(rows: list[PriceSnapshotRow]) -> dict[str, int]:
+    """Sids as the registry hands them out: in order of first sight, not of token id."""
+    sids: dict[str, int] = {}
+    for row in rows:
+        sids.setdefault(row.token_id, len(sids) + 1)
+    return sids
+
+
+def sids_of(payload: memoryview) -> list[int]:
+    """The token_sid of every tuple of a binary COPY payload (the first column)."""
     data = bytes(payload)[len(COPY_BINARY_HEADER) : -2]
-    tokens, offset = [], 0
+    sids, offset = [], 0
     while offset < len(data):
         (fields,) = struct.unpack_from(">h", data, offset)
         offset += 2
@@ -58,15 +63,21 @@ def token_ids_of(payload: memoryview) -> list[str]:
             (length,) = struct.unpack_from(">i", data, offset)
             offset += 4
             if field == 0:
-                tokens.append(data[offset : offset + length].decode())
+                sids.append(struct.unpack_from(">i", data, offset)[0])
             offset += max(length, 0)
-    return tokens
+    return sids
+
+
+def with_null(row: PriceSnapshotRow, name: str) -> PriceSnapshotRow:
+    """``row`` without ``name``; the spread goes with the bid or the ask it is computed from."""
+    row = row._replace(**{name: None})  # type: ignore[arg-type]
+    return row._replace(spread=None) if name in ("best_bid", "best_ask") else row
 
 
 async def test_nulls_time_zones_and_any_text_round_trip(pool: asyncpg.Pool) -> None:
     paris = timezone(timedelta(hours=2))
     nulls: dict[str, Any] = dict.fromkeys(FLOATS)
-    rows = [price_row(i)._replace(**{name: None}) for i, name in enumerate(FLOATS)]  # type: ignore[arg-type]
+    rows = [with_null(price_row(i), name) for i, name in enumerate(FLOATS) if name != "spread"]
     rows += [
         price_row(10)._replace(**nulls),
         price_row(11)._replace(ts=(T0 + timedelta(minutes=11)).astimezone(paris)),
@@ -82,20 +93,22 @@ async def test_nulls_time_zones_and_any_text_round_trip(pool: asyncpg.Pool) -> N
 
 def test_parts_are_sorted_disjoint_key_ranges() -> None:
     rows = many_rows(12_000)
-    parts = copy_parts(PRICE_SNAPSHOTS, rows, 2)
+    sids = sids_for(rows)
+    parts = copy_parts(PRICE_POINTS, rows, sids, 2)
     assert [part.rows for part in parts] == [6_000, 6_000]
-    assert all(part.columns[:2] == ("token_id", "ts") for part in parts)
-    first, second = (token_ids_of(part.payload) for part in parts if part.payload is not None)
+    assert all(part.columns[:2] == ("token_sid", "ts") for part in parts)
+    first, second = (sids_of(part.payload) for part in parts if part.payload is not None)
     assert first == sorted(first)
     assert second == sorted(second)
     assert first[-1] <= second[0]
-    assert sorted(first + second) == sorted(row.token_id for row in rows)
+    assert sorted(first + second) == sorted(sids[row.token_id] for row in rows)
 
 
 def test_encoding_does_not_depend_on_batch_order() -> None:
     rows = many_rows(500)
+    sids = sids_for(rows)
     shuffled = random.Random(1).sample(rows, len(rows))
-    assert sorted(encode_price_snapshots(rows)) == sorted(encode_price_snapshots(shuffled))
+    assert sorted(encode_price_points(rows, sids)) == sorted(encode_price_points(shuffled, sids))
 
 
 async def test_a_large_batch_over_parallel_copies_stores_every_row(pool: asyncpg.Pool) -> None:
@@ -138,12 +151,13 @@ async def test_latest_prices_read_what_parallel_copies_wrote(pool: asyncpg.Pool)
 
 def test_key_range_groups_are_disjoint_and_keep_arrival_order() -> None:
     rows = many_rows(20_000)
-    groups = key_range_groups(rows, 4)
+    sids = sids_for(rows)
+    groups = key_range_groups(rows, sids, 4)
     assert len(groups) == 4
     assert all(3_000 < len(group) < 7_000 for group in groups)
     assert sum(len(group) for group in groups) == len(rows)
     for left, right in itertools.pairwise(groups):
-        assert max(row[1] for row in left) < min(row[1] for row in right)
+        assert max(sids[row[1]] for row in left) < min(sids[row[1]] for row in right)
     position = {id(row): i for i, row in enumerate(rows)}
     for group in groups:
         assert [position[id(row)] for row in group] == sorted(position[id(row)] for row in group)
@@ -153,11 +167,12 @@ async def test_a_failing_part_raises_its_own_error_and_leaves_no_task(
     pool: asyncpg.Pool,
 ) -> None:
     rows = many_rows(12_000)
-    rows[5_000] = rows[5_000]._replace(market_id="nul\x00")  # the server refuses NUL in text
+    rows[5_000] = rows[5_000]._replace(price=0.123457)  # a price the server is told to refuse
+    await pool.execute("ALTER TABLE price_points ADD CONSTRAINT refused CHECK (price <> 123457)")
     with pytest.raises(asyncpg.PostgresError):
         await writer(pool).write(PRICE_SNAPSHOTS, rows)
     assert asyncio.all_tasks() == {asyncio.current_task()}
-    rows[5_000] = rows[5_000]._replace(market_id="100")
+    await pool.execute("ALTER TABLE price_points DROP CONSTRAINT refused")
     retry = await writer(pool).write(PRICE_SNAPSHOTS, rows)  # parts that committed are kept
     assert retry.inserted + retry.duplicates == 12_000
     assert await stored_rows(pool) == {tuple(row) for row in rows}

@@ -57,7 +57,11 @@ async def test_migrate_empty_database_then_again_is_a_no_op(server: Server, empt
         applied = await applied_migrations(conn)
         tables = await conn.fetchval(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename IN ('markets', 'price_snapshots', 'trades', 'task_runs')"
+            "AND tablename IN ('markets', 'price_points', 'trade_fills', 'task_runs')"
+        )
+        views = await conn.fetchval(
+            "SELECT count(*) FROM pg_views WHERE schemaname = 'public' "
+            "AND viewname IN ('price_snapshots', 'trades', 'book_deltas', 'candles_1m')"
         )
     finally:
         await conn.close()
@@ -69,6 +73,7 @@ async def test_migrate_empty_database_then_again_is_a_no_op(server: Server, empt
     assert [a.checksum for a in applied] == [m.checksum for m in shipped]
     assert {a.flavor for a in applied} == {server.flavor}
     assert tables == 4
+    assert views == 4
 
 
 async def test_edited_migration_is_refused_with_its_name(
@@ -142,12 +147,18 @@ def test_bad_file_name_is_refused(tmp_path: Path) -> None:
         load_migrations(tmp_path)
 
 
-TIME_SERIES = ("price_snapshots", "orderbook_snapshots", "trades", "book_deltas", "market_features")
+TIME_SERIES = (
+    "price_points",
+    "book_samples",
+    "trade_fills",
+    "book_changes",
+    "feature_samples",
+)
 
 
 async def test_time_series_carry_the_same_indexes_on_both_flavours(pool: asyncpg.Pool) -> None:
-    """Exactly the token-first unique B-tree and a BRIN on ts (plus trades by market): no other
-    index to keep up to date on every insert, whatever create_hypertable adds by default."""
+    """Exactly the token-first unique B-tree and a BRIN on ts: no other index to keep up to
+    date on every insert, whatever create_hypertable adds by default."""
     rows = await pool.fetch(
         "SELECT c.relname AS table_name, i.relname AS index_name, am.amname AS method, "
         "pg_get_indexdef(i.oid) AS definition "
@@ -160,12 +171,11 @@ async def test_time_series_carry_the_same_indexes_on_both_flavours(pool: asyncpg
     found = {(r["table_name"], r["index_name"], r["method"]) for r in rows}
     expected = {(table, f"{table}_ts_idx", "brin") for table in TIME_SERIES}
     expected |= {
-        ("price_snapshots", "price_snapshots_token_ts_key", "btree"),
-        ("orderbook_snapshots", "orderbook_snapshots_token_ts_key", "btree"),
-        ("trades", "trades_token_key_ts_key", "btree"),
-        ("trades", "trades_market_ts_idx", "btree"),
-        ("book_deltas", "book_deltas_token_ts_seq_key", "btree"),
-        ("market_features", "market_features_token_ts_key", "btree"),
+        ("price_points", "price_points_token_ts_key", "btree"),
+        ("book_samples", "book_samples_token_ts_key", "btree"),
+        ("trade_fills", "trade_fills_token_ts_key", "btree"),
+        ("book_changes", "book_changes_token_ts_seq_key", "btree"),
+        ("feature_samples", "feature_samples_token_ts_key", "btree"),
     }
     assert found == expected, sorted(found ^ expected)
 

@@ -15,14 +15,14 @@ async def test_status_tells_the_truth_about_the_schema(server: Server, pool: asy
         PRICE_SNAPSHOTS, [price_row(-i) for i in range(50)]
     )
     async with pool.acquire() as conn:
-        await conn.execute("ANALYZE price_snapshots")
+        await conn.execute("ANALYZE price_points")
         status = await schema_status(conn)
     assert status.flavor == server.flavor
     assert status.pending == []
     assert status.schema_version == len(status.applied)
     assert [t.name for t in status.tables] == list(TABLES)
     assert all(t.kind != "missing" for t in status.tables)
-    prices = next(t for t in status.tables if t.name == "price_snapshots")
+    prices = next(t for t in status.tables if t.name == "price_points")
     assert prices.total_bytes > 0
     assert prices.row_estimate == 50
     if server.flavor == "plain":

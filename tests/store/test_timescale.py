@@ -14,11 +14,11 @@ from polyfarm.store.status import schema_status
 from ..conftest import Server
 
 CHUNK_INTERVALS = {
-    "price_snapshots": timedelta(days=1),
-    "orderbook_snapshots": timedelta(days=1),
-    "trades": timedelta(days=1),
-    "book_deltas": timedelta(hours=6),
-    "market_features": timedelta(days=1),
+    "price_points": timedelta(days=1),
+    "book_samples": timedelta(days=1),
+    "trade_fills": timedelta(days=1),
+    "book_changes": timedelta(hours=6),
+    "feature_samples": timedelta(days=1),
 }
 
 
@@ -52,10 +52,11 @@ async def test_compression_settings(ts_conn: asyncpg.Connection) -> None:
         by_table.setdefault(r[0], {})[r[1]] = (r[2], r[3], r[4])
     assert set(by_table) == set(COMPRESSED_TABLES)
     for table, columns in by_table.items():
-        assert columns["token_id"][0] == 1, table
+        assert columns["token_sid"][0] == 1, table
         assert columns["ts"][1] == 1, table
         assert columns["ts"][2] is False, table
-    assert by_table["trades"]["trade_key"][1] == 2
+    assert by_table["trade_fills"]["trade_key"][1] == 2
+    assert by_table["book_changes"]["seq"][1] == 2
 
 
 async def test_policies_follow_the_settings(ts_conn: asyncpg.Connection) -> None:
@@ -71,8 +72,8 @@ async def test_policies_follow_the_settings(ts_conn: asyncpg.Connection) -> None
     )
     retention = {j[1]: j[2]["drop_after"] for j in jobs if j[0] == "policy_retention"}
     compression = {j[1]: j[2]["compress_after"] for j in jobs if j[0] == "policy_compression"}
-    assert retention["price_snapshots"] == "30 days"
-    assert retention["book_deltas"] == "14 days"
+    assert retention["price_points"] == "30 days"
+    assert retention["book_changes"] == "14 days"
     assert set(compression) == set(COMPRESSED_TABLES)
     assert set(compression.values()) == {"2 days"}
 
@@ -86,16 +87,20 @@ async def test_continuous_aggregates_are_hierarchical_with_policies(
     )
     views = {r[0]: r for r in rows}
     assert set(views) == {
-        "candles_1m",
-        "candles_5m",
-        "candles_15m",
-        "candles_1h",
-        "candles_4h",
-        "candles_1d",
-        "trade_volume_1h",
+        "price_candles_5m",
+        "price_candles_15m",
+        "price_candles_1h",
+        "price_candles_4h",
+        "price_candles_1d",
+        "trade_flow_1h",
     }
     assert all(not r[2] for r in rows), "real-time aggregation must be on"
-    assert views["candles_1m"][1] == "price_snapshots"
+    assert views["price_candles_5m"][1] == "price_points"
+    # 15m on 5m, 1h on 15m, ...: each reads the materialisation of the one below it.
+    assert views["price_candles_15m"][1].startswith("_materialized_hypertable_")
+    assert views["trade_flow_1h"][1] == "trade_fills"
+    # The 1-minute candles are a plain view over the raw rows: nothing to materialise.
+    assert await ts_conn.fetchval("SELECT count(*) FROM pg_views WHERE viewname = 'candles_1m'")
     policies = await ts_conn.fetch(
         "SELECT hypertable_name FROM timescaledb_information.jobs "
         "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
@@ -111,5 +116,5 @@ async def test_status_reports_timescale_features(ts_conn: asyncpg.Connection) ->
     kinds = {t.name: t.kind for t in status.tables}
     assert {n for n, k in kinds.items() if k == "hypertable"} == set(CHUNK_INTERVALS)
     assert all(t.compression for t in status.tables if t.kind == "hypertable")
-    assert len([a for a in status.aggregates if a[1] == "continuous aggregate"]) == 7
+    assert len([a for a in status.aggregates if a[1] == "continuous aggregate"]) == 6
     assert {j[0] for j in status.jobs} >= {"policy_retention", "policy_compression"}

@@ -37,18 +37,20 @@ def snapshot_row(
     quote: Quote | None,
     last: LastTrade | None,
 ) -> PriceSnapshotRow:
-    bid = _float(quote.buy) if quote else None
-    ask = _float(quote.sell) if quote else None
+    buy = quote.buy if quote else None
+    sell = quote.sell if quote else None
     last_price = _float(last.price) if last else None
-    both = bid is not None and ask is not None
+    # Midpoint and spread in decimals, so that each is the double nearest to its exact value
+    # (what the compact tables store, polyfarm.store.compact), not a double sum's rounding.
+    both = buy is not None and sell is not None
     return PriceSnapshotRow(
         ts=ts,
         token_id=token_id,
         market_id=market.market_id,
-        price=(bid + ask) / 2 if both else last_price,  # type: ignore[operator]
-        best_bid=bid,
-        best_ask=ask,
-        spread=(ask - bid) if both else None,  # type: ignore[operator]
+        price=float((buy + sell) / 2) if both else last_price,  # type: ignore[operator]
+        best_bid=_float(buy),
+        best_ask=_float(sell),
+        spread=float(sell - buy) if both else None,  # type: ignore[operator]
         last_trade_price=last_price,
         volume_24h=market.volume_24h,
         liquidity=market.liquidity,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from polyfarm.store.compact import exact_midpoint, exact_spread
+
 Level = tuple[float, float]
 DEPTH_LEVELS = (5, 10, 20, 50)
 IMBALANCE_LEVELS = 10
@@ -79,8 +81,9 @@ def book_stats(bids: Sequence[Level], asks: Sequence[Level], wall_multiple: floa
     return BookStats(
         best_bid=best_bid,
         best_ask=best_ask,
-        spread=(best_ask - best_bid) if both else None,  # type: ignore[operator]
-        midpoint=(best_ask + best_bid) / 2 if both else None,  # type: ignore[operator]
+        # Exact in micro-units: the doubles nearest to the decimal spread and midpoint.
+        spread=exact_spread(best_bid, best_ask) if both else None,  # type: ignore[arg-type]
+        midpoint=exact_midpoint(best_bid, best_ask) if both else None,  # type: ignore[arg-type]
         microprice=microprice(bids, asks),
         bid_levels=len(bids),
         ask_levels=len(asks),

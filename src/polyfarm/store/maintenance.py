@@ -19,15 +19,16 @@ from polyfarm.store.policies import retention_rules
 
 log = get_logger(__name__)
 
-# Refresh order matters: every candle view reads the one before it.
+# The aggregates that hold rows (the public candles_* and trade_volume_1h are views over them,
+# candles_1m over the raw rows). Refresh order matters: every candle aggregate but the first
+# reads the one before it.
 AGGREGATE_VIEWS = (
-    "candles_1m",
-    "candles_5m",
-    "candles_15m",
-    "candles_1h",
-    "candles_4h",
-    "candles_1d",
-    "trade_volume_1h",
+    "price_candles_5m",
+    "price_candles_15m",
+    "price_candles_1h",
+    "price_candles_4h",
+    "price_candles_1d",
+    "trade_flow_1h",
 )
 
 
@@ -65,7 +66,7 @@ async def apply_retention(
                 f"DELETE FROM {rule.table} WHERE ts < $1",  # noqa: S608 - fixed table names
                 now - rule.keep,
             )
-            deleted[rule.table] = int(status.rsplit(" ", 1)[-1])
+            deleted[rule.name] = int(status.rsplit(" ", 1)[-1])
     status = await conn.execute(
         "DELETE FROM task_runs WHERE started_at < $1",
         now - timedelta(days=retention.task_runs_days),

@@ -30,6 +30,7 @@ import asyncpg
 
 from polyfarm.errors import ChecksumMismatchError, MigrationError
 from polyfarm.logs import get_logger
+from polyfarm.store.backfill import run_pending_backfills
 
 log = get_logger(__name__)
 
@@ -216,6 +217,8 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> Mi
                 continue
             await _apply(conn, migration, flavor)
             newly_applied.append(migration.filename)
+        if flavor is Flavor.TIMESCALEDB:
+            await run_pending_backfills(conn)
         return MigrationReport(flavor, newly_applied, len(done))
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)

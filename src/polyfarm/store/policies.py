@@ -17,29 +17,33 @@ from polyfarm.settings import RetentionSettings
 
 log = get_logger(__name__)
 
+# The tables that hold the rows (migration 0011 made some public names views over them).
 COMPRESSED_TABLES = (
-    "price_snapshots",
-    "orderbook_snapshots",
-    "trades",
-    "book_deltas",
-    "market_features",
+    "price_points",
+    "book_samples",
+    "trade_fills",
+    "book_changes",
+    "feature_samples",
 )
 
 
 @dataclass(frozen=True)
 class RetentionRule:
-    table: str
+    name: str  # the public table, which reports name
+    table: str  # the table that holds its rows
     keep: timedelta
 
 
 def retention_rules(retention: RetentionSettings) -> list[RetentionRule]:
     raw = timedelta(days=retention.raw_days)
     return [
-        RetentionRule("price_snapshots", raw),
-        RetentionRule("trades", raw),
-        RetentionRule("market_features", raw),
-        RetentionRule("orderbook_snapshots", timedelta(days=retention.orderbook_days)),
-        RetentionRule("book_deltas", timedelta(days=retention.book_deltas_days)),
+        RetentionRule("price_snapshots", "price_points", raw),
+        RetentionRule("trades", "trade_fills", raw),
+        RetentionRule("market_features", "feature_samples", raw),
+        RetentionRule(
+            "orderbook_snapshots", "book_samples", timedelta(days=retention.orderbook_days)
+        ),
+        RetentionRule("book_deltas", "book_changes", timedelta(days=retention.book_deltas_days)),
     ]
 
 

@@ -1,4 +1,9 @@
-"""Typed reads used by the API, the exports and the tests."""
+"""Typed reads used by the API, the exports and the tests.
+
+A token's newest row is read by joining ``token_keys`` and filtering the view on
+``token_sid``: the planner then reads the (token_sid, ts) index in order and stops at the first
+row, which it cannot see through the view's own join (migration 0011).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,35 @@ CANDLE_VIEWS = {
     "4h": "candles_4h",
     "1d": "candles_1d",
 }
+# The aggregates behind the candle views (plain PostgreSQL: materialized views, readable once
+# refreshed); 1-minute candles come straight from the raw rows.
+CANDLE_AGGREGATES: dict[str, str | None] = {
+    "1m": None,
+    "5m": "price_candles_5m",
+    "15m": "price_candles_15m",
+    "1h": "price_candles_1h",
+    "4h": "price_candles_4h",
+    "1d": "price_candles_1d",
+}
+# 1-minute candles straight from the raw points, with the time range on ``ts`` (the candles_1m
+# view's ``bucket`` is an expression no index bounds): a bucket in [start, end) holds points in
+# [start - 1 min, end + 1 min), and the outer filter keeps exactly the buckets asked for. Open
+# and close by array_agg, which runs in C on both flavours, where plain PostgreSQL's
+# SQL-language first() and last() took four times as long for a token-day (BENCHMARKS.md,
+# "Footprint").
+_MINUTE_CANDLES = """
+    SELECT bucket, open, high, low, close, samples FROM (
+        SELECT time_bucket(INTERVAL '1 minute', ts) AS bucket,
+               (array_agg(price ORDER BY ts))[1] AS open, max(price) AS high,
+               min(price) AS low, (array_agg(price ORDER BY ts DESC))[1] AS close,
+               count(price) AS samples
+        FROM price_snapshots
+        WHERE token_id = $1 AND price IS NOT NULL
+          AND ts >= $2::timestamptz - INTERVAL '1 minute'
+          AND ts < $3::timestamptz + INTERVAL '1 minute'
+        GROUP BY 1) c
+    WHERE bucket >= $2 AND bucket < $3 ORDER BY bucket
+"""
 
 
 @dataclass(frozen=True)
@@ -62,9 +96,10 @@ async def latest_prices(conn: asyncpg.Connection, token_ids: Sequence[str]) -> l
         """
         SELECT t.token_id, p.ts, p.price, p.best_bid, p.best_ask
         FROM unnest($1::text[]) AS t(token_id)
+        JOIN token_keys k USING (token_id)
         CROSS JOIN LATERAL (
             SELECT ts, price, best_bid, best_ask FROM price_snapshots s
-            WHERE s.token_id = t.token_id ORDER BY ts DESC LIMIT 1
+            WHERE s.token_sid = k.token_sid ORDER BY ts DESC LIMIT 1
         ) p
         """,
         list(token_ids),
@@ -80,13 +115,16 @@ async def candles(
         raise DatabaseError(
             f"unknown candle interval {interval!r}; use one of {list(CANDLE_VIEWS)}"
         )
-    rows = await conn.fetch(
-        f"SELECT bucket, open, high, low, close, samples FROM {view} "  # noqa: S608 - fixed names
-        "WHERE token_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
-        token_id,
-        start,
-        end,
-    )
+    if CANDLE_AGGREGATES[interval] is None:
+        rows = await conn.fetch(_MINUTE_CANDLES, token_id, start, end)
+    else:
+        rows = await conn.fetch(
+            f"SELECT bucket, open, high, low, close, samples FROM {view} "  # noqa: S608 - fixed
+            "WHERE token_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
+            token_id,
+            start,
+            end,
+        )
     return [Candle(**dict(r)) for r in rows]
 
 

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import math
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from polyfarm.store.compact import (
+    BOOK_CHANGES,
+    PRICE_POINTS,
+    SOURCE_CODES,
+    TRADE_FILLS,
+    Storage,
+)
+from polyfarm.store.compact_snapshots import BOOK_SAMPLES, feature_storage
+from polyfarm.store.derived import (
+    HALF_MICRO,
+    book_shape_problem,
+    feature_shape_problem,
+    spread_problem,
+)
 from polyfarm.store.rejection import Problem, RejectionKind, bad_value
 
 
@@ -180,8 +193,10 @@ _FEATURE_INT_COLUMNS = frozenset(
         "hour_of_day",
     }
 )
+# In [0, 1]: prices, and the venue decimals stored as integer micro-units (tick, walls).
 _FEATURE_PRICE_COLUMNS = frozenset(
     {"price", "best_bid", "best_ask", "last_trade_price", "midpoint", "microprice", "vwap_1h"}
+    | {"tick_size", "bid_wall_price", "ask_wall_price"}
 )
 
 
@@ -236,12 +251,19 @@ def price_snapshot_problem(row: PriceSnapshotRow, latest_allowed: datetime) -> P
         and (bid is None or 0.0 <= bid <= 1.0)
         and (ask is None or 0.0 <= ask <= 1.0)
         and (last is None or 0.0 <= last <= 1.0)
-        and (spread is None or 0.0 <= spread < math.inf)
         and (volume is None or 0.0 <= volume < math.inf)
         and (liquidity is None or 0.0 <= liquidity < math.inf)
+        and (
+            spread is None
+            if bid is None or ask is None
+            else spread is not None
+            and 0.0 <= spread < math.inf
+            and -HALF_MICRO < spread - (ask - bid) < HALF_MICRO
+        )
     ):
         return None
-    return _generic_problem(row, latest_allowed, _SNAPSHOT_PRICES, _SNAPSHOT_AMOUNTS)
+    problem = _generic_problem(row, latest_allowed, _SNAPSHOT_PRICES, _SNAPSHOT_AMOUNTS)
+    return problem or spread_problem(row.best_bid, row.best_ask, row.spread)
 
 
 _SNAPSHOT_PRICES = ("price", "best_bid", "best_ask", "last_trade_price")
@@ -266,7 +288,8 @@ def _generic_problem(
 def orderbook_snapshot_problem(
     row: OrderBookSnapshotRow, latest_allowed: datetime
 ) -> Problem | None:
-    return _generic_problem(row, latest_allowed, _BOOK_PRICES, _BOOK_AMOUNTS)
+    problem = _generic_problem(row, latest_allowed, _BOOK_PRICES, _BOOK_AMOUNTS)
+    return problem or book_shape_problem(row)
 
 
 _BOOK_PRICES = ("best_bid", "best_ask", "midpoint", "bid_wall_price", "ask_wall_price")
@@ -289,6 +312,8 @@ def trade_problem(row: TradeRow, latest_allowed: datetime) -> Problem | None:
         return bad_value("side", f"side {row.side!r} is neither BUY nor SELL")
     if len(row.trade_key) != TRADE_KEY_BYTES:
         return bad_value("trade_key", "trade_key has the wrong length")
+    if row.source not in SOURCE_CODES:
+        return bad_value("source", f"source {row.source!r} is none of {sorted(SOURCE_CODES)}")
     return None
 
 
@@ -302,6 +327,9 @@ def book_delta_problem(row: BookDeltaRow, latest_allowed: datetime) -> Problem |
         return bad_value("size", f"size {row.size!r} is negative or not finite")
     if row.side not in ("BUY", "SELL"):
         return bad_value("side", f"side {row.side!r} is neither BUY nor SELL")
+    for name in ("best_bid", "best_ask"):
+        if _bad_probability(getattr(row, name)):
+            return bad_value(name, f"{name} {getattr(row, name)!r} outside [0, 1]")
     return None
 
 
@@ -317,7 +345,7 @@ def feature_problem(row: FeatureRow, latest_allowed: datetime) -> Problem | None
             return bad_value(name, f"{name} is not finite")
         if name in _FEATURE_PRICE_COLUMNS and _bad_probability(value):
             return bad_value(name, f"{name} {value!r} outside [0, 1]")
-    return None
+    return feature_shape_problem(dict(zip(FEATURE_COLUMNS, row.values, strict=True)))
 
 
 # -- table specs ------------------------------------------------------------------------------
@@ -325,104 +353,37 @@ def feature_problem(row: FeatureRow, latest_allowed: datetime) -> Problem | None
 
 @dataclass(frozen=True)
 class TableSpec:
-    """What the bulk writer needs to know about one time-series table."""
+    """What the bulk writer needs to know about one time-series table.
+
+    ``name`` and ``columns`` are the public table (a view of that name from migration 0011 on
+    for the compact tables) and its row type; ``storage`` says where and how rows are stored."""
 
     name: str
     columns: tuple[str, ...]
     problem: Callable[[Any, datetime], Problem | None]
+    storage: Storage
     # Turns a row into a COPY record; None when the row already is one (a NamedTuple).
     to_record: Callable[[Any], Sequence[Any]] | None = None
-    # Our own binary COPY encoding of the records; None: asyncpg encodes them.
-    binary: BinaryCopy | None = None
 
 
-@dataclass(frozen=True)
-class BinaryCopy:
-    """Records as binary COPY tuples, one ``bytes`` each, whose columns (``columns``) start
-    with the unique index's key, so that sorting the tuples (plain ``bytes`` order) sorts a
-    batch in index order, up to grouping keys by their encoded length."""
-
-    columns: tuple[str, ...]
-    encode: Callable[[Sequence[Sequence[Any]]], list[bytes]]
-
-
-# -- binary COPY encoding -------------------------------------------------------------------
-# Price snapshots are most of the rows stored. One struct call per row (a layout per pair of id
-# lengths, the timestamp converted once per distinct value) costs less CPU than asyncpg's
-# per-value encoders. Tuples lead with token_id, then ts: the writer sorts them as bytes.
-
-COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
-COPY_BINARY_TRAILER = b"\xff\xff"
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-_NULL_FIELD = b"\xff\xff\xff\xff"
-_FLOAT_FIELD = struct.Struct(">id")
-_SNAPSHOT_FIELDS = len(PriceSnapshotRow._fields)
-_SNAPSHOT_FLOATS = "id" * 7  # (length 8, float8) x 7
-
-
-def _snapshot_head(token_bytes: int, market_bytes: int) -> str:
-    # field count; token_id; ts (length 8, microseconds since 2000-01-01 UTC); market_id
-    return f">hi{token_bytes}siqi{market_bytes}s"
-
-
-def _snapshot_with_nulls(token: bytes, micros: int, market: bytes, values: Sequence[Any]) -> bytes:
-    head = struct.pack(
-        _snapshot_head(len(token), len(market)),
-        *(_SNAPSHOT_FIELDS, len(token), token, 8, micros, len(market), market),
-    )
-    return head + b"".join(_NULL_FIELD if v is None else _FLOAT_FIELD.pack(8, v) for v in values)
-
-
-def encode_price_snapshots(records: Sequence[Sequence[Any]]) -> list[bytes]:
-    """Price-snapshot records as binary COPY tuples in ``PRICE_SNAPSHOT_COPY_COLUMNS`` order."""
-    micros_of: dict[datetime, int] = {}
-    layouts: dict[int, Callable[..., bytes]] = {}
-    encoded: list[bytes] = []
-    append = encoded.append
-    for ts, token_id, market_id, price, bid, ask, spread, last, volume, liquidity in records:
-        micros = micros_of.get(ts)
-        if micros is None:
-            micros = micros_of[ts] = (ts - _PG_EPOCH) // _MICROSECOND
-        token = token_id.encode()
-        market = market_id.encode()
-        token_bytes, market_bytes = len(token), len(market)
-        pack = layouts.get(token_bytes << 32 | market_bytes)
-        if pack is None:
-            layout = _snapshot_head(token_bytes, market_bytes) + _SNAPSHOT_FLOATS
-            pack = layouts[token_bytes << 32 | market_bytes] = struct.Struct(layout).pack
-        try:
-            # fmt: off
-            append(pack(
-                _SNAPSHOT_FIELDS, token_bytes, token, 8, micros, market_bytes, market,
-                8, price, 8, bid, 8, ask, 8, spread, 8, last, 8, volume, 8, liquidity,
-            ))
-            # fmt: on
-        except struct.error:  # a NULL among the floats
-            values = (price, bid, ask, spread, last, volume, liquidity)
-            append(_snapshot_with_nulls(token, micros, market, values))
-    return encoded
-
-
-PRICE_SNAPSHOT_COPY_COLUMNS = ("token_id", "ts", *PriceSnapshotRow._fields[2:])
 PRICE_SNAPSHOTS = TableSpec(
-    "price_snapshots",
-    PriceSnapshotRow._fields,
-    price_snapshot_problem,
-    binary=BinaryCopy(PRICE_SNAPSHOT_COPY_COLUMNS, encode_price_snapshots),
+    "price_snapshots", PriceSnapshotRow._fields, price_snapshot_problem, PRICE_POINTS
 )
 ORDERBOOK_SNAPSHOTS = TableSpec(
-    "orderbook_snapshots", OrderBookSnapshotRow._fields, orderbook_snapshot_problem
+    "orderbook_snapshots", OrderBookSnapshotRow._fields, orderbook_snapshot_problem, BOOK_SAMPLES
 )
-TRADES = TableSpec("trades", TradeRow._fields, trade_problem)
-BOOK_DELTAS = TableSpec("book_deltas", BookDeltaRow._fields, book_delta_problem)
+TRADES = TableSpec("trades", TradeRow._fields, trade_problem, TRADE_FILLS)
+BOOK_DELTAS = TableSpec("book_deltas", BookDeltaRow._fields, book_delta_problem, BOOK_CHANGES)
+_FEATURE_TABLE_COLUMNS = ("ts", "token_id", "market_id", "tier", *FEATURE_COLUMNS)
 MARKET_FEATURES = TableSpec(
     "market_features",
-    ("ts", "token_id", "market_id", "tier", *FEATURE_COLUMNS),
+    _FEATURE_TABLE_COLUMNS,
     feature_problem,
+    feature_storage(FEATURE_COLUMNS),
     to_record=FeatureRow.flat,
 )
 TIME_SERIES_TABLES = (PRICE_SNAPSHOTS, ORDERBOOK_SNAPSHOTS, TRADES, BOOK_DELTAS, MARKET_FEATURES)
+TABLE_SPECS = {spec.name: spec for spec in TIME_SERIES_TABLES}
 
 
 def latest_allowed_time(now: datetime, max_future_skew_s: float) -> datetime:

@@ -7,9 +7,13 @@ back and the batch goes through a per-connection staging table instead:
 ``COPY`` into the stage, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``, so rows already
 stored are skipped and every other row lands exactly once.
 
-Tables with their own binary encoding (``TableSpec.binary``: price snapshots) take a faster
-path, shaped by two measurements (BENCHMARKS.md, "Ingest"). Maintaining the token-first unique
-index is most of the server's work per row: in arrival order (one row per token) every
+Rows are stored compactly (``polyfarm.store.compact``): the tokens of a batch are resolved to
+their sids first (``polyfarm.store.keys``, one round trip for the tokens not seen before), then
+the records are encoded for their table.
+
+Tables with their own binary encoding (``Storage.binary``: price points) take a faster path,
+shaped by two measurements (BENCHMARKS.md, "Ingest"). Maintaining the token-first unique index
+is most of the server's work per row: in arrival order (one row per token) every
 insertion lands on a random leaf of an index far larger than the CPU caches; in index order
 consecutive insertions walk neighbouring pages, and the server's CPU per row drops by about
 40 %. And client work (validation, encoding) and server work overlap only if the batch is
@@ -35,15 +39,17 @@ import asyncpg
 from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
-from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
-from polyfarm.store.rejection import Problem, RejectionKind
-from polyfarm.store.rows import (
+from polyfarm.store.compact import (
     COPY_BINARY_HEADER,
     COPY_BINARY_TRAILER,
     BinaryCopy,
-    TableSpec,
-    latest_allowed_time,
+    SidMap,
+    Storage,
 )
+from polyfarm.store.keys import TokenKeys
+from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
+from polyfarm.store.rejection import Problem, RejectionKind
+from polyfarm.store.rows import TABLE_SPECS, TableSpec, latest_allowed_time
 from polyfarm.store.writing import RejectedRow, WriteResult
 
 log = get_logger(__name__)
@@ -100,8 +106,10 @@ class BulkWriter:
         clock: Clock = utc_now,
         parallelism: int = 2,
         metrics: Metrics | None = None,
+        keys: TokenKeys | None = None,
     ) -> None:
         self._pool = pool
+        self._keys = keys or TokenKeys()
         self._metrics = metrics
         self._parallelism = max(1, min(parallelism, pool.get_max_size()))
         self._max_future_skew_s = max_future_skew_s
@@ -138,10 +146,13 @@ class BulkWriter:
     async def store_validated(
         self, table: str, columns: tuple[str, ...], records: Sequence[Sequence[Any]]
     ) -> int:
-        """Records validated earlier (a journaled batch), in ``columns`` order: stored once
-        each and counted as written; returns how many were new."""
-        async with self._pool.acquire() as conn:
-            inserted = await copy_idempotent(conn, table, columns, records)
+        """Records of a public table validated earlier (a journaled batch), in ``columns``
+        order: stored once each and counted as written; returns how many were new."""
+        spec = TABLE_SPECS[table]
+        if columns != spec.columns:  # a batch journaled in another column order
+            positions = [columns.index(name) for name in spec.columns]
+            records = [[record[i] for i in positions] for record in records]
+        inserted = await self._copy_in_parallel(spec, list(records)) if records else 0
         self.stats.inserted[table] += inserted
         if self._metrics is not None:
             self._metrics.rows_written.labels(table).inc(inserted)
@@ -173,28 +184,31 @@ class BulkWriter:
         """Large batches go over several connections at once, one server process each. Each
         part is idempotent on its own, so a failure of one part leaves a state that a retry
         of the whole batch repairs exactly."""
+        storage = spec.storage
+        sids = await self._keys.resolve(self._pool, records) if storage.keyed else {}
         if len(records) < _PARALLEL_MIN_ROWS or self._parallelism < 2:
-            (part,) = copy_parts(spec, records, 1)
-            return await self._copy_part(spec, part)
-        if spec.binary is not None:
-            return await self._copy_pipelined(spec, spec.binary, records)
-        parts = copy_parts(spec, records, self._parallelism)
-        counts = await asyncio.gather(*(self._copy_part(spec, part) for part in parts))
+            (part,) = copy_parts(storage, records, sids, 1)
+            return await self._copy_part(storage, part)
+        if storage.binary is not None:
+            return await self._copy_pipelined(storage, storage.binary, records, sids)
+        parts = copy_parts(storage, records, sids, self._parallelism)
+        counts = await asyncio.gather(*(self._copy_part(storage, part) for part in parts))
         return sum(counts)
 
     async def _copy_pipelined(
-        self, spec: TableSpec, binary: BinaryCopy, records: list[Sequence[Any]]
+        self, storage: Storage, binary: BinaryCopy, records: list[Sequence[Any]], sids: SidMap
     ) -> int:
         """Encoded tables: the batch is cut into key ranges; each is encoded, sorted and handed
         to the server, which stores it while the client encodes the next one."""
         lanes = asyncio.Semaphore(self._parallelism)
         by_size = max(self._parallelism, len(records) // _PARALLEL_MIN_ROWS)
-        groups = key_range_groups(records, min(by_size, self._parallelism * _PARTS_PER_CONNECTION))
+        parts = min(by_size, self._parallelism * _PARTS_PER_CONNECTION)
+        groups = key_range_groups(records, sids, parts)
         tasks: list[asyncio.Task[int]] = []
         try:
             for group in groups:
-                part = await _encode_part(binary, group)
-                tasks.append(asyncio.create_task(self._copy_part(spec, part, lanes)))
+                part = await _encode_part(binary, group, sids)
+                tasks.append(asyncio.create_task(self._copy_part(storage, part, lanes)))
                 await part.sent.wait()  # the server has it all: go on encoding
             return sum(await asyncio.gather(*tasks))
         finally:  # after a failure: stop the parts under way (a retry repairs the batch)
@@ -203,11 +217,11 @@ class BulkWriter:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _copy_part(
-        self, spec: TableSpec, part: CopyPart, lanes: asyncio.Semaphore | None = None
+        self, storage: Storage, part: CopyPart, lanes: asyncio.Semaphore | None = None
     ) -> int:
         try:
             async with lanes or contextlib.nullcontext(), self._pool.acquire() as conn:
-                return await _copy_part_idempotent(conn, spec.name, part)
+                return await _copy_part_idempotent(conn, storage.table, part)
         finally:
             part.sent.set()
 
@@ -224,39 +238,48 @@ class CopyPart:
     sent: asyncio.Event = field(default_factory=asyncio.Event)  # all data handed to the server
 
 
-def copy_parts(spec: TableSpec, records: Sequence[Sequence[Any]], parts: int) -> list[CopyPart]:
-    """Split ``records`` into at most ``parts`` COPYs. Encoded tables go in index order, each
-    part a contiguous key range, so parallel parts touch disjoint index pages."""
+def copy_parts(
+    storage: Storage, records: Sequence[Sequence[Any]], sids: SidMap, parts: int
+) -> list[CopyPart]:
+    """Split public ``records`` into at most ``parts`` COPYs of ``storage``'s records. Binary
+    encoded tables go in index order, each part a contiguous key range, so parallel parts
+    touch disjoint index pages."""
     step = -(-len(records) // max(1, parts)) or 1
-    if spec.binary is None:
+    if storage.binary is None:
+        stored = records if storage.encode is None else storage.encode(records, sids)
         return [
-            CopyPart(len(chunk), spec.columns, records=chunk)
-            for chunk in (records[i : i + step] for i in range(0, len(records), step))
-        ] or [CopyPart(0, spec.columns)]
-    encoded = spec.binary.encode(records)  # in arrival order: the row objects' memory order
+            CopyPart(len(chunk), storage.columns, records=chunk)
+            for chunk in (stored[i : i + step] for i in range(0, len(stored), step))
+        ] or [CopyPart(0, storage.columns)]
+    encoded = storage.binary.encode(records, sids)  # in arrival order: the rows' memory order
     encoded.sort()
     return [
-        _binary_part(spec.binary, chunk)
+        _binary_part(storage.binary, chunk)
         for chunk in (encoded[i : i + step] for i in range(0, len(encoded), step))
-    ] or [_binary_part(spec.binary, [])]
+    ] or [_binary_part(storage.binary, [])]
 
 
-def key_range_groups(records: Sequence[Sequence[Any]], parts: int) -> list[list[Sequence[Any]]]:
-    """``records`` in at most ``parts`` groups of about equal size by token_id range (pivots
+def key_range_groups(
+    records: Sequence[Sequence[Any]], sids: SidMap, parts: int
+) -> list[list[Sequence[Any]]]:
+    """``records`` in at most ``parts`` groups of about equal size by token_sid range (pivots
     from a sample), each group in arrival order."""
-    sample = sorted(record[1] for record in records[:: max(1, len(records) // (64 * parts))])
+    step = max(1, len(records) // (64 * parts))
+    sample = sorted(sids[record[1]] for record in records[::step])
     pivots = [sample[len(sample) * i // parts] for i in range(1, parts)]
     groups: list[list[Sequence[Any]]] = [[] for _ in range(parts)]
     for record in records:
-        groups[bisect.bisect_right(pivots, record[1])].append(record)
+        groups[bisect.bisect_right(pivots, sids[record[1]])].append(record)
     return [group for group in groups if group]
 
 
-async def _encode_part(binary: BinaryCopy, records: Sequence[Sequence[Any]]) -> CopyPart:
+async def _encode_part(
+    binary: BinaryCopy, records: Sequence[Sequence[Any]], sids: SidMap
+) -> CopyPart:
     """Encoded in slices, between which the event loop keeps feeding the parts under way."""
     encoded: list[bytes] = []
     for start in range(0, len(records), _ENCODE_SLICE_ROWS):
-        encoded += binary.encode(records[start : start + _ENCODE_SLICE_ROWS])
+        encoded += binary.encode(records[start : start + _ENCODE_SLICE_ROWS], sids)
         await asyncio.sleep(0)
     encoded.sort()
     return _binary_part(binary, encoded)

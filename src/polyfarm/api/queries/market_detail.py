@@ -24,7 +24,7 @@ from polyfarm.api.schemas import (
     TradeOut,
 )
 from polyfarm.settings import WhaleSettings
-from polyfarm.store.queries import CANDLE_VIEWS, candles
+from polyfarm.store.queries import CANDLE_AGGREGATES, candles
 
 INTERVALS = {
     "1m": timedelta(minutes=1),
@@ -35,7 +35,7 @@ INTERVALS = {
     "1d": timedelta(days=1),
 }
 MAX_BUCKETS = 180
-FEATURE_SKIP = frozenset({"ts", "token_id", "market_id"})
+FEATURE_SKIP = frozenset({"ts", "token_id", "market_id", "token_sid"})
 
 _RAW_CANDLES = """
     SELECT time_bucket($2::interval, ts) AS bucket, first(price, ts) AS open, max(price) AS high,
@@ -65,9 +65,9 @@ async def tokens_with_prices(conn: asyncpg.Connection, market_id: str) -> list[T
     rows = await conn.fetch(
         """
         SELECT t.token_id, t.outcome, t.outcome_index, p.price, p.ts AS price_at
-        FROM tokens t LEFT JOIN LATERAL (
+        FROM tokens t LEFT JOIN token_keys k USING (token_id) LEFT JOIN LATERAL (
             SELECT price, ts FROM price_snapshots s
-            WHERE s.token_id = t.token_id ORDER BY ts DESC LIMIT 1) p ON true
+            WHERE s.token_sid = k.token_sid ORDER BY ts DESC LIMIT 1) p ON true
         WHERE t.market_id = $1 ORDER BY t.outcome_index
         """,
         market_id,
@@ -89,9 +89,11 @@ async def snapshot_span(
 ) -> tuple[datetime, datetime] | None:
     row = await conn.fetchrow(
         """
-        SELECT (SELECT ts FROM price_snapshots WHERE token_id = $1 ORDER BY ts LIMIT 1) AS first,
-               (SELECT ts FROM price_snapshots WHERE token_id = $1 ORDER BY ts DESC LIMIT 1)
-                 AS last
+        SELECT (SELECT ts FROM price_snapshots WHERE token_sid = k.token_sid
+                ORDER BY ts LIMIT 1) AS first,
+               (SELECT ts FROM price_snapshots WHERE token_sid = k.token_sid
+                ORDER BY ts DESC LIMIT 1) AS last
+        FROM token_keys k WHERE k.token_id = $1
         """,
         token_id,
     )
@@ -108,9 +110,12 @@ def auto_interval(span: timedelta) -> str:
     return "1d"
 
 
-async def _view_populated(conn: asyncpg.Connection, view: str) -> bool:
+async def _view_populated(conn: asyncpg.Connection, view: str | None) -> bool:
     # Plain PostgreSQL refuses to read a materialized view never refreshed; TimescaleDB's
-    # continuous aggregates are not listed in pg_matviews and are always readable.
+    # continuous aggregates are not listed in pg_matviews and are always readable, and
+    # 1-minute candles (no aggregate) come from the raw rows.
+    if view is None:
+        return True
     populated: bool | None = await conn.fetchval(
         "SELECT ispopulated FROM pg_matviews WHERE schemaname = 'public' AND matviewname = $1",
         view,
@@ -125,7 +130,7 @@ async def candle_series(
     end = last + width
     start = end - MAX_BUCKETS * width
     stored = []
-    if await _view_populated(conn, CANDLE_VIEWS[interval]):
+    if await _view_populated(conn, CANDLE_AGGREGATES[interval]):
         stored = await candles(conn, token_id, interval, start, end)
     # Recompute the newest stored bucket (it may have been partial) and everything after it.
     tail_start = stored[-1].bucket if stored else start
@@ -138,9 +143,12 @@ async def candle_series(
 async def latest_book(conn: asyncpg.Connection, token_id: str) -> OrderBookOut | None:
     row = await conn.fetchrow(
         """
-        SELECT ts, source, bids, asks, best_bid, best_ask, spread, midpoint, bid_depth_usd,
-               ask_depth_usd, bid_levels, ask_levels, imbalance
-        FROM orderbook_snapshots WHERE token_id = $1 ORDER BY ts DESC LIMIT 1
+        SELECT b.ts, b.source, b.bids, b.asks, b.best_bid, b.best_ask, b.spread, b.midpoint,
+               b.bid_depth_usd, b.ask_depth_usd, b.bid_levels, b.ask_levels, b.imbalance
+        FROM token_keys k CROSS JOIN LATERAL (
+            SELECT * FROM orderbook_snapshots s WHERE s.token_sid = k.token_sid
+            ORDER BY s.ts DESC LIMIT 1) b
+        WHERE k.token_id = $1
         """,
         token_id,
     )
@@ -163,17 +171,21 @@ def whale_tier(notional: float, whales: WhaleSettings) -> int | None:
 async def recent_trades(
     conn: asyncpg.Connection, market_id: str, whales: WhaleSettings, limit: int
 ) -> list[TradeOut]:
-    """Newest first, via ``trades (market_id, ts DESC)``; the stream's whale tier when it
-    recorded one, otherwise the configured notional thresholds."""
+    """Newest first: the newest ``limit`` of each of the market's tokens (an index range
+    each), merged; the stream's whale tier when it recorded one, otherwise the configured
+    notional thresholds."""
     rows = await conn.fetch(
         """
-        SELECT t.ts, t.token_id, k.outcome, t.price, t.size, t.price * t.size AS notional,
+        SELECT t.ts, t.token_id, o.outcome, t.price, t.size, t.price * t.size AS notional,
                t.side, t.source, w.whale_tier
-        FROM trades t
-        LEFT JOIN tokens k USING (token_id)
+        FROM token_keys k
+        CROSS JOIN LATERAL (
+            SELECT * FROM trades s WHERE s.token_sid = k.token_sid
+            ORDER BY s.ts DESC, s.exchange_ms DESC NULLS LAST LIMIT $2) t
+        LEFT JOIN tokens o ON o.token_id = t.token_id
         LEFT JOIN whale_events w
                ON w.token_id = t.token_id AND w.trade_key = t.trade_key AND w.ts = t.ts
-        WHERE t.market_id = $1
+        WHERE k.market_id = $1
         ORDER BY t.ts DESC, t.exchange_ms DESC NULLS LAST LIMIT $2
         """,
         market_id,
@@ -191,7 +203,13 @@ async def latest_features(
     conn: asyncpg.Connection, token_id: str
 ) -> tuple[datetime | None, dict[str, float | int | bool | None]]:
     row = await conn.fetchrow(
-        "SELECT * FROM market_features WHERE token_id = $1 ORDER BY ts DESC LIMIT 1", token_id
+        """
+        SELECT f.* FROM token_keys k CROSS JOIN LATERAL (
+            SELECT * FROM market_features s WHERE s.token_sid = k.token_sid
+            ORDER BY s.ts DESC LIMIT 1) f
+        WHERE k.token_id = $1
+        """,
+        token_id,
     )
     if row is None:
         return None, {}

@@ -44,12 +44,13 @@ _COUNT = "SELECT count(*) FROM markets m" + _WHERE  # noqa: S608
 _LATEST = """
     SELECT t.market_id, t.outcome, p.price, p.ts AS price_at, c.snapshots_24h
     FROM tokens t
+    LEFT JOIN token_keys k USING (token_id)
     LEFT JOIN LATERAL (
         SELECT price, ts FROM price_snapshots s
-        WHERE s.token_id = t.token_id ORDER BY ts DESC LIMIT 1) p ON true
+        WHERE s.token_sid = k.token_sid ORDER BY ts DESC LIMIT 1) p ON true
     CROSS JOIN LATERAL (
         SELECT count(*) AS snapshots_24h FROM price_snapshots s
-        WHERE s.token_id = t.token_id AND s.ts > $2) c
+        WHERE s.token_sid = k.token_sid AND s.ts > $2) c
     WHERE t.market_id = ANY($1::text[]) AND t.outcome_index = 0
 """
 

@@ -52,15 +52,17 @@ WITH spans AS (
            greatest(f.first_ts, $1) AS a,
            least(CASE WHEN NOT m.closed THEN 'infinity'
                       ELSE greatest(coalesce(m.closed_time, m.updated_at),
-                                    (SELECT s.ts FROM {table} s WHERE s.token_id = t.token_id
+                                    (SELECT s.ts FROM {table} s
+                                     WHERE s.token_sid = k.token_sid
                                      ORDER BY s.ts DESC LIMIT 1)
                                     + make_interval(secs => e.every_s)) END,
                  $2::timestamptz - make_interval(secs => e.every_s)) AS b
     FROM markets m
     JOIN tokens t USING (market_id)
+    LEFT JOIN token_keys k USING (token_id)
     CROSS JOIN LATERAL (SELECT ($3::float8[])[coalesce(m.tier, -1) + 2] AS every_s) e
     CROSS JOIN LATERAL (SELECT s.ts AS first_ts FROM {table} s
-                        WHERE s.token_id = t.token_id ORDER BY s.ts LIMIT 1) f
+                        WHERE s.token_sid = k.token_sid ORDER BY s.ts LIMIT 1) f
     WHERE (NOT m.closed OR ($4::boolean AND coalesce(m.closed_time, m.updated_at) >= $1))
 ),
 hours AS (SELECT generate_series($1::timestamptz, $2::timestamptz, INTERVAL '1 hour') AS hour)
@@ -284,7 +286,8 @@ async def stale_markets(
                count(*) OVER () AS total
         FROM markets m
         JOIN tokens t ON t.market_id = m.market_id AND t.outcome_index = 0
-        LEFT JOIN LATERAL (SELECT ts FROM price_snapshots s WHERE s.token_id = t.token_id
+        LEFT JOIN token_keys k USING (token_id)
+        LEFT JOIN LATERAL (SELECT ts FROM price_snapshots s WHERE s.token_sid = k.token_sid
                            ORDER BY ts DESC LIMIT 1) p ON true
         WHERE NOT m.closed AND m.enable_order_book IS NOT false
           AND (p.ts IS NULL OR p.ts < $1)

@@ -1,0 +1,119 @@
+"""How the two snapshot tables are stored: order books and feature rows (pure: no I/O).
+
+The units and codes are those of ``polyfarm.store.compact``; ``polyfarm.store.derived`` holds
+the checks that make leaving out derived values safe.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from polyfarm.store.compact import (
+    SOURCE_CODES,
+    SidMap,
+    Storage,
+    book_hash_bytes,
+    from_micros,
+    optional_micros,
+    to_micros,
+)
+
+# -- order-book snapshots ---------------------------------------------------------------------
+# The top levels of each side, best first, packed: per level a big-endian int4 price and int8
+# size, in micro-units (12 bytes; JSONB took about 37 a level, and an int4[] and an int8[] per
+# side add about 40 bytes a side to their data). SQL decodes them with book_levels(); the best
+# bid and ask are the first levels, and the spread and midpoint follow from them, so none of
+# the four is stored.
+
+Level = tuple[float, float]
+_LEVEL = struct.Struct(">iq")
+
+
+def parse_levels(value: str | bytes | Sequence[Sequence[float]]) -> list[Level]:
+    """A side of a book as the row carries it (JSON text ``[[price, size], ...]``, or the
+    list itself) as ``(price, size)`` pairs; ValueError when it is anything else."""
+    levels = orjson.loads(value) if isinstance(value, str | bytes) else value
+    if not isinstance(levels, list):
+        raise ValueError("levels are not a list")
+    pairs = []
+    for level in levels:
+        if not isinstance(level, list | tuple) or len(level) != 2:
+            raise ValueError(f"level {level!r} is not a [price, size] pair")
+        price, size = (float(v) for v in level)
+        pairs.append((price, size))
+    return pairs
+
+
+def pack_levels(levels: Sequence[Level]) -> bytes:
+    return b"".join(_LEVEL.pack(to_micros(price), to_micros(size)) for price, size in levels)
+
+
+def unpack_levels(packed: bytes) -> list[Level]:
+    return [(from_micros(p), from_micros(s)) for p, s in _LEVEL.iter_unpack(packed)]
+
+
+BOOK_SAMPLE_COLUMNS = (
+    "token_sid", "ts", "source", "bids", "asks", "bid_depth_usd", "ask_depth_usd", "bid_levels",
+    "ask_levels", "bid_depth_5", "bid_depth_10", "bid_depth_20", "bid_depth_50", "ask_depth_5",
+    "ask_depth_10", "ask_depth_20", "ask_depth_50", "imbalance", "bid_wall_price",
+    "bid_wall_size", "ask_wall_price", "ask_wall_size", "book_hash", "book_hash_text", "book_ts",
+)  # fmt: skip
+
+
+def encode_book_samples(records: Sequence[Sequence[Any]], sids: SidMap) -> list[tuple[Any, ...]]:
+    """OrderBookSnapshotRow records as ``BOOK_SAMPLE_COLUMNS`` records. Validation made sure
+    the best bid and ask are the first levels and the spread and midpoint follow from them."""
+    encoded = []
+    for record in records:
+        ts, token_id, _, source, bids, asks, _, _, _, _, bid_usd, ask_usd = record[:12]
+        bid_levels, ask_levels, *depths, imbalance = record[12:23]
+        bid_wall, bid_wall_size, ask_wall, ask_wall_size, book_hash, book_ts = record[23:]
+        raw_hash = None if book_hash is None else book_hash_bytes(book_hash)
+        encoded.append(
+            (
+                sids[token_id], ts, SOURCE_CODES[source], pack_levels(parse_levels(bids)),
+                pack_levels(parse_levels(asks)), bid_usd, ask_usd, bid_levels, ask_levels,
+                *depths, imbalance, optional_micros(bid_wall), optional_micros(bid_wall_size),
+                optional_micros(ask_wall), optional_micros(ask_wall_size), raw_hash,
+                book_hash if raw_hash is None else None, book_ts,
+            )
+        )  # fmt: skip
+    return encoded
+
+
+BOOK_SAMPLES = Storage("book_samples", BOOK_SAMPLE_COLUMNS, encode=encode_book_samples)
+
+
+# -- feature rows -----------------------------------------------------------------------------
+# One column per feature, not an array: a float8[] of the 67 values measured 6 % larger (its
+# own header and NULL bitmap), and TimescaleDB compresses columns one by one. Prices quoted by
+# the venue are micro-units; the price, spread and midpoint follow from the best bid and ask
+# and the last trade price, so they are not stored.
+
+DERIVED_FEATURES = frozenset({"price", "spread", "midpoint"})
+MICRO_FEATURES = frozenset(
+    {"best_bid", "best_ask", "last_trade_price", "bid_wall_price", "ask_wall_price", "tick_size"}
+)
+
+
+def feature_storage(feature_columns: Sequence[str]) -> Storage:
+    """How feature records (``ts, token_id, market_id, tier, *feature_columns``) are stored."""
+    kept = [name for name in feature_columns if name not in DERIVED_FEATURES]
+    plan = [(4 + feature_columns.index(name), name in MICRO_FEATURES) for name in kept]
+
+    def encode(records: Sequence[Sequence[Any]], sids: SidMap) -> list[tuple[Any, ...]]:
+        return [
+            (
+                sids[record[1]],
+                record[0],
+                record[3],
+                *[optional_micros(record[i]) if micro else record[i] for i, micro in plan],
+            )
+            for record in records
+        ]
+
+    return Storage("feature_samples", ("token_sid", "ts", "tier", *kept), encode=encode)
