@@ -83,7 +83,7 @@ async def test_a_failing_job_degrades_health_and_says_why(
     assert job["last_run_succeeded"] is False
     assert job["last_success_at"] is None
     assert job["total_failures"] >= 1
-    assert job["latest_error"] == BOOM  # through migration 0011's function: the reader's view
+    assert job["latest_error"] == BOOM  # through migration 0014's function: the reader's view
     assert job["latest_error_at"] is not None
 
 

@@ -136,7 +136,7 @@ async def test_a_failing_job_is_reported_with_its_error(ts_conn: asyncpg.Connect
 async def test_the_reader_role_sees_the_error_too(
     timescale_dsn: str, ts_conn: asyncpg.Connection
 ) -> None:
-    """TimescaleDB's job_errors hides errors from polyfarm_reader; migration 0011 shows them."""
+    """TimescaleDB's job_errors hides errors from polyfarm_reader; migration 0014 shows them."""
     job_id = await add_failing_job(ts_conn)
     reader = await asyncpg.connect(as_reader(timescale_dsn))
     try:

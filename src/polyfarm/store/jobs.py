@@ -28,9 +28,9 @@ import asyncpg
 OVERDUE_AFTER = timedelta(minutes=15)
 
 # The latest error of each job. TimescaleDB shows a job's errors only to members of the
-# database owner's role or of the job owner's; migration 0011's function, run with its owner's
+# database owner's role or of the job owner's; migration 0014's function, run with its owner's
 # rights, shows them to the API's reader role too. Where it is missing (a schema older than
-# 0011) or not granted (a role of the operator's own), the view is read instead: it shows the
+# 0014) or not granted (a role of the operator's own), the view is read instead: it shows the
 # owner its errors and others none.
 _ERRORS_BY_FUNCTION = "SELECT job_id, finish_time, err_message FROM polyfarm_latest_job_errors()"
 _ERRORS_BY_VIEW = """
