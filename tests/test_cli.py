@@ -57,12 +57,13 @@ def test_db_migrate_and_status(embedded_server: EmbeddedPostgres) -> None:
     report = json.loads(status.stdout.strip().splitlines()[-1])
     assert report["flavor"] == "plain"
     assert report["pending"] == []
-    assert {t["name"] for t in report["tables"]} >= {"markets", "price_snapshots", "trades"}
+    # The stored tables (the public price_snapshots and trades are views over these).
+    assert {t["name"] for t in report["tables"]} >= {"markets", "price_points", "trade_fills"}
     assert report["job_health"]["applicable"] is False
     human = run(embedded_server, "db", "status")
     assert human.returncode == 0, human.stderr
     assert "schema version" in human.stdout
-    assert "price_snapshots" in human.stdout
+    assert "price_points" in human.stdout
     assert "background jobs: not applicable" in human.stdout
 
 

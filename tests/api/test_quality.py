@@ -9,7 +9,15 @@ import pytest
 
 from polyfarm.api.queries.quality import cadences
 from polyfarm.settings import Settings
-from polyfarm.store.rows import PRICE_SNAPSHOTS, PriceSnapshotRow
+from polyfarm.store.rows import (
+    FEATURE_COLUMNS,
+    MARKET_FEATURES,
+    ORDERBOOK_SNAPSHOTS,
+    PRICE_SNAPSHOTS,
+    FeatureRow,
+    OrderBookSnapshotRow,
+    PriceSnapshotRow,
+)
 from polyfarm.store.writer import BulkWriter
 
 from .conftest import ClientFactory
@@ -131,11 +139,18 @@ async def test_gaps_and_stale_markets(rows: str, make_client: ClientFactory) -> 
 
 
 async def _books(pool: asyncpg.Pool, token: str, market_id: str, minutes: list[int]) -> None:
-    await pool.executemany(
-        "INSERT INTO orderbook_snapshots (ts, token_id, market_id, source, bids, asks) "
-        "VALUES ($1, $2, $3, 'ws', '[]', '[]')",
-        [(NOON + timedelta(minutes=m), token, market_id) for m in minutes],
+    """Empty stream books, written as the daemon writes them (the table is a view)."""
+    empty = (None,) * (len(OrderBookSnapshotRow._fields) - 6)
+    rows = [
+        OrderBookSnapshotRow(
+            NOON + timedelta(minutes=m), token, market_id, "ws", "[]", "[]", *empty
+        )
+        for m in minutes
+    ]
+    result = await BulkWriter(pool, clock=lambda: NOON + timedelta(hours=1)).write(
+        ORDERBOOK_SNAPSHOTS, rows
     )
+    assert result.inserted == len(rows)
 
 
 async def _book_cycles(pool: asyncpg.Pool, start: datetime, end: datetime) -> None:
@@ -199,11 +214,12 @@ async def test_market_detail_forward_fills_the_latest_book_and_features(
 ) -> None:
     """Skipped slots leave the latest row standing: the market page shows the book stored at
     12:06 and the features stored at 12:00 at 12:40, with the time they were stored."""
-    await pool.execute(
-        "INSERT INTO market_features (ts, token_id, market_id, tier, price) "
-        "VALUES ($1, 'tok4', '4', 2, 0.5)",
-        NOON,
+    # The price of a row without a book is its last trade price (the view derives it).
+    values = tuple(0.5 if n in ("price", "last_trade_price") else None for n in FEATURE_COLUMNS)
+    result = await BulkWriter(pool, clock=lambda: NOON + timedelta(hours=1)).write(
+        MARKET_FEATURES, [FeatureRow(NOON, "tok4", "4", 2, values)]
     )
+    assert result.inserted == 1
     later = NOON + timedelta(minutes=40)
     async with make_client(books, clock=lambda: later) as client:
         body = (await client.get("/api/markets/4")).json()

@@ -78,7 +78,8 @@ def stored_row(record: asyncpg.Record) -> OrderBookSnapshotRow:
     """A stored snapshot as the writer built it (levels back to JSON text)."""
     values = dict(record)
     for side in ("bids", "asks"):
-        values[side] = orjson.dumps([tuple(level) for level in values[side]]).decode()
+        # The view decodes sizes as numbers (525, not 525.0): the same values as floats.
+        values[side] = orjson.dumps([(float(p), float(q)) for p, q in values[side]]).decode()
     return OrderBookSnapshotRow(**{f: values[f] for f in OrderBookSnapshotRow._fields})
 
 
