@@ -456,6 +456,9 @@ FROM price_points p JOIN token_keys k USING (token_sid)
 WHERE p.price IS NOT NULL
 GROUP BY time_bucket(INTERVAL '1 minute', p.ts), k.token_id, p.token_sid;
 
+-- On TimescaleDB, read these by token_sid (looked up in token_keys first): a continuous
+-- aggregate is a UNION of the materialised and the real-time buckets, which a join on token_id
+-- cannot reach into, so it would aggregate every token before joining.
 CREATE VIEW candles_5m AS
 SELECT c.bucket, k.token_id, from_micros(c.open) AS open, from_micros(c.high) AS high,
        from_micros(c.low) AS low, from_micros(c.close) AS close, c.volume_24h, c.samples,

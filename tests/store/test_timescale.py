@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import asyncpg
 import pytest
 
 from polyfarm.settings import RetentionSettings
+from polyfarm.store.migrations import migrate
 from polyfarm.store.policies import COMPRESSED_TABLES, apply_timescale_policies
 from polyfarm.store.status import schema_status
 
@@ -118,3 +120,23 @@ async def test_status_reports_timescale_features(ts_conn: asyncpg.Connection) ->
     assert all(t.compression for t in status.tables if t.kind == "hypertable")
     assert len([a for a in status.aggregates if a[1] == "continuous aggregate"]) == 6
     assert {j[0] for j in status.jobs} >= {"policy_retention", "policy_compression"}
+
+
+async def test_the_job_scheduler_runs_again_after_migrating(empty_dsn: str) -> None:
+    """Migrations stop the database's job scheduler (polyfarm.store.timescale_scheduler) and
+    start it again when they are done."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn)
+        for _ in range(50):
+            running = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type LIKE '%TimescaleDB Background Worker Scheduler%'"
+            )
+            if running:
+                break
+            await asyncio.sleep(0.1)
+        assert running == 1
+        assert not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM aggregate_backfills)")
+    finally:
+        await conn.close()

@@ -24,9 +24,15 @@ _ATTEMPTS = 240
 _RETRY_S = 0.5
 
 
+async def has_pending_backfills(conn: asyncpg.Connection) -> bool:
+    if not await conn.fetchval("SELECT to_regclass('aggregate_backfills') IS NOT NULL"):
+        return False
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM aggregate_backfills)"))
+
+
 async def run_pending_backfills(conn: asyncpg.Connection) -> list[str]:
     """Refresh every listed aggregate over its whole range; returns their names."""
-    if not await conn.fetchval("SELECT to_regclass('aggregate_backfills') IS NOT NULL"):
+    if not await has_pending_backfills(conn):
         return []
     views = [
         r[0]

@@ -30,7 +30,8 @@ import asyncpg
 
 from polyfarm.errors import ChecksumMismatchError, MigrationError
 from polyfarm.logs import get_logger
-from polyfarm.store.backfill import run_pending_backfills
+from polyfarm.store.backfill import has_pending_backfills, run_pending_backfills
+from polyfarm.store.timescale_scheduler import scheduler_stopped
 
 log = get_logger(__name__)
 
@@ -211,17 +212,21 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> Mi
         verify_checksums(migrations, applied)
         flavor = await _choose_flavor(conn, applied)
         done = {record.version for record in applied}
-        newly_applied = []
-        for migration in migrations:
-            if migration.version in done:
-                continue
-            await _apply(conn, migration, flavor)
-            newly_applied.append(migration.filename)
-        if flavor is Flavor.TIMESCALEDB:
-            await run_pending_backfills(conn)
-        return MigrationReport(flavor, newly_applied, len(done))
+        pending = [m for m in migrations if m.version not in done]
+        if flavor is Flavor.TIMESCALEDB and (pending or await has_pending_backfills(conn)):
+            async with scheduler_stopped(conn):
+                await _apply_all(conn, pending, flavor)
+                await run_pending_backfills(conn)
+        else:
+            await _apply_all(conn, pending, flavor)
+        return MigrationReport(flavor, [m.filename for m in pending], len(done))
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+
+
+async def _apply_all(conn: asyncpg.Connection, pending: list[Migration], flavor: Flavor) -> None:
+    for migration in pending:
+        await _apply(conn, migration, flavor)
 
 
 def _has_statements(sql: str) -> bool:

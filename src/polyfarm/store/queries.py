@@ -52,6 +52,15 @@ _MINUTE_CANDLES = """
         GROUP BY 1) c
     WHERE bucket >= $2 AND bucket < $3 ORDER BY bucket
 """
+# By sid, looked up first: on TimescaleDB a candle view joined to token_keys on token_id would
+# aggregate every token's real-time buckets before joining (a continuous aggregate is a UNION
+# the join cannot reach into): 28 ms for a token-day of 5-minute candles, 1.7 ms by sid.
+_AGGREGATE_CANDLES = """
+    SELECT bucket, open, high, low, close, samples FROM {view}
+    WHERE token_sid = (SELECT token_sid FROM token_keys WHERE token_id = $1)
+      AND bucket >= $2 AND bucket < $3
+    ORDER BY bucket
+"""
 
 
 @dataclass(frozen=True)
@@ -118,13 +127,7 @@ async def candles(
     if CANDLE_AGGREGATES[interval] is None:
         rows = await conn.fetch(_MINUTE_CANDLES, token_id, start, end)
     else:
-        rows = await conn.fetch(
-            f"SELECT bucket, open, high, low, close, samples FROM {view} "  # noqa: S608 - fixed
-            "WHERE token_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
-            token_id,
-            start,
-            end,
-        )
+        rows = await conn.fetch(_AGGREGATE_CANDLES.format(view=view), token_id, start, end)
     return [Candle(**dict(r)) for r in rows]
 
 
