@@ -24,14 +24,15 @@ from ..support import as_reader
 from ..timescale_jobs import BOOM, add_failing_job, add_idle_job, clear_jobs, make_overdue
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+# The continuous aggregates that hold rows (migration 0011: 1-minute candles are a view over the
+# raw points, and the public candles_* names are views over these).
 AGGREGATES = {
-    "candles_1m",
-    "candles_5m",
-    "candles_15m",
-    "candles_1h",
-    "candles_4h",
-    "candles_1d",
-    "trade_volume_1h",
+    "price_candles_5m",
+    "price_candles_15m",
+    "price_candles_1h",
+    "price_candles_4h",
+    "price_candles_1d",
+    "trade_flow_1h",
 }
 
 
