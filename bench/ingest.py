@@ -34,7 +34,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,9 +47,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from polyfarm.store.database import create_pool
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.keys import TokenKeys
-from polyfarm.store.migrations import migrate
 from polyfarm.store.rows import PRICE_SNAPSHOTS, PriceSnapshotRow
 from polyfarm.store.writer import BulkWriter
+from scratch_db import drop_database, fresh_database
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -78,34 +77,6 @@ def make_rows(count: int, tokens: int = 40_000, seed: int = 1) -> list[PriceSnap
             )
         )
     return rows
-
-
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-async def fresh_database(admin_dsn: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    dsn = with_database(admin_dsn, name)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return dsn
-
-
-async def drop_database(admin_dsn: str, dsn: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {urlsplit(dsn).path[1:]} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 def batches(rows: list[PriceSnapshotRow], size: int) -> list[list[PriceSnapshotRow]]:
@@ -266,7 +237,7 @@ async def measure(
     table: str = "price_snapshots",
 ) -> tuple[float, float | None]:
     """Rows/s of one path, and how many CPUs other work kept busy meanwhile."""
-    dsn = await fresh_database(admin_dsn)
+    dsn = await fresh_database(admin_dsn, "bench")
     try:
         before = meter.sample()
         elapsed = await path(dsn, rows, batch)

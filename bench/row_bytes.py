@@ -32,13 +32,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -47,7 +45,6 @@ from polyfarm.markets.book_stats import book_stats
 from polyfarm.store.database import create_pool
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.maintenance import AGGREGATE_VIEWS, refresh_aggregates
-from polyfarm.store.migrations import migrate
 from polyfarm.store.queries import candles
 from polyfarm.store.rows import (
     BOOK_DELTAS,
@@ -65,6 +62,7 @@ from polyfarm.store.rows import (
     trade_key,
 )
 from polyfarm.store.writer import BulkWriter
+from scratch_db import drop_database, fresh_database
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 TABLES = ("price_snapshots", "orderbook_snapshots", "market_features", "book_deltas", "trades")
@@ -213,34 +211,6 @@ def feature_row(ts: datetime, token: Token, rng: random.Random) -> FeatureRow:
 
 
 # -- the database -----------------------------------------------------------------------------
-
-
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-async def fresh_database(admin_dsn: str) -> str:
-    name = f"rowbytes_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    dsn = with_database(admin_dsn, name)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return dsn
-
-
-async def drop_database(admin_dsn: str, dsn: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {urlsplit(dsn).path[1:]} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 async def has_timescaledb(conn: asyncpg.Connection) -> bool:
@@ -396,7 +366,7 @@ def per_row(sizes: dict[str, dict[str, int]]) -> dict[str, float | None]:
 
 
 async def footprint(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
-    dsn = await fresh_database(admin_dsn)
+    dsn = await fresh_database(admin_dsn, "rowbytes")
     try:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
@@ -421,7 +391,7 @@ async def footprint(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def reads(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
-    dsn = await fresh_database(admin_dsn)
+    dsn = await fresh_database(admin_dsn, "rowbytes")
     try:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:

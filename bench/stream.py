@@ -323,9 +323,9 @@ async def measure(
     admin_dsn: str, mode: str, work: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
     sys.path.insert(0, str(BENCH_DIR))
-    from ingest import drop_database, fresh_database  # the same fresh, migrated database
+    from scratch_db import drop_database, fresh_database  # the same fresh, migrated database
 
-    dsn = await fresh_database(admin_dsn)
+    dsn = await fresh_database(admin_dsn, "bench")
     try:
         return spawn(mode, work, dsn, args)
     finally:
