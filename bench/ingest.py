@@ -29,10 +29,8 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -45,11 +43,10 @@ from sqlalchemy import BigInteger, DateTime, Float, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from polyfarm.store.database import create_pool
-from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.keys import TokenKeys
 from polyfarm.store.rows import PRICE_SNAPSHOTS, PriceSnapshotRow
 from polyfarm.store.writer import BulkWriter
-from scratch_db import drop_database, fresh_database
+from scratch_db import admin_server, drop_database, fresh_database
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -378,23 +375,8 @@ def main() -> None:
     parser.add_argument("--dsn", help="admin DSN of a server to use instead of the embedded one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-
-    data_dir = None
-    postmaster = None
-    if args.dsn:
-        admin_dsn = args.dsn
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="polyfarm-bench-"))
-        server = EmbeddedPostgres(data_dir)
-        server.start()
-        admin_dsn = server.dsn("postgres")
-        postmaster = server.state().pid
-    try:
+    with admin_server(args.dsn, "bench") as (admin_dsn, postmaster):
         result = asyncio.run(run(args, admin_dsn, postmaster))
-    finally:
-        if data_dir is not None:
-            EmbeddedPostgres(data_dir).stop()
-            shutil.rmtree(data_dir, ignore_errors=True)
     print_table(result)
     if args.json:
         print(json.dumps(result))

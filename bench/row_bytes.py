@@ -27,15 +27,12 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -43,7 +40,6 @@ import orjson
 
 from polyfarm.markets.book_stats import book_stats
 from polyfarm.store.database import create_pool
-from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.maintenance import AGGREGATE_VIEWS, refresh_aggregates
 from polyfarm.store.queries import candles
 from polyfarm.store.rows import (
@@ -62,7 +58,7 @@ from polyfarm.store.rows import (
     trade_key,
 )
 from polyfarm.store.writer import BulkWriter
-from scratch_db import drop_database, fresh_database
+from scratch_db import admin_server, drop_database, fresh_database
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 TABLES = ("price_snapshots", "orderbook_snapshots", "market_features", "book_deltas", "trades")
@@ -453,20 +449,8 @@ def main() -> None:
     parser.add_argument("--dsn", help="admin DSN of a server to use instead of the embedded one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    data_dir = None
-    if args.dsn:
-        admin_dsn = args.dsn
-    else:
-        data_dir = Path(tempfile.mkdtemp(prefix="polyfarm-rowbytes-"))
-        server = EmbeddedPostgres(data_dir)
-        server.start()
-        admin_dsn = server.dsn("postgres")
-    try:
+    with admin_server(args.dsn, "rowbytes") as (admin_dsn, _):
         result = asyncio.run(run(args, admin_dsn))
-    finally:
-        if data_dir is not None:
-            EmbeddedPostgres(data_dir).stop()
-            shutil.rmtree(data_dir, ignore_errors=True)
     print_table(result)
     if args.json:
         print(json.dumps(result))

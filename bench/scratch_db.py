@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.migrations import migrate
 
 
@@ -37,3 +43,20 @@ async def drop_database(admin_dsn: str, dsn: str) -> None:
         await admin.execute(f"DROP DATABASE IF EXISTS {urlsplit(dsn).path[1:]} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@contextlib.contextmanager
+def admin_server(dsn: str | None, prefix: str) -> Iterator[tuple[str, int | None]]:
+    """The admin DSN to make databases on, and the postmaster's pid when it is ours: the
+    server ``dsn`` names, or an embedded PostgreSQL in a temporary directory, removed after."""
+    if dsn:
+        yield dsn, None
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix=f"polyfarm-{prefix}-"))
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    try:
+        yield server.dsn("postgres"), server.state().pid
+    finally:
+        EmbeddedPostgres(data_dir).stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
