@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -370,3 +371,20 @@ async def test_a_market_listed_after_the_start_is_wanted_from_its_listing_not_it
         Gap(("series",), later - timedelta(hours=1), end, GapCause.NEVER_SUBSCRIBED),
     ]
     assert subscriptions.wanted_since(catalog.markets["known"]) is None
+
+
+def test_the_plan_s_indexes_agree_with_its_markets_through_any_syncs() -> None:
+    rng = random.Random(5)
+    plan = ShardPlan(capacity=10)
+    universe = {
+        f"m{i}": tuple(f"m{i}t{k}" for k in range(rng.choice((1, 2, 3)))) for i in range(60)
+    }
+    for _ in range(40):
+        wanted = {m: tokens for m, tokens in universe.items() if rng.random() < 0.6}
+        plan.sync(wanted)
+        placed = {m: s for s, markets in plan.markets.items() for m in markets}
+        assert placed.keys() == wanted.keys()
+        assert all(plan.shard_of(m) == s for m, s in placed.items())
+        assert all(plan.shard_of(m) is None for m in universe.keys() - wanted.keys())
+        for shard, markets in plan.markets.items():
+            assert plan.load(shard) == sum(len(t) for t in markets.values()) <= 10

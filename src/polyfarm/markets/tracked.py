@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -51,6 +51,12 @@ class TrackedMarket:
     closed: bool
     tier: int | None
     book_seed: BookSeed | None
+    # Read for every market at every subscription sync and cadence walk: built once here
+    # rather than by MarketInfo's property on each read.
+    token_ids: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token_ids", self.info.token_ids)
 
     @property
     def market_id(self) -> str:
@@ -63,10 +69,6 @@ class TrackedMarket:
     @property
     def question(self) -> str:
         return self.info.question
-
-    @property
-    def token_ids(self) -> tuple[str, ...]:
-        return self.info.token_ids
 
     @property
     def outcomes(self) -> tuple[str, ...]:
