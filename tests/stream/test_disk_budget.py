@@ -41,9 +41,9 @@ async def count(pool: asyncpg.Pool, table: str) -> int:
     return rows
 
 
-def feature_tiers(run: StreamRun, writer: CadenceWriter, slot: datetime) -> set[int | None]:
+async def feature_tiers(run: StreamRun, writer: CadenceWriter, slot: datetime) -> set[int | None]:
     """Tiers of the feature rows due at ``slot`` (a slot of the T1 cadence, 300 s)."""
-    _, rows = writer.due_rows(slot)
+    _, rows = await writer.due_rows(slot)
     return {run.deps.catalog.markets[row.market_id].tier for row in rows}
 
 
@@ -72,8 +72,8 @@ async def test_over_budget_deltas_stop_and_far_tiers_slow_but_trades_go_on(
             books=run.books, activity=run.activity, catalog=run.deps.catalog,
             settings=settings, writer=run.deps.writer, clock=run.deps.clock, disk=NoPressure(),
         )  # fmt: skip
-        tiers_unslowed = feature_tiers(run, unslowed, slot)
-        tiers_slowed = feature_tiers(run, run.cadence, slot)
+        tiers_unslowed = await feature_tiers(run, unslowed, slot)
+        tiers_slowed = await feature_tiers(run, run.cadence, slot)
     assert deltas_after == deltas_before, "book_deltas stored over budget"
     assert trades_after > trades_before, "trades must never be given up"
     (gap,) = await pool.fetch(

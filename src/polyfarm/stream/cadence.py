@@ -43,6 +43,10 @@ from polyfarm.stream.rolling import TokenActivity
 
 LATE_S = 60.0
 TICK_S = 0.5
+# Tokens walked between two yields to the event loop. A far-tier slot takes every T0/T1 token
+# at once (32,000 at the venue's mix): walked in one go, that held the loop for seconds,
+# long enough for PINGs to be missed and the venue to close the sockets.
+WALK_BATCH = 500
 
 
 @dataclass
@@ -89,7 +93,7 @@ class CadenceWriter:
             await sleep_unless(stop, TICK_S)
 
     async def tick(self, now: datetime) -> None:
-        book_rows, feature_rows = self.due_rows(now)
+        book_rows, feature_rows = await self.due_rows(now)
         if book_rows:
             await self._writer.write(ORDERBOOK_SNAPSHOTS, book_rows)
             self._last_books.remember(book_rows)
@@ -131,34 +135,52 @@ class CadenceWriter:
                 self.stats.late_slots += 1
         return fresh
 
-    def due_rows(self, now: datetime) -> tuple[list[BookRow], list[FeatureRow]]:
-        """Rows of the slots that start now, less those equal to the token's last written."""
+    async def due_rows(self, now: datetime) -> tuple[list[BookRow], list[FeatureRow]]:
+        """Rows of the slots that start now, less those equal to the token's last written.
+        Each row is taken from its book with no await in between; the walk yields to the
+        event loop between batches of tokens."""
         fresh = self._new_slots(now)
         if not fresh:
             return [], []
         book_rows: list[BookRow] = []
         feature_rows: list[FeatureRow] = []
         slowed = self._disk.pressure().slows_far_snapshots
-        for token, book in self._books.items():
-            market = self._catalog.market_of(token)
-            if not book.usable or market is None or market.closed:
-                self._last_books.forget(token)
-                self._last_features.forget(token)
-                continue
-            book_slot = fresh.get(self._book_cadence(market, slowed))
-            if book_slot is not None:
-                book_rows.append(self.book_row(book_slot, book, market))
-            feature_slot = (
-                None if market.tier is None else fresh.get(self._feature_cadence(market, slowed))
-            )
-            if feature_slot is not None:
-                feature_rows.append(self.feature_row(feature_slot, book, market))
+        tokens = list(self._books)
+        for start in range(0, len(tokens), WALK_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            for token in tokens[start : start + WALK_BATCH]:
+                self._take_rows(token, fresh, slowed, book_rows, feature_rows)
         self._last_books.keep_only(self._books)
         self._last_features.keep_only(self._books)
         return (
             [r for r in book_rows if self._last_books.due(r)],
             [r for r in feature_rows if self._last_features.due(r)],
         )
+
+    def _take_rows(
+        self,
+        token: str,
+        fresh: dict[float, datetime],
+        slowed: bool,
+        book_rows: list[BookRow],
+        feature_rows: list[FeatureRow],
+    ) -> None:
+        """The token's rows of the fresh slots, if its cadences are among them."""
+        book = self._books.get(token)  # gone meanwhile: dropped while the walk yielded
+        market = self._catalog.market_of(token)
+        if book is None or not book.usable or market is None or market.closed:
+            self._last_books.forget(token)
+            self._last_features.forget(token)
+            return
+        book_slot = fresh.get(self._book_cadence(market, slowed))
+        if book_slot is not None:
+            book_rows.append(self.book_row(book_slot, book, market))
+        feature_slot = (
+            None if market.tier is None else fresh.get(self._feature_cadence(market, slowed))
+        )
+        if feature_slot is not None:
+            feature_rows.append(self.feature_row(feature_slot, book, market))
 
     def _feature_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         assert market.tier is not None
