@@ -5,14 +5,20 @@ long misses the PINGs that keep the WebSocket connections open."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from polyfarm.sim import Simulator
+from polyfarm.store.disk import NoPressure
+from polyfarm.store.rows import TableSpec
+from polyfarm.store.writing import Writer, WriteResult
 from polyfarm.stream import cadence
+from polyfarm.stream.cadence import CadenceWriter
 
 from ..conftest import Server
 from ..sim.support import make_config
@@ -64,3 +70,49 @@ async def test_a_slot_of_many_tokens_is_walked_in_batches_with_the_loop_running_
     assert books
     assert features
     assert turns >= usable // 4 - 1
+
+
+class Recording:
+    """The run's writer, noting the size of every write."""
+
+    def __init__(self, inner: Writer) -> None:
+        self.inner = inner
+        self.sizes: dict[str, list[int]] = {}
+
+    async def write(self, spec: TableSpec, rows: Sequence[Any]) -> WriteResult:
+        self.sizes.setdefault(spec.name, []).append(len(rows))
+        return await self.inner.write(spec, rows)
+
+
+@pytest.mark.timeout(120)
+async def test_a_slot_s_rows_are_written_in_parts_and_all_stored(
+    pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Simulator(make_config(markets=30, seed=5)) as sim:
+        settings = stream_settings(sim, tmp_path)
+        async with streaming(sim, pool, settings) as s:
+            await advance(sim, 2 * 60, 30, pause_s=0.02)
+            await settle(sim, s.run)
+            run = s.run
+            writer = Recording(run.deps.writer)
+            walker = CadenceWriter(
+                books=run.books, activity=run.activity, catalog=run.deps.catalog,
+                settings=settings, writer=writer, clock=run.deps.clock, disk=NoPressure(),
+            )  # fmt: skip
+            monkeypatch.setattr(cadence, "WALK_BATCH", 2)
+            monkeypatch.setattr(cadence, "WRITE_BATCH", 8)
+            hour = (sim.clock.now() // 3600 + 1) * 3600
+            due, _ = await walker.due_rows(datetime.fromtimestamp(hour + 1, UTC))
+            walker = CadenceWriter(
+                books=run.books, activity=run.activity, catalog=run.deps.catalog,
+                settings=settings, writer=writer, clock=run.deps.clock, disk=NoPressure(),
+            )  # fmt: skip
+            await walker.tick(datetime.fromtimestamp(hour + 1, UTC))
+    stored = await pool.fetch(
+        "SELECT token_id FROM orderbook_snapshots WHERE ts = to_timestamp($1)", hour
+    )
+    book_writes = writer.sizes["orderbook_snapshots"]
+    assert len(due) > 8
+    assert len(book_writes) > 1
+    assert max(book_writes) <= 8
+    assert sorted(r["token_id"] for r in stored) == sorted(r.token_id for r in due)

@@ -21,6 +21,7 @@ trades and price snapshots are not written here and never slowed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,6 +48,9 @@ TICK_S = 0.5
 # at once (32,000 at the venue's mix): walked in one go, that held the loop for seconds,
 # long enough for PINGs to be missed and the venue to close the sockets.
 WALK_BATCH = 500
+# Tokens whose rows are written together: a slot's rows are stored part by part, so that the
+# rows of 32,000 tokens (about 100 MB of Python objects) are never all in memory at once.
+WRITE_BATCH = 4_000
 
 
 @dataclass
@@ -93,7 +97,12 @@ class CadenceWriter:
             await sleep_unless(stop, TICK_S)
 
     async def tick(self, now: datetime) -> None:
-        book_rows, feature_rows = await self.due_rows(now)
+        async for book_rows, feature_rows in self._due_parts(now):
+            await self._write(book_rows, feature_rows)
+        self.stats.unchanged_book_rows = self._last_books.skipped
+        self.stats.unchanged_feature_rows = self._last_features.skipped
+
+    async def _write(self, book_rows: list[BookRow], feature_rows: list[FeatureRow]) -> None:
         if book_rows:
             await self._writer.write(ORDERBOOK_SNAPSHOTS, book_rows)
             self._last_books.remember(book_rows)
@@ -102,8 +111,6 @@ class CadenceWriter:
             await self._writer.write(MARKET_FEATURES, feature_rows)
             self._last_features.remember(feature_rows)
             self.stats.feature_rows += len(feature_rows)
-        self.stats.unchanged_book_rows = self._last_books.skipped
-        self.stats.unchanged_feature_rows = self._last_features.skipped
 
     def _book_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         settings = self._settings
@@ -136,27 +143,41 @@ class CadenceWriter:
         return fresh
 
     async def due_rows(self, now: datetime) -> tuple[list[BookRow], list[FeatureRow]]:
-        """Rows of the slots that start now, less those equal to the token's last written.
-        Each row is taken from its book with no await in between; the walk yields to the
-        event loop between batches of tokens."""
-        fresh = self._new_slots(now)
-        if not fresh:
-            return [], []
+        """Rows of the slots that start now, less those equal to the token's last written,
+        all at once (the writer takes them part by part: ``tick``)."""
         book_rows: list[BookRow] = []
         feature_rows: list[FeatureRow] = []
+        async for books, features in self._due_parts(now):
+            book_rows += books
+            feature_rows += features
+        return book_rows, feature_rows
+
+    async def _due_parts(
+        self, now: datetime
+    ) -> AsyncIterator[tuple[list[BookRow], list[FeatureRow]]]:
+        """The due rows of ``WRITE_BATCH`` tokens at a time. Each row is taken from its book
+        with no await in between; the walk yields to the event loop every ``WALK_BATCH``
+        tokens."""
+        fresh = self._new_slots(now)
+        if not fresh:
+            return
         slowed = self._disk.pressure().slows_far_snapshots
         tokens = list(self._books)
+        book_rows: list[BookRow] = []
+        feature_rows: list[FeatureRow] = []
         for start in range(0, len(tokens), WALK_BATCH):
             if start:
                 await asyncio.sleep(0)
             for token in tokens[start : start + WALK_BATCH]:
                 self._take_rows(token, fresh, slowed, book_rows, feature_rows)
+            if (start + WALK_BATCH) % WRITE_BATCH == 0 or start + WALK_BATCH >= len(tokens):
+                yield (
+                    [r for r in book_rows if self._last_books.due(r)],
+                    [r for r in feature_rows if self._last_features.due(r)],
+                )
+                book_rows, feature_rows = [], []
         self._last_books.keep_only(self._books)
         self._last_features.keep_only(self._books)
-        return (
-            [r for r in book_rows if self._last_books.due(r)],
-            [r for r in feature_rows if self._last_features.due(r)],
-        )
 
     def _take_rows(
         self,
