@@ -262,7 +262,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "config_file",
         "settings",
         "store polymarket sim",
-        "markets runtime",
+        "markets runtime loopwatch",
         "collect stream api metrics_http",
         "daemon",
         "commands",

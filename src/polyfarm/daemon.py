@@ -38,6 +38,7 @@ from polyfarm.collect.prices import PriceCollector
 from polyfarm.collect.rejects import RejectSink
 from polyfarm.collect.resolutions import ResolutionTracker
 from polyfarm.logs import get_logger
+from polyfarm.loopwatch import LoopWatch
 from polyfarm.markets.catalog import MarketCatalog
 from polyfarm.metrics import Metrics
 from polyfarm.metrics_http import metrics_service
@@ -236,6 +237,7 @@ class Daemon:
             Service(self.stream.name, self.stream.run),
             Service("timescaledb-jobs", JobWatch(self.pool, self.metrics).run),
             Service("disk-budget", self.disk.run),
+            Service("loop-watch", LoopWatch(metrics=self.metrics).run),
         ]
 
     def health_extras(self) -> dict[str, object]:

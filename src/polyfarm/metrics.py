@@ -48,6 +48,17 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.loop_stalls = Counter(
+            "polyfarm_event_loop_stalls_total",
+            "Times the event loop did not run for longer than the stall threshold",
+            registry=r,
+        )
+        self.loop_stall_seconds = Histogram(
+            "polyfarm_event_loop_stall_seconds",
+            "How long each event-loop stall lasted",
+            registry=r,
+            buckets=(1, 2, 5, 10, 20, 30, 60),
+        )
         # Sources.
         self.api_errors = Counter(
             "polyfarm_source_errors_total",
