@@ -148,7 +148,8 @@ async def open_daemon(
                 clients.clob, writer, catalog, clock, settings.intervals.prices_s, rejects
             ),
             books=BookCollector(
-                clients.clob, writer, catalog, clock, settings, rejects, covered=stream.covers
+                clients.clob, writer, catalog, clock, settings, rejects,
+                covered=stream.covers, disk=disk,
             ),
             resolutions=ResolutionTracker(clients.gamma, clients.clob, pool, catalog, clock),
         )  # fmt: skip

@@ -351,3 +351,30 @@ async def test_an_unchanged_book_is_stored_again_only_in_a_new_keyframe_window(
         for _ in range(2):
             sim.clock.advance(300)
             assert (await collection.books.cycle()).rows > 80
+
+
+async def test_over_the_disk_budget_the_far_tiers_rest_books_come_less_often(
+    sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    """As with the stream's snapshots: T0/T1 book slots stretch fourfold (300 s → 1,200 s),
+    the nearer tiers keep theirs."""
+    # 10 minutes into a 20-minute window: a 300 s slot starts here, a 1,200 s one does not.
+    sim.clock.advance((sim.clock.now() // 1200 + 1) * 1200 + 600 - sim.clock.now())
+    slots: dict[bool, dict[int | None, set[float]]] = {}
+    for over_budget in (False, True):
+        budget = {"disk_budget_gb": 0.001} if over_budget else {}
+        settings = settings_for(sim, storage=budget)
+        async with open_daemon(settings, pool, sim_clock(sim)) as collection:
+            await run_cycle(collection, Supervisor(pool, collection.jobs()), "metadata")
+            await collection.disk.refresh()
+            by_tier: dict[int | None, set[float]] = {}
+            for _, market, slot in collection.books.due(sim_clock(sim)()):
+                by_tier.setdefault(market.tier, set()).add(slot.timestamp())
+            slots[over_budget] = by_tier
+    now = sim.clock.now()
+    assert {0, 1} & slots[False].keys(), "the simulated venue has far-from-close markets"
+    for tier in (0, 1):
+        assert slots[False].get(tier, {now}) == {now}
+        assert slots[True].get(tier, {now - 600}) == {now - 600}
+    for tier in (2, 3, 4):
+        assert slots[True].get(tier) == slots[False].get(tier)

@@ -6,7 +6,8 @@ The collector ticks at the fastest cadence and fetches only the tokens that are 
 (best first) and the statistics of ``book_stats``, stamped with the start of the token's
 cadence slot. A snapshot equal to the token's previous one is not written again
 (``markets.unchanged``); a token the stream takes over, or that leaves the catalogue, is
-forgotten.
+forgotten. Under disk pressure (``DiskPressure.slows_far_snapshots``) the far-from-close tiers'
+cadences stretch as the stream's do (``markets.tiers.slowed_cadence_s``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from polyfarm.collect.rejects import RejectSink
 from polyfarm.logs import get_logger
 from polyfarm.markets.catalog import MarketCatalog
 from polyfarm.markets.snapshots import book_digest, snapshot_row
-from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s
+from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s, slowed_cadence_s
 from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.markets.unchanged import LastWritten
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.runtime import CycleResult
 from polyfarm.settings import Settings
+from polyfarm.store.disk import PressureReading
 from polyfarm.store.rows import ORDERBOOK_SNAPSHOTS
 from polyfarm.store.writing import Writer
 
@@ -45,8 +47,10 @@ class BookCollector:
         settings: Settings,
         rejects: RejectSink,
         covered: Callable[[str], bool],
+        disk: PressureReading,
     ) -> None:
         self._rejects = rejects
+        self._disk = disk
         self._clob = clob
         self._writer = writer
         self._catalog = catalog
@@ -66,9 +70,11 @@ class BookCollector:
         fast = [cadence_s(t, self._settings.tiers) for t in self._settings.tiers.orderbook_tiers]
         return min([self._settings.intervals.orderbooks_s, *fast])
 
-    def cadence_for(self, market: TrackedMarket) -> float:
+    def cadence_for(self, market: TrackedMarket, slowed: bool = False) -> float:
+        """The market's book cadence; ``slowed``: as the disk budget stretches it."""
         settings = self._settings
-        return book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
+        cadence = book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
+        return slowed_cadence_s(cadence, market.tier, settings.storage) if slowed else cadence
 
     @property
     def unchanged_skipped(self) -> int:
@@ -78,11 +84,12 @@ class BookCollector:
     def due(self, now: datetime) -> list[tuple[str, TrackedMarket, datetime]]:
         due = []
         served: set[str] = set()
+        slowed = self._disk.pressure().slows_far_snapshots
         for token, market in self._catalog.active_tokens():
             if self._covered(token):
                 continue
             served.add(token)
-            slot = aligned(now, self.cadence_for(market))
+            slot = aligned(now, self.cadence_for(market, slowed))
             if self._last_slot.get(token) != slot:
                 due.append((token, market, slot))
         self._last_written.keep_only(served)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from polyfarm.settings import TierSettings
+from polyfarm.settings import StorageSettings, TierSettings
 
 TIERS = (0, 1, 2, 3, 4)
 
@@ -48,3 +48,11 @@ def book_cadence_s(tier: int | None, tiers: TierSettings, rest_s: float) -> floa
     if tier is not None and tier in tiers.orderbook_tiers:
         return min(cadence_s(tier, tiers), rest_s)
     return rest_s
+
+
+def slowed_cadence_s(cadence: float, tier: int | None, storage: StorageSettings) -> float:
+    """A cadence under disk pressure: ``storage.slow_factor`` times longer in the tiers of
+    ``storage.slowed_tiers`` (far from close), unchanged elsewhere."""
+    if tier in storage.slowed_tiers:
+        return cadence * storage.slow_factor
+    return cadence

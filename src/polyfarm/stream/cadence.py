@@ -30,7 +30,7 @@ from polyfarm.clock import Clock
 from polyfarm.markets.book_stats import book_stats
 from polyfarm.markets.catalog import MarketCatalog
 from polyfarm.markets.snapshots import book_digest, snapshot_row
-from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s
+from polyfarm.markets.tiers import aligned, book_cadence_s, cadence_s, slowed_cadence_s
 from polyfarm.markets.tracked import TrackedMarket
 from polyfarm.markets.unchanged import LastWritten
 from polyfarm.settings import Settings
@@ -115,13 +115,7 @@ class CadenceWriter:
     def _book_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         settings = self._settings
         cadence = book_cadence_s(market.tier, settings.tiers, settings.intervals.orderbooks_s)
-        return self._slowed(cadence, market) if slowed else cadence
-
-    def _slowed(self, cadence: float, market: TrackedMarket) -> float:
-        storage = self._settings.storage
-        if market.tier in storage.slowed_tiers:
-            return cadence * storage.slow_factor
-        return cadence
+        return slowed_cadence_s(cadence, market.tier, settings.storage) if slowed else cadence
 
     def _new_slots(self, now: datetime) -> dict[float, datetime]:
         tiers = self._settings.tiers
@@ -206,7 +200,7 @@ class CadenceWriter:
     def _feature_cadence(self, market: TrackedMarket, slowed: bool) -> float:
         assert market.tier is not None
         cadence = cadence_s(market.tier, self._settings.tiers)
-        return self._slowed(cadence, market) if slowed else cadence
+        return slowed_cadence_s(cadence, market.tier, self._settings.storage) if slowed else cadence
 
     def book_row(self, slot: datetime, book: LiveBook, market: TrackedMarket) -> BookRow:
         ob = self._settings.orderbook
