@@ -368,7 +368,7 @@ async def test_over_the_disk_budget_the_far_tiers_rest_books_come_less_often(
             await run_cycle(collection, Supervisor(pool, collection.jobs()), "metadata")
             await collection.disk.refresh()
             by_tier: dict[int | None, set[float]] = {}
-            for _, market, slot in collection.books.due(sim_clock(sim)()):
+            for _, market, slot in await collection.books.due(sim_clock(sim)()):
                 by_tier.setdefault(market.tier, set()).add(slot.timestamp())
             slots[over_budget] = by_tier
     now = sim.clock.now()

@@ -12,6 +12,7 @@ cadences stretch as the stream's do (``markets.tiers.slowed_cadence_s``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -33,6 +34,7 @@ from polyfarm.store.writing import Writer
 log = get_logger(__name__)
 
 CHUNK_TOKENS = 2_000
+SCAN_BATCH = 2_000  # active tokens checked between two yields to the event loop
 
 
 class BookCollector:
@@ -81,11 +83,16 @@ class BookCollector:
         """Snapshots not written because they equalled the token's previous one."""
         return self._last_written.skipped
 
-    def due(self, now: datetime) -> list[tuple[str, TrackedMarket, datetime]]:
+    async def due(self, now: datetime) -> list[tuple[str, TrackedMarket, datetime]]:
+        """The tokens this collector serves whose slot has changed, with that slot. The walk
+        covers every active token (40,000 at the venue) every tick, so it lets the event loop
+        run every ``SCAN_BATCH`` tokens."""
         due = []
         served: set[str] = set()
         slowed = self._disk.pressure().slows_far_snapshots
-        for token, market in self._catalog.active_tokens():
+        for i, (token, market) in enumerate(self._catalog.active_tokens()):
+            if i and i % SCAN_BATCH == 0:
+                await asyncio.sleep(0)
             if self._covered(token):
                 continue
             served.add(token)
@@ -96,7 +103,7 @@ class BookCollector:
         return due
 
     async def cycle(self) -> CycleResult:
-        due = self.due(self._clock())
+        due = await self.due(self._clock())
         rows = 0
         # A chunk at a time: 40,000 parsed books at once would hold ~1.6 M Decimal levels.
         for start in range(0, len(due), CHUNK_TOKENS):

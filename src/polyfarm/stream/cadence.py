@@ -49,8 +49,9 @@ TICK_S = 0.5
 # long enough for PINGs to be missed and the venue to close the sockets.
 WALK_BATCH = 500
 # Tokens whose rows are written together: a slot's rows are stored part by part, so that the
-# rows of 32,000 tokens (about 100 MB of Python objects) are never all in memory at once.
-WRITE_BATCH = 4_000
+# rows of 32,000 tokens (about 100 MB of Python objects) are never all in memory at once and
+# each write's validation holds the loop only briefly.
+WRITE_BATCH = 1_000
 
 
 @dataclass

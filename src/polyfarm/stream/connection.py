@@ -38,6 +38,8 @@ from polyfarm.polymarket.ws import MarketStream, StreamClosedError, reconnecting
 from polyfarm.settings import WebSocketSettings
 
 log = get_logger(__name__)
+# Messages a connection handles in a row before letting the event loop run other tasks.
+YIELD_EVERY = 64
 
 
 class SessionEnd(enum.Enum):
@@ -152,11 +154,19 @@ class ShardConnection:
     async def _read_messages(self, stream: MarketStream) -> None:
         first = True
         handle, mark = self.hooks.handle, self.mark
+        since_yield = 0
         async for message in stream:
             if first:
                 first = False
                 self.hooks.first_data(self)
             handle(message, time.perf_counter(), mark)
+            since_yield += 1
+            if since_yield >= YIELD_EVERY:
+                # Frames already buffered are read without the loop ever running another
+                # task: one connection's backlog would otherwise starve the other sockets'
+                # PINGs and the writers.
+                since_yield = 0
+                await asyncio.sleep(0)
             waiting = self.hooks.backpressure()
             if waiting is not None:
                 self._blocked = True
