@@ -75,6 +75,9 @@ class Subscriptions:
         self._unseen_newcomers(wanted, now)
         for change in self.plan.sync(wanted):
             await self._apply(change, group, now, restart_from)
+            # The first sync opens every shard (200 at the venue, 40,000 live books): the
+            # sockets already open get to answer between two shards.
+            await asyncio.sleep(0)
         self.ingest.reseed(self._seed_of)
         capture = set(self.settings.websocket.capture_delta_tiers)
         books = self.ingest.books
