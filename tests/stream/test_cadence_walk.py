@@ -5,7 +5,8 @@ long misses the PINGs that keep the WebSocket connections open."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from polyfarm.settings import Settings
 from polyfarm.sim import Simulator
 from polyfarm.store.disk import NoPressure
 from polyfarm.store.rows import TableSpec
 from polyfarm.store.writing import Writer, WriteResult
 from polyfarm.stream import cadence
 from polyfarm.stream.cadence import CadenceWriter
+from polyfarm.stream.service import StreamRun
 
 from ..conftest import Server
 from ..sim.support import make_config
@@ -50,22 +53,46 @@ async def loop_turns_during(work: asyncio.Future[object]) -> int:
     return turns - started
 
 
-@pytest.mark.timeout(120)
-async def test_a_slot_of_many_tokens_is_walked_in_batches_with_the_loop_running_between(
-    pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class Settled:
+    sim: Simulator
+    settings: Settings
+    run: StreamRun
+
+    def hour_after(self) -> float:
+        """The next hour slot: every tier's cadence divides it, so every usable token is due."""
+        return (self.sim.clock.now() // 3600 + 1) * 3600
+
+    def walker(self, writer: Writer) -> CadenceWriter:
+        """A cadence writer of its own over the run's live state."""
+        run = self.run
+        return CadenceWriter(
+            books=run.books, activity=run.activity, catalog=run.deps.catalog,
+            settings=self.settings, writer=writer, clock=run.deps.clock, disk=NoPressure(),
+        )  # fmt: skip
+
+
+@pytest.fixture
+async def settled(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Settled]:
+    """A stream over 30 simulated markets, two minutes in, with every book received."""
     async with Simulator(make_config(markets=30, seed=5)) as sim:
         settings = stream_settings(sim, tmp_path)
         async with streaming(sim, pool, settings) as s:
             await advance(sim, 2 * 60, 30, pause_s=0.02)
             await settle(sim, s.run)
-            usable = sum(book.usable for book in s.run.books.values())
-            monkeypatch.setattr(cadence, "WALK_BATCH", 4)
-            # An hour slot: every tier's cadence divides it, so every usable token is due.
-            hour = datetime.fromtimestamp((sim.clock.now() // 3600 + 1) * 3600 + 1, UTC)
-            walk = asyncio.ensure_future(s.run.cadence.due_rows(hour))
-            turns = await loop_turns_during(walk)
-            books, features = walk.result()
+            yield Settled(sim, settings, s.run)
+
+
+@pytest.mark.timeout(120)
+async def test_a_slot_of_many_tokens_is_walked_in_batches_with_the_loop_running_between(
+    settled: Settled, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    usable = sum(book.usable for book in settled.run.books.values())
+    monkeypatch.setattr(cadence, "WALK_BATCH", 4)
+    hour = datetime.fromtimestamp(settled.hour_after() + 1, UTC)
+    walk = asyncio.ensure_future(settled.run.cadence.due_rows(hour))
+    turns = await loop_turns_during(walk)
+    books, features = walk.result()
     assert usable > 8
     assert books
     assert features
@@ -86,28 +113,15 @@ class Recording:
 
 @pytest.mark.timeout(120)
 async def test_a_slot_s_rows_are_written_in_parts_and_all_stored(
-    pool: asyncpg.Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settled: Settled, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with Simulator(make_config(markets=30, seed=5)) as sim:
-        settings = stream_settings(sim, tmp_path)
-        async with streaming(sim, pool, settings) as s:
-            await advance(sim, 2 * 60, 30, pause_s=0.02)
-            await settle(sim, s.run)
-            run = s.run
-            writer = Recording(run.deps.writer)
-            walker = CadenceWriter(
-                books=run.books, activity=run.activity, catalog=run.deps.catalog,
-                settings=settings, writer=writer, clock=run.deps.clock, disk=NoPressure(),
-            )  # fmt: skip
-            monkeypatch.setattr(cadence, "WALK_BATCH", 2)
-            monkeypatch.setattr(cadence, "WRITE_BATCH", 8)
-            hour = (sim.clock.now() // 3600 + 1) * 3600
-            due, _ = await walker.due_rows(datetime.fromtimestamp(hour + 1, UTC))
-            walker = CadenceWriter(
-                books=run.books, activity=run.activity, catalog=run.deps.catalog,
-                settings=settings, writer=writer, clock=run.deps.clock, disk=NoPressure(),
-            )  # fmt: skip
-            await walker.tick(datetime.fromtimestamp(hour + 1, UTC))
+    writer = Recording(settled.run.deps.writer)
+    monkeypatch.setattr(cadence, "WALK_BATCH", 2)
+    monkeypatch.setattr(cadence, "WRITE_BATCH", 8)
+    hour = settled.hour_after()
+    slot = datetime.fromtimestamp(hour + 1, UTC)
+    due, _ = await settled.walker(writer).due_rows(slot)
+    await settled.walker(writer).tick(slot)  # a fresh one: due_rows remembered nothing
     stored = await pool.fetch(
         "SELECT token_id FROM orderbook_snapshots WHERE ts = to_timestamp($1)", hour
     )
