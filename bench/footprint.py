@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -375,14 +375,14 @@ def figures(m: Measurement, sampler: RssSampler, args: argparse.Namespace) -> di
 
 def days_until_full(result: dict[str, object], disk_gb: float) -> float | None:
     """Days until ``disk_gb`` is full at these rates and the default retention, or None when
-    the steady state fits. Compressed rates apply after ``compress_after_days`` (TimescaleDB)."""
+    the steady state fits. Compressed rates apply after ``compress_after_hours`` (TimescaleDB)."""
     settings = Settings()
     keep = retention_days(settings)
     raw = result["gb_per_day"]
     compressed = result.get("compressed_gb_per_day", {})
     assert isinstance(raw, dict)
     assert isinstance(compressed, dict)
-    compress_after = settings.retention.compress_after_days
+    compress_after = settings.retention.compress_after() / timedelta(days=1)
 
     def used(day: float) -> float:
         total = 0.0

@@ -46,6 +46,14 @@ def test_db_url_works_with_psql(embedded_server: EmbeddedPostgres) -> None:
     assert result.stdout.strip() == "42"
 
 
+def test_the_deprecated_compression_days_still_work_and_say_so(
+    embedded_server: EmbeddedPostgres,
+) -> None:
+    result = run(embedded_server, "db", "url", POLYFARM_RETENTION__COMPRESS_AFTER_DAYS="3")
+    assert result.returncode == 0, result.stderr
+    assert "compress_after_days is deprecated: compressing after 72 hours" in result.stderr
+
+
 def test_db_migrate_and_status(embedded_server: EmbeddedPostgres) -> None:
     first = run(embedded_server, "db", "migrate")
     assert first.returncode == 0, first.stderr

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,29 @@ def test_bad_config_files_give_clear_errors(tmp_path: Path, text: str, message: 
     config.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(config)
+
+
+def test_compression_age_is_in_hours_and_the_days_setting_still_reads() -> None:
+    assert Settings().retention.compress_after() == timedelta(hours=6)
+    assert Settings().deprecations() == []
+    hours = load_settings(retention={"compress_after_hours": 1.5})
+    assert hours.retention.compress_after() == timedelta(minutes=90)
+    days = load_settings(retention={"compress_after_days": 2})
+    assert days.retention.compress_after() == timedelta(days=2)
+    (message,) = days.deprecations()
+    assert "compress_after_days is deprecated" in message
+    assert "compress_after_hours: 48" in message
+    with pytest.raises(ConfigError, match="set compress_after_hours only"):
+        load_settings(retention={"compress_after_days": 2, "compress_after_hours": 6})
+
+
+def test_compressed_chunks_merge_whole_chunks() -> None:
+    assert Settings().chunks.compressed_hours == 24
+    assert load_settings(chunks={"trades_hours": 8}).chunks.trades_hours == 8
+    with pytest.raises(ConfigError, match="multiple of trades_hours"):
+        load_settings(chunks={"trades_hours": 5})
+    with pytest.raises(ConfigError, match="multiple of book_deltas_hours"):
+        load_settings(chunks={"compressed_hours": 12, "book_deltas_hours": 24})
 
 
 def test_readme_documents_every_setting_and_command() -> None:

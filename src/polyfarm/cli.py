@@ -19,11 +19,12 @@ from polyfarm.commands.db import db
 from polyfarm.commands.demo import demo
 from polyfarm.commands.serve import serve
 from polyfarm.errors import one_line
-from polyfarm.logs import configure_logging
+from polyfarm.logs import configure_logging, get_logger
 from polyfarm.settings import Settings, load_settings
 from polyfarm.sim.command import sim_command
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+log = get_logger(__name__)
 
 
 class PolyfarmGroup(click.Group):
@@ -65,6 +66,8 @@ def cli(ctx: click.Context, config_file: Path | None, log_level: str | None) -> 
     """polyfarm: farms Polymarket market data into TimescaleDB/PostgreSQL."""
     settings = load_settings(config_file)
     configure_logging(log_level or settings.log_level, settings.log_json)
+    for message in settings.deprecations():
+        log.warning(message)
     ctx.obj = settings
 
 

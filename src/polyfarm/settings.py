@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -247,13 +248,87 @@ class WebSocketSettings(_Section):
 
 
 class RetentionSettings(_Section):
-    """How long raw time series are kept; aggregates are kept forever."""
+    """How long raw time series are kept, and (TimescaleDB) when they are compressed;
+    aggregates are kept forever."""
 
     raw_days: Days = Field(183, description="price snapshots, trades, features")
     orderbook_days: Days = 183
     book_deltas_days: Days = 14
-    compress_after_days: Days = 7
+    compress_after_hours: Hours = Field(
+        6.0,
+        description="TimescaleDB compresses a chunk once its newest possible row is this old",
+    )
+    compress_after_days: Days | None = Field(
+        None, description="deprecated: read as compress_after_hours = 24 x this"
+    )
     task_runs_days: Days = 30
+
+    @model_validator(mode="after")
+    def _one_compression_age(self) -> RetentionSettings:
+        if self.compress_after_days is not None and "compress_after_hours" in self.model_fields_set:
+            raise ValueError(
+                "set compress_after_hours only: compress_after_days is its deprecated, "
+                "day-based predecessor"
+            )
+        return self
+
+    def compress_after(self) -> timedelta:
+        if self.compress_after_days is not None:
+            return timedelta(days=self.compress_after_days)
+        return timedelta(hours=self.compress_after_hours)
+
+    def deprecations(self) -> list[str]:
+        if self.compress_after_days is None:
+            return []
+        hours = self.compress_after_days * 24
+        return [
+            f"retention.compress_after_days is deprecated: compressing after {hours} hours; "
+            f"set retention.compress_after_hours: {hours} instead"
+        ]
+
+
+class ChunkSettings(_Section):
+    """TimescaleDB: the time one chunk of each time series covers while it takes writes, and
+    the length of the compressed chunks they are merged into. Sized so that the indexes of the
+    chunks taking writes stay in memory at venue scale (BENCHMARKS.md, "Compression at
+    production segment sizes"); applied to new chunks at start-up, so a change needs no
+    migration."""
+
+    price_snapshots_hours: Hours = 2.0
+    orderbook_snapshots_hours: Hours = 2.0
+    market_features_hours: Hours = 2.0
+    book_deltas_hours: Hours = 1.0
+    trades_hours: Hours = 4.0
+    compressed_hours: Hours = Field(
+        24.0,
+        description="compressed chunks are merged up to this length; a multiple of every "
+        "chunk interval above",
+    )
+
+    @model_validator(mode="after")
+    def _merges_whole_chunks(self) -> ChunkSettings:
+        merged = _microseconds(self.compressed_hours)
+        for name, hours in self.by_table().items():
+            if merged % _microseconds(hours):
+                raise ValueError(
+                    f"compressed_hours ({self.compressed_hours:g}) must be a multiple of "
+                    f"{name}_hours ({hours:g})"
+                )
+        return self
+
+    def by_table(self) -> dict[str, float]:
+        """Hours per public table name."""
+        return {
+            "price_snapshots": self.price_snapshots_hours,
+            "orderbook_snapshots": self.orderbook_snapshots_hours,
+            "market_features": self.market_features_hours,
+            "book_deltas": self.book_deltas_hours,
+            "trades": self.trades_hours,
+        }
+
+
+def _microseconds(hours: float) -> int:
+    return round(hours * 3_600_000_000)
 
 
 class StorageSettings(_Section):
@@ -397,10 +472,15 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = RateLimitSettings()
     websocket: WebSocketSettings = WebSocketSettings()
     retention: RetentionSettings = RetentionSettings()
+    chunks: ChunkSettings = ChunkSettings()
     writer: WriterSettings = WriterSettings()
     journal: JournalSettings = JournalSettings()
     storage: StorageSettings = StorageSettings()
     api: ApiSettings = ApiSettings()
+
+    def deprecations(self) -> list[str]:
+        """One message per deprecated setting in use, for the log once logging is set up."""
+        return self.retention.deprecations()
 
     def journal_dir(self) -> Path:
         return self.journal.directory or self.data_dir / "journal"

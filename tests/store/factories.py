@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from polyfarm.store.compact import exact_midpoint, exact_spread
 from polyfarm.store.dimensions import EventRecord, MarketRecord, TokenRecord
 from polyfarm.store.rows import (
+    BOOK_DELTAS,
     FEATURE_COLUMNS,
+    MARKET_FEATURES,
+    ORDERBOOK_SNAPSHOTS,
+    PRICE_SNAPSHOTS,
+    TRADES,
     BookDeltaRow,
     FeatureRow,
     OrderBookSnapshotRow,
     PriceSnapshotRow,
+    TableSpec,
     TradeRow,
     trade_key,
 )
@@ -182,4 +189,33 @@ def token_records(market_id: str = "100") -> list[TokenRecord]:
     return [
         TokenRecord(token(int(market_id) * 2), market_id, condition, "Yes", 0),
         TokenRecord(token(int(market_id) * 2 + 1), market_id, condition, "No", 1),
+    ]
+
+
+def token_day_rows(day: datetime, tok: str = TOKEN) -> list[tuple[TableSpec, list[Any]]]:
+    """A day of one token in every time series, from ``day`` on: a price snapshot a minute
+    (the price moving on its tick), an order book and a feature row every ten minutes, a trade
+    every seven minutes and a book delta every 30 seconds."""
+    prices, books, features, trades, deltas = [], [], [], [], []
+    for minute in range(1440):
+        ts = day + timedelta(minutes=minute)
+        price = round(0.3 + 0.01 * ((minute * 7 // 60 + int(tok[-1]) % 3) % 20), 2)
+        prices.append(price_row(tok=tok, price=price)._replace(ts=ts))
+        if minute % 10 == 0:
+            book = book_row(tok=tok)
+            books.append(book._replace(ts=ts, book_ts=ts - timedelta(seconds=3)))
+            features.append(feature_row(tok=tok)._replace(ts=ts))
+        if minute % 7 == 0:
+            key = trade_key(tok, int(ts.timestamp()), "0.5", "10", "BUY")
+            trade = trade_row(tok=tok)
+            trades.append(trade._replace(ts=ts, trade_key=key, received_at=ts))
+        for half in (0, 1):
+            at = ts + timedelta(seconds=30 * half, milliseconds=minute % 1000)
+            deltas.append(delta_row(tok=tok)._replace(ts=at, seq=2 * minute + half, received_at=at))
+    return [
+        (PRICE_SNAPSHOTS, prices),
+        (ORDERBOOK_SNAPSHOTS, books),
+        (MARKET_FEATURES, features),
+        (TRADES, trades),
+        (BOOK_DELTAS, deltas),
     ]

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from polyfarm.settings import RetentionSettings
+from polyfarm.settings import ChunkSettings, RetentionSettings
+from polyfarm.store.database import create_pool
 from polyfarm.store.jobs import (
     OVERDUE_AFTER,
     JobHealth,
@@ -17,16 +18,19 @@ from polyfarm.store.jobs import (
     job_health,
     job_state,
 )
-from polyfarm.store.policies import COMPRESSED_TABLES, apply_timescale_policies
+from polyfarm.store.maintenance import AGGREGATE_VIEWS
+from polyfarm.store.policies import AGGREGATES, COMPRESSED_TABLES, apply_timescale_policies
+from polyfarm.store.writer import BulkWriter
 
 from ..conftest import Server
 from ..support import as_reader
 from ..timescale_jobs import BOOM, add_failing_job, add_idle_job, clear_jobs, make_overdue
+from .factories import token, token_day_rows
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 # The continuous aggregates that hold rows (migration 0011: 1-minute candles are a view over the
 # raw points, and the public candles_* names are views over these).
-AGGREGATES = {
+AGGREGATE_NAMES = {
     "price_candles_5m",
     "price_candles_15m",
     "price_candles_1h",
@@ -65,7 +69,7 @@ def test_job_state(
 async def test_every_policy_is_reported_healthy(server: Server, pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         if server.flavor == "timescaledb":  # as `polyfarm db migrate` sets them
-            await apply_timescale_policies(conn, RetentionSettings())
+            await apply_timescale_policies(conn, RetentionSettings(), ChunkSettings())
         report = await job_health(conn)
     if server.flavor == "plain":
         assert report.applicable is False
@@ -78,8 +82,10 @@ async def test_every_policy_is_reported_healthy(server: Server, pool: asyncpg.Po
     for table in COMPRESSED_TABLES:
         assert ("policy_compression", table) in targets
         assert ("policy_retention", table) in targets
+    for aggregate in AGGREGATES:
+        assert ("policy_compression", aggregate.view) in targets
     assert {t for proc, t in targets if proc == "policy_refresh_continuous_aggregate"} == (
-        AGGREGATES
+        AGGREGATE_NAMES
     )
     assert not any(job.proc.endswith("policy_telemetry") for job in report.jobs)
     # The policies just set have never run: healthy. (The aggregates' refreshes may have run,
@@ -89,7 +95,7 @@ async def test_every_policy_is_reported_healthy(server: Server, pool: asyncpg.Po
         "_timescaledb_functions.policy_retention",
     }
     fresh = [job for job in report.jobs if job.proc in policies]
-    assert len(fresh) == 2 * len(COMPRESSED_TABLES)
+    assert len(fresh) == 2 * len(COMPRESSED_TABLES) + len(AGGREGATES)
     for job in fresh:
         assert job.state is JobState.OK, job
         assert (job.total_runs, job.last_run_succeeded, job.latest_error) == (0, None, None)
@@ -171,3 +177,73 @@ async def test_an_overdue_job_and_a_paused_one(ts_conn: asyncpg.Connection) -> N
     assert late in report.unhealthy
     assert _job(report, paused) not in report.unhealthy
     assert report.counts()[JobState.OVERDUE] >= 1
+
+
+async def refresh_policies_anew(conn: asyncpg.Connection) -> None:
+    """The aggregates' refresh policies, removed and added again as they were: a database cloned
+    from the template inherits whatever the template's scheduler recorded of them (see
+    timescale_jobs), and this test judges runs of its own."""
+    rows = await conn.fetch(
+        "SELECT hypertable_name, config, schedule_interval FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+    )
+    assert {r[0] for r in rows} == AGGREGATE_NAMES
+    for view, config, every in rows:
+        await conn.execute("SELECT remove_continuous_aggregate_policy($1::regclass)", view)
+        await conn.execute(
+            "SELECT add_continuous_aggregate_policy($1::regclass, "
+            "start_offset => $2::text::interval, end_offset => $3::text::interval, "
+            "schedule_interval => $4::interval)",
+            view,
+            config["start_offset"],
+            config["end_offset"],
+            every,
+        )
+
+
+async def test_every_job_runs_cleanly_once_the_data_is_compressed(timescale_dsn: str) -> None:
+    """Compression, retention and refresh jobs, each run (``CALL run_job``) over data that the
+    compression jobs have compressed: none fails, and job health stays green."""
+    pool = await create_pool(timescale_dsn, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await apply_timescale_policies(conn, RetentionSettings(), ChunkSettings())
+            await refresh_policies_anew(conn)
+            # Not due for an hour: the server's scheduler leaves them to this test.
+            await conn.execute(
+                "SELECT alter_job(job_id, next_start => now() + INTERVAL '1 hour') "
+                "FROM timescaledb_information.jobs"
+            )
+            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            writer = BulkWriter(pool)
+            # A day past retention (its chunks get dropped) and one within it (compressed).
+            for day in (now - timedelta(days=200), now - timedelta(days=2)):
+                for spec, rows in token_day_rows(day, token(1)):
+                    assert (await writer.write(spec, rows)).inserted == len(rows)
+            for view in AGGREGATE_VIEWS:
+                await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+            jobs = await conn.fetch(
+                "SELECT job_id, proc_name FROM timescaledb_information.jobs "
+                "WHERE proc_name <> 'policy_telemetry' ORDER BY proc_name <> 'policy_compression'"
+            )
+            for job_id, _ in jobs:  # compression first, then every job over compressed data
+                await conn.execute("CALL run_job($1)", job_id)
+            for job_id, _ in jobs:
+                await conn.execute("CALL run_job($1)", job_id)
+            compressed = await conn.fetch(
+                "SELECT hypertable_name, bool_and(is_compressed) "
+                "FROM timescaledb_information.chunks GROUP BY 1"
+            )
+            report = await job_health(conn)
+    finally:
+        await pool.close()
+    assert {name for name, done in compressed if done} >= set(COMPRESSED_TABLES)
+    procs = {job.proc.split(".")[-1] for job in report.jobs}
+    assert procs >= {
+        "policy_compression",
+        "policy_retention",
+        "policy_refresh_continuous_aggregate",
+        "polyfarm_rebuild_merged_chunks",
+    }
+    assert report.healthy, report.unhealthy
+    assert all(job.state is JobState.OK and job.latest_error is None for job in report.jobs)

@@ -272,5 +272,5 @@ async def migrate_database(pool: asyncpg.Pool, settings: Settings) -> MigrationR
     async with pool.acquire() as conn:
         report = await migrate(conn)
         if report.flavor is Flavor.TIMESCALEDB:
-            await apply_timescale_policies(conn, settings.retention)
+            await apply_timescale_policies(conn, settings.retention, settings.chunks)
     return report
