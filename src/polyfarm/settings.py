@@ -116,7 +116,7 @@ class IntervalSettings(_Section):
     prices_s: Seconds = Field(60.0, description="price snapshots of every active market")
     orderbooks_s: Seconds = Field(300.0, description="order books of every active token")
     resolutions_s: Seconds = Field(600.0, description="resolution tracker")
-    maintenance_s: Seconds = Field(300.0, description="aggregate refresh and retention")
+    maintenance_s: Seconds = Field(300.0, description="aggregate refresh, partitions and retention")
     health_log_s: Seconds = Field(60.0, description="health line in the log")
 
 
@@ -254,6 +254,9 @@ class RetentionSettings(_Section):
     book_deltas_days: Days = 14
     compress_after_days: Days = 7
     task_runs_days: Days = 30
+    partition_days_ahead: int = Field(
+        3, ge=1, le=366, description="plain PostgreSQL: daily partitions made this far ahead"
+    )
 
 
 class StorageSettings(_Section):

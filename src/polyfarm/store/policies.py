@@ -1,8 +1,8 @@
 """Compression and retention, from the settings rather than from migrations.
 
 TimescaleDB: background-job policies, re-applied whenever the configured interval differs
-from the one in force. Plain PostgreSQL has no jobs: the maintenance task deletes old rows
-itself (polyfarm.store.maintenance).
+from the one in force. Plain PostgreSQL has no jobs: the maintenance task drops expired day
+partitions and deletes other old rows itself (polyfarm.store.maintenance, .partitions).
 """
 
 from __future__ import annotations
