@@ -401,3 +401,44 @@ async def drop_partition(conn: asyncpg.Connection, part: Partition) -> tuple[int
         rows = await conn.fetchval(f"SELECT count(*) FROM {name}") if counted else estimate  # noqa: S608 - our identifier
         await conn.execute(f"DROP TABLE {name}")
     return rows, counted, size
+
+
+# -- sizes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesBytes:
+    """What the time series take: per table its last whole UTC day, and all of them in all."""
+
+    last_day: dict[str, int]
+    total: int
+
+
+async def series_bytes(conn: asyncpg.Connection, now: datetime) -> SeriesBytes | None:
+    """Sizes (heap, indexes, TOAST) of the partitioned tables; None where a table's last
+    whole day is not in partitions of its own (TimescaleDB; the days the legacy partition
+    holds, just after migration 0015)."""
+    tables = await partitioned_tables(conn)
+    if not tables:
+        return None
+    sizes: dict[str, int] = dict(
+        await conn.fetch(
+            "SELECT t.relid::regclass::text, pg_total_relation_size(t.relid) "
+            "FROM unnest($1::text[]) AS p(name), pg_partition_tree(p.name::regclass) t "
+            "WHERE t.isleaf",
+            [table.name for table in tables],
+        )
+    )
+    yesterday = span_start(now, DAY) - DAY
+    last_day: dict[str, int] = {}
+    for table in tables:
+        inside = [
+            part
+            for part in await partitions_of(conn, table.name)
+            if part.is_span(table.span) and part.lower is not None and part.upper is not None
+            and yesterday <= part.lower and part.upper <= yesterday + DAY
+        ]  # fmt: skip
+        if len(inside) * table.span != DAY:
+            return None
+        last_day[table.name] = sum(sizes.get(part.name, 0) for part in inside)
+    return SeriesBytes(last_day, sum(sizes.values()))
