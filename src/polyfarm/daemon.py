@@ -2,7 +2,8 @@
 
 Start-up, in order (``run_daemon``):
   1. the database pool (the embedded server starts here when no ``DATABASE_URL`` is set);
-  2. migrations, and task runs a crashed predecessor left "running" are closed;
+  2. migrations and, on plain PostgreSQL, the time series' partitions of today and the days
+     ahead; task runs a crashed predecessor left "running" are closed;
   3. the HTTP clients: one session, one rate limiter shared by Gamma, the CLOB and the Data API;
   4. the writer (database first, journal when the database is away), the catalogue, the REST
      collectors and the WebSocket stream (``open_daemon``);
@@ -86,8 +87,9 @@ async def run_daemon_once(
 
 
 async def prepare(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
-    """Migrate, and close the task runs a crashed predecessor left 'running'."""
-    await migrate_database(pool, settings)
+    """Migrate (and make today's and the next days' partitions), and close the task runs a
+    crashed predecessor left 'running'."""
+    await migrate_database(pool, settings, clock)
     async with pool.acquire() as conn:
         interrupted = await mark_interrupted_runs(conn, clock())
     if interrupted:

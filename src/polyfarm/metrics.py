@@ -190,6 +190,17 @@ class Metrics:
             "Days until the headroom is used at the current growth (+Inf: not growing)",
             registry=r,
         )
+        self.disk_retention_days = Gauge(
+            "polyfarm_disk_retention_days",
+            "The longest retention of a time series, in days (retention.*_days)",
+            registry=r,
+        )
+        self.disk_retention_days_fit = Gauge(
+            "polyfarm_disk_retention_days_fit",
+            "Days of rows the disk budget holds at each time series' last whole day of growth"
+            " and retention (plain PostgreSQL; NaN: unknown)",
+            registry=r,
+        )
         self.disk_pressure = Gauge(
             "polyfarm_disk_pressure",
             "1 for the storage level in force (ok, low, deltas_stopped, snapshots_slowed)",

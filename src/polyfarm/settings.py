@@ -117,7 +117,7 @@ class IntervalSettings(_Section):
     prices_s: Seconds = Field(60.0, description="price snapshots of every active market")
     orderbooks_s: Seconds = Field(300.0, description="order books of every active token")
     resolutions_s: Seconds = Field(600.0, description="resolution tracker")
-    maintenance_s: Seconds = Field(300.0, description="aggregate refresh and retention")
+    maintenance_s: Seconds = Field(300.0, description="aggregate refresh, partitions and retention")
     health_log_s: Seconds = Field(60.0, description="health line in the log")
 
 
@@ -262,6 +262,9 @@ class RetentionSettings(_Section):
         None, description="deprecated: read as compress_after_hours = 24 x this"
     )
     task_runs_days: Days = 30
+    partition_days_ahead: int = Field(
+        3, ge=1, le=366, description="plain PostgreSQL: daily partitions made this far ahead"
+    )
 
     @model_validator(mode="after")
     def _one_compression_age(self) -> RetentionSettings:

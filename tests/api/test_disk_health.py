@@ -55,6 +55,8 @@ async def test_the_disk_section_reports_the_collectors_budget(
     assert disk["budget_bytes"] == 1_000_000
     assert disk["used_bytes"] == outlook.used_bytes
     assert disk["growth_bytes_per_day"] is None  # samples too short for a rate
+    assert disk["retention_days"] == 183
+    assert disk["retention_days_fit"] is None  # no day partition holds a whole day yet
     assert after["status"] == "degraded"
 
 
@@ -70,5 +72,7 @@ async def test_without_the_collector_the_disk_is_unknown(
         "headroom_bytes": None,
         "growth_bytes_per_day": None,
         "days_left": None,
+        "retention_days": None,
+        "retention_days_fit": None,
         "pressure": None,
     }

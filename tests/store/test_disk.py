@@ -11,9 +11,11 @@ from polyfarm.store.disk import (
     DiskPressure,
     GrowthWindow,
     PressureThresholds,
+    TableGrowth,
     days_left,
     disk_outlook,
     next_pressure,
+    retention_fit,
 )
 
 GB = 10**9
@@ -139,3 +141,24 @@ def test_settings_thresholds_must_descend() -> None:
         StorageSettings(rate_window_s=600, min_rate_span_s=900)
     with pytest.raises(ValueError, match="sample_interval_s"):
         Settings(storage={"sample_interval_s": 5})  # type: ignore[arg-type]
+
+
+def test_the_retention_window_weighs_each_table_for_its_own_days() -> None:
+    # 10 GB a day kept 183 days (prices, books...), 20 GB a day kept 14 (book deltas).
+    tables = [TableGrowth(10 * GB, 183), TableGrowth(20 * GB, 14)]
+    need = 10 * GB * 183 + 20 * GB * 14
+    exact = retention_fit(need + 5 * GB, 5 * GB, tables)
+    assert (exact.days_fit, exact.days_configured, exact.fits) == (183, 183, True)
+    # 1,000 GB of room: 14 days at 30 GB, then 580 GB at 10 GB a day.
+    short = retention_fit(1_005 * GB, 5 * GB, tables)
+    assert (short.days_fit, short.fits) == (14 + 58, False)
+    assert retention_fit(305 * GB, 5 * GB, tables).days_fit == 10  # out before the deltas
+    roomy = retention_fit(3_005 * GB, 5 * GB, tables)  # past the window: by how much
+    assert (roomy.days_fit, roomy.fits) == (14 + 258, True)
+
+
+def test_retention_fit_edges() -> None:
+    tables = [TableGrowth(GB, 30)]
+    assert retention_fit(5 * GB, 6 * GB, tables).days_fit == 0  # the rest fills the budget
+    assert retention_fit(5 * GB, 0, [TableGrowth(0, 30)]).days_fit == math.inf
+    assert retention_fit(5 * GB, 0, tables).days_fit == 5

@@ -12,12 +12,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from polyfarm.metrics import Metrics
-from polyfarm.settings import Settings, StorageSettings
+from polyfarm.settings import RetentionSettings, Settings, StorageSettings
 from polyfarm.store.disk import DiskPressure
 from polyfarm.store.disk_watch import DiskWatch
+from polyfarm.store.partitions import ensure_partitions
+from polyfarm.store.rows import PRICE_SNAPSHOTS
+from polyfarm.store.writer import BulkWriter
+
+from .factories import price_row
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 LOW = "DISK BUDGET LOW: the database will fill its budget soon"
+TOO_SMALL = "DISK BUDGET TOO SMALL FOR RETENTION"
 
 
 class StepClock:
@@ -114,6 +120,49 @@ async def test_nothing_is_recorded_when_no_deltas_are_captured(pool: asyncpg.Poo
     await watch.refresh()
     assert watch.pressure() is DiskPressure.SNAPSHOTS_SLOWED
     assert await deltas_gaps(pool) == []
+
+
+async def test_a_budget_too_small_for_the_retention_window_is_told_once(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    retention = RetentionSettings(raw_days=30, orderbook_days=20, book_deltas_days=2)
+    async with pool.acquire() as conn:  # yesterday's partitions: a whole day's rate
+        await ensure_partitions(conn, T0 - timedelta(days=1), retention)
+    yesterday = [price_row(i)._replace(ts=T0 - timedelta(hours=20, minutes=i)) for i in range(500)]
+    await BulkWriter(pool, clock=lambda: T0).write(PRICE_SNAPSHOTS, yesterday)
+    fits, tight = Metrics(), Metrics()
+
+    def watch(budget_gb: float, metrics: Metrics) -> DiskWatch:
+        storage = StorageSettings(disk_budget_gb=budget_gb)
+        settings = Settings(data_dir=tmp_path, retention=retention, storage=storage)
+        return DiskWatch.from_settings(settings, pool, metrics, StepClock())
+
+    roomy_watch, small_watch = watch(1000.0, fits), watch(0.001, tight)
+    with capture_logs() as logs:
+        await roomy_watch.refresh()
+        await small_watch.refresh()
+        await small_watch.refresh()
+    assert roomy_watch.retention_fit is not None
+    assert roomy_watch.retention_fit.fits
+    assert gauges(fits)[("polyfarm_disk_retention_days_fit", "")] > 30
+    assert small_watch.retention_fit is not None
+    assert small_watch.retention_fit.days_fit == 0.0  # the rest alone fills 1 MB
+    assert gauges(tight)[("polyfarm_disk_retention_days", "")] == 30
+    (told,) = [entry for entry in logs if entry["event"].startswith(TOO_SMALL)]
+    assert told["log_level"] == "warning"
+    assert (told["days_fit"], told["days_configured"]) == (0.0, 30)
+    assert told["bytes_per_day"]["price_points"] > 0
+
+
+async def test_the_retention_window_is_unknown_without_a_whole_day(pool: asyncpg.Pool) -> None:
+    metrics = Metrics()
+    watch = DiskWatch(
+        pool, metrics, StepClock(), storage=StorageSettings(disk_budget_gb=1.0),
+        free_bytes=lambda: None, deltas_captured=True,
+    )  # fmt: skip
+    await watch.refresh()  # the template has no day partitions: no day's rate
+    assert watch.retention_fit is None
+    assert math.isnan(gauges(metrics)[("polyfarm_disk_retention_days_fit", "")])
 
 
 @pytest.fixture

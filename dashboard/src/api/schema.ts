@@ -415,6 +415,16 @@ export interface components {
             /** @description ok; low (below storage.warn_days); deltas_stopped (book_deltas not stored); snapshots_slowed (also the far tiers' book and feature cadences) */
             pressure?: components["schemas"]["DiskPressure"] | null;
             /**
+             * Retention Days
+             * @description the longest retention of a time series (retention.*_days)
+             */
+            retention_days?: number | null;
+            /**
+             * Retention Days Fit
+             * @description days of rows the budget holds at each time series' last whole day of growth and retention (plain PostgreSQL, from the day partitions); below retention_days the budget cannot hold the retention window; null while unknown
+             */
+            retention_days_fit?: number | null;
+            /**
              * Used Bytes
              * @description the database's size
              */

@@ -33,6 +33,8 @@ DISK_GAUGES = {  # CollectorDisk field → gauge (NaN: unknown)
     "headroom_bytes": "polyfarm_disk_headroom_bytes",
     "growth_bytes_per_day": "polyfarm_disk_growth_bytes_per_day",
     "days_left": "polyfarm_disk_days_left",
+    "retention_days": "polyfarm_disk_retention_days",
+    "retention_days_fit": "polyfarm_disk_retention_days_fit",
 }
 MIN_RATE_WINDOW_S = 1.0
 
@@ -49,6 +51,8 @@ class CollectorDisk:
     headroom_bytes: float | None = None
     growth_bytes_per_day: float | None = None
     days_left: float | None = None  # may be +inf: not growing
+    retention_days: float | None = None
+    retention_days_fit: float | None = None  # may be +inf: not growing
     pressure: DiskPressure | None = None
 
 

@@ -134,6 +134,15 @@ class DiskHealth(_Model):
     days_left: float | None = Field(
         None, description="at the current growth; null also when not growing (growth <= 0)"
     )
+    retention_days: int | None = Field(
+        None, description="the longest retention of a time series (retention.*_days)"
+    )
+    retention_days_fit: float | None = Field(
+        None,
+        description="days of rows the budget holds at each time series' last whole day of "
+        "growth and retention (plain PostgreSQL, from the day partitions); below "
+        "retention_days the budget cannot hold the retention window; null while unknown",
+    )
     pressure: DiskPressure | None = Field(
         None,
         description="ok; low (below storage.warn_days); deltas_stopped (book_deltas not "

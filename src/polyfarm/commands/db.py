@@ -104,10 +104,11 @@ def print_schema_status(status: SchemaStatus, where: str) -> None:
     )
     table = Table("table", "kind", "chunk", "compressed", "size", "rows (est.)")
     for info in status.tables:
+        span = info.chunk_interval or ""
         table.add_row(
             info.name,
             info.kind,
-            info.chunk_interval or "",
+            span if info.partitions is None else f"{span} ×{info.partitions}",
             "yes" if info.compression else "",
             _human_bytes(info.total_bytes),
             f"{info.row_estimate:,}",
@@ -126,7 +127,7 @@ def print_job_health(console: Console, report: JobHealthReport) -> None:
     if not report.applicable:
         console.print(
             "[bold]background jobs[/]: not applicable (plain PostgreSQL: the maintenance task "
-            "refreshes the aggregates and deletes old rows)"
+            "refreshes the aggregates, makes the day partitions and drops expired ones)"
         )
         return
     counts = ", ".join(f"{n} {state.value}" for state, n in report.counts().items())

@@ -19,12 +19,14 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 import asyncpg
 import orjson
 
+from polyfarm.clock import Clock, utc_now
 from polyfarm.errors import DatabaseError
 from polyfarm.logs import get_logger
 from polyfarm.settings import Settings
 from polyfarm.store import embedded_access
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.migrations import Flavor, MigrationReport, migrate
+from polyfarm.store.partitions import ensure_partitions
 from polyfarm.store.policies import apply_timescale_policies
 
 log = get_logger(__name__)
@@ -267,10 +269,16 @@ async def close_pool(pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:
         pool.terminate()
 
 
-async def migrate_database(pool: asyncpg.Pool, settings: Settings) -> MigrationReport:
-    """Apply pending migrations, then bring TimescaleDB policies in line with the settings."""
+async def migrate_database(
+    pool: asyncpg.Pool, settings: Settings, clock: Clock = utc_now
+) -> MigrationReport:
+    """Apply pending migrations, then bring TimescaleDB policies in line with the settings or,
+    on plain PostgreSQL, make the partitions of today and the days ahead (before any writer
+    starts, so that no row needs the DEFAULT partition)."""
     async with pool.acquire() as conn:
         report = await migrate(conn)
         if report.flavor is Flavor.TIMESCALEDB:
             await apply_timescale_policies(conn, settings.retention, settings.chunks)
+        else:
+            await ensure_partitions(conn, clock(), settings.retention)
     return report

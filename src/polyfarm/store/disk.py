@@ -10,12 +10,16 @@ the database lives on; either may be unknown (no budget set, an external server'
 read-only ``PressureReading``: it worsens at once when a threshold is crossed and eases only
 once the days left are ``RECOVERY_MARGIN`` times that threshold, so that the relief of
 stopping ``book_deltas`` does not restart them a minute later.
+
+``retention_fit`` asks a longer question: can the budget hold the retention window at all, at
+the rate each time series grows (its last whole day's partition, on plain PostgreSQL)?
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -178,3 +182,47 @@ def days_left(headroom_bytes: int | None, growth_bytes_per_day: float | None) ->
     if growth_bytes_per_day <= 0:
         return math.inf
     return headroom_bytes / growth_bytes_per_day
+
+
+@dataclass(frozen=True)
+class TableGrowth:
+    """One time series: what a day of its rows takes, and how many days retention keeps."""
+
+    bytes_per_day: float
+    keep_days: float
+
+
+@dataclass(frozen=True)
+class RetentionFit:
+    days_configured: float  # the longest retention of a time series
+    days_fit: float  # days of rows the budget holds at the current rates (inf: no growth)
+
+    @property
+    def fits(self) -> bool:
+        return self.days_fit >= self.days_configured
+
+
+def retention_fit(
+    budget_bytes: int, other_bytes: int, tables: Sequence[TableGrowth]
+) -> RetentionFit:
+    """The days of rows ``budget_bytes`` holds, against the longest retention configured.
+
+    With ``d`` days of rows the database takes ``other_bytes`` (all but the time series) and,
+    per table, its bytes per day times ``min(d, its retention)``; the tables kept longest go
+    on growing past their retention, so that a budget larger than needed says by how much.
+    """
+    longest = max(table.keep_days for table in tables)
+    room = budget_bytes - other_bytes
+    if room <= 0:
+        return RetentionFit(longest, 0.0)
+    days, used = 0.0, 0.0
+    growing = sum(table.bytes_per_day for table in tables)
+    for keep in sorted({table.keep_days for table in tables if table.keep_days < longest}):
+        if used + (keep - days) * growing >= room:
+            break
+        used += (keep - days) * growing
+        days = keep
+        growing -= sum(table.bytes_per_day for table in tables if table.keep_days == keep)
+    if growing <= 0:
+        return RetentionFit(longest, math.inf)
+    return RetentionFit(longest, days + (room - used) / growing)

@@ -8,6 +8,11 @@ gauges and publishes the ``DiskPressure`` the stream reads before storing ``book
 far-tier snapshots. It logs a warning at every change of level and, below
 ``storage.warn_days``, again every hour.
 
+On plain PostgreSQL it also weighs the budget against the retention window: each time series'
+last whole day (its day partitions' size) times the days it is kept. When the budget cannot
+hold that, it says so once (the first sample that knows, normally at start) and in the gauges
+``/health/detailed`` reads (days that fit against days configured).
+
 While ``book_deltas`` are not stored, one ``feed_gaps`` row (stream ``ws_book_deltas``, every
 market) says so: written when they stop, its end moved on at every sample and at shutdown.
 """
@@ -28,16 +33,21 @@ from polyfarm.aio import sleep_unless
 from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
-from polyfarm.settings import Settings, StorageSettings
+from polyfarm.settings import RetentionSettings, Settings, StorageSettings
 from polyfarm.store.disk import (
     DiskOutlook,
     DiskPressure,
     GrowthWindow,
     PressureThresholds,
+    RetentionFit,
+    TableGrowth,
     disk_outlook,
     next_pressure,
+    retention_fit,
 )
 from polyfarm.store.outage import OutageLog
+from polyfarm.store.partitions import SeriesBytes, series_bytes
+from polyfarm.store.policies import retention_rules
 from polyfarm.store.stream_writes import GapRecord, extend_gap, insert_gaps
 
 log = get_logger(__name__)
@@ -79,6 +89,21 @@ def export_outlook(metrics: Metrics, outlook: DiskOutlook, pressure: DiskPressur
         metrics.disk_pressure.labels(state.value).set(1 if state is pressure else 0)
 
 
+def fit_of(
+    outlook: DiskOutlook, series: SeriesBytes | None, retention: RetentionSettings
+) -> RetentionFit | None:
+    """The retention window against the budget; None while a table's day rate or the budget
+    is unknown."""
+    if series is None or outlook.budget_bytes is None:
+        return None
+    growth = [
+        TableGrowth(series.last_day[rule.table], rule.keep.days)
+        for rule in retention_rules(retention)
+        if rule.table in series.last_day
+    ]
+    return retention_fit(outlook.budget_bytes, outlook.used_bytes - series.total, growth)
+
+
 class DiskWatch:
     """Publishes the ``DiskPressure`` (``pressure()``); everything else it learns goes to
     the gauges, the log and ``feed_gaps``."""
@@ -92,6 +117,7 @@ class DiskWatch:
         storage: StorageSettings,
         free_bytes: FreeSpace,
         deltas_captured: bool,
+        retention: RetentionSettings | None = None,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -105,7 +131,10 @@ class DiskWatch:
         self._pressure = DiskPressure.OK
         self._deltas_gap: int | None = None  # the feed_gaps row of the current stop
         self._warned_at: float | None = None
+        self._retention = retention or RetentionSettings()
+        self._fit_told = False
         self.outlook: DiskOutlook | None = None
+        self.retention_fit: RetentionFit | None = None
 
     @classmethod
     def from_settings(
@@ -118,6 +147,7 @@ class DiskWatch:
             pool, metrics, clock, storage=settings.storage,
             free_bytes=(lambda: free_bytes_under(data_dir)) if embedded else no_free_space_known,
             deltas_captured=bool(settings.websocket.capture_delta_tiers),
+            retention=settings.retention,
         )  # fmt: skip
 
     def pressure(self) -> DiskPressure:
@@ -138,6 +168,7 @@ class DiskWatch:
         try:
             async with self._pool.acquire() as conn:
                 used: int = await conn.fetchval("SELECT pg_database_size(current_database())")
+                series = await series_bytes(conn, now)
         except DB_ERRORS as exc:
             if not self._outage.failed(exc):
                 log.warning("cannot read the database size", error=repr(exc))
@@ -154,6 +185,7 @@ class DiskWatch:
         )
         export_outlook(self._metrics, outlook, self._pressure)
         self._log(before, outlook)
+        self._weigh_retention(fit_of(outlook, series, self._retention), series)
         await self._record_deltas_gap(now)
         return outlook
 
@@ -175,6 +207,22 @@ class DiskWatch:
             stores_book_deltas=pressure.stores_book_deltas,
             slows_far_snapshots=pressure.slows_far_snapshots,
             **outlook.as_dict(),
+        )
+
+    def _weigh_retention(self, fit: RetentionFit | None, series: SeriesBytes | None) -> None:
+        self.retention_fit = fit
+        longest = max(rule.keep.days for rule in retention_rules(self._retention))
+        self._metrics.disk_retention_days.set(longest)
+        self._metrics.disk_retention_days_fit.set(math.nan if fit is None else fit.days_fit)
+        if fit is None or fit.fits or self._fit_told:
+            return
+        self._fit_told = True
+        log.warning(
+            "DISK BUDGET TOO SMALL FOR RETENTION: the oldest rows will not live as long as "
+            "configured; raise storage.disk_budget_gb or lower retention.*_days",
+            days_fit=round(fit.days_fit, 1),
+            days_configured=fit.days_configured,
+            bytes_per_day=None if series is None else series.last_day,
         )
 
     async def _record_deltas_gap(self, now: datetime) -> None:

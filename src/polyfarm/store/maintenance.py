@@ -1,8 +1,10 @@
 """Housekeeping for plain PostgreSQL, where TimescaleDB's background jobs do not exist.
 
-Refreshes the aggregate materialized views (each from the one below it, so in order) and
-deletes raw rows past their retention. On TimescaleDB both are policies and this does nothing
-but trim the operations log.
+Expires raw rows past their retention (whole partitions dropped, the rest deleted:
+``polyfarm.store.partitions``), makes the partitions of the days ahead and of any day the
+DEFAULT partition holds rows of, and refreshes the aggregate materialized views (each from the
+one below it, so in order). On TimescaleDB chunks and policies do all that and this does
+nothing but trim the operations log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncpg
 from polyfarm.logs import get_logger
 from polyfarm.settings import RetentionSettings
 from polyfarm.store.migrations import timescaledb_version
+from polyfarm.store.partitions import UpkeepReport, ensure_partitions, expire_rows
 from polyfarm.store.policies import retention_rules
 
 log = get_logger(__name__)
@@ -35,7 +38,8 @@ AGGREGATE_VIEWS = (
 @dataclass
 class MaintenanceReport:
     refreshed: list[str] = field(default_factory=list)
-    deleted: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)  # rows, dropped partitions' included
+    partitions: UpkeepReport = field(default_factory=UpkeepReport)
 
 
 async def refresh_aggregates(conn: asyncpg.Connection) -> list[str]:
@@ -59,14 +63,12 @@ async def refresh_aggregates(conn: asyncpg.Connection) -> list[str]:
 async def apply_retention(
     conn: asyncpg.Connection, retention: RetentionSettings, now: datetime
 ) -> dict[str, int]:
+    """Rows past retention, per public table: expired partitions dropped, other old rows
+    deleted (plain PostgreSQL); the task-run log trimmed (both flavours)."""
     deleted: dict[str, int] = {}
     if not await timescaledb_version(conn):
         for rule in retention_rules(retention):
-            status = await conn.execute(
-                f"DELETE FROM {rule.table} WHERE ts < $1",  # noqa: S608 - fixed table names
-                now - rule.keep,
-            )
-            deleted[rule.name] = int(status.rsplit(" ", 1)[-1])
+            deleted[rule.name] = (await expire_rows(conn, rule, now)).rows
     status = await conn.execute(
         "DELETE FROM task_runs WHERE started_at < $1",
         now - timedelta(days=retention.task_runs_days),
@@ -80,6 +82,13 @@ async def run_maintenance(
 ) -> MaintenanceReport:
     report = MaintenanceReport()
     report.deleted = await apply_retention(conn, retention, now)
+    # After retention, so that the DEFAULT partition's expired rows are gone rather than moved.
+    report.partitions = await ensure_partitions(conn, now, retention)
     report.refreshed = await refresh_aggregates(conn)
-    log.info("maintenance done", refreshed=len(report.refreshed), deleted=report.deleted)
+    log.info(
+        "maintenance done",
+        refreshed=len(report.refreshed),
+        deleted=report.deleted,
+        partitions_made=len(report.partitions.created),
+    )
     return report

@@ -2,8 +2,8 @@
 
 TimescaleDB: background-job policies and chunk intervals, re-applied whenever the configured
 value differs from the one in force (a chunk interval applies to chunks created from then on).
-Plain PostgreSQL has no jobs: the maintenance task deletes old rows itself
-(polyfarm.store.maintenance).
+Plain PostgreSQL has no jobs: the maintenance task drops expired day partitions and deletes
+other old rows itself (polyfarm.store.maintenance, .partitions).
 
 Sizes (BENCHMARKS.md, "Compression at production segment sizes"): a chunk that takes writes
 has its whole B-tree written at random places (every token's rows arrive each minute), so the

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,7 @@ from polyfarm.store.migrations import (
     load_migrations,
     timescaledb_version,
 )
+from polyfarm.store.partitions import TABLES_BY_NAME
 
 TABLES = (
     "events",
@@ -37,11 +39,12 @@ TABLES = (
 @dataclass(frozen=True)
 class TableInfo:
     name: str
-    kind: str  # hypertable | table | missing
+    kind: str  # hypertable | partitioned | table | missing
     total_bytes: int
     row_estimate: int
-    chunk_interval: str | None = None
+    chunk_interval: str | None = None  # of a hypertable's chunks, or a table's partitions
     compression: bool = False
+    partitions: int | None = None  # of a partitioned table, the DEFAULT one included
 
 
 @dataclass
@@ -73,14 +76,39 @@ class SchemaStatus:
 
 
 async def _plain_table_info(conn: asyncpg.Connection, name: str) -> TableInfo:
+    # A partitioned table holds nothing itself: its size and rows are its partitions'.
     row = await conn.fetchrow(
-        "SELECT pg_total_relation_size(c.oid) AS bytes, greatest(c.reltuples, 0)::bigint AS est "
-        "FROM pg_class c WHERE c.oid = to_regclass($1)",
+        """
+        SELECT c.relkind = 'p' AS partitioned,
+               coalesce(sum(pg_total_relation_size(r.oid)), 0)::bigint AS bytes,
+               coalesce(sum(greatest(r.reltuples, 0)), 0)::bigint AS est,
+               count(*) FILTER (WHERE r.oid <> c.oid) AS partitions
+        FROM pg_class c
+        JOIN pg_class r ON r.oid = c.oid AND c.relkind <> 'p'
+                        OR r.oid IN (SELECT relid FROM pg_partition_tree(c.oid) WHERE isleaf)
+        WHERE c.oid = to_regclass($1)
+        GROUP BY c.oid, c.relkind
+        """,
         name,
     )
     if row is None:
         return TableInfo(name, "missing", 0, 0)
-    return TableInfo(name, "table", row["bytes"], row["est"])
+    if not row["partitioned"]:
+        return TableInfo(name, "table", row["bytes"], row["est"])
+    table = TABLES_BY_NAME.get(name)
+    return TableInfo(
+        name, "partitioned", row["bytes"], row["est"],
+        chunk_interval=None if table is None else interval_text(table.span),
+        partitions=row["partitions"],
+    )  # fmt: skip
+
+
+def interval_text(span: timedelta) -> str:
+    """As PostgreSQL prints an interval of whole days or of hours (as a chunk's is shown)."""
+    if span % timedelta(days=1) == timedelta(0):
+        days = span.days
+        return f"{days} day" if days == 1 else f"{days} days"
+    return str(span).zfill(8)
 
 
 async def _hypertable_info(conn: asyncpg.Connection, name: str) -> TableInfo | None:

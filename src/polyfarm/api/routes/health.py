@@ -115,13 +115,17 @@ def disk_health(reachable: bool, disk: CollectorDisk) -> DiskHealth:
     def whole(value: float | None) -> int | None:
         return None if value is None else int(value)
 
-    days = disk.days_left
+    def finite(value: float | None) -> float | None:
+        return None if value is None or math.isinf(value) else value
+
     return DiskHealth(
         metrics_reachable=reachable,
         used_bytes=whole(disk.used_bytes),
         budget_bytes=whole(disk.budget_bytes),
         headroom_bytes=whole(disk.headroom_bytes),
         growth_bytes_per_day=disk.growth_bytes_per_day,
-        days_left=None if days is None or math.isinf(days) else days,
+        days_left=finite(disk.days_left),
+        retention_days=whole(disk.retention_days),
+        retention_days_fit=finite(disk.retention_days_fit),
         pressure=disk.pressure,
     )

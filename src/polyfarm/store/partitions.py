@@ -1,0 +1,444 @@
+"""Range partitions of the time series on plain PostgreSQL (migration 0015): made ahead, filled
+from the DEFAULT partition, dropped whole by retention.
+
+Each table's partitions are spans of ``PartitionedTable.span`` counted from the Unix epoch, so a
+day's is the UTC day, named ``<table>_pYYYYMMDD`` (``_pYYYYMMDD_HH`` for a span shorter than a
+day). Beside them: ``<table>_legacy``, the table as it was before 0015 (everything up to the
+migration's day), and ``<table>_default``, the DEFAULT partition, for a row no span partition
+takes. The naming and the arithmetic are pure; the rest is a handful of catalogue statements.
+
+Upkeep (``ensure_partitions``), at start-up before any writer and from the maintenance task:
+every span from now to ``days_ahead`` days ahead gets its partition, and so does every span
+the DEFAULT partition holds rows of (a late or backfilled row), unless it is past retention.
+A partition is made as a plain table and attached (``ATTACH`` takes only a SHARE UPDATE
+EXCLUSIVE lock on the parent, so writers go on), after the DEFAULT partition's rows of its
+span are moved into it in the same transaction: PostgreSQL refuses a partition whose rows the
+DEFAULT partition holds.
+
+Retention (``expire_rows``): a partition whose whole range is older than the table's retention
+is dropped, with a warning that its rows are gone for good (nothing is archived yet); the
+DEFAULT and the legacy partition, which span more than one day, have their old rows deleted.
+A day's rows are therefore kept for between the retention and the retention plus a day.
+``DROP TABLE`` of a partition locks the parent against writers and readers while it waits;
+``DETACH PARTITION CONCURRENTLY``, which would not, is refused by PostgreSQL on a table with a
+DEFAULT partition. So every statement that needs such a lock waits at most ``LOCK_TIMEOUT``
+(writers queue behind it that long), and one that times out is tried again at the next round.
+
+TimescaleDB: the tables are hypertables (not partitioned tables) and every function here
+leaves them alone; chunks and retention policies do this work there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from polyfarm.logs import get_logger
+from polyfarm.settings import RetentionSettings
+from polyfarm.store.policies import RetentionRule, retention_rules
+
+log = get_logger(__name__)
+
+DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How long a statement waits for a lock the writers or readers hold before giving up (and
+# being tried again at the next round): writers wait behind it at most this long.
+LOCK_TIMEOUT = "2s"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class PartitionedTable:
+    name: str
+    span: timedelta = DAY
+
+    @property
+    def default_partition(self) -> str:
+        return f"{self.name}_default"
+
+
+# The tables that hold the time series (the public names are views over them).
+PARTITIONED_TABLES = (
+    PartitionedTable("price_points"),
+    PartitionedTable("trade_fills"),
+    PartitionedTable("book_changes"),
+    PartitionedTable("book_samples"),
+    PartitionedTable("feature_samples"),
+)
+TABLES_BY_NAME = {table.name: table for table in PARTITIONED_TABLES}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of a table; ``lower`` None is MINVALUE, ``upper`` None MAXVALUE."""
+
+    name: str
+    lower: datetime | None
+    upper: datetime | None
+    is_default: bool = False
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        if self.is_default:
+            return False
+        return (self.lower is None or self.lower < end) and (
+            self.upper is None or start < self.upper
+        )
+
+    def is_span(self, span: timedelta) -> bool:
+        """One whole span, as the upkeep makes them (not the legacy or the DEFAULT one)."""
+        return (
+            self.lower is not None
+            and self.upper is not None
+            and self.upper - self.lower == span
+            and span_start(self.lower, span) == self.lower
+        )
+
+
+# -- naming and bounds (pure) -----------------------------------------------------------------
+
+
+def span_start(at: datetime, span: timedelta) -> datetime:
+    """The start of the span holding ``at``, spans counted from the Unix epoch in UTC."""
+    return EPOCH + ((at - EPOCH) // span) * span
+
+
+def partition_name(table: PartitionedTable, start: datetime) -> str:
+    start = start.astimezone(UTC)
+    suffix = f"{start:%Y%m%d}" if table.span >= DAY else f"{start:%Y%m%d_%H}"
+    return f"{table.name}_p{suffix}"
+
+
+def spans_from(first: datetime, last: datetime, span: timedelta) -> list[datetime]:
+    """The starts of every span from the one holding ``first`` to the one holding ``last``."""
+    start, end = span_start(first, span), span_start(last, span)
+    count = (end - start) // span + 1
+    return [start + i * span for i in range(max(0, count))]
+
+
+def missing_spans(
+    starts: Iterable[datetime], span: timedelta, existing: Sequence[Partition]
+) -> list[datetime]:
+    """The span starts no partition covers any part of (a partly covered span cannot be made:
+    PostgreSQL refuses overlapping partitions)."""
+    return sorted(
+        {
+            start
+            for start in starts
+            if not any(part.overlaps(start, start + span) for part in existing)
+        }
+    )
+
+
+def fully_expired(existing: Sequence[Partition], cutoff: datetime) -> list[Partition]:
+    """Partitions whose every row is older than ``cutoff``: dropped whole."""
+    return [
+        part
+        for part in existing
+        if not part.is_default and part.upper is not None and part.upper <= cutoff
+    ]
+
+
+def partly_expired(
+    existing: Sequence[Partition], cutoff: datetime, span: timedelta
+) -> list[Partition]:
+    """The DEFAULT partition, and any other partition longer than a span that holds rows older
+    than ``cutoff`` but not only those (the legacy one): their old rows are deleted. A span
+    partition is left whole until its last moment is past ``cutoff``."""
+    expired = {part.name for part in fully_expired(existing, cutoff)}
+    return [
+        part
+        for part in existing
+        if part.name not in expired
+        and (part.is_default or (not part.is_span(span) and _starts_before(part, cutoff)))
+    ]
+
+
+def _starts_before(part: Partition, cutoff: datetime) -> bool:
+    return part.lower is None or part.lower < cutoff
+
+
+def identifier(name: str) -> str:
+    """``name`` as it may be spliced into SQL: DDL takes no parameters, and every name here is
+    one of ours (a table above, a partition named from a date), never input."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+def timestamp_literal(at: datetime) -> str:
+    return f"'{at.astimezone(UTC).isoformat()}'"
+
+
+# -- the catalogue ----------------------------------------------------------------------------
+
+_PARTITIONS = r"""
+SELECT c.relname AS name,
+       pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' AS is_default,
+       CASE WHEN b[1] <> 'MINVALUE' THEN trim(BOTH '''' FROM b[1])::timestamptz END AS lower,
+       CASE WHEN b[2] <> 'MAXVALUE' THEN trim(BOTH '''' FROM b[2])::timestamptz END AS upper
+FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+LEFT JOIN LATERAL regexp_match(
+    pg_get_expr(c.relpartbound, c.oid), '^FOR VALUES FROM \((.+)\) TO \((.+)\)$'
+) AS b ON true
+WHERE i.inhparent = to_regclass($1)
+ORDER BY lower NULLS FIRST, c.relname
+"""
+
+
+async def partitioned_tables(conn: asyncpg.Connection) -> list[PartitionedTable]:
+    """The time-series tables that are partitioned here: all five on plain PostgreSQL after
+    0015, none on TimescaleDB."""
+    names = await conn.fetch(
+        "SELECT t.name FROM unnest($1::text[]) AS t(name) "
+        "JOIN pg_class c ON c.oid = to_regclass(t.name) WHERE c.relkind = 'p'",
+        [table.name for table in PARTITIONED_TABLES],
+    )
+    return [TABLES_BY_NAME[r["name"]] for r in names]
+
+
+async def partitions_of(conn: asyncpg.Connection, table: str) -> list[Partition]:
+    """The partitions of ``table`` with their bounds. A bound is printed and read back in the
+    same session (UTC, so that no zone abbreviation is in between)."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL TimeZone = 'UTC'")
+        rows = await conn.fetch(_PARTITIONS, table)
+    return [Partition(r["name"], r["lower"], r["upper"], r["is_default"]) for r in rows]
+
+
+async def _set_lock_timeout(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+
+
+# -- upkeep -----------------------------------------------------------------------------------
+
+
+@dataclass
+class UpkeepReport:
+    created: list[str] = field(default_factory=list)
+    moved_rows: int = 0  # from the DEFAULT partitions into new ones
+    postponed: list[str] = field(default_factory=list)  # a lock was not had in time
+
+
+async def ensure_partitions(
+    conn: asyncpg.Connection, now: datetime, retention: RetentionSettings
+) -> UpkeepReport:
+    """Every table's partitions from now to ``retention.partition_days_ahead`` days ahead, and
+    one for every span the DEFAULT partition holds rows of (past retention excepted); a no-op
+    on TimescaleDB."""
+    report = UpkeepReport()
+    keep = {rule.table: rule.keep for rule in retention_rules(retention)}
+    ahead = now + timedelta(days=retention.partition_days_ahead)
+    for table in await partitioned_tables(conn):
+        existing = await partitions_of(conn, table.name)
+        wanted = spans_from(now, ahead, table.span)
+        if any(part.is_default for part in existing):
+            wanted += await _default_spans(conn, table, now - keep[table.name])
+        for start in missing_spans(wanted, table.span, existing):
+            await _create_one(conn, table, start, report)
+    if report.created:  # the first and the last: a long gap or a backfill makes many
+        log.info(
+            "partitions made",
+            count=len(report.created),
+            first=report.created[0],
+            last=report.created[-1],
+            moved_from_default=report.moved_rows,
+        )
+    return report
+
+
+async def _default_spans(
+    conn: asyncpg.Connection, table: PartitionedTable, cutoff: datetime
+) -> list[datetime]:
+    """The spans the DEFAULT partition holds rows of, those wholly past ``cutoff`` left out
+    (retention deletes their rows). Normally the partition is empty and this costs nothing."""
+    default = identifier(table.default_partition)
+    starts = await conn.fetch(
+        f"SELECT DISTINCT date_bin($1::interval, ts, $2::timestamptz) AS start "  # noqa: S608 - our identifier
+        f"FROM {default} WHERE ts >= $3",
+        table.span,
+        EPOCH,
+        span_start(cutoff, table.span),
+    )
+    return [r["start"] for r in starts]
+
+
+async def _create_one(
+    conn: asyncpg.Connection, table: PartitionedTable, start: datetime, report: UpkeepReport
+) -> None:
+    name = partition_name(table, start)
+    try:
+        moved = await create_partition(conn, table, start)
+    except asyncpg.LockNotAvailableError:
+        log.warning("partition postponed: its table is busy", partition=name)
+        report.postponed.append(name)
+        return
+    report.created.append(name)
+    report.moved_rows += moved
+    if moved:
+        log.warning(
+            "rows moved from the DEFAULT partition into their own",
+            partition=name,
+            rows=moved,
+        )
+
+
+async def create_partition(
+    conn: asyncpg.Connection, table: PartitionedTable, start: datetime
+) -> int:
+    """Make and attach the partition of the span starting at ``start``; the DEFAULT partition's
+    rows of that span move into it in the same transaction. Returns how many moved.
+
+    The DEFAULT partition is locked first: no row of the span can enter it between the move
+    and the attach (which checks that it holds none), and ATTACH needs that lock anyway."""
+    parent = identifier(table.name)
+    name = identifier(partition_name(table, start))
+    end = start + table.span
+    default = identifier(table.default_partition)
+    has_default = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", default)
+    async with conn.transaction():
+        await _set_lock_timeout(conn)
+        if has_default:
+            await conn.execute(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE")
+        await conn.execute(f"CREATE TABLE {name} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES)")
+        moved = 0
+        if has_default:
+            status = await conn.execute(
+                f"WITH moved AS (DELETE FROM {default} WHERE ts >= $1 AND ts < $2 RETURNING *) "  # noqa: S608 - our identifiers
+                f"INSERT INTO {name} SELECT * FROM moved",
+                start,
+                end,
+            )
+            moved = int(status.rsplit(" ", 1)[-1])
+        await conn.execute(
+            f"ALTER TABLE {parent} ATTACH PARTITION {name} "
+            f"FOR VALUES FROM ({timestamp_literal(start)}) TO ({timestamp_literal(end)})"
+        )
+    return moved
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+@dataclass
+class Expiry:
+    dropped: list[str] = field(default_factory=list)
+    dropped_rows: int = 0
+    deleted_rows: int = 0
+    postponed: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.dropped_rows + self.deleted_rows
+
+
+async def expire_rows(conn: asyncpg.Connection, rule: RetentionRule, now: datetime) -> Expiry:
+    """Remove ``rule.table``'s rows older than its retention: whole partitions dropped, the
+    rest deleted. A table that is not partitioned has its old rows deleted, as before 0015."""
+    cutoff = now - rule.keep
+    table = TABLES_BY_NAME.get(rule.table)
+    expiry = Expiry()
+    if table is None or table not in await partitioned_tables(conn):
+        expiry.deleted_rows = await _delete_older(conn, rule.table, cutoff)
+        return expiry
+    existing = await partitions_of(conn, table.name)
+    for part in fully_expired(existing, cutoff):
+        await _drop_one(conn, table, part, expiry)
+    for part in partly_expired(existing, cutoff, table.span):
+        expiry.deleted_rows += await _delete_older(conn, part.name, cutoff)
+    return expiry
+
+
+async def _delete_older(conn: asyncpg.Connection, relation: str, cutoff: datetime) -> int:
+    status = await conn.execute(
+        f"DELETE FROM {identifier(relation)} WHERE ts < $1",  # noqa: S608 - our identifier
+        cutoff,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _drop_one(
+    conn: asyncpg.Connection, table: PartitionedTable, part: Partition, expiry: Expiry
+) -> None:
+    try:
+        rows, counted, size = await drop_partition(conn, part)
+    except asyncpg.LockNotAvailableError:
+        log.warning("partition drop postponed: its table is busy", partition=part.name)
+        expiry.postponed.append(part.name)
+        return
+    expiry.dropped.append(part.name)
+    expiry.dropped_rows += rows
+    day = part.lower.date().isoformat() if part.is_span(DAY) and part.lower else None
+    log.warning(
+        "RETENTION: partition dropped, its rows are gone for good (nothing is archived)",
+        table=table.name,
+        partition=part.name,
+        day=day,
+        from_ts=None if part.lower is None else part.lower.isoformat(),
+        to_ts=None if part.upper is None else part.upper.isoformat(),
+        rows=rows,
+        rows_counted=counted,
+        bytes=size,
+    )
+
+
+async def drop_partition(conn: asyncpg.Connection, part: Partition) -> tuple[int, bool, int]:
+    """Drop ``part``; returns its rows (the planner's estimate, or counted when it has none),
+    whether they were counted, and its size with indexes."""
+    name = identifier(part.name)
+    async with conn.transaction():
+        await _set_lock_timeout(conn)
+        estimate, size = await conn.fetchrow(
+            "SELECT reltuples::bigint, pg_total_relation_size(oid) FROM pg_class "
+            "WHERE oid = to_regclass($1)",
+            name,
+        )
+        counted = estimate < 0  # never vacuumed nor analysed
+        rows = await conn.fetchval(f"SELECT count(*) FROM {name}") if counted else estimate  # noqa: S608 - our identifier
+        await conn.execute(f"DROP TABLE {name}")
+    return rows, counted, size
+
+
+# -- sizes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesBytes:
+    """What the time series take: per table its last whole UTC day, and all of them in all."""
+
+    last_day: dict[str, int]
+    total: int
+
+
+async def series_bytes(conn: asyncpg.Connection, now: datetime) -> SeriesBytes | None:
+    """Sizes (heap, indexes, TOAST) of the partitioned tables; None where a table's last
+    whole day is not in partitions of its own (TimescaleDB; the days the legacy partition
+    holds, just after migration 0015)."""
+    tables = await partitioned_tables(conn)
+    if not tables:
+        return None
+    sizes: dict[str, int] = dict(
+        await conn.fetch(
+            "SELECT t.relid::regclass::text, pg_total_relation_size(t.relid) "
+            "FROM unnest($1::text[]) AS p(name), pg_partition_tree(p.name::regclass) t "
+            "WHERE t.isleaf",
+            [table.name for table in tables],
+        )
+    )
+    yesterday = span_start(now, DAY) - DAY
+    last_day: dict[str, int] = {}
+    for table in tables:
+        inside = [
+            part
+            for part in await partitions_of(conn, table.name)
+            if part.is_span(table.span) and part.lower is not None and part.upper is not None
+            and yesterday <= part.lower and part.upper <= yesterday + DAY
+        ]  # fmt: skip
+        if len(inside) * table.span != DAY:
+            return None
+        last_day[table.name] = sum(sizes.get(part.name, 0) for part in inside)
+    return SeriesBytes(last_day, sum(sizes.values()))

@@ -1,0 +1,309 @@
+"""Day partitions on plain PostgreSQL: made ahead, filled from DEFAULT, dropped by retention.
+
+The database tests run on the embedded PostgreSQL (plain); the TimescaleDB one checks that
+nothing there changes, and is skipped, saying why, without POLYFARM_TEST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from polyfarm.settings import RetentionSettings, Settings
+from polyfarm.store import partitions
+from polyfarm.store.database import create_pool, migrate_database
+from polyfarm.store.maintenance import apply_retention, run_maintenance
+from polyfarm.store.partitions import (
+    PARTITIONED_TABLES,
+    Partition,
+    PartitionedTable,
+    ensure_partitions,
+    fully_expired,
+    missing_spans,
+    partition_name,
+    partitioned_tables,
+    partitions_of,
+    partly_expired,
+    span_start,
+    spans_from,
+)
+from polyfarm.store.rows import (
+    BOOK_DELTAS,
+    MARKET_FEATURES,
+    ORDERBOOK_SNAPSHOTS,
+    PRICE_SNAPSHOTS,
+    TRADES,
+)
+from polyfarm.store.writer import BulkWriter
+
+from ..conftest import TEMPLATE, Server, _fresh_database
+from ..support import as_reader
+from .factories import book_row, delta_row, feature_row, price_row, token, trade_row
+
+DAY = timedelta(days=1)
+NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)  # T0 of the factories is 2026-03-02 12:00
+
+
+def day(n: int) -> datetime:
+    """Midnight UTC of 2026-03-``n`` (0 and below run into February)."""
+    return datetime(2026, 3, 1, tzinfo=UTC) + (n - 1) * DAY
+
+
+@pytest.fixture
+async def plain_dsn(plain_server: Server) -> AsyncIterator[str]:
+    async for dsn in _fresh_database(plain_server, TEMPLATE):
+        yield dsn
+
+
+@pytest.fixture
+async def plain_pool(plain_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(plain_dsn, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+async def located(conn: asyncpg.Connection, table: str) -> dict[str, int]:
+    """Rows of ``table`` by the partition holding them."""
+    rows = await conn.fetch(
+        f"SELECT tableoid::regclass::text AS part, count(*) FROM {table} GROUP BY 1"
+    )
+    return {r["part"]: r["count"] for r in rows}
+
+
+# -- naming and bounds ------------------------------------------------------------------------
+
+
+def test_spans_are_utc_days_counted_from_the_epoch() -> None:
+    assert span_start(datetime(2026, 3, 2, 23, 59, 59, tzinfo=UTC), DAY) == day(2)
+    east = timezone(timedelta(hours=2))
+    assert span_start(datetime(2026, 3, 3, 1, 0, tzinfo=east), DAY) == day(2)  # 23:00 UTC
+    assert partition_name(PartitionedTable("price_points"), day(2)) == "price_points_p20260302"
+    six_hours = PartitionedTable("book_changes", timedelta(hours=6))
+    assert span_start(NOW, six_hours.span) == day(2) + timedelta(hours=12)
+    assert partition_name(six_hours, day(2) + timedelta(hours=18)) == "book_changes_p20260302_18"
+    assert spans_from(NOW, NOW + 3 * DAY, DAY) == [day(2), day(3), day(4), day(5)]
+
+
+def test_missing_spans_leave_out_what_a_partition_covers() -> None:
+    existing = [
+        Partition("t_default", None, None, is_default=True),
+        Partition("t_legacy", None, day(3)),
+        Partition("t_p20260305", day(5), day(6)),
+    ]
+    wanted = [day(1), day(2), day(3), day(4), day(5), day(4)]
+    assert missing_spans(wanted, DAY, existing) == [day(3), day(4)]
+
+
+def test_expired_partitions_go_whole_and_longer_ones_lose_old_rows() -> None:
+    default = Partition("t_default", None, None, is_default=True)
+    legacy = Partition("t_legacy", None, day(3))
+    days = [Partition(f"t_p2026030{n}", day(n), day(n + 1)) for n in (3, 4, 5)]
+    existing = [default, legacy, *days]
+
+    early = day(2) + timedelta(hours=12)  # inside the legacy partition's range
+    assert fully_expired(existing, early) == []
+    assert partly_expired(existing, early, DAY) == [default, legacy]
+
+    late = day(4) + timedelta(hours=12)  # inside 2026-03-04: that day is kept whole
+    assert fully_expired(existing, late) == [legacy, days[0]]
+    assert partly_expired(existing, late, DAY) == [default]
+    assert not legacy.is_span(DAY)
+    assert days[0].is_span(DAY)
+
+
+# -- upkeep -----------------------------------------------------------------------------------
+
+
+async def test_partitions_are_made_from_today_to_the_days_ahead(plain_pool: asyncpg.Pool) -> None:
+    retention = RetentionSettings(partition_days_ahead=3)
+    async with plain_pool.acquire() as conn:
+        made = await ensure_partitions(conn, NOW, retention)
+        again = await ensure_partitions(conn, NOW, retention)
+        listed = {t.name: await partitions_of(conn, t.name) for t in PARTITIONED_TABLES}
+    assert again.created == []
+    for table in PARTITIONED_TABLES:
+        days = [f"{table.name}_p2026030{n}" for n in (2, 3, 4, 5)]
+        assert [p.name for p in listed[table.name]] == [table.default_partition, *days]
+        assert [(p.lower, p.upper) for p in listed[table.name][1:]] == [
+            (day(n), day(n + 1)) for n in (2, 3, 4, 5)
+        ]
+        assert set(days) <= set(made.created)
+    assert len(made.created) == 4 * len(PARTITIONED_TABLES)
+
+
+async def test_start_up_makes_the_partitions_before_any_writer(plain_pool: asyncpg.Pool) -> None:
+    settings = Settings(retention=RetentionSettings(partition_days_ahead=1))
+    await migrate_database(plain_pool, settings, clock=lambda: NOW)
+    async with plain_pool.acquire() as conn:
+        names = [p.name for p in await partitions_of(conn, "book_changes")]
+    assert names == ["book_changes_default", "book_changes_p20260302", "book_changes_p20260303"]
+
+
+async def test_every_time_series_lands_in_its_day_partition(plain_pool: asyncpg.Pool) -> None:
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW, RetentionSettings())
+    writer = BulkWriter(plain_pool, clock=lambda: NOW)
+    batches = {
+        (PRICE_SNAPSHOTS, "price_points"): [price_row(i) for i in range(5)],
+        (ORDERBOOK_SNAPSHOTS, "book_samples"): [book_row(i) for i in range(5)],
+        (MARKET_FEATURES, "feature_samples"): [feature_row(i) for i in range(5)],
+        (TRADES, "trade_fills"): [trade_row(i) for i in range(5)],
+        (BOOK_DELTAS, "book_changes"): [delta_row(i) for i in range(5)],
+    }
+    for (spec, _), rows in batches.items():
+        assert (await writer.write(spec, rows)).inserted == 5
+        # Again: the copy hits the unique key and goes through the staging table.
+        again = await writer.write(spec, rows)
+        assert (again.inserted, again.duplicates) == (0, 5)
+    async with plain_pool.acquire() as conn:
+        for _, table in batches:
+            assert await located(conn, table) == {f"{table}_p20260302": 5}, table
+
+
+async def test_default_rows_move_into_a_partition_of_their_own(plain_pool: asyncpg.Pool) -> None:
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW, RetentionSettings())
+    backfilled = [price_row(i)._replace(ts=day(-8) + timedelta(hours=i)) for i in range(3)]
+    ahead = price_row(0)._replace(ts=day(9) + timedelta(hours=1), token_id=token(7))
+    expired = price_row(0)._replace(ts=NOW - 200 * DAY, token_id=token(8))
+    rows = [*backfilled, ahead, expired]
+    written = await BulkWriter(plain_pool, clock=lambda: day(10)).write(PRICE_SNAPSHOTS, rows)
+    assert written.inserted == 5
+    async with plain_pool.acquire() as conn:
+        assert await located(conn, "price_points") == {"price_points_default": 5}
+        before = await conn.fetch("SELECT * FROM price_snapshots ORDER BY token_id, ts")
+        made = await ensure_partitions(conn, NOW, RetentionSettings())
+        after = await conn.fetch("SELECT * FROM price_snapshots ORDER BY token_id, ts")
+        where = await located(conn, "price_points")
+    assert made.created == ["price_points_p20260220", "price_points_p20260309"]
+    assert made.moved_rows == 4
+    # The expired row is left to retention rather than given a partition to be dropped.
+    assert where == {
+        "price_points_p20260220": 3,
+        "price_points_p20260309": 1,
+        "price_points_default": 1,
+    }
+    assert after == before
+
+
+async def test_a_busy_table_postpones_its_partition(
+    plain_pool: asyncpg.Pool, plain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "100ms")
+    reader = await asyncpg.connect(plain_dsn)
+    try:
+        async with reader.transaction():  # a long read of the whole table holds DEFAULT
+            await reader.fetchval("SELECT count(*) FROM price_points")
+            async with plain_pool.acquire() as conn:
+                busy = await ensure_partitions(conn, NOW, RetentionSettings())
+    finally:
+        await reader.close()
+    async with plain_pool.acquire() as conn:
+        later = await ensure_partitions(conn, NOW, RetentionSettings())
+    assert busy.postponed == [f"price_points_p2026030{n}" for n in (2, 3, 4, 5)]
+    assert not any(name.startswith("price_points") for name in busy.created)
+    assert later.created == busy.postponed
+
+
+async def test_the_reader_role_reads_new_partitions(
+    plain_pool: asyncpg.Pool, plain_dsn: str
+) -> None:
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW, RetentionSettings())
+    await BulkWriter(plain_pool, clock=lambda: NOW).write(PRICE_SNAPSHOTS, [price_row()])
+    reader = await asyncpg.connect(as_reader(plain_dsn))
+    try:
+        assert await reader.fetchval("SELECT count(*) FROM price_snapshots") == 1
+        assert await reader.fetchval("SELECT count(*) FROM price_points_p20260302") == 1
+    finally:
+        await reader.close()
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+async def test_retention_drops_expired_days_and_deletes_old_default_rows(
+    plain_pool: asyncpg.Pool,
+) -> None:
+    retention = RetentionSettings(raw_days=10, partition_days_ahead=13)
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW - 13 * DAY, retention)  # 2026-02-17 to 03-02
+    daily = [price_row()._replace(ts=day(n) + timedelta(hours=6)) for n in range(-11, 3)]
+    stray = price_row()._replace(ts=day(-40), token_id=token(9))  # lands in DEFAULT
+    await BulkWriter(plain_pool, clock=lambda: NOW).write(PRICE_SNAPSHOTS, [*daily, stray])
+    async with plain_pool.acquire() as conn:
+        with capture_logs() as logs:
+            deleted = await apply_retention(conn, retention, NOW)
+        left = [r["ts"] for r in await conn.fetch("SELECT ts FROM price_snapshots ORDER BY ts")]
+        names = [p.name for p in await partitions_of(conn, "price_points")]
+    # The cutoff, 2026-02-20 12:30, lies inside 2026-02-20: that day is kept whole.
+    assert names[:3] == ["price_points_default", "price_points_p20260220", "price_points_p20260221"]
+    assert left == [row.ts for row in daily[3:]]
+    assert deleted["price_snapshots"] == 4  # three days dropped, one row deleted
+    drops = [e for e in logs if e["event"].startswith("RETENTION")]
+    assert all("gone for good" in e["event"] for e in drops)
+    prices = [(e["log_level"], e["day"], e["rows"]) for e in drops if e["table"] == "price_points"]
+    assert prices == [("warning", f"2026-02-{d}", 1) for d in (17, 18, 19)]
+    # Kept 10 days as well; order books 183 days and book deltas 14 lose nothing.
+    assert {e["table"] for e in drops} == {"price_points", "trade_fills", "feature_samples"}
+
+
+async def test_maintenance_expires_then_makes_the_days_ahead(plain_pool: asyncpg.Pool) -> None:
+    retention = RetentionSettings(raw_days=1, orderbook_days=1, book_deltas_days=1)
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW, retention)
+        report = await run_maintenance(conn, retention, NOW + 3 * DAY)
+        names = [p.name for p in await partitions_of(conn, "trade_fills")]
+    # 03-02 and 03-03 are past one day of retention at 03-05 12:30; 03-06 to 03-08 are new.
+    assert names == ["trade_fills_default", *(f"trade_fills_p2026030{n}" for n in range(4, 9))]
+    assert "trade_fills_p20260308" in report.partitions.created
+
+
+async def test_a_busy_table_postpones_its_drop(
+    plain_pool: asyncpg.Pool, plain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "100ms")
+    retention = RetentionSettings(raw_days=1)
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW, retention)
+    reader = await asyncpg.connect(plain_dsn)
+    try:
+        async with reader.transaction():  # any read of the table holds it against a drop
+            await reader.fetchval("SELECT count(*) FROM price_points WHERE ts >= $1", NOW)
+            async with plain_pool.acquire() as conn:
+                await apply_retention(conn, retention, NOW + 3 * DAY)
+                kept = [p.name for p in await partitions_of(conn, "price_points")]
+    finally:
+        await reader.close()
+    async with plain_pool.acquire() as conn:
+        await apply_retention(conn, retention, NOW + 3 * DAY)
+        gone = [p.name for p in await partitions_of(conn, "price_points")]
+    assert "price_points_p20260302" in kept
+    assert "price_points_p20260302" not in gone
+
+
+# -- TimescaleDB ------------------------------------------------------------------------------
+
+
+async def test_timescaledb_keeps_its_hypertables(timescale_dsn: str) -> None:
+    conn = await asyncpg.connect(timescale_dsn)
+    try:
+        assert await partitioned_tables(conn) == []
+        made = await ensure_partitions(conn, NOW, RetentionSettings())
+        hypertables = await conn.fetchval(
+            "SELECT count(*) FROM timescaledb_information.hypertables "
+            "WHERE hypertable_name = ANY($1)",
+            [t.name for t in PARTITIONED_TABLES],
+        )
+        strays = await conn.fetchval(
+            "SELECT count(*) FROM pg_class WHERE relname ~ '_(default|legacy|p[0-9]{8})$'"
+        )
+    finally:
+        await conn.close()
+    assert made.created == []
+    assert hypertables == len(PARTITIONED_TABLES)
+    assert strays == 0
