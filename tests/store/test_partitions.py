@@ -126,21 +126,34 @@ async def test_partitions_are_made_from_today_to_the_days_ahead(plain_pool: asyn
         listed = {t.name: await partitions_of(conn, t.name) for t in PARTITIONED_TABLES}
     assert again.created == []
     for table in PARTITIONED_TABLES:
+        if table.name == "book_changes":
+            continue
         days = [f"{table.name}_p2026030{n}" for n in (2, 3, 4, 5)]
         assert [p.name for p in listed[table.name]] == [table.default_partition, *days]
         assert [(p.lower, p.upper) for p in listed[table.name][1:]] == [
             (day(n), day(n + 1)) for n in (2, 3, 4, 5)
         ]
         assert set(days) <= set(made.created)
-    assert len(made.created) == 4 * len(PARTITIONED_TABLES)
+    # Book deltas by 6 hours: from the quarter holding now to the one holding now + 3 days.
+    quarters = [day(2) + timedelta(hours=12 + 6 * n) for n in range(13)]
+    deltas = listed["book_changes"]
+    assert [(p.lower, p.upper) for p in deltas[1:]] == [
+        (q, q + timedelta(hours=6)) for q in quarters
+    ]
+    assert [p.name for p in deltas][1:3] == [
+        "book_changes_p20260302_12",
+        "book_changes_p20260302_18",
+    ]
+    assert deltas[-1].name == "book_changes_p20260305_12"
+    assert len(made.created) == 4 * 4 + 13
 
 
 async def test_start_up_makes_the_partitions_before_any_writer(plain_pool: asyncpg.Pool) -> None:
     settings = Settings(retention=RetentionSettings(partition_days_ahead=1))
     await migrate_database(plain_pool, settings, clock=lambda: NOW)
     async with plain_pool.acquire() as conn:
-        names = [p.name for p in await partitions_of(conn, "book_changes")]
-    assert names == ["book_changes_default", "book_changes_p20260302", "book_changes_p20260303"]
+        names = [p.name for p in await partitions_of(conn, "trade_fills")]
+    assert names == ["trade_fills_default", "trade_fills_p20260302", "trade_fills_p20260303"]
 
 
 async def test_every_time_series_lands_in_its_day_partition(plain_pool: asyncpg.Pool) -> None:
@@ -161,7 +174,8 @@ async def test_every_time_series_lands_in_its_day_partition(plain_pool: asyncpg.
         assert (again.inserted, again.duplicates) == (0, 5)
     async with plain_pool.acquire() as conn:
         for _, table in batches:
-            assert await located(conn, table) == {f"{table}_p20260302": 5}, table
+            span = "_12" if table == "book_changes" else ""  # book deltas by 6 hours
+            assert await located(conn, table) == {f"{table}_p20260302{span}": 5}, table
 
 
 async def test_default_rows_move_into_a_partition_of_their_own(plain_pool: asyncpg.Pool) -> None:

@@ -8,17 +8,18 @@ migration's day), and ``<table>_default``, the DEFAULT partition, for a row no s
 takes. The naming and the arithmetic are pure; the rest is a handful of catalogue statements.
 
 Upkeep (``ensure_partitions``), at start-up before any writer and from the maintenance task:
-every span from now to ``days_ahead`` days ahead gets its partition, and so does every span
-the DEFAULT partition holds rows of (a late or backfilled row), unless it is past retention.
-A partition is made as a plain table and attached (``ATTACH`` takes only a SHARE UPDATE
-EXCLUSIVE lock on the parent, so writers go on), after the DEFAULT partition's rows of its
+every span from now to ``retention.partition_days_ahead`` days ahead gets its partition, and
+so does every span the DEFAULT partition holds rows of (a late or backfilled row), unless it
+is past retention. A partition is made as a plain table and attached (``ATTACH`` takes only a
+SHARE UPDATE EXCLUSIVE lock on the parent, so writers go on; the DEFAULT partition it locks
+whole, as a read that cannot skip it must wait), after the DEFAULT partition's rows of its
 span are moved into it in the same transaction: PostgreSQL refuses a partition whose rows the
 DEFAULT partition holds.
 
 Retention (``expire_rows``): a partition whose whole range is older than the table's retention
 is dropped, with a warning that its rows are gone for good (nothing is archived yet); the
 DEFAULT and the legacy partition, which span more than one day, have their old rows deleted.
-A day's rows are therefore kept for between the retention and the retention plus a day.
+A span's rows are therefore kept for between the retention and the retention plus a span.
 ``DROP TABLE`` of a partition locks the parent against writers and readers while it waits;
 ``DETACH PARTITION CONCURRENTLY``, which would not, is refused by PostgreSQL on a table with a
 DEFAULT partition. So every statement that needs such a lock waits at most ``LOCK_TIMEOUT``
@@ -61,11 +62,14 @@ class PartitionedTable:
         return f"{self.name}_default"
 
 
-# The tables that hold the time series (the public names are views over them).
+# The tables that hold the time series (the public names are views over them). Book deltas
+# come about 2.7 times as fast as price snapshots and their index entries are wider: a day of
+# them at venue rates has about 9.6 GiB of index (BENCHMARKS.md, "Partitions"), a quarter day
+# about what a day of price snapshots has.
 PARTITIONED_TABLES = (
     PartitionedTable("price_points"),
     PartitionedTable("trade_fills"),
-    PartitionedTable("book_changes"),
+    PartitionedTable("book_changes", timedelta(hours=6)),
     PartitionedTable("book_samples"),
     PartitionedTable("feature_samples"),
 )
