@@ -21,6 +21,7 @@ from polyfarm.store.partitions import (
     PARTITIONED_TABLES,
     Partition,
     PartitionedTable,
+    create_partition,
     ensure_partitions,
     fully_expired,
     missing_spans,
@@ -28,6 +29,7 @@ from polyfarm.store.partitions import (
     partitioned_tables,
     partitions_of,
     partly_expired,
+    series_bytes,
     span_start,
     spans_from,
 )
@@ -106,11 +108,13 @@ def test_expired_partitions_go_whole_and_longer_ones_lose_old_rows() -> None:
 
     early = day(2) + timedelta(hours=12)  # inside the legacy partition's range
     assert fully_expired(existing, early) == []
-    assert partly_expired(existing, early, DAY) == [default, legacy]
+    assert partly_expired(existing, early) == [default, legacy]
 
     late = day(4) + timedelta(hours=12)  # inside 2026-03-04: that day is kept whole
     assert fully_expired(existing, late) == [legacy, days[0]]
-    assert partly_expired(existing, late, DAY) == [default]
+    assert partly_expired(existing, late) == [default]
+    # A day's partition left by a version with a longer span than today's is not legacy.
+    assert partly_expired([default, days[1]], day(4) + timedelta(hours=7)) == [default]
     assert not legacy.is_span(DAY)
     assert days[0].is_span(DAY)
 
@@ -154,6 +158,23 @@ async def test_start_up_makes_the_partitions_before_any_writer(plain_pool: async
     async with plain_pool.acquire() as conn:
         names = [p.name for p in await partitions_of(conn, "trade_fills")]
     assert names == ["trade_fills_default", "trade_fills_p20260302", "trade_fills_p20260303"]
+
+
+async def test_a_table_whose_span_changed_keeps_its_older_partitions(
+    plain_pool: asyncpg.Pool,
+) -> None:
+    async with plain_pool.acquire() as conn:  # book deltas by the day, as before 6 hours
+        await create_partition(conn, PartitionedTable("book_changes", DAY), day(2))
+        made = await ensure_partitions(conn, NOW, RetentionSettings(partition_days_ahead=1))
+        listed = await partitions_of(conn, "book_changes")
+        sizes = await series_bytes(conn, day(3) + timedelta(hours=1))
+    assert [p.name for p in listed][1:] == [
+        "book_changes_p20260302",
+        *(f"book_changes_p20260303_{hour:02d}" for hour in (0, 6, 12)),
+    ]
+    assert "book_changes_p20260302_12" not in made.created
+    assert sizes is not None  # 2026-03-02 is whole in its one partition
+    assert sizes.last_day["book_changes"] > 0
 
 
 async def test_every_time_series_lands_in_its_day_partition(plain_pool: asyncpg.Pool) -> None:
