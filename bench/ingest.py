@@ -19,7 +19,15 @@ so that favours the baselines); the output then says so. Ratios are rows/s over 
 same run. ``--runs N`` repeats everything N times and reports each run with the load average at
 its start, then the median. Prints a table; with ``--json`` the last line is one JSON object.
 
-    python bench/ingest.py --rows 1000000 [--baseline-rows 200000] [--runs 3] [--json]
+``--history-rows N`` starts the writer and executemany from a table that already holds N rows
+of the day before (every token once a minute, inserted in SQL before the timer, then vacuumed
+and checkpointed), as a running collector's table does; by default the table is empty. On plain
+PostgreSQL since migration 0015 those rows are in the day before's partition, and the timed rows
+go to a partition of their own. The script runs against an older checkout too (``PYTHONPATH`` at
+its ``src``), which is how "before" is measured with the same script.
+
+    python bench/ingest.py --rows 1000000 [--baseline-rows 200000] [--history-rows 20000000]
+        [--runs 3] [--json]
 """
 
 from __future__ import annotations
@@ -224,6 +232,36 @@ class CpuMeter:
         return sum(int(v) for v in fields[11 : 15 if reaped else 13])  # utime stime [cu cs]
 
 
+HISTORY_TOKENS = 40_000
+# The day before, as the writer leaves it: every token once a minute, each minute in index order.
+HISTORY = """
+INSERT INTO price_points (ts, token_sid, price, best_bid, best_ask, last_trade_price,
+                          volume_24h, liquidity)
+SELECT $1::timestamptz + m * INTERVAL '1 minute', k.token_sid, 500000, 495000, 505000, 500000,
+       1.5, 2.5
+FROM generate_series(0, $2 - 1) AS m, token_keys AS k
+ORDER BY m, k.token_sid
+"""
+
+
+async def add_history(dsn: str, rows: list[PriceSnapshotRow], count: int) -> None:
+    """``count`` rows of the day before for the benchmark's tokens (registered here)."""
+    tokens = rows[:HISTORY_TOKENS]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            EXECUTEMANY_REGISTER,
+            [row.token_id for row in tokens],
+            [row.market_id for row in tokens],
+        )
+        minutes = -(-count // len(tokens))
+        await conn.execute(HISTORY, START - timedelta(days=1), minutes, timeout=None)
+        await conn.execute("VACUUM ANALYZE price_points", timeout=None)
+        await conn.execute("CHECKPOINT", timeout=None)
+    finally:
+        await conn.close()
+
+
 async def measure(
     admin_dsn: str,
     name: str,
@@ -232,15 +270,21 @@ async def measure(
     batch: int,
     meter: CpuMeter,
     table: str = "price_snapshots",
+    history: int = 0,
 ) -> tuple[float, float | None]:
     """Rows/s of one path, and how many CPUs other work kept busy meanwhile."""
-    dsn = await fresh_database(admin_dsn, "bench")
+    dsn = await fresh_database(admin_dsn, "bench", START - timedelta(days=1))
     try:
+        if history:
+            await add_history(dsn, rows, history)
         before = meter.sample()
         elapsed = await path(dsn, rows, batch)
         others = meter.others(before, elapsed)
         conn = await asyncpg.connect(dsn)
-        stored = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608
+        stored = await conn.fetchval(
+            f"SELECT count(*) FROM {table} WHERE ts >= $1",  # noqa: S608
+            START,
+        )
         await conn.close()
         assert stored == len(rows), f"{name}: stored {stored} of {len(rows)}"
     finally:
@@ -266,10 +310,13 @@ async def run_once(
     baseline = rows[: args.baseline_rows or args.rows]
     load = os.getloadavg()[0]
     reference = reference_seconds()
-    writer, writer_others = await measure(admin_dsn, "writer", via_writer, rows, args.batch, meter)
+    history = args.history_rows
+    writer, writer_others = await measure(
+        admin_dsn, "writer", via_writer, rows, args.batch, meter, history=history
+    )
     registration = REGISTRATION["writer"]
     many, many_others = await measure(
-        admin_dsn, "executemany", via_executemany, baseline, args.batch, meter
+        admin_dsn, "executemany", via_executemany, baseline, args.batch, meter, history=history
     )
     orm, orm_others = await measure(
         admin_dsn, "orm", via_orm, baseline, args.batch, meter, table="orm_price_snapshots"
@@ -314,6 +361,7 @@ async def run(args: argparse.Namespace, admin_dsn: str, postmaster: int | None) 
     }
     return {
         "rows": args.rows,
+        "history_rows": args.history_rows,
         "baseline_rows": min(args.baseline_rows or args.rows, args.rows),
         "batch": args.batch,
         "cpus": os.cpu_count(),
@@ -332,6 +380,9 @@ def print_table(result: dict[str, Any]) -> None:
         (f"executemany, {baseline}", "executemany"),
         (f"orm, {baseline}", "orm"),
     )
+    if result["history_rows"]:
+        print(f"price_points holds {result['history_rows']:,} rows of the day before (writer, "
+              "executemany; the ORM writes a table of its own)")  # fmt: skip
     if result["warm_up_rows_per_s"] is not None:
         warm_up = f"writer, {result['rows']:,} rows, on a new server (not counted)"
         print(f"warm-up: {warm_up:<50}{result['warm_up_rows_per_s']:>12,} rows/s")
@@ -365,6 +416,12 @@ def main() -> None:
         "--baseline-rows", type=int, default=0, help="rows for the two baselines (default: --rows)"
     )
     parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument(
+        "--history-rows",
+        type=int,
+        default=0,
+        help="rows of the day before already stored (writer and executemany; default: none)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="repeat the measurement N times")
     parser.add_argument(
         "--warm-up",

@@ -12,13 +12,16 @@ on the server ``--dsn`` names), one minute at a time.
    by the table that holds its rows (its ``TableSpec.storage``), and the token registry is
    reported on its own. (The script also runs against older checkouts, where every public name
    is a table.)
-2. **Reads**: ``--read-tokens`` tokens for one day of price snapshots at one per minute, the
+2. **A day's index**: ``--day-tokens`` tokens for one day of price snapshots at one per minute
+   (0: skipped), then the heap and each index of what holds that day: the day's partition on
+   plain PostgreSQL (migration 0015), the table on an older schema, the chunks on TimescaleDB.
+3. **Reads**: ``--read-tokens`` tokens for one day of price snapshots at one per minute, the
    aggregates brought up to date, then ``--reads`` token-day reads of random tokens (warm
    cache): the raw rows, and 1-minute and 5-minute candles (``polyfarm.store.queries.candles``).
    On TimescaleDB the reads are timed again once every chunk is compressed.
 
-    python bench/row_bytes.py [--tokens 40000] [--minutes 25] [--read-tokens 1000] [--dsn URL]
-        [--json]
+    python bench/row_bytes.py [--tokens 40000] [--minutes 25] [--day-tokens 0]
+        [--read-tokens 1000] [--dsn URL] [--json]
 """
 
 from __future__ import annotations
@@ -215,14 +218,26 @@ async def has_timescaledb(conn: asyncpg.Connection) -> bool:
     )
 
 
-async def relation_bytes(conn: asyncpg.Connection, table: str) -> int:
-    """Heap + indexes + TOAST of a table, or of every chunk of a hypertable."""
+async def relation_bytes(conn: asyncpg.Connection, table: str, part: str = "total") -> int:
+    """Heap + indexes + TOAST (``part="total"``) or the indexes alone (``"indexes"``) of a
+    table, of every partition of a partitioned one, or of every chunk of a hypertable."""
     if await has_timescaledb(conn) and await conn.fetchval(
         "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = $1",
         table,
     ):
-        return int(await conn.fetchval("SELECT hypertable_size($1::regclass)", table) or 0)
-    return int(await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", table))
+        size = "hypertable_size" if part == "total" else "hypertable_index_size"
+        return int(await conn.fetchval(f"SELECT {size}($1::regclass)", table) or 0)
+    size = "pg_total_relation_size" if part == "total" else "pg_indexes_size"
+    # pg_partition_tree lists nothing for a table that is not partitioned.
+    return int(
+        await conn.fetchval(
+            f"SELECT CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum({size}(t.relid)), 0) "  # noqa: S608 - one of two names
+            "FROM pg_partition_tree(c.oid) t WHERE t.isleaf) "
+            f"ELSE {size}(c.oid) END FROM pg_class c WHERE c.oid = $1::regclass",
+            table,
+        )
+        or 0
+    )
 
 
 async def physical_table(conn: asyncpg.Connection, name: str) -> str:
@@ -237,12 +252,18 @@ async def table_sizes(conn: asyncpg.Connection) -> dict[str, dict[str, int]]:
     sizes = {}
     for name in TABLES:
         rows = int(await conn.fetchval(f"SELECT count(*) FROM {name}"))  # noqa: S608
-        total = await relation_bytes(conn, await physical_table(conn, name))
-        sizes[name] = {"rows": rows, "bytes": total}
+        physical = await physical_table(conn, name)
+        total = await relation_bytes(conn, physical)
+        indexes = await relation_bytes(conn, physical, "indexes")
+        sizes[name] = {"rows": rows, "bytes": total, "index_bytes": indexes}
     for name in REGISTRY:
         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
             rows = int(await conn.fetchval(f"SELECT count(*) FROM {name}"))  # noqa: S608
-            sizes[name] = {"rows": rows, "bytes": await relation_bytes(conn, name)}
+            sizes[name] = {
+                "rows": rows,
+                "bytes": await relation_bytes(conn, name),
+                "index_bytes": await relation_bytes(conn, name, "indexes"),
+            }
     return sizes
 
 
@@ -355,14 +376,12 @@ async def time_reads(
     return {name: summary(values) for name, values in timings.items()}
 
 
-def per_row(sizes: dict[str, dict[str, int]]) -> dict[str, float | None]:
-    return {
-        name: round(s["bytes"] / s["rows"], 1) if s["rows"] else None for name, s in sizes.items()
-    }
+def per_row(sizes: dict[str, dict[str, int]], key: str = "bytes") -> dict[str, float | None]:
+    return {name: round(s[key] / s["rows"], 1) if s["rows"] else None for name, s in sizes.items()}
 
 
 async def footprint(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
-    dsn = await fresh_database(admin_dsn, "rowbytes")
+    dsn = await fresh_database(admin_dsn, "rowbytes", START)
     try:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
@@ -375,6 +394,7 @@ async def footprint(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
                     "load_seconds": round(seconds, 1),
                     "rows": {k: v["rows"] for k, v in sizes.items()},
                     "bytes_per_row": per_row(sizes),
+                    "index_bytes_per_row": per_row(sizes, "index_bytes"),
                 }
                 if result["flavor"] == "timescaledb":
                     await compress_all(conn)
@@ -386,8 +406,56 @@ async def footprint(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+_DAY_SIZES = """
+SELECT count(*) AS relations, coalesce(sum(pg_relation_size(t.relid)), 0) AS heap,
+       coalesce(sum(pg_indexes_size(t.relid)), 0) AS indexes
+FROM (SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf
+      UNION SELECT $1::regclass WHERE NOT EXISTS (SELECT FROM pg_partition_tree($1::regclass)))
+     AS t(relid)
+WHERE pg_relation_size(t.relid) > 0
+"""
+
+
+async def day_index(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One day of price snapshots: the rows, and the heap and indexes of what holds them."""
+    dsn = await fresh_database(admin_dsn, "rowbytes", START)
+    try:
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            started = time.perf_counter()
+            await load_day(pool, args.day_tokens, args.seed + 2)
+            seconds = time.perf_counter() - started
+            async with pool.acquire() as conn:
+                await conn.execute("VACUUM ANALYZE")
+                physical = await physical_table(conn, "price_snapshots")
+                if await has_timescaledb(conn):
+                    heap = await relation_bytes(conn, physical)
+                    indexes = await relation_bytes(conn, physical, "indexes")
+                    holders, heap = "chunks", heap - indexes
+                else:
+                    sizes = await conn.fetchrow(_DAY_SIZES, physical)
+                    holders, heap, indexes = (
+                        f"{sizes['relations']} relation(s)",
+                        sizes["heap"],
+                        sizes["indexes"],
+                    )
+                rows = int(await conn.fetchval(f"SELECT count(*) FROM {physical}"))  # noqa: S608
+        finally:
+            await pool.close()
+    finally:
+        await drop_database(admin_dsn, dsn)
+    return {
+        "day_tokens": args.day_tokens,
+        "day_rows": rows,
+        "day_load_seconds": round(seconds, 1),
+        "day_holders": holders,
+        "day_heap_bytes": int(heap),
+        "day_index_bytes": int(indexes),
+    }
+
+
 async def reads(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
-    dsn = await fresh_database(admin_dsn, "rowbytes")
+    dsn = await fresh_database(admin_dsn, "rowbytes", START)
     try:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
@@ -415,6 +483,8 @@ async def run(args: argparse.Namespace, admin_dsn: str) -> dict[str, Any]:
     result: dict[str, Any] = {"tokens": args.tokens, "minutes": args.minutes}
     if args.minutes:
         result |= await footprint(admin_dsn, args)
+    if args.day_tokens:
+        result |= await day_index(admin_dsn, args)
     if args.read_tokens:
         result["read_tokens"] = args.read_tokens
         result |= await reads(admin_dsn, args)
@@ -427,10 +497,19 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{result['flavor']}: {result['tokens']:,} tokens x {result['minutes']} minutes")
         compressed = result.get("compressed_bytes_per_row", {})
         for name, bpr in result["bytes_per_row"].items():
+            index = result["index_bytes_per_row"].get(name) or 0
             line = f"  {name:<22}{result['rows'][name]:>12,} rows {bpr or 0:>9.1f} B/row"
+            line += f" (indexes {index:>5.1f})"
             if name in compressed:
                 line += f"  compressed {compressed[name] or 0:>7.1f} B/row"
             print(line)
+    if "day_rows" in result:
+        print(
+            f"one day of price snapshots ({result['day_tokens']:,} tokens, {result['day_rows']:,} "
+            f"rows, in {result['day_holders']}): heap {result['day_heap_bytes'] / 2**20:,.1f} MiB, "
+            f"indexes {result['day_index_bytes'] / 2**20:,.1f} MiB "
+            f"({result['day_index_bytes'] / result['day_rows']:.1f} B/row)"
+        )
     for key in ("token_day", "token_day_compressed"):
         if key in result:
             print(f"{key.replace('_', '-')} reads ({result['read_tokens']:,} tokens x 1 day):")
@@ -443,6 +522,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=40_000)
     parser.add_argument("--minutes", type=int, default=25, help="0: skip the footprint phase")
+    parser.add_argument(
+        "--day-tokens", type=int, default=0, help="a day's index at this many tokens (0: skip)"
+    )
     parser.add_argument("--read-tokens", type=int, default=1_000, help="0: skip the reads")
     parser.add_argument("--reads", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)

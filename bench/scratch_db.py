@@ -7,21 +7,30 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from polyfarm.settings import RetentionSettings
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.migrations import migrate
+
+try:
+    from polyfarm.store.partitions import ensure_partitions
+except ImportError:  # a checkout older than migration 0015 (a "before" run): no partitions
+    ensure_partitions = None
 
 
 def with_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
-async def fresh_database(admin_dsn: str, prefix: str) -> str:
-    """A new database named ``<prefix>_<random>``, migrated to the shipped schema."""
+async def fresh_database(admin_dsn: str, prefix: str, now: datetime | None = None) -> str:
+    """A new database named ``<prefix>_<random>``, migrated to the shipped schema; on plain
+    PostgreSQL with the partitions the daemon would have made at ``now`` (the benchmark's
+    clock), so that its rows land in day partitions rather than the DEFAULT one."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(admin_dsn)
     try:
@@ -32,6 +41,8 @@ async def fresh_database(admin_dsn: str, prefix: str) -> str:
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
+        if now is not None and ensure_partitions is not None:
+            await ensure_partitions(conn, now, RetentionSettings())
     finally:
         await conn.close()
     return dsn

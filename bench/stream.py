@@ -325,7 +325,7 @@ async def measure(
     sys.path.insert(0, str(BENCH_DIR))
     from scratch_db import drop_database, fresh_database  # the same fresh, migrated database
 
-    dsn = await fresh_database(admin_dsn, "bench")
+    dsn = await fresh_database(admin_dsn, "bench", utc(START_S))
     try:
         return spawn(mode, work, dsn, args)
     finally:

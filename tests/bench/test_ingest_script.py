@@ -60,3 +60,15 @@ def test_baselines_on_fewer_rows_are_labelled_and_runs_repeat(
     assert len(result["runs"]) == 2
     assert "(fewer: favours the baselines)" in table
     assert "median of the runs" in table
+
+
+@pytest.mark.timeout(120)
+def test_a_table_that_already_holds_a_day_is_said_and_counted_apart(
+    embedded_server: EmbeddedPostgres,
+) -> None:
+    # 2,000 tokens, 10 minutes of the day before; the script checks the timed rows alone.
+    options = ("--rows", "2000", "--history-rows", "20000", "--no-warm-up")
+    result, table = run_ingest(embedded_server, *options)
+    assert result["history_rows"] == 20000
+    assert result["writer_rows_per_s"] > 0
+    assert "holds 20,000 rows of the day before" in table

@@ -126,8 +126,8 @@ async def test_a_budget_too_small_for_the_retention_window_is_told_once(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     retention = RetentionSettings(raw_days=30, orderbook_days=20, book_deltas_days=2)
-    async with pool.acquire() as conn:  # yesterday's partitions: a whole day's rate
-        await ensure_partitions(conn, T0 - timedelta(days=1), retention)
+    async with pool.acquire() as conn:  # all of yesterday in partitions: a whole day's rate
+        await ensure_partitions(conn, T0 - timedelta(days=2), retention)
     yesterday = [price_row(i)._replace(ts=T0 - timedelta(hours=20, minutes=i)) for i in range(500)]
     await BulkWriter(pool, clock=lambda: T0).write(PRICE_SNAPSHOTS, yesterday)
     fits, tight = Metrics(), Metrics()

@@ -21,6 +21,7 @@ from polyfarm.store.partitions import (
     PARTITIONED_TABLES,
     Partition,
     PartitionedTable,
+    create_partition,
     ensure_partitions,
     fully_expired,
     missing_spans,
@@ -28,6 +29,7 @@ from polyfarm.store.partitions import (
     partitioned_tables,
     partitions_of,
     partly_expired,
+    series_bytes,
     span_start,
     spans_from,
 )
@@ -106,11 +108,13 @@ def test_expired_partitions_go_whole_and_longer_ones_lose_old_rows() -> None:
 
     early = day(2) + timedelta(hours=12)  # inside the legacy partition's range
     assert fully_expired(existing, early) == []
-    assert partly_expired(existing, early, DAY) == [default, legacy]
+    assert partly_expired(existing, early) == [default, legacy]
 
     late = day(4) + timedelta(hours=12)  # inside 2026-03-04: that day is kept whole
     assert fully_expired(existing, late) == [legacy, days[0]]
-    assert partly_expired(existing, late, DAY) == [default]
+    assert partly_expired(existing, late) == [default]
+    # A day's partition left by a version with a longer span than today's is not legacy.
+    assert partly_expired([default, days[1]], day(4) + timedelta(hours=7)) == [default]
     assert not legacy.is_span(DAY)
     assert days[0].is_span(DAY)
 
@@ -126,21 +130,51 @@ async def test_partitions_are_made_from_today_to_the_days_ahead(plain_pool: asyn
         listed = {t.name: await partitions_of(conn, t.name) for t in PARTITIONED_TABLES}
     assert again.created == []
     for table in PARTITIONED_TABLES:
+        if table.name == "book_changes":
+            continue
         days = [f"{table.name}_p2026030{n}" for n in (2, 3, 4, 5)]
         assert [p.name for p in listed[table.name]] == [table.default_partition, *days]
         assert [(p.lower, p.upper) for p in listed[table.name][1:]] == [
             (day(n), day(n + 1)) for n in (2, 3, 4, 5)
         ]
         assert set(days) <= set(made.created)
-    assert len(made.created) == 4 * len(PARTITIONED_TABLES)
+    # Book deltas by 6 hours: from the quarter holding now to the one holding now + 3 days.
+    quarters = [day(2) + timedelta(hours=12 + 6 * n) for n in range(13)]
+    deltas = listed["book_changes"]
+    assert [(p.lower, p.upper) for p in deltas[1:]] == [
+        (q, q + timedelta(hours=6)) for q in quarters
+    ]
+    assert [p.name for p in deltas][1:3] == [
+        "book_changes_p20260302_12",
+        "book_changes_p20260302_18",
+    ]
+    assert deltas[-1].name == "book_changes_p20260305_12"
+    assert len(made.created) == 4 * 4 + 13
 
 
 async def test_start_up_makes_the_partitions_before_any_writer(plain_pool: asyncpg.Pool) -> None:
     settings = Settings(retention=RetentionSettings(partition_days_ahead=1))
     await migrate_database(plain_pool, settings, clock=lambda: NOW)
     async with plain_pool.acquire() as conn:
-        names = [p.name for p in await partitions_of(conn, "book_changes")]
-    assert names == ["book_changes_default", "book_changes_p20260302", "book_changes_p20260303"]
+        names = [p.name for p in await partitions_of(conn, "trade_fills")]
+    assert names == ["trade_fills_default", "trade_fills_p20260302", "trade_fills_p20260303"]
+
+
+async def test_a_table_whose_span_changed_keeps_its_older_partitions(
+    plain_pool: asyncpg.Pool,
+) -> None:
+    async with plain_pool.acquire() as conn:  # book deltas by the day, as before 6 hours
+        await create_partition(conn, PartitionedTable("book_changes", DAY), day(2))
+        made = await ensure_partitions(conn, NOW, RetentionSettings(partition_days_ahead=1))
+        listed = await partitions_of(conn, "book_changes")
+        sizes = await series_bytes(conn, day(3) + timedelta(hours=1))
+    assert [p.name for p in listed][1:] == [
+        "book_changes_p20260302",
+        *(f"book_changes_p20260303_{hour:02d}" for hour in (0, 6, 12)),
+    ]
+    assert "book_changes_p20260302_12" not in made.created
+    assert sizes is not None  # 2026-03-02 is whole in its one partition
+    assert sizes.last_day["book_changes"] > 0
 
 
 async def test_every_time_series_lands_in_its_day_partition(plain_pool: asyncpg.Pool) -> None:
@@ -161,7 +195,8 @@ async def test_every_time_series_lands_in_its_day_partition(plain_pool: asyncpg.
         assert (again.inserted, again.duplicates) == (0, 5)
     async with plain_pool.acquire() as conn:
         for _, table in batches:
-            assert await located(conn, table) == {f"{table}_p20260302": 5}, table
+            span = "_12" if table == "book_changes" else ""  # book deltas by 6 hours
+            assert await located(conn, table) == {f"{table}_p20260302{span}": 5}, table
 
 
 async def test_default_rows_move_into_a_partition_of_their_own(plain_pool: asyncpg.Pool) -> None:

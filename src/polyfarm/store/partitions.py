@@ -8,17 +8,18 @@ migration's day), and ``<table>_default``, the DEFAULT partition, for a row no s
 takes. The naming and the arithmetic are pure; the rest is a handful of catalogue statements.
 
 Upkeep (``ensure_partitions``), at start-up before any writer and from the maintenance task:
-every span from now to ``days_ahead`` days ahead gets its partition, and so does every span
-the DEFAULT partition holds rows of (a late or backfilled row), unless it is past retention.
-A partition is made as a plain table and attached (``ATTACH`` takes only a SHARE UPDATE
-EXCLUSIVE lock on the parent, so writers go on), after the DEFAULT partition's rows of its
+every span from now to ``retention.partition_days_ahead`` days ahead gets its partition, and
+so does every span the DEFAULT partition holds rows of (a late or backfilled row), unless it
+is past retention. A partition is made as a plain table and attached (``ATTACH`` takes only a
+SHARE UPDATE EXCLUSIVE lock on the parent, so writers go on; the DEFAULT partition it locks
+whole, as a read that cannot skip it must wait), after the DEFAULT partition's rows of its
 span are moved into it in the same transaction: PostgreSQL refuses a partition whose rows the
 DEFAULT partition holds.
 
 Retention (``expire_rows``): a partition whose whole range is older than the table's retention
 is dropped, with a warning that its rows are gone for good (nothing is archived yet); the
-DEFAULT and the legacy partition, which span more than one day, have their old rows deleted.
-A day's rows are therefore kept for between the retention and the retention plus a day.
+DEFAULT and the legacy partition, which hold rows of any age, have their old rows deleted.
+A span's rows are therefore kept for between the retention and the retention plus a span.
 ``DROP TABLE`` of a partition locks the parent against writers and readers while it waits;
 ``DETACH PARTITION CONCURRENTLY``, which would not, is refused by PostgreSQL on a table with a
 DEFAULT partition. So every statement that needs such a lock waits at most ``LOCK_TIMEOUT``
@@ -61,11 +62,14 @@ class PartitionedTable:
         return f"{self.name}_default"
 
 
-# The tables that hold the time series (the public names are views over them).
+# The tables that hold the time series (the public names are views over them). Book deltas
+# come about 2.7 times as fast as price snapshots and their index entries are wider: a day of
+# them at venue rates has about 9.6 GiB of index (BENCHMARKS.md, "Partitions"), a quarter day
+# about what a day of price snapshots has.
 PARTITIONED_TABLES = (
     PartitionedTable("price_points"),
     PartitionedTable("trade_fills"),
-    PartitionedTable("book_changes"),
+    PartitionedTable("book_changes", timedelta(hours=6)),
     PartitionedTable("book_samples"),
     PartitionedTable("feature_samples"),
 )
@@ -142,23 +146,17 @@ def fully_expired(existing: Sequence[Partition], cutoff: datetime) -> list[Parti
     ]
 
 
-def partly_expired(
-    existing: Sequence[Partition], cutoff: datetime, span: timedelta
-) -> list[Partition]:
-    """The DEFAULT partition, and any other partition longer than a span that holds rows older
-    than ``cutoff`` but not only those (the legacy one): their old rows are deleted. A span
-    partition is left whole until its last moment is past ``cutoff``."""
+def partly_expired(existing: Sequence[Partition], cutoff: datetime) -> list[Partition]:
+    """The partitions that hold rows of any age, the DEFAULT one and the legacy one (from
+    MINVALUE), unless wholly expired: their old rows are deleted. Every other partition is
+    left whole until its last moment is past ``cutoff`` (a day's, or a day's of an older
+    span: a table's span may change between versions)."""
     expired = {part.name for part in fully_expired(existing, cutoff)}
     return [
         part
         for part in existing
-        if part.name not in expired
-        and (part.is_default or (not part.is_span(span) and _starts_before(part, cutoff)))
+        if part.name not in expired and (part.is_default or part.lower is None)
     ]
-
-
-def _starts_before(part: Partition, cutoff: datetime) -> bool:
-    return part.lower is None or part.lower < cutoff
 
 
 def identifier(name: str) -> str:
@@ -348,7 +346,7 @@ async def expire_rows(conn: asyncpg.Connection, rule: RetentionRule, now: dateti
     existing = await partitions_of(conn, table.name)
     for part in fully_expired(existing, cutoff):
         await _drop_one(conn, table, part, expiry)
-    for part in partly_expired(existing, cutoff, table.span):
+    for part in partly_expired(existing, cutoff):
         expiry.deleted_rows += await _delete_older(conn, part.name, cutoff)
     return expiry
 
@@ -433,12 +431,12 @@ async def series_bytes(conn: asyncpg.Connection, now: datetime) -> SeriesBytes |
     last_day: dict[str, int] = {}
     for table in tables:
         inside = [
-            part
+            (part.name, part.upper - part.lower)
             for part in await partitions_of(conn, table.name)
-            if part.is_span(table.span) and part.lower is not None and part.upper is not None
+            if part.lower is not None and part.upper is not None
             and yesterday <= part.lower and part.upper <= yesterday + DAY
         ]  # fmt: skip
-        if len(inside) * table.span != DAY:
+        if sum((length for _, length in inside), timedelta(0)) != DAY:
             return None
-        last_day[table.name] = sum(sizes.get(part.name, 0) for part in inside)
+        last_day[table.name] = sum(sizes.get(name, 0) for name, _ in inside)
     return SeriesBytes(last_day, sum(sizes.values()))
