@@ -20,9 +20,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from polyfarm.clock import utc_now
+from polyfarm.settings import RetentionSettings
 from polyfarm.store.database import create_pool
 from polyfarm.store.embedded import EmbeddedPostgres
 from polyfarm.store.migrations import migrate
+from polyfarm.store.partitions import ensure_partitions
 
 TIMESCALE_ENV = "POLYFARM_TEST_DATABASE_URL"
 # One template per test session: sessions of other checkouts may share a TimescaleDB server,
@@ -62,6 +65,9 @@ async def _create_template(server: Server) -> None:
     conn = await asyncpg.connect(server.dsn_for(TEMPLATE))
     try:
         report = await migrate(conn)
+        # As the daemon leaves it: partitions from today on, no DEFAULT partition (a test's rows
+        # of another day get theirs from the writer, as a backfill's do).
+        await ensure_partitions(conn, utc_now(), RetentionSettings())
         assert report.flavor.value == server.flavor, (
             f"expected a {server.flavor} schema, the server gave {report.flavor.value}"
         )

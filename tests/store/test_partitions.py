@@ -1,4 +1,4 @@
-"""Day partitions on plain PostgreSQL: made ahead, filled from DEFAULT, dropped by retention.
+"""Day partitions on plain PostgreSQL: made ahead or on demand, dropped by retention.
 
 The database tests run on the embedded PostgreSQL (plain); the TimescaleDB one checks that
 nothing there changes, and is skipped, saying why, without POLYFARM_TEST_DATABASE_URL.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import asyncpg
 import pytest
@@ -63,9 +64,24 @@ async def plain_dsn(plain_server: Server) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def plain_pool(plain_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A database migrated without a partition yet: the template's, made for today's date
+    like the daemon's, are dropped, so that each test sees only the ones it makes."""
     pool = await create_pool(plain_dsn, min_size=1, max_size=4)
+    async with pool.acquire() as conn:
+        for table in PARTITIONED_TABLES:
+            for part in await partitions_of(conn, table.name):
+                await conn.execute(f"DROP TABLE {part.name}")
     yield pool
     await pool.close()
+
+
+async def add_default_partitions(conn: asyncpg.Connection) -> None:
+    """The DEFAULT partitions migration 0015 made, as a database has them before this version's
+    first start (the test template, like the daemon, has retired them)."""
+    for table in PARTITIONED_TABLES:
+        await conn.execute(
+            f"CREATE TABLE {table.default_partition} PARTITION OF {table.name} DEFAULT"
+        )
 
 
 async def located(conn: asyncpg.Connection, table: str) -> dict[str, int]:
@@ -133,18 +149,16 @@ async def test_partitions_are_made_from_today_to_the_days_ahead(plain_pool: asyn
         if table.name == "book_changes":
             continue
         days = [f"{table.name}_p2026030{n}" for n in (2, 3, 4, 5)]
-        assert [p.name for p in listed[table.name]] == [table.default_partition, *days]
-        assert [(p.lower, p.upper) for p in listed[table.name][1:]] == [
+        assert [p.name for p in listed[table.name]] == days
+        assert [(p.lower, p.upper) for p in listed[table.name]] == [
             (day(n), day(n + 1)) for n in (2, 3, 4, 5)
         ]
         assert set(days) <= set(made.created)
     # Book deltas by 6 hours: from the quarter holding now to the one holding now + 3 days.
     quarters = [day(2) + timedelta(hours=12 + 6 * n) for n in range(13)]
     deltas = listed["book_changes"]
-    assert [(p.lower, p.upper) for p in deltas[1:]] == [
-        (q, q + timedelta(hours=6)) for q in quarters
-    ]
-    assert [p.name for p in deltas][1:3] == [
+    assert [(p.lower, p.upper) for p in deltas] == [(q, q + timedelta(hours=6)) for q in quarters]
+    assert [p.name for p in deltas][:2] == [
         "book_changes_p20260302_12",
         "book_changes_p20260302_18",
     ]
@@ -157,7 +171,7 @@ async def test_start_up_makes_the_partitions_before_any_writer(plain_pool: async
     await migrate_database(plain_pool, settings, clock=lambda: NOW)
     async with plain_pool.acquire() as conn:
         names = [p.name for p in await partitions_of(conn, "trade_fills")]
-    assert names == ["trade_fills_default", "trade_fills_p20260302", "trade_fills_p20260303"]
+    assert names == ["trade_fills_p20260302", "trade_fills_p20260303"]
 
 
 async def test_a_table_whose_span_changed_keeps_its_older_partitions(
@@ -168,7 +182,7 @@ async def test_a_table_whose_span_changed_keeps_its_older_partitions(
         made = await ensure_partitions(conn, NOW, RetentionSettings(partition_days_ahead=1))
         listed = await partitions_of(conn, "book_changes")
         sizes = await series_bytes(conn, day(3) + timedelta(hours=1))
-    assert [p.name for p in listed][1:] == [
+    assert [p.name for p in listed] == [
         "book_changes_p20260302",
         *(f"book_changes_p20260303_{hour:02d}" for hour in (0, 6, 12)),
     ]
@@ -199,9 +213,12 @@ async def test_every_time_series_lands_in_its_day_partition(plain_pool: asyncpg.
             assert await located(conn, table) == {f"{table}_p20260302{span}": 5}, table
 
 
-async def test_default_rows_move_into_a_partition_of_their_own(plain_pool: asyncpg.Pool) -> None:
+async def test_default_rows_move_into_partitions_and_the_default_goes(
+    plain_pool: asyncpg.Pool,
+) -> None:
+    # A database migrated by 0015 and written to before any upkeep: its rows sit in DEFAULT.
     async with plain_pool.acquire() as conn:
-        await ensure_partitions(conn, NOW, RetentionSettings())
+        await add_default_partitions(conn)
     backfilled = [price_row(i)._replace(ts=day(-8) + timedelta(hours=i)) for i in range(3)]
     ahead = price_row(0)._replace(ts=day(9) + timedelta(hours=1), token_id=token(7))
     expired = price_row(0)._replace(ts=NOW - 200 * DAY, token_id=token(8))
@@ -214,21 +231,98 @@ async def test_default_rows_move_into_a_partition_of_their_own(plain_pool: async
         made = await ensure_partitions(conn, NOW, RetentionSettings())
         after = await conn.fetch("SELECT * FROM price_snapshots ORDER BY token_id, ts")
         where = await located(conn, "price_points")
-    assert made.created == ["price_points_p20260220", "price_points_p20260309"]
-    assert made.moved_rows == 4
-    # The expired row is left to retention rather than given a partition to be dropped.
+        names = [p.name for p in await partitions_of(conn, "price_points")]
+    assert {"price_points_p20250814", "price_points_p20260220", "price_points_p20260309"} <= set(
+        made.created
+    )
+    assert made.moved_rows == 5
+    # The expired row too gets a partition, which retention then drops whole.
     assert where == {
+        "price_points_p20250814": 1,
         "price_points_p20260220": 3,
         "price_points_p20260309": 1,
-        "price_points_default": 1,
     }
     assert after == before
+    assert made.retired == [table.default_partition for table in PARTITIONED_TABLES]
+    assert "price_points_default" not in names
 
 
-async def test_a_busy_table_postpones_its_partition(
+async def test_a_row_outside_every_partition_gets_one(plain_pool: asyncpg.Pool) -> None:
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW, RetentionSettings())  # 03-02 to 03-05, no DEFAULT
+    backfilled = [price_row(i)._replace(ts=day(-8) + timedelta(hours=i)) for i in range(3)]
+    ahead = price_row(0)._replace(ts=day(9) + timedelta(hours=1), token_id=token(7))
+    deltas = [delta_row(i)._replace(ts=day(-8) + timedelta(hours=7 * i)) for i in range(3)]
+    writer = BulkWriter(plain_pool, clock=lambda: day(10))
+    with capture_logs() as logs:
+        assert (await writer.write(PRICE_SNAPSHOTS, [*backfilled, ahead])).inserted == 4
+        assert (await writer.write(BOOK_DELTAS, deltas)).inserted == 3
+    again = await writer.write(PRICE_SNAPSHOTS, [*backfilled, ahead])
+    async with plain_pool.acquire() as conn:
+        prices = await located(conn, "price_points")
+        changes = await located(conn, "book_changes")
+    assert (again.inserted, again.duplicates) == (0, 4)
+    assert prices == {"price_points_p20260220": 3, "price_points_p20260309": 1}
+    assert changes == {
+        "book_changes_p20260220_00": 1,
+        "book_changes_p20260220_06": 1,
+        "book_changes_p20260220_12": 1,
+    }
+    made = [e for e in logs if e["event"].startswith("partitions made for rows outside")]
+    assert [e["partitions"] for e in made] == [
+        ["price_points_p20260220", "price_points_p20260309"],
+        ["book_changes_p20260220_00", "book_changes_p20260220_06", "book_changes_p20260220_12"],
+    ]
+    assert all(e["log_level"] == "warning" for e in made)
+
+
+async def test_a_token_s_newest_row_reads_the_newest_partition_only(
+    plain_pool: asyncpg.Pool,
+) -> None:
+    async with plain_pool.acquire() as conn:
+        await ensure_partitions(conn, NOW - 6 * DAY, RetentionSettings(partition_days_ahead=9))
+    rows = [price_row(0)._replace(ts=day(n) + timedelta(hours=1)) for n in range(-4, 4)]
+    await BulkWriter(plain_pool, clock=lambda: NOW).write(PRICE_SNAPSHOTS, rows)
+    async with plain_pool.acquire() as conn:
+        await conn.execute("SET enable_seqscan = off")  # as at scale: a day is millions of rows
+        sid = await conn.fetchval("SELECT token_sid FROM price_points LIMIT 1")
+        plan = await conn.fetchval(
+            "EXPLAIN (ANALYZE, COSTS OFF, FORMAT JSON) SELECT ts FROM price_points "
+            f"WHERE token_sid = {int(sid)} ORDER BY ts DESC LIMIT 1"
+        )
+    nodes = _plan_nodes(plan[0]["Plan"])  # the pool decodes json
+    assert "Merge Append" not in {node["Node Type"] for node in nodes}
+    probed = {n["Relation Name"] for n in nodes if n.get("Actual Loops") and "Relation Name" in n}
+    # Newest first: the two empty days ahead, then the day with the row, and no further.
+    assert probed == {f"price_points_p2026030{n}" for n in (3, 4, 5)}
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
+
+
+async def test_a_long_read_does_not_hold_up_a_new_partition(
     plain_pool: asyncpg.Pool, plain_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "100ms")
+    reader = await asyncpg.connect(plain_dsn)
+    try:
+        async with reader.transaction():  # ATTACH does not wait for readers of the table
+            await reader.fetchval("SELECT count(*) FROM price_points")
+            async with plain_pool.acquire() as conn:
+                made = await ensure_partitions(conn, NOW, RetentionSettings())
+    finally:
+        await reader.close()
+    assert made.postponed == []
+    assert {f"price_points_p2026030{n}" for n in (2, 3, 4, 5)} <= set(made.created)
+
+
+async def test_a_busy_default_partition_postpones_its_retirement(
+    plain_pool: asyncpg.Pool, plain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "100ms")
+    async with plain_pool.acquire() as conn:
+        await add_default_partitions(conn)
     reader = await asyncpg.connect(plain_dsn)
     try:
         async with reader.transaction():  # a long read of the whole table holds DEFAULT
@@ -239,9 +333,12 @@ async def test_a_busy_table_postpones_its_partition(
         await reader.close()
     async with plain_pool.acquire() as conn:
         later = await ensure_partitions(conn, NOW, RetentionSettings())
-    assert busy.postponed == [f"price_points_p2026030{n}" for n in (2, 3, 4, 5)]
+    days = [f"price_points_p2026030{n}" for n in (2, 3, 4, 5)]
+    assert busy.postponed == [*days, "price_points_default"]
     assert not any(name.startswith("price_points") for name in busy.created)
-    assert later.created == busy.postponed
+    assert "price_points_default" not in busy.retired
+    assert later.created == days
+    assert later.retired == ["price_points_default"]
 
 
 async def test_the_reader_role_reads_new_partitions(
@@ -261,14 +358,14 @@ async def test_the_reader_role_reads_new_partitions(
 # -- retention --------------------------------------------------------------------------------
 
 
-async def test_retention_drops_expired_days_and_deletes_old_default_rows(
+async def test_retention_drops_expired_days_whole(
     plain_pool: asyncpg.Pool,
 ) -> None:
     retention = RetentionSettings(raw_days=10, partition_days_ahead=13)
     async with plain_pool.acquire() as conn:
         await ensure_partitions(conn, NOW - 13 * DAY, retention)  # 2026-02-17 to 03-02
     daily = [price_row()._replace(ts=day(n) + timedelta(hours=6)) for n in range(-11, 3)]
-    stray = price_row()._replace(ts=day(-40), token_id=token(9))  # lands in DEFAULT
+    stray = price_row()._replace(ts=day(-40), token_id=token(9))  # gets a partition of its own
     await BulkWriter(plain_pool, clock=lambda: NOW).write(PRICE_SNAPSHOTS, [*daily, stray])
     async with plain_pool.acquire() as conn:
         with capture_logs() as logs:
@@ -276,13 +373,14 @@ async def test_retention_drops_expired_days_and_deletes_old_default_rows(
         left = [r["ts"] for r in await conn.fetch("SELECT ts FROM price_snapshots ORDER BY ts")]
         names = [p.name for p in await partitions_of(conn, "price_points")]
     # The cutoff, 2026-02-20 12:30, lies inside 2026-02-20: that day is kept whole.
-    assert names[:3] == ["price_points_default", "price_points_p20260220", "price_points_p20260221"]
+    assert names[:2] == ["price_points_p20260220", "price_points_p20260221"]
     assert left == [row.ts for row in daily[3:]]
-    assert deleted["price_snapshots"] == 4  # three days dropped, one row deleted
+    assert deleted["price_snapshots"] == 4  # four days dropped
     drops = [e for e in logs if e["event"].startswith("RETENTION")]
     assert all("gone for good" in e["event"] for e in drops)
     prices = [(e["log_level"], e["day"], e["rows"]) for e in drops if e["table"] == "price_points"]
-    assert prices == [("warning", f"2026-02-{d}", 1) for d in (17, 18, 19)]
+    days = ["2026-01-19", *(f"2026-02-{d}" for d in (17, 18, 19))]
+    assert prices == [("warning", d, 1) for d in days]
     # Kept 10 days as well; order books 183 days and book deltas 14 lose nothing.
     assert {e["table"] for e in drops} == {"price_points", "trade_fills", "feature_samples"}
 
@@ -294,7 +392,7 @@ async def test_maintenance_expires_then_makes_the_days_ahead(plain_pool: asyncpg
         report = await run_maintenance(conn, retention, NOW + 3 * DAY)
         names = [p.name for p in await partitions_of(conn, "trade_fills")]
     # 03-02 and 03-03 are past one day of retention at 03-05 12:30; 03-06 to 03-08 are new.
-    assert names == ["trade_fills_default", *(f"trade_fills_p2026030{n}" for n in range(4, 9))]
+    assert names == [f"trade_fills_p2026030{n}" for n in range(4, 9)]
     assert "trade_fills_p20260308" in report.partitions.created
 
 

@@ -82,7 +82,7 @@ async def run_maintenance(
 ) -> MaintenanceReport:
     report = MaintenanceReport()
     report.deleted = await apply_retention(conn, retention, now)
-    # After retention, so that the DEFAULT partition's expired rows are gone rather than moved.
+    # After retention, so that a DEFAULT partition's expired rows are gone rather than moved.
     report.partitions = await ensure_partitions(conn, now, retention)
     report.refreshed = await refresh_aggregates(conn)
     log.info(

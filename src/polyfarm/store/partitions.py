@@ -1,29 +1,33 @@
-"""Range partitions of the time series on plain PostgreSQL (migration 0015): made ahead, filled
-from the DEFAULT partition, dropped whole by retention.
+"""Range partitions of the time series on plain PostgreSQL (migration 0015): made ahead, made on
+demand for a row outside them, dropped whole by retention.
 
 Each table's partitions are spans of ``PartitionedTable.span`` counted from the Unix epoch, so a
 day's is the UTC day, named ``<table>_pYYYYMMDD`` (``_pYYYYMMDD_HH`` for a span shorter than a
 day). Beside them: ``<table>_legacy``, the table as it was before 0015 (everything up to the
-migration's day), and ``<table>_default``, the DEFAULT partition, for a row no span partition
-takes. The naming and the arithmetic are pure; the rest is a handful of catalogue statements.
+migration's day). The naming and the arithmetic are pure; the rest is a handful of catalogue
+statements.
 
 Upkeep (``ensure_partitions``), at start-up before any writer and from the maintenance task:
-every span from now to ``retention.partition_days_ahead`` days ahead gets its partition, and
-so does every span the DEFAULT partition holds rows of (a late or backfilled row), unless it
-is past retention. A partition is made as a plain table and attached (``ATTACH`` takes only a
-SHARE UPDATE EXCLUSIVE lock on the parent, so writers go on; the DEFAULT partition it locks
-whole, as a read that cannot skip it must wait), after the DEFAULT partition's rows of its
-span are moved into it in the same transaction: PostgreSQL refuses a partition whose rows the
-DEFAULT partition holds.
+every span from now to ``retention.partition_days_ahead`` days ahead gets its partition. A
+partition is made as a plain table and attached (``ATTACH`` takes only a SHARE UPDATE EXCLUSIVE
+lock on the parent, so writers go on).
+
+No DEFAULT partition. Migration 0015 made one (``<table>_default``) for a row no span takes;
+the upkeep retires it, moving its rows into partitions of their spans and dropping it once
+empty, because a DEFAULT partition, whose bounds are anything, keeps the planner from reading
+the spans in time order: a token's newest or oldest row then probes every partition's index and
+merges them instead of stopping at the first partition that has one (BENCHMARKS.md,
+"Partitions"). A row outside every partition (a backfill older than the oldest one kept, a
+clock far ahead) makes the writer's COPY fail with "no partition of relation"; the writer then
+makes the partitions of that batch's spans (``make_partitions_for``) and writes it again.
 
 Retention (``expire_rows``): a partition whose whole range is older than the table's retention
 is dropped, with a warning that its rows are gone for good (nothing is archived yet); the
-DEFAULT and the legacy partition, which hold rows of any age, have their old rows deleted.
-A span's rows are therefore kept for between the retention and the retention plus a span.
-``DROP TABLE`` of a partition locks the parent against writers and readers while it waits;
-``DETACH PARTITION CONCURRENTLY``, which would not, is refused by PostgreSQL on a table with a
-DEFAULT partition. So every statement that needs such a lock waits at most ``LOCK_TIMEOUT``
-(writers queue behind it that long), and one that times out is tried again at the next round.
+legacy partition, which holds rows of any age up to its end, has its old rows deleted. A span's
+rows are therefore kept for between the retention and the retention plus a span. ``DROP TABLE``
+of a partition locks the parent against writers and readers while it waits, so every statement
+that needs such a lock waits at most ``LOCK_TIMEOUT`` (writers queue behind it that long), and
+one that times out is tried again at the next round.
 
 TimescaleDB: the tables are hypertables (not partitioned tables) and every function here
 leaves them alone; chunks and retention policies do this work there.
@@ -31,6 +35,7 @@ leaves them alone; chunks and retention policies do this work there.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +45,7 @@ import asyncpg
 
 from polyfarm.logs import get_logger
 from polyfarm.settings import RetentionSettings
-from polyfarm.store.policies import RetentionRule, retention_rules
+from polyfarm.store.policies import RetentionRule
 
 log = get_logger(__name__)
 
@@ -147,8 +152,8 @@ def fully_expired(existing: Sequence[Partition], cutoff: datetime) -> list[Parti
 
 
 def partly_expired(existing: Sequence[Partition], cutoff: datetime) -> list[Partition]:
-    """The partitions that hold rows of any age, the DEFAULT one and the legacy one (from
-    MINVALUE), unless wholly expired: their old rows are deleted. Every other partition is
+    """The partitions that hold rows of any age, a DEFAULT one not yet retired and the legacy
+    one (from MINVALUE), unless wholly expired: their old rows are deleted. Every other partition is
     left whole until its last moment is past ``cutoff`` (a day's, or a day's of an older
     span: a table's span may change between versions)."""
     expired = {part.name for part in fully_expired(existing, cutoff)}
@@ -220,24 +225,27 @@ class UpkeepReport:
     created: list[str] = field(default_factory=list)
     moved_rows: int = 0  # from the DEFAULT partitions into new ones
     postponed: list[str] = field(default_factory=list)  # a lock was not had in time
+    retired: list[str] = field(default_factory=list)  # DEFAULT partitions dropped
 
 
 async def ensure_partitions(
     conn: asyncpg.Connection, now: datetime, retention: RetentionSettings
 ) -> UpkeepReport:
-    """Every table's partitions from now to ``retention.partition_days_ahead`` days ahead, and
-    one for every span the DEFAULT partition holds rows of (past retention excepted); a no-op
-    on TimescaleDB."""
+    """Every table's partitions from now to ``retention.partition_days_ahead`` days ahead; a
+    DEFAULT partition left by migration 0015 retired (its rows moved into partitions of their
+    spans, then dropped); a no-op on TimescaleDB."""
     report = UpkeepReport()
-    keep = {rule.table: rule.keep for rule in retention_rules(retention)}
     ahead = now + timedelta(days=retention.partition_days_ahead)
     for table in await partitioned_tables(conn):
         existing = await partitions_of(conn, table.name)
         wanted = spans_from(now, ahead, table.span)
-        if any(part.is_default for part in existing):
-            wanted += await _default_spans(conn, table, now - keep[table.name])
+        has_default = any(part.is_default for part in existing)
+        if has_default:
+            wanted += await _default_spans(conn, table)
         for start in missing_spans(wanted, table.span, existing):
             await _create_one(conn, table, start, report)
+        if has_default:
+            await _retire_default(conn, table, report)
     if report.created:  # the first and the last: a long gap or a backfill makes many
         log.info(
             "partitions made",
@@ -249,20 +257,68 @@ async def ensure_partitions(
     return report
 
 
-async def _default_spans(
-    conn: asyncpg.Connection, table: PartitionedTable, cutoff: datetime
-) -> list[datetime]:
-    """The spans the DEFAULT partition holds rows of, those wholly past ``cutoff`` left out
-    (retention deletes their rows). Normally the partition is empty and this costs nothing."""
+async def _default_spans(conn: asyncpg.Connection, table: PartitionedTable) -> list[datetime]:
+    """The spans the DEFAULT partition holds rows of (those past retention too: they move into
+    a partition that retention then drops whole, so that the DEFAULT partition can go)."""
     default = identifier(table.default_partition)
     starts = await conn.fetch(
         f"SELECT DISTINCT date_bin($1::interval, ts, $2::timestamptz) AS start "  # noqa: S608 - our identifier
-        f"FROM {default} WHERE ts >= $3",
+        f"FROM {default}",
         table.span,
         EPOCH,
-        span_start(cutoff, table.span),
     )
     return [r["start"] for r in starts]
+
+
+async def _retire_default(
+    conn: asyncpg.Connection, table: PartitionedTable, report: UpkeepReport
+) -> None:
+    """Drop the DEFAULT partition once it is empty (a partition whose lock was not had in
+    time may have left rows in it: then at the next round)."""
+    default = identifier(table.default_partition)
+    try:
+        async with conn.transaction():
+            await _set_lock_timeout(conn)
+            await conn.execute(f"LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE")
+            if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {default})"):  # noqa: S608 - our identifier
+                report.postponed.append(default)
+                return
+            await conn.execute(f"DROP TABLE {default}")
+    except asyncpg.LockNotAvailableError:
+        log.warning("DEFAULT partition retirement postponed: its table is busy", table=table.name)
+        report.postponed.append(default)
+        return
+    report.retired.append(default)
+    log.info("DEFAULT partition retired", table=table.name, partition=default)
+
+
+def is_missing_partition(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL refusing a row that no partition of its table takes."""
+    return isinstance(exc, asyncpg.CheckViolationError) and str(exc).startswith(
+        "no partition of relation"
+    )
+
+
+async def make_partitions_for(
+    conn: asyncpg.Connection, table_name: str, timestamps: Iterable[datetime]
+) -> list[str]:
+    """Partitions of ``table_name`` for every span of ``timestamps`` that none covers; returns
+    those made. For rows outside the spans made ahead: a backfill older than the oldest
+    partition kept (retention drops it again at its next round), a clock far ahead."""
+    table = TABLES_BY_NAME[table_name]
+    starts = {span_start(ts, table.span) for ts in timestamps}
+    report = UpkeepReport()
+    for start in missing_spans(starts, table.span, await partitions_of(conn, table.name)):
+        # Another writer may have made it a moment ago: the write goes on into that one.
+        with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
+            await _create_one(conn, table, start, report)
+    if report.created:
+        log.warning(
+            "partitions made for rows outside the spans made ahead",
+            table=table.name,
+            partitions=report.created,
+        )
+    return report.created
 
 
 async def _create_one(

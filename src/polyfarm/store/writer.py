@@ -47,6 +47,7 @@ from polyfarm.store.compact import (
     Storage,
 )
 from polyfarm.store.keys import TokenKeys
+from polyfarm.store.partitions import is_missing_partition, make_partitions_for
 from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
 from polyfarm.store.rejection import Problem, RejectionKind
 from polyfarm.store.rows import TABLE_SPECS, TableSpec, latest_allowed_time
@@ -183,9 +184,23 @@ class BulkWriter:
     async def _copy_in_parallel(self, spec: TableSpec, records: list[Sequence[Any]]) -> int:
         """Large batches go over several connections at once, one server process each. Each
         part is idempotent on its own, so a failure of one part leaves a state that a retry
-        of the whole batch repairs exactly."""
+        of the whole batch repairs exactly: which is how a batch with a row outside every
+        partition (plain PostgreSQL) goes in, once the partitions of its spans are made."""
         storage = spec.storage
         sids = await self._keys.resolve(self._pool, records) if storage.keyed else {}
+        try:
+            return await self._copy_keyed(storage, records, sids)
+        except asyncpg.CheckViolationError as exc:
+            if not is_missing_partition(exc):
+                raise
+            ts = spec.columns.index("ts")
+            async with self._pool.acquire() as conn:
+                await make_partitions_for(conn, storage.table, (r[ts] for r in records))
+            return await self._copy_keyed(storage, records, sids)
+
+    async def _copy_keyed(
+        self, storage: Storage, records: list[Sequence[Any]], sids: SidMap
+    ) -> int:
         if len(records) < _PARALLEL_MIN_ROWS or self._parallelism < 2:
             (part,) = copy_parts(storage, records, sids, 1)
             return await self._copy_part(storage, part)
@@ -298,19 +313,6 @@ async def _copy_messages(payload: memoryview, sent: asyncio.Event) -> AsyncItera
     work and needs nothing more from this process until it commits."""
     yield payload
     sent.set()
-
-
-async def copy_idempotent(
-    conn: asyncpg.Connection,
-    table: str,
-    columns: tuple[str, ...],
-    records: Sequence[Sequence[Any]],
-) -> int:
-    """Store ``records`` (in ``columns`` order, encoded by asyncpg) once each; returns how many
-    were new."""
-    return await _copy_part_idempotent(
-        conn, table, CopyPart(len(records), columns, records=records)
-    )
 
 
 async def _copy_part_idempotent(conn: asyncpg.Connection, table: str, part: CopyPart) -> int:
