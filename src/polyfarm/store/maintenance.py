@@ -1,10 +1,11 @@
 """Housekeeping for plain PostgreSQL, where TimescaleDB's background jobs do not exist.
 
 Expires raw rows past their retention (whole partitions dropped, the rest deleted:
-``polyfarm.store.partitions``), makes the partitions of the days ahead and of any day the
-DEFAULT partition holds rows of, and refreshes the aggregate materialized views (each from the
-one below it, so in order). On TimescaleDB chunks and policies do all that and this does
-nothing but trim the operations log.
+``polyfarm.store.partitions``), makes the partitions of the days ahead (and retires a DEFAULT
+partition), and refreshes the aggregate materialized views (each from the
+one below it, so in order). On a schema built on TimescaleDB chunks and policies do all that
+and this does nothing but trim the operations log; a schema built on plain PostgreSQL keeps
+this housekeeping even if TimescaleDB is installed later (its tables stay plain).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncpg
 
 from polyfarm.logs import get_logger
 from polyfarm.settings import RetentionSettings
-from polyfarm.store.migrations import timescaledb_version
+from polyfarm.store.migrations import Flavor, schema_flavor
 from polyfarm.store.partitions import UpkeepReport, ensure_partitions, expire_rows
 from polyfarm.store.policies import retention_rules
 
@@ -44,7 +45,7 @@ class MaintenanceReport:
 
 async def refresh_aggregates(conn: asyncpg.Connection) -> list[str]:
     """Refresh the plain materialized views; a no-op list on TimescaleDB."""
-    if await timescaledb_version(conn):
+    if await schema_flavor(conn) is Flavor.TIMESCALEDB:
         return []
     populated = dict(
         await conn.fetch(
@@ -66,7 +67,7 @@ async def apply_retention(
     """Rows past retention, per public table: expired partitions dropped, other old rows
     deleted (plain PostgreSQL); the task-run log trimmed (both flavours)."""
     deleted: dict[str, int] = {}
-    if not await timescaledb_version(conn):
+    if await schema_flavor(conn) is not Flavor.TIMESCALEDB:
         for rule in retention_rules(retention):
             deleted[rule.name] = (await expire_rows(conn, rule, now)).rows
     status = await conn.execute(

@@ -130,6 +130,14 @@ async def timescaledb_version(conn: asyncpg.Connection) -> str | None:
     return version
 
 
+async def schema_flavor(conn: asyncpg.Connection) -> Flavor | None:
+    """The flavour the schema was built in (None before the first migration). Not the same as
+    whether the extension is installed: a database built on plain PostgreSQL keeps plain
+    tables, materialized views and polyfarm's own housekeeping when TimescaleDB is added later."""
+    applied = await applied_migrations(conn)
+    return Flavor(applied[0].flavor) if applied else None
+
+
 async def _try_enable_timescaledb(conn: asyncpg.Connection) -> bool:
     if await timescaledb_version(conn):
         return True
