@@ -22,6 +22,7 @@ from polyfarm.store.partitions import (
     PARTITIONED_TABLES,
     Partition,
     PartitionedTable,
+    UpkeepReport,
     create_partition,
     ensure_partitions,
     fully_expired,
@@ -301,18 +302,23 @@ def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
 
 
+async def upkeep_while_read(pool: asyncpg.Pool, dsn: str) -> UpkeepReport:
+    """The upkeep while another session is inside a long read of all of price_points."""
+    reader = await asyncpg.connect(dsn)
+    try:
+        async with reader.transaction():
+            await reader.fetchval("SELECT count(*) FROM price_points")
+            async with pool.acquire() as conn:
+                return await ensure_partitions(conn, NOW, RetentionSettings())
+    finally:
+        await reader.close()
+
+
 async def test_a_long_read_does_not_hold_up_a_new_partition(
     plain_pool: asyncpg.Pool, plain_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "100ms")
-    reader = await asyncpg.connect(plain_dsn)
-    try:
-        async with reader.transaction():  # ATTACH does not wait for readers of the table
-            await reader.fetchval("SELECT count(*) FROM price_points")
-            async with plain_pool.acquire() as conn:
-                made = await ensure_partitions(conn, NOW, RetentionSettings())
-    finally:
-        await reader.close()
+    made = await upkeep_while_read(plain_pool, plain_dsn)  # ATTACH does not wait for readers
     assert made.postponed == []
     assert {f"price_points_p2026030{n}" for n in (2, 3, 4, 5)} <= set(made.created)
 
@@ -323,14 +329,7 @@ async def test_a_busy_default_partition_postpones_its_retirement(
     monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "100ms")
     async with plain_pool.acquire() as conn:
         await add_default_partitions(conn)
-    reader = await asyncpg.connect(plain_dsn)
-    try:
-        async with reader.transaction():  # a long read of the whole table holds DEFAULT
-            await reader.fetchval("SELECT count(*) FROM price_points")
-            async with plain_pool.acquire() as conn:
-                busy = await ensure_partitions(conn, NOW, RetentionSettings())
-    finally:
-        await reader.close()
+    busy = await upkeep_while_read(plain_pool, plain_dsn)  # the read holds DEFAULT
     async with plain_pool.acquire() as conn:
         later = await ensure_partitions(conn, NOW, RetentionSettings())
     days = [f"price_points_p2026030{n}" for n in (2, 3, 4, 5)]
