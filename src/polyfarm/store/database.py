@@ -273,8 +273,9 @@ async def migrate_database(
     pool: asyncpg.Pool, settings: Settings, clock: Clock = utc_now
 ) -> MigrationReport:
     """Apply pending migrations, then bring TimescaleDB policies in line with the settings or,
-    on plain PostgreSQL, make the partitions of today and the days ahead (before any writer
-    starts, so that no row needs the DEFAULT partition)."""
+    on plain PostgreSQL, make the partitions of today and the days ahead and retire a DEFAULT
+    partition left by migration 0015 (before any writer starts, so that live rows never wait
+    for a partition made on demand)."""
     async with pool.acquire() as conn:
         report = await migrate(conn)
         if report.flavor is Flavor.TIMESCALEDB:
