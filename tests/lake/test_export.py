@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from polyfarm.lake.export import LAKE_TABLES, export_day
 from polyfarm.lake.layout import ManifestEntry, manifest_file, partition_file
 from polyfarm.lake.storage import Lake
+from polyfarm.lake.verify import Verdict, entries, verify_entry
 from polyfarm.store.rows import PRICE_SNAPSHOTS
 from polyfarm.store.writer import BulkWriter
 
@@ -58,3 +59,25 @@ async def test_a_day_goes_in_once_and_again_only_when_it_changed(
     written, again = await export(db_dsn, lake)
     assert written
     assert (again.rows, again.replaces) == (16, entry.sha256)
+
+
+async def test_verify_finds_a_damaged_or_missing_file(
+    pool: asyncpg.Pool, db_dsn: str, lake: Lake
+) -> None:
+    writer = BulkWriter(pool, clock=lambda: T0 + timedelta(days=1))
+    await writer.write(PRICE_SNAPSHOTS, [price_row(i) for i in range(5)])
+    await export(db_dsn, lake)
+    await export(db_dsn, lake, DAY - timedelta(days=1))  # an empty day: a file of 0 rows
+    checks = [verify_entry(lake, check) for check in entries(lake)]
+    assert [(c.entry.day if c.entry else None, c.verdict) for c in checks] == [
+        (DAY - timedelta(days=1), Verdict.OK),
+        (DAY, Verdict.OK),
+    ]
+    path = partition_file("price_snapshots", DAY)
+    data = lake.read(path)
+    assert data is not None
+    lake.write(path, data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped
+    lake.write(manifest_file("price_snapshots", DAY - timedelta(days=1)), b"{not json")
+    checks = [verify_entry(lake, check) for check in entries(lake)]
+    assert [c.verdict for c in checks] == [Verdict.UNREADABLE, Verdict.CHECKSUM]
+    assert "not a polyfarm manifest entry" in checks[0].detail
