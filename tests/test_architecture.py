@@ -263,7 +263,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "settings",
         "store polymarket sim",
         "markets runtime loopwatch",
-        "collect stream api metrics_http",
+        "collect stream api metrics_http lake",
         "daemon",
         "commands",
         "cli",

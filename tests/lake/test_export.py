@@ -12,8 +12,8 @@ from datetime import date, timedelta
 import asyncpg
 import pyarrow.parquet as pq
 
-from polyfarm.lake.export import LAKE_TABLES, export_day
-from polyfarm.lake.layout import ManifestEntry, manifest_file, partition_file
+from polyfarm.lake.export import export_day
+from polyfarm.lake.layout import LAKE_TABLES, ManifestEntry, manifest_file, partition_file
 from polyfarm.lake.storage import Lake
 from polyfarm.lake.verify import Verdict, entries, verify_entry
 from polyfarm.store.rows import PRICE_SNAPSHOTS

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from polyfarm.lake.layout import (
     GapRecord,
+    LakeTable,
     ManifestEntry,
     day_bounds,
     decode_entry,
@@ -40,28 +41,6 @@ ZSTD_LEVEL = 9
 _HASH_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class LakeTable:
-    """A public time-series table as the lake keeps it."""
-
-    name: str
-    order: tuple[str, ...]  # the sort, which is also the row's identity within a day
-    dictionary: tuple[str, ...] = ("token_id", "market_id")  # few distinct values a file
-
-    def day_query(self) -> str:
-        return (
-            f"SELECT * FROM {self.name} WHERE ts >= $1 AND ts < $2 "  # noqa: S608 - our names
-            f"ORDER BY {', '.join(self.order)}"
-        )
-
-
-LAKE_TABLES = (
-    LakeTable("price_snapshots", ("token_id", "ts")),
-    LakeTable("trades", ("token_id", "ts", "trade_key")),
-    LakeTable("orderbook_snapshots", ("token_id", "ts")),
-    LakeTable("book_deltas", ("token_id", "ts", "seq")),
-    LakeTable("market_features", ("token_id", "ts")),
-)
 # Storage internals the public views also show: not part of the lake's schema.
 _INTERNAL_COLUMNS = ("token_sid",)
 

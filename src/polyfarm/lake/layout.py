@@ -14,6 +14,7 @@ database. Entries are written after their file, so an entry names a file that is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import msgspec
@@ -22,6 +23,31 @@ MANIFEST_DIR = "_manifest"
 PART_FILE = "part-0.parquet"
 # Bumped when a table's lake schema changes: a day written under another version is rewritten.
 LAKE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    """A public time-series table as the lake keeps it."""
+
+    name: str
+    order: tuple[str, ...]  # the sort, which is also the row's identity within a day
+    dictionary: tuple[str, ...] = ("token_id", "market_id")  # few distinct values a file
+
+    def day_query(self) -> str:
+        return (
+            f"SELECT * FROM {self.name} WHERE ts >= $1 AND ts < $2 "  # noqa: S608 - our names
+            f"ORDER BY {', '.join(self.order)}"
+        )
+
+
+LAKE_TABLES = (
+    LakeTable("price_snapshots", ("token_id", "ts")),
+    LakeTable("trades", ("token_id", "ts", "trade_key")),
+    LakeTable("orderbook_snapshots", ("token_id", "ts")),
+    LakeTable("book_deltas", ("token_id", "ts", "seq")),
+    LakeTable("market_features", ("token_id", "ts")),
+)
+TABLES_BY_NAME = {table.name: table for table in LAKE_TABLES}
 
 
 class LakeError(ValueError):

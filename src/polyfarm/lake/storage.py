@@ -14,6 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
+from pydantic import SecretStr
+
+from polyfarm.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -100,3 +103,19 @@ def open_lake(url: str, s3: S3Options | None = None) -> Lake:
     root = Path(parts.path if parts.scheme else url).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     return Lake(pafs.LocalFileSystem(), str(root), url)
+
+
+def open_configured_lake(settings: Settings, url: str | None = None) -> Lake:
+    """The lake the settings name (``url`` overrides), with their S3 options."""
+    lake = settings.lake
+
+    def secret(value: SecretStr | None) -> str | None:
+        return None if value is None else value.get_secret_value()
+
+    options = S3Options(
+        endpoint=lake.s3_endpoint,
+        region=lake.s3_region,
+        access_key=secret(lake.s3_access_key),
+        secret_key=secret(lake.s3_secret_key),
+    )
+    return open_lake(url or settings.lake_url(), options)
