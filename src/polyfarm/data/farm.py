@@ -1,0 +1,331 @@
+"""``Farm``: one object that reads what polyfarm collected, as polars DataFrames.
+
+    from polyfarm.data import Farm
+    farm = Farm.from_settings()                 # the database and lake polyfarm uses
+    df = farm.candles("0x5f…", "5m", "2026-03-01", "2026-04-01")
+
+Rows come from the Parquet lake for days before the database's oldest whole day and from the
+database for the rest, so a range that spans both is read once, without a duplicate at the seam
+(each day is read from exactly one side). Candles and bars are computed from the raw rows by
+``polyfarm.data.bars``, the same code on both sides. Every read that spans a known hole (a
+``feed_gaps`` row in the database, or in the manifest of a lake day) issues a ``HoleWarning``
+naming them; ``holes()`` returns them as a frame.
+
+Reads are synchronous (a notebook's way), through ADBC's PostgreSQL driver, which hands over
+Arrow without a row ever becoming a Python object.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from polyfarm.data import bars as barmaths
+from polyfarm.lake.layout import TABLES_BY_NAME, decode_entry, manifest_file, partition_file
+from polyfarm.lake.storage import Lake, open_configured_lake
+from polyfarm.settings import Settings
+from polyfarm.store.rows import TABLE_SPECS
+
+_ID = re.compile(r"^[0-9A-Za-z]+$")
+_MARKET_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
+TimeLike = datetime | date | str
+
+
+class HoleWarning(UserWarning):
+    """The rows asked for span a known hole in the recording."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+
+class Farm:
+    def __init__(self, dsn: str | None, lake: Lake | None = None) -> None:
+        self._dsn = dsn
+        self._lake = lake
+        self._conn: Any = None  # an ADBC connection, opened on first use
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Farm:
+        from polyfarm.store.database import resolve_target
+
+        settings = settings or Settings()
+        return cls(resolve_target(settings).dsn, open_configured_lake(settings))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Farm:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- raw tables ----------------------------------------------------------------------------
+
+    def prices(self, tokens: str | Sequence[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        return self.rows("price_snapshots", tokens, start, end)
+
+    def trades(self, tokens: str | Sequence[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        return self.rows("trades", tokens, start, end)
+
+    def books(self, tokens: str | Sequence[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        return self.rows("orderbook_snapshots", tokens, start, end)
+
+    def deltas(self, tokens: str | Sequence[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        return self.rows("book_deltas", tokens, start, end)
+
+    def features(self, tokens: str | Sequence[str], start: TimeLike, end: TimeLike) -> pl.DataFrame:
+        return self.rows("market_features", tokens, start, end)
+
+    def rows(
+        self, table: str, tokens: str | Sequence[str], start: TimeLike, end: TimeLike
+    ) -> pl.DataFrame:
+        """``table``'s rows of ``tokens`` (token ids, or market ids for all their tokens) in
+        ``[start, end)``, sorted by token and time."""
+        if table not in TABLES_BY_NAME:
+            raise ValueError(f"table must be one of {sorted(TABLES_BY_NAME)}, not {table!r}")
+        window = Window(as_time(start), as_time(end))
+        token_ids = self.token_ids(tokens)
+        parts = []
+        for source, piece in self._split(table, window):
+            read = self._from_lake if source == "lake" else self._from_database
+            parts.append(read(table, token_ids, piece))
+        filled = [part for part in parts if part.height]
+        frame = pl.concat(filled, how="vertical_relaxed") if filled else pl.DataFrame()
+        self._warn_holes(token_ids, window)
+        order = TABLES_BY_NAME[table].order
+        return frame.sort(*order) if frame.height else frame
+
+    # -- derived -------------------------------------------------------------------------------
+
+    def candles(
+        self,
+        tokens: str | Sequence[str],
+        interval: str,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        source: str = "prices",
+    ) -> pl.DataFrame:
+        """OHLC of the price snapshots (``source="prices"``) or OHLCV with VWAP, trade count
+        and the buy / sell split of the trades (``source="trades"``)."""
+        if source == "prices":
+            return barmaths.price_candles(self.prices(tokens, start, end), interval)
+        if source == "trades":
+            return barmaths.trade_candles(self.trades(tokens, start, end), interval)
+        raise ValueError(f"source must be 'prices' or 'trades', not {source!r}")
+
+    def bars(
+        self,
+        tokens: str | Sequence[str],
+        kind: str,
+        size: float,
+        start: TimeLike,
+        end: TimeLike,
+    ) -> pl.DataFrame:
+        """Trade bars: ``kind`` "tick" (a bar every ``size`` trades), "volume" (every ``size``
+        shares) or "dollar" (every ``size`` USD)."""
+        tape = self.trades(tokens, start, end)
+        if kind == "tick":
+            return barmaths.tick_bars(tape, int(size))
+        if kind == "volume":
+            return barmaths.volume_bars(tape, size)
+        if kind == "dollar":
+            return barmaths.dollar_bars(tape, size)
+        raise ValueError(f"kind must be 'tick', 'volume' or 'dollar', not {kind!r}")
+
+    # -- dimensions and holes ------------------------------------------------------------------
+
+    def markets(self) -> pl.DataFrame:
+        return self._query("SELECT * FROM markets ORDER BY market_id")
+
+    def tokens(self) -> pl.DataFrame:
+        return self._query("SELECT * FROM tokens ORDER BY market_id, outcome_index")
+
+    def resolutions(self) -> pl.DataFrame:
+        return self._query("SELECT * FROM market_resolutions ORDER BY market_id")
+
+    def holes(
+        self, start: TimeLike, end: TimeLike, tokens: str | Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """The known holes (``feed_gaps``) overlapping ``[start, end)``: every stream's, or
+        those of ``tokens`` and their markets plus the ones that concern every market."""
+        window = Window(as_time(start), as_time(end))
+        token_ids = None if tokens is None else self.token_ids(tokens)
+        return self._holes(token_ids, window)
+
+    def token_ids(self, tokens: str | Sequence[str]) -> list[str]:
+        """Token ids as given, a market id replaced by its tokens (outcome order)."""
+        wanted = [tokens] if isinstance(tokens, str) else list(tokens)
+        for value in wanted:
+            if not _ID.match(value):
+                raise ValueError(f"not a token or market id: {value!r}")
+        markets = [value for value in wanted if _MARKET_ID.match(value)]
+        if not markets:
+            return wanted
+        found = self._query(
+            "SELECT market_id, token_id FROM tokens "
+            "WHERE market_id = ANY(string_to_array($1, ',')) ORDER BY market_id, outcome_index",
+            ",".join(markets),
+        )
+        by_market: dict[str, list[str]] = {}
+        for row in found.iter_rows(named=True):
+            by_market.setdefault(row["market_id"], []).append(row["token_id"])
+        return [t for value in wanted for t in by_market.get(value, [value])]
+
+    # -- the two sides ---------------------------------------------------------------------------
+
+    def _split(self, table: str, window: Window) -> list[tuple[str, Window]]:
+        """``window`` cut into runs of days read from one side each: the lake for a day before
+        the database's oldest whole day when the lake has it, the database otherwise (a day the
+        lake lacks, or one the database still holds whole: it may have had late repairs)."""
+        seam = self._seam(table)
+        runs: list[tuple[str, Window]] = []
+        for day in days_of(window):
+            start = max(window.start, midnight(day))
+            end = min(window.end, midnight(day) + timedelta(days=1))
+            cold = (seam is None or end <= seam) and self._lake_has(table, day)
+            source = "lake" if cold else "database"
+            if source == "database" and self._dsn is None:
+                continue
+            if runs and runs[-1][0] == source:
+                runs[-1] = (source, Window(runs[-1][1].start, end))
+            else:
+                runs.append((source, Window(start, end)))
+        return runs
+
+    def _lake_has(self, table: str, day: date) -> bool:
+        if self._lake is None:
+            return False
+        path = self._lake.path(partition_file(table, day))
+        return bool(self._lake.fs.get_file_info(path).is_file)
+
+    def _seam(self, table: str) -> datetime | None:
+        """The start of the database's oldest whole day of ``table``: earlier days come from
+        the lake. None when there is no database or the table is empty there. Asked anew each
+        time (one index probe): retention moves it once a day."""
+        if self._dsn is None:
+            return None
+        stored = TABLE_SPECS[table].storage.table
+        oldest = self._query(f"SELECT min(ts) AS oldest FROM {stored}")["oldest"][0]  # noqa: S608
+        if oldest is None:
+            return None
+        first = oldest.astimezone(UTC)
+        day = midnight(first.date())
+        return day if first == day else day + timedelta(days=1)
+
+    def _from_database(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
+        frame = self._query(
+            f"SELECT * FROM {table} WHERE token_id = ANY(string_to_array($1, ',')) "  # noqa: S608
+            "AND ts >= $2 AND ts < $3",
+            ",".join(token_ids),
+            window.start,
+            window.end,
+        )
+        return frame.drop("token_sid") if "token_sid" in frame.columns else frame
+
+    def _from_lake(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
+        assert self._lake is not None  # _split reads the lake only when there is one
+        parts = []
+        for day in days_of(window):
+            path = self._lake.path(partition_file(table, day))
+            read = pq.read_table(
+                path,
+                filesystem=self._lake.fs,
+                filters=[("token_id", "in", token_ids)],
+            )
+            ts = read.column("ts")
+            keep = pc.and_(pc.greater_equal(ts, window.start), pc.less(ts, window.end))
+            parts.append(read.filter(keep))
+        if not parts:
+            return pl.DataFrame()
+        return _frame(pa.concat_tables(parts))
+
+    def _holes(self, token_ids: list[str] | None, window: Window) -> pl.DataFrame:
+        if self._dsn is None:
+            return self._lake_holes(token_ids, window)
+        return self._query(
+            "SELECT stream, token_id, market_id, gap_start, gap_end, reason, repaired "
+            "FROM feed_gaps WHERE gap_start < $2 AND gap_end > $1 AND ($3 = '' OR token_id IS "
+            "NULL OR token_id = ANY(string_to_array($3, ','))) ORDER BY gap_start",
+            window.start,
+            window.end,
+            "" if token_ids is None else ",".join(token_ids),
+        )
+
+    def _lake_holes(self, token_ids: list[str] | None, window: Window) -> pl.DataFrame:
+        rows: list[dict[str, Any]] = []
+        if self._lake is None:
+            return pl.DataFrame(rows)
+        for day in days_of(window):
+            where = manifest_file("price_snapshots", day)
+            data = self._lake.read(where)
+            if data is None:
+                continue
+            for gap in decode_entry(data, where).gaps:
+                wanted = token_ids is None or gap.token_id is None or gap.token_id in token_ids
+                if wanted and gap.gap_start < window.end and gap.gap_end > window.start:
+                    rows.append({f: getattr(gap, f) for f in gap.__struct_fields__})
+        return pl.DataFrame(rows)
+
+    def _warn_holes(self, token_ids: list[str], window: Window) -> None:
+        found = self._holes(token_ids, window)
+        if found.height:
+            streams = ", ".join(sorted(set(found["stream"].to_list())))
+            warnings.warn(
+                f"{found.height} known holes ({streams}) overlap {window.start:%Y-%m-%d %H:%M} "
+                f"to {window.end:%Y-%m-%d %H:%M}: Farm.holes() lists them",
+                HoleWarning,
+                stacklevel=3,
+            )
+
+    def _query(self, sql: str, *parameters: object) -> pl.DataFrame:
+        if self._dsn is None:
+            raise RuntimeError("this Farm has no database (a lake only)")
+        if self._conn is None:
+            self._conn = adbc.connect(self._dsn)
+        with self._conn.cursor() as cursor:
+            cursor.execute(sql, parameters or None)
+            return _frame(cursor.fetch_arrow_table())
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    schema = pa.schema([field.remove_metadata() for field in table.schema])
+    frame = pl.from_arrow(table.cast(schema))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def as_time(value: TimeLike) -> datetime:
+    """A datetime (naive ones are UTC), a date (its UTC midnight) or an ISO string."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def days_of(window: Window) -> Iterable[date]:
+    day = window.start.astimezone(UTC).date()
+    while midnight(day) < window.end:
+        yield day
+        day += timedelta(days=1)
