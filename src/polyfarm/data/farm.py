@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from polyfarm.data import bars as barmaths
+import polyfarm.data.bars as barmaths
+from polyfarm.data.training import training_set as build_training_set
 from polyfarm.lake.layout import TABLES_BY_NAME, decode_entry, manifest_file, partition_file
 from polyfarm.lake.storage import Lake, open_configured_lake
 from polyfarm.settings import Settings
@@ -148,6 +149,37 @@ class Farm:
         if kind == "dollar":
             return barmaths.dollar_bars(tape, size)
         raise ValueError(f"kind must be 'tick', 'volume' or 'dollar', not {kind!r}")
+
+    def training_set(
+        self,
+        tokens: str | Sequence[str],
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        label: str,
+        as_of: TimeLike | None = None,
+        horizon: timedelta | None = None,
+        features: Sequence[str] | None = None,
+        price_features: tuple[str, ...] = ("price",),
+    ) -> pl.DataFrame:
+        """Feature snapshots of ``tokens`` in ``[start, end)``, each with price columns as of
+        its time and a label known by ``as_of`` (default: now): ``polyfarm.data.training``."""
+        cutoff = as_of_time(as_of)
+        rows = self.features(tokens, start, end)
+        if features is not None:
+            rows = rows.select("token_id", "market_id", "ts", *features)
+        reach = as_time(end) + (horizon or timedelta(0))
+        prices = self.prices(tokens, as_time(start) - timedelta(days=1), min(reach, cutoff))
+        return build_training_set(
+            rows,
+            prices,
+            label=label,
+            as_of=cutoff,
+            horizon=horizon,
+            price_features=price_features,
+            resolutions=self.resolutions() if label == "resolution" else None,
+            tokens=self.tokens() if label == "resolution" else None,
+        )
 
     # -- dimensions and holes ------------------------------------------------------------------
 
@@ -318,6 +350,10 @@ def as_time(value: TimeLike) -> datetime:
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def as_of_time(value: TimeLike | None) -> datetime:
+    return datetime.now(UTC) if value is None else as_time(value)
 
 
 def midnight(day: date) -> datetime:
