@@ -265,6 +265,11 @@ class RetentionSettings(_Section):
     partition_days_ahead: int = Field(
         3, ge=1, le=366, description="plain PostgreSQL: daily partitions made this far ahead"
     )
+    archive_before_drop: bool = Field(
+        False,
+        description="plain PostgreSQL: drop an expired partition only once the lake holds "
+        "every row of it (polyfarm lake export recorded it in lake_archive)",
+    )
 
     @model_validator(mode="after")
     def _one_compression_age(self) -> RetentionSettings:

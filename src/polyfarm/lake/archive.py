@@ -25,8 +25,14 @@ from polyfarm.lake.layout import (
     sealed_days,
 )
 from polyfarm.lake.storage import Lake
+from polyfarm.lake.verify import Check, Verdict, verify_entry
 from polyfarm.logs import get_logger
+from polyfarm.store.partitions import DAY, EPOCH, spans_from
+from polyfarm.store.partitions import TABLES_BY_NAME as PARTITIONED
 from polyfarm.store.rows import TABLE_SPECS
+
+# The partition span of each stored table (plain PostgreSQL; a day where there is none).
+PARTITION_SPANS = {name: table.span for name, table in PARTITIONED.items()}
 
 log = get_logger(__name__)
 
@@ -41,6 +47,8 @@ class DayJob:
 class ArchiveReport:
     written: list[ManifestEntry] = field(default_factory=list)
     unchanged: int = 0
+    recorded: int = 0  # days verified in the lake and recorded in lake_archive
+    unverified: list[str] = field(default_factory=list)  # "<table> <day>: why"
 
     @property
     def rows(self) -> int:
@@ -122,6 +130,56 @@ async def archive(
             )
         else:
             report.unchanged += 1
+        problem = await _record_verified(pool, lake, job, result.entry)
+        if problem is None:
+            report.recorded += 1
+        else:
+            report.unverified.append(f"{job.table.name} {job.day}: {problem}")
+            log.warning(
+                "lake day not recorded as archived", table=job.table.name, day=str(job.day),
+                why=problem,
+            )  # fmt: skip
         if progress is not None:
             progress(job)
     return report
+
+
+async def _record_verified(
+    pool: asyncpg.Pool, lake: Lake, job: DayJob, entry: ManifestEntry
+) -> str | None:
+    """Read the day's file back; if it is whole and holds every row the database has of the
+    day, record each partition span's rows in ``lake_archive`` (what retention may drop).
+    Returns why not, or None."""
+    check = await asyncio.to_thread(
+        verify_entry, lake, Check(job.table.name, "", Verdict.OK, entry=entry)
+    )
+    if check.verdict is not Verdict.OK:
+        return f"{check.verdict.value} {check.detail}".strip()
+    storage = TABLE_SPECS[job.table.name].storage.table
+    span = PARTITION_SPANS.get(storage, DAY)
+    start, end = day_bounds(job.day)
+    async with pool.acquire() as conn, conn.transaction():
+        counted = dict(
+            await conn.fetch(
+                f"SELECT date_bin($1::interval, ts, $2::timestamptz), count(*) "  # noqa: S608
+                f"FROM {storage} WHERE ts >= $3 AND ts < $4 GROUP BY 1",
+                span,
+                EPOCH,
+                start,
+                end,
+            )
+        )
+        if sum(counted.values()) != entry.rows:
+            return f"the database has {sum(counted.values())} rows, the file {entry.rows}"
+        await conn.executemany(
+            "INSERT INTO lake_archive (storage_table, span_start, span_end, day, rows, sha256, "
+            "lake) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (storage_table, span_start) "
+            "DO UPDATE SET span_end = EXCLUDED.span_end, day = EXCLUDED.day, "
+            "rows = EXCLUDED.rows, sha256 = EXCLUDED.sha256, lake = EXCLUDED.lake, "
+            "verified_at = now()",
+            [
+                (storage, at, at + span, job.day, counted.get(at, 0), entry.sha256, lake.url)
+                for at in spans_from(start, end - timedelta(microseconds=1), span)
+            ],
+        )
+    return None

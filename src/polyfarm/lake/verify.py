@@ -25,6 +25,8 @@ from polyfarm.lake.layout import (
 )
 from polyfarm.lake.storage import Lake
 
+_HASH_CHUNK = 1 << 20
+
 
 class Verdict(StrEnum):
     OK = "ok"
@@ -65,20 +67,28 @@ def _read_entry(lake: Lake, table: str, name: str) -> Check:
 
 
 def verify_entry(lake: Lake, check: Check) -> Check:
-    """``check`` (a decoded entry) with its file read back and compared."""
+    """``check`` (a decoded entry) with its file read back and compared. The file is hashed as
+    it streams in and only its footer is parsed, so memory stays small whatever its size."""
     entry = check.entry
     if entry is None:
         return check
-    data = lake.read(partition_file(entry.table, entry.day))
-    if data is None:
+    path = lake.path(partition_file(entry.table, entry.day))
+    info = lake.fs.get_file_info(path)
+    if not info.is_file:
         return _failed(check, Verdict.MISSING, partition_file(entry.table, entry.day))
-    if len(data) != entry.bytes:
-        return _failed(check, Verdict.SIZE, f"{len(data)} bytes, the entry says {entry.bytes}")
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry.sha256:
-        return _failed(check, Verdict.CHECKSUM, f"{digest}, the entry says {entry.sha256}")
+    if info.size != entry.bytes:
+        return _failed(check, Verdict.SIZE, f"{info.size} bytes, the entry says {entry.bytes}")
+    digest = hashlib.sha256()
+    with lake.fs.open_input_stream(path) as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != entry.sha256:
+        return _failed(
+            check, Verdict.CHECKSUM, f"{digest.hexdigest()}, the entry says {entry.sha256}"
+        )
     try:
-        rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+        with lake.fs.open_input_file(path) as file:
+            rows = pq.ParquetFile(file).metadata.num_rows
     except (pa.ArrowException, OSError, ValueError) as exc:  # a damaged footer is a finding
         return _failed(check, Verdict.UNREADABLE, f"{type(exc).__name__}: {exc}")
     if rows != entry.rows:
