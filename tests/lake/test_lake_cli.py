@@ -9,13 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from polyfarm.lake.layout import manifest_file, partition_file
 from polyfarm.lake.storage import open_lake
 from polyfarm.store.rows import PRICE_SNAPSHOTS, TRADES
 from polyfarm.store.writer import BulkWriter
 
-from ..store.factories import T0, price_row, trade_row
+from ..store.factories import T0, price_row, token, trade_row
 
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
 
@@ -74,3 +76,29 @@ def test_the_daemon_and_the_other_commands_do_not_load_arrow() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def test_export_writes_a_range_of_some_tokens_to_parquet_and_csv(
+    pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    writer = BulkWriter(pool, clock=lambda: T0 + timedelta(days=2))
+    await writer.write(
+        PRICE_SNAPSHOTS, [price_row(i, token(t)) for t in (1, 2, 3) for i in range(0, 600, 10)]
+    )
+    out = tmp_path / "out"
+    window = ("--from", "2026-03-02T13:00", "--to", "2026-03-02T15:00")
+    picked = ("--token", token(1), "--token", token(3))
+    for file_format in ("parquet", "csv"):
+        done = polyfarm(db_dsn, tmp_path / "lake", "export", "--table", "price_snapshots",
+                        "--table", "trades", *window, *picked, "--format", file_format,
+                        "--out", str(out))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"price_snapshots: 24 rows -> {out}/price_snapshots.{file_format}" in done.stdout
+        assert f"trades: 0 rows -> {out}/trades.{file_format}" in done.stdout
+    prices = pq.read_table(out / "price_snapshots.parquet").to_pylist()
+    assert {row["token_id"] for row in prices} == {token(1), token(3)}
+    assert [row["ts"] for row in prices[:12]] == [
+        T0 + timedelta(minutes=m) for m in range(60, 180, 10)
+    ]
+    assert pacsv.read_csv(out / "price_snapshots.csv").num_rows == 24
+    assert pq.read_table(out / "trades.parquet").num_rows == 0

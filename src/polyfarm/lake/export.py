@@ -110,7 +110,7 @@ def _write_parquet(
             first = low if first is None else min(first, low)
             last = high if last is None else max(last, high)
         if writer is None:  # an empty day is a file too: its manifest says 0 rows, not missing
-            writer = _parquet_writer(local, _empty_schema(dsn, table), table)
+            writer = _parquet_writer(local, table_schema(dsn, table), table)
     finally:
         if writer is not None:
             writer.close()
@@ -119,22 +119,30 @@ def _write_parquet(
 
 def _row_groups(dsn: str, table: LakeTable, start: datetime, end: datetime) -> Iterator[pa.Table]:
     """The day's rows in tables of about ROW_GROUP_ROWS rows, as the database sends them."""
+    return query_tables(dsn, table.day_query(), (start, end))
+
+
+def query_tables(
+    dsn: str, sql: str, parameters: Sequence[object], rows: int = ROW_GROUP_ROWS
+) -> Iterator[pa.Table]:
+    """``sql``'s result in Arrow tables of about ``rows`` rows each, streamed: memory holds one
+    at a time, whatever the result's size. Storage internals are left out."""
     with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute(table.day_query(), (start, end))
-        reader = cursor.fetch_record_batch()
+        cursor.execute(sql, tuple(parameters))
         pending: list[pa.RecordBatch] = []
         size = 0
-        for batch in reader:
+        for batch in cursor.fetch_record_batch():
             pending.append(_public(batch))
             size += batch.num_rows
-            if size >= ROW_GROUP_ROWS:
+            if size >= rows:
                 yield pa.Table.from_batches(pending)
                 pending, size = [], 0
         if pending:
             yield pa.Table.from_batches(pending)
 
 
-def _empty_schema(dsn: str, table: LakeTable) -> pa.Schema:
+def table_schema(dsn: str, table: LakeTable) -> pa.Schema:
+    """The Arrow schema of ``table``'s public columns, as the lake and exports write them."""
     with adbc.connect(dsn) as conn, conn.cursor() as cursor:
         cursor.execute(f"SELECT * FROM {table.name} LIMIT 0")  # noqa: S608 - our name
         return _public(cursor.fetch_arrow_table()).schema
