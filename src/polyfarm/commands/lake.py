@@ -39,6 +39,9 @@ def lake() -> None:
 @click.option("--from", "first", type=_DAY, help="first day (default: the oldest row's)")
 @click.option("--to", "last", type=_DAY, help="last day (default: the last sealed day)")
 @click.option("--lake", "url", help="a folder or s3://bucket/prefix (default: lake.url)")
+@click.option("--recheck-days", default=2, show_default=True, type=click.IntRange(0),
+              help="days already in the lake exported again (late repairs)")  # fmt: skip
+@click.option("--all", "everything", is_flag=True, help="check every day again")
 @click.pass_obj
 def lake_export(
     settings: Settings,
@@ -46,13 +49,21 @@ def lake_export(
     first: datetime | None,
     last: datetime | None,
     url: str | None,
+    recheck_days: int,
+    everything: bool,
 ) -> None:
     """Write every sealed day not yet in the lake (or changed since) as Parquet, with its
     manifest entry. Safe to run again, and to stop: a day is written whole or not at all."""
     from polyfarm.lake.archive import archive, plan_days
     from polyfarm.lake.storage import open_configured_lake
+    from polyfarm.lake.verify import entries
 
     target = open_configured_lake(settings, url)
+    in_lake = frozenset(
+        (check.entry.table, check.entry.day)
+        for check in ([] if everything else entries(target))
+        if check.entry is not None
+    )
     dsn = resolve_target(settings).dsn
 
     async def go() -> ArchiveReport:
@@ -65,6 +76,8 @@ def lake_export(
                     [TABLES_BY_NAME[name] for name in tables] or list(TABLES_BY_NAME.values()),
                     first.date() if first else None,
                     last.date() if last else None,
+                    in_lake=in_lake,
+                    recheck_days=recheck_days,
                 )
             with Progress(transient=True) as progress:
                 task = progress.add_task("exporting days", total=len(jobs))

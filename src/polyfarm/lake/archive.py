@@ -71,10 +71,15 @@ async def plan_days(
     tables: Sequence[LakeTable] = LAKE_TABLES,
     first: date | None = None,
     last: date | None = None,
+    *,
+    in_lake: frozenset[tuple[str, date]] = frozenset(),
+    recheck_days: int = 2,
 ) -> list[DayJob]:
     """Every sealed day of every table from its oldest row (or ``first``) to its newest (or
-    ``last``). A day without rows in between is exported too: its file says 0 rows and its
-    manifest entry the holes that explain them."""
+    ``last``), except days ``in_lake`` already older than the last ``recheck_days`` sealed
+    days: a late repair lands within hours, and exporting a day again costs a read of all its
+    rows. A day without rows in between is exported too: its file says 0 rows and its manifest
+    entry the holes that explain them."""
     jobs = []
     for table in tables:
         stored = TABLE_SPECS[table.name].storage.table  # the view's min(ts) would join
@@ -83,8 +88,14 @@ async def plan_days(
             continue
         start, newest = (span[end].astimezone(UTC).date() for end in ("min", "max"))
         until = min(last, newest) if last else newest
-        days = sealed_days(max(first, start) if first else start, now, seal_after)
-        jobs += [DayJob(table, day) for day in days if day <= until]
+        days = [d for d in sealed_days(max(first, start) if first else start, now, seal_after)
+                if d <= until]  # fmt: skip
+        settled = days[-1] - timedelta(days=recheck_days) if days else None
+        jobs += [
+            DayJob(table, day)
+            for day in days
+            if (table.name, day) not in in_lake or (settled is not None and day > settled)
+        ]
     return jobs
 
 
