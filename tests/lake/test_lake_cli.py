@@ -42,8 +42,9 @@ async def test_export_then_status_then_verify(
 
     first = polyfarm(db_dsn, lake, "lake", "export")
     assert first.returncode == 0, first.stderr
-    # 2026-03-02 and 03-03 of prices, 03-02 of trades; the other tables hold nothing.
-    assert "3 days written" in first.stdout
+    # 2026-03-02 and 03-03 of prices, 03-02 of trades (the other time series hold nothing),
+    # and of both days the four dimension tables.
+    assert "11 days written" in first.stdout
     again = polyfarm(db_dsn, lake, "lake", "export", "--table", "price_snapshots")
     assert "0 days written (0 rows), 2 unchanged" in again.stdout, again.stdout
 
@@ -54,7 +55,7 @@ async def test_export_then_status_then_verify(
 
     verified = polyfarm(db_dsn, lake, "lake", "verify")
     assert verified.returncode == 0, verified.stderr
-    assert "3 of 3 partitions verified" in verified.stdout
+    assert "11 of 11 partitions verified" in verified.stdout
 
     opened = open_lake(str(lake))
     day = T0.date()
@@ -62,7 +63,7 @@ async def test_export_then_status_then_verify(
     opened.write(manifest_file("price_snapshots", day), b"[]")
     broken = polyfarm(db_dsn, lake, "lake", "verify")
     assert broken.returncode == 1
-    assert "1 of 3 partitions verified" in broken.stdout
+    assert "9 of 11 partitions verified" in broken.stdout
     assert "trades/date=2026-03-02.json: missing" in broken.stderr
     assert "price_snapshots/date=2026-03-02.json: unreadable" in broken.stderr
 

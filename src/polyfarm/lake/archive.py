@@ -17,6 +17,7 @@ import asyncpg
 
 from polyfarm.lake.export import export_day
 from polyfarm.lake.layout import (
+    DIMENSION_TABLES,
     LAKE_TABLES,
     GapRecord,
     LakeTable,
@@ -96,7 +97,24 @@ async def plan_days(
             for day in days
             if (table.name, day) not in in_lake or (settled is not None and day > settled)
         ]
-    return jobs
+    return jobs + _dimension_jobs(jobs, in_lake, recheck_days)
+
+
+def _dimension_jobs(
+    series: list[DayJob], in_lake: frozenset[tuple[str, date]], recheck_days: int
+) -> list[DayJob]:
+    """The dimension tables for each recent day the time series have and the lake has not:
+    a snapshot taken now is the dimensions as of that day only while the day is recent."""
+    if not series:
+        return []
+    newest = max(job.day for job in series)
+    days = sorted({job.day for job in series if job.day >= newest - timedelta(recheck_days)})
+    return [
+        DayJob(table, day)
+        for table in DIMENSION_TABLES
+        for day in days
+        if (table.name, day) not in in_lake
+    ]
 
 
 async def gaps_of_day(conn: asyncpg.Connection, day: date) -> list[GapRecord]:
@@ -166,6 +184,8 @@ async def _record_verified(
     )
     if check.verdict is not Verdict.OK:
         return f"{check.verdict.value} {check.detail}".strip()
+    if job.table.dimension:  # nothing to drop: verified is all there is to it
+        return None
     storage = TABLE_SPECS[job.table.name].storage.table
     span = PARTITION_SPANS.get(storage, DAY)
     start, end = day_bounds(job.day)

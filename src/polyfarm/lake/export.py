@@ -106,9 +106,10 @@ def _write_parquet(
                 writer = _parquet_writer(local, group.schema, table)
             writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             rows += group.num_rows
-            low, high = _time_range(group)
-            first = low if first is None else min(first, low)
-            last = high if last is None else max(last, high)
+            if not table.dimension:
+                low, high = _time_range(group)
+                first = low if first is None else min(first, low)
+                last = high if last is None else max(last, high)
         if writer is None:  # an empty day is a file too: its manifest says 0 rows, not missing
             writer = _parquet_writer(local, table_schema(dsn, table), table)
     finally:
@@ -119,7 +120,8 @@ def _write_parquet(
 
 def _row_groups(dsn: str, table: LakeTable, start: datetime, end: datetime) -> Iterator[pa.Table]:
     """The day's rows in tables of about ROW_GROUP_ROWS rows, as the database sends them."""
-    return query_tables(dsn, table.day_query(), (start, end))
+    sql, parameters = table.day_query(start, end)
+    return query_tables(dsn, sql, parameters)
 
 
 def query_tables(
@@ -128,7 +130,7 @@ def query_tables(
     """``sql``'s result in Arrow tables of about ``rows`` rows each, streamed: memory holds one
     at a time, whatever the result's size. Storage internals are left out."""
     with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute(sql, tuple(parameters))
+        cursor.execute(sql, tuple(parameters) or None)
         pending: list[pa.RecordBatch] = []
         size = 0
         for batch in cursor.fetch_record_batch():

@@ -27,17 +27,22 @@ LAKE_FORMAT = 1
 
 @dataclass(frozen=True)
 class LakeTable:
-    """A public time-series table as the lake keeps it."""
+    """A public table as the lake keeps it: a time series (a day's rows a partition) or a
+    dimension (the whole table as of the export that first wrote the day, shortly after the
+    day was sealed)."""
 
     name: str
     order: tuple[str, ...]  # the sort, which is also the row's identity within a day
     dictionary: tuple[str, ...] = ("token_id", "market_id")  # few distinct values a file
+    dimension: bool = False
 
-    def day_query(self) -> str:
-        return (
-            f"SELECT * FROM {self.name} WHERE ts >= $1 AND ts < $2 "  # noqa: S608 - our names
-            f"ORDER BY {', '.join(self.order)}"
-        )
+    def day_query(self, start: datetime, end: datetime) -> tuple[str, tuple[datetime, ...]]:
+        """The SQL of one day's partition and its parameters."""
+        order = ", ".join(self.order)
+        if self.dimension:
+            return f"SELECT * FROM {self.name} ORDER BY {order}", ()  # noqa: S608 - our names
+        where = "ts >= $1 AND ts < $2"
+        return f"SELECT * FROM {self.name} WHERE {where} ORDER BY {order}", (start, end)  # noqa: S608
 
 
 LAKE_TABLES = (
@@ -47,7 +52,14 @@ LAKE_TABLES = (
     LakeTable("book_deltas", ("token_id", "ts", "seq")),
     LakeTable("market_features", ("token_id", "ts")),
 )
+DIMENSION_TABLES = (
+    LakeTable("events", ("event_id",), (), dimension=True),
+    LakeTable("markets", ("market_id",), (), dimension=True),
+    LakeTable("tokens", ("market_id", "outcome_index"), ("market_id",), dimension=True),
+    LakeTable("market_resolutions", ("market_id",), (), dimension=True),
+)
 TABLES_BY_NAME = {table.name: table for table in LAKE_TABLES}
+DIMENSIONS_BY_NAME = {table.name: table for table in DIMENSION_TABLES}
 
 
 class LakeError(ValueError):
