@@ -32,7 +32,14 @@ import pyarrow.parquet as pq
 
 import polyfarm.data.bars as barmaths
 from polyfarm.data.training import training_set as build_training_set
-from polyfarm.lake.layout import TABLES_BY_NAME, decode_entry, manifest_file, partition_file
+from polyfarm.lake.layout import (
+    DIMENSIONS_BY_NAME,
+    TABLES_BY_NAME,
+    day_of_partition,
+    decode_entry,
+    manifest_file,
+    partition_file,
+)
 from polyfarm.lake.storage import Lake, open_configured_lake
 from polyfarm.settings import Settings
 from polyfarm.store.rows import TABLE_SPECS
@@ -184,13 +191,26 @@ class Farm:
     # -- dimensions and holes ------------------------------------------------------------------
 
     def markets(self) -> pl.DataFrame:
-        return self._query("SELECT * FROM markets ORDER BY market_id")
+        return self._dimension("markets")
 
     def tokens(self) -> pl.DataFrame:
-        return self._query("SELECT * FROM tokens ORDER BY market_id, outcome_index")
+        return self._dimension("tokens")
 
     def resolutions(self) -> pl.DataFrame:
-        return self._query("SELECT * FROM market_resolutions ORDER BY market_id")
+        return self._dimension("market_resolutions")
+
+    def _dimension(self, name: str) -> pl.DataFrame:
+        """From the database, or (a lake only) the lake's newest snapshot of it."""
+        table = DIMENSIONS_BY_NAME[name]
+        if self._dsn is not None:
+            return self._query(f"SELECT * FROM {name} ORDER BY {', '.join(table.order)}")  # noqa: S608
+        if self._lake is None:
+            return pl.DataFrame()
+        days = [day_of_partition(entry) for entry in self._lake.listing(name)]
+        if not days:
+            return pl.DataFrame()
+        path = self._lake.path(partition_file(name, max(days)))
+        return _frame(pq.read_table(path, filesystem=self._lake.fs))
 
     def holes(
         self, start: TimeLike, end: TimeLike, tokens: str | Sequence[str] | None = None
