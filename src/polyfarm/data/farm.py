@@ -18,6 +18,7 @@ Arrow without a row ever becoming a Python object.
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,22 @@ _MARKET_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 TimeLike = datetime | date | str
 
 
+SEAM_TTL_S = 60.0
+# The oldest day partition of a stored table (plain PostgreSQL; the legacy partition, from
+# MINVALUE, does not match: its days are read from the lake when it has them, else here) ...
+_OLDEST_PARTITION = r"""
+    SELECT min((regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                '^FOR VALUES FROM \(''(.+)''\) TO'))[1]::timestamptz) AS oldest
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = to_regclass($1)
+"""
+# ... or its oldest chunk (TimescaleDB).
+_OLDEST_CHUNK = """
+    SELECT min(range_start) AS oldest FROM timescaledb_information.chunks
+    WHERE hypertable_name = $1
+"""
+
+
 class HoleWarning(UserWarning):
     """The rows asked for span a known hole in the recording."""
 
@@ -64,6 +81,7 @@ class Farm:
         self._dsn = dsn
         self._lake = lake
         self._conn: Any = None  # an ADBC connection, opened on first use
+        self._seams: dict[str, tuple[datetime | None, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Farm:
@@ -269,21 +287,43 @@ class Farm:
 
     def _seam(self, table: str) -> datetime | None:
         """The start of the database's oldest whole day of ``table``: earlier days come from
-        the lake. None when there is no database or the table is empty there. Asked anew each
-        time (one index probe): retention moves it once a day."""
+        the lake. None when there is no database or the table is empty there. From the
+        catalogue (the oldest day partition or chunk), not ``min(ts)``, which no index of the
+        stored tables answers: at venue scale it would scan a day of rows. Kept for a minute
+        (retention moves it once a day)."""
         if self._dsn is None:
             return None
-        stored = TABLE_SPECS[table].storage.table
-        oldest = self._query(f"SELECT min(ts) AS oldest FROM {stored}")["oldest"][0]  # noqa: S608
-        if oldest is None:
-            return None
-        first = oldest.astimezone(UTC)
-        day = midnight(first.date())
-        return day if first == day else day + timedelta(days=1)
+        cached = self._seams.get(table)
+        if cached is not None and time.monotonic() - cached[1] < SEAM_TTL_S:
+            return cached[0]
+        oldest = self._oldest(TABLE_SPECS[table].storage.table)
+        seam = None
+        if oldest is not None:
+            first = oldest.astimezone(UTC)
+            day = midnight(first.date())
+            seam = day if first == day else day + timedelta(days=1)
+        self._seams[table] = (seam, time.monotonic())
+        return seam
+
+    def _oldest(self, stored: str) -> datetime | None:
+        """From the catalogue where it can: no index of the stored tables answers min(ts)."""
+        found: datetime | None = self._query(_OLDEST_PARTITION, stored)["oldest"][0]
+        if found is None and self._has_timescaledb():
+            found = self._query(_OLDEST_CHUNK, stored)["oldest"][0]
+        if found is None:
+            found = self._query(f"SELECT min(ts) AS oldest FROM {stored}")["oldest"][0]  # noqa: S608
+        return found
+
+    def _has_timescaledb(self) -> bool:
+        check = "SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present"
+        return bool(self._query(check)["present"][0])
 
     def _from_database(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
         frame = self._query(
-            f"SELECT * FROM {table} WHERE token_id = ANY(string_to_array($1, ',')) "  # noqa: S608
+            # By sid, looked up first: the index is (token_sid, ts), and a filter on the view's
+            # token_id would be applied after its join.
+            f"SELECT * FROM {table} WHERE token_sid = ANY(ARRAY(SELECT token_sid "  # noqa: S608
+            "FROM token_keys WHERE token_id = ANY(string_to_array($1, ',')))) "
             "AND ts >= $2 AND ts < $3",
             ",".join(token_ids),
             window.start,
