@@ -4,7 +4,7 @@ where the recording has holes. Real parts: the embedded PostgreSQL and a lake fo
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +16,7 @@ from polyfarm.data.farm import Farm, HoleWarning
 from polyfarm.lake.export import export_day
 from polyfarm.lake.layout import TABLES_BY_NAME
 from polyfarm.lake.storage import open_lake
+from polyfarm.store.partitions import partitions_of
 from polyfarm.store.rows import PRICE_SNAPSHOTS
 from polyfarm.store.writer import BulkWriter
 
@@ -27,6 +28,16 @@ HOUR = timedelta(hours=1)
 
 def _frame_of(row: object) -> pl.DataFrame:
     return pl.DataFrame([row._asdict()])  # type: ignore[attr-defined]
+
+
+async def expire_before(conn: asyncpg.Connection, cutoff: datetime) -> None:
+    """What retention does at ``cutoff``: partitions or chunks wholly before it go."""
+    if await conn.fetchval("SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL"):
+        await conn.execute("SELECT drop_chunks('price_points', older_than => $1)", cutoff)
+        return
+    for part in await partitions_of(conn, "price_points"):
+        if part.upper is not None and part.upper <= cutoff:
+            await conn.execute(f"DROP TABLE {part.name}")
 
 
 async def three_days(pool: asyncpg.Pool) -> None:
@@ -62,12 +73,11 @@ async def test_the_seam_between_lake_and_database_loses_and_repeats_nothing(
     await BulkWriter(pool, clock=lambda: DAY0 + timedelta(days=4)).write(PRICE_SNAPSHOTS, [late])
     everything = pl.concat([everything, _frame_of(late)], how="vertical_relaxed")
     everything = everything.sort("token_id", "ts")
-    # Retention took the first day and most of the second: the database's oldest whole day is
-    # the third, so the first two come from the lake, the third from the database.
+    # Retention took the first day and most of the second, as it does (whole day partitions on
+    # plain PostgreSQL, 2-hour chunks on TimescaleDB): the database's oldest whole day is the
+    # third, so the first two come from the lake, the third from the database.
     async with pool.acquire() as conn:
-        await conn.execute(
-            "DELETE FROM price_points WHERE ts < $1", DAY0 + timedelta(days=1, hours=20)
-        )
+        await expire_before(conn, DAY0 + timedelta(days=1, hours=20))
     with Farm(db_dsn, lake) as farm:
         assert farm.prices(tokens, DAY0, DAY0 + timedelta(days=3)).equals(everything)
         candles = farm.candles(tokens, "4h", DAY0, DAY0 + timedelta(days=3))
