@@ -33,7 +33,9 @@ def _frame_of(row: object) -> pl.DataFrame:
 async def expire_before(conn: asyncpg.Connection, cutoff: datetime) -> None:
     """What retention does at ``cutoff``: partitions or chunks wholly before it go."""
     if await conn.fetchval("SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL"):
-        await conn.execute("SELECT drop_chunks('price_points', older_than => $1)", cutoff)
+        await conn.execute(
+            "SELECT drop_chunks('price_points', older_than => $1::timestamptz)", cutoff
+        )
         return
     for part in await partitions_of(conn, "price_points"):
         if part.upper is not None and part.upper <= cutoff:
