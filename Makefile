@@ -62,8 +62,8 @@ test: $(STAMP) chromium
 	$(RUN)/pytest
 
 check: $(STAMP) $(DASHBOARD_DEPS) chromium
-	$(RUN)/ruff format --check src tests bench
-	$(RUN)/ruff check src tests bench
+	$(RUN)/ruff format --check src tests bench examples
+	$(RUN)/ruff check src tests bench examples
 	$(RUN)/mypy
 	cd $(DASHBOARD) && npm run typecheck
 	$(RUN)/uv export --frozen --no-hashes --no-emit-project --quiet > .venv/requirements.txt

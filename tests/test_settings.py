@@ -64,12 +64,15 @@ def test_env_beats_yaml_and_nested_env_works(
     assert load_settings(config).tiers.t4_interval_s == 5
     monkeypatch.setenv("POLYFARM_GAMMA_URL", "http://from-env")
     monkeypatch.setenv("POLYFARM_TIERS__T4_INTERVAL_S", "7")
-    monkeypatch.setenv("POLYFARM_DATABASE_URL", "postgresql://u:secret@h/db")
+    monkeypatch.setenv("POLYFARM_DATABASE_URL", "postgresql://u:pw-7d1e@h/db")
+    monkeypatch.setenv("POLYFARM_LAKE__S3_SECRET_KEY", "key-93fa")
     settings = load_settings(config)
     assert settings.gamma_url == "http://from-env"
     assert settings.tiers.t4_interval_s == 7
     assert settings.database_url is not None
-    assert "secret" not in repr(settings)
+    assert settings.lake.s3_secret_key is not None
+    assert "pw-7d1e" not in repr(settings)
+    assert "key-93fa" not in repr(settings)
 
 
 @pytest.mark.parametrize(

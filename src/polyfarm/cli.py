@@ -17,6 +17,8 @@ import click
 from polyfarm.commands.collect import collect, stats, status
 from polyfarm.commands.db import db
 from polyfarm.commands.demo import demo
+from polyfarm.commands.export import export
+from polyfarm.commands.lake import lake
 from polyfarm.commands.serve import serve
 from polyfarm.errors import one_line
 from polyfarm.logs import configure_logging, get_logger
@@ -72,6 +74,8 @@ def cli(ctx: click.Context, config_file: Path | None, log_level: str | None) -> 
 
 
 cli.add_command(db)
+cli.add_command(lake)
+cli.add_command(export)
 cli.add_command(collect)
 cli.add_command(status)
 cli.add_command(stats)

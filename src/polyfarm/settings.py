@@ -265,6 +265,11 @@ class RetentionSettings(_Section):
     partition_days_ahead: int = Field(
         3, ge=1, le=366, description="plain PostgreSQL: daily partitions made this far ahead"
     )
+    archive_before_drop: bool = Field(
+        False,
+        description="plain PostgreSQL: drop an expired partition only once the lake holds "
+        "every row of it (polyfarm lake export recorded it in lake_archive)",
+    )
 
     @model_validator(mode="after")
     def _one_compression_age(self) -> RetentionSettings:
@@ -407,6 +412,23 @@ class DatabaseSettings(_Section):
     command_timeout_s: Seconds = 60.0
 
 
+class LakeSettings(_Section):
+    """The Parquet lake: sealed UTC days of every time series, on local disk or S3."""
+
+    url: str | None = Field(
+        None, description="a folder or s3://bucket/prefix; default: <data_dir>/lake"
+    )
+    s3_endpoint: str | None = Field(
+        None, description="an S3-compatible endpoint (MinIO, R2, ...), e.g. http://host:9000"
+    )
+    s3_region: str | None = None
+    s3_access_key: SecretStr | None = Field(None, description="default: the AWS environment")
+    s3_secret_key: SecretStr | None = None
+    seal_after_hours: float = Field(
+        2.0, ge=0, le=24 * 30, description="a day is exported this long after it ends"
+    )
+
+
 class ApiSettings(_Section):
     """The monitoring API and dashboard (``polyfarm serve``, and ``polyfarm demo``)."""
 
@@ -480,6 +502,7 @@ class Settings(BaseSettings):
     journal: JournalSettings = JournalSettings()
     storage: StorageSettings = StorageSettings()
     api: ApiSettings = ApiSettings()
+    lake: LakeSettings = LakeSettings()
 
     def deprecations(self) -> list[str]:
         """One message per deprecated setting in use, for the log once logging is set up."""
@@ -487,6 +510,9 @@ class Settings(BaseSettings):
 
     def journal_dir(self) -> Path:
         return self.journal.directory or self.data_dir / "journal"
+
+    def lake_url(self) -> str:
+        return self.lake.url or str(self.data_dir / "lake")
 
     @field_validator("data_dir", mode="before")
     @classmethod

@@ -69,7 +69,8 @@ async def apply_retention(
     deleted: dict[str, int] = {}
     if await schema_flavor(conn) is not Flavor.TIMESCALEDB:
         for rule in retention_rules(retention):
-            deleted[rule.name] = (await expire_rows(conn, rule, now)).rows
+            expiry = await expire_rows(conn, rule, now, retention.archive_before_drop)
+            deleted[rule.name] = expiry.rows
     status = await conn.execute(
         "DELETE FROM task_runs WHERE started_at < $1",
         now - timedelta(days=retention.task_runs_days),

@@ -384,15 +384,21 @@ class Expiry:
     dropped_rows: int = 0
     deleted_rows: int = 0
     postponed: list[str] = field(default_factory=list)
+    unarchived: list[str] = field(default_factory=list)  # expired, kept for the lake
 
     @property
     def rows(self) -> int:
         return self.dropped_rows + self.deleted_rows
 
 
-async def expire_rows(conn: asyncpg.Connection, rule: RetentionRule, now: datetime) -> Expiry:
+async def expire_rows(
+    conn: asyncpg.Connection, rule: RetentionRule, now: datetime, archived_only: bool = False
+) -> Expiry:
     """Remove ``rule.table``'s rows older than its retention: whole partitions dropped, the
-    rest deleted. A table that is not partitioned has its old rows deleted, as before 0015."""
+    rest deleted. A table that is not partitioned has its old rows deleted, as before 0015.
+    With ``archived_only``, a partition goes only when ``lake_archive`` says the lake holds as
+    many rows of its span as it has (a late row since the export keeps it until the next one),
+    and the legacy partition's old rows wait (their days are not in partitions of their own)."""
     cutoff = now - rule.keep
     table = TABLES_BY_NAME.get(rule.table)
     expiry = Expiry()
@@ -401,10 +407,43 @@ async def expire_rows(conn: asyncpg.Connection, rule: RetentionRule, now: dateti
         return expiry
     existing = await partitions_of(conn, table.name)
     for part in fully_expired(existing, cutoff):
-        await _drop_one(conn, table, part, expiry)
+        if archived_only and not await _archived_whole(conn, table, part):
+            expiry.unarchived.append(part.name)
+            continue
+        await _drop_one(conn, table, part, expiry, archived=archived_only)
     for part in partly_expired(existing, cutoff):
+        if archived_only and not part.is_default:
+            expiry.unarchived.append(part.name)
+            continue
         expiry.deleted_rows += await _delete_older(conn, part.name, cutoff)
+    if expiry.unarchived:
+        log.warning(
+            "RETENTION: expired partitions kept until the lake holds them",
+            table=table.name,
+            partitions=expiry.unarchived,
+            hint="polyfarm lake export archives them; the disk budget counts them meanwhile",
+        )
     return expiry
+
+
+async def _archived_whole(
+    conn: asyncpg.Connection, table: PartitionedTable, part: Partition
+) -> bool:
+    """Whether ``lake_archive`` covers ``part``'s whole range with as many rows as it holds."""
+    if part.lower is None or part.upper is None:
+        return False
+    covered = await conn.fetchrow(
+        "SELECT coalesce(sum(rows), 0) AS rows, "
+        "coalesce(sum(extract(epoch FROM span_end - span_start)), 0) AS seconds "
+        "FROM lake_archive WHERE storage_table = $1 AND span_start >= $2 AND span_end <= $3",
+        table.name,
+        part.lower,
+        part.upper,
+    )
+    if covered["seconds"] != (part.upper - part.lower).total_seconds():
+        return False
+    held = await conn.fetchval(f"SELECT count(*) FROM {identifier(part.name)}")  # noqa: S608
+    return bool(held == covered["rows"])
 
 
 async def _delete_older(conn: asyncpg.Connection, relation: str, cutoff: datetime) -> int:
@@ -416,7 +455,12 @@ async def _delete_older(conn: asyncpg.Connection, relation: str, cutoff: datetim
 
 
 async def _drop_one(
-    conn: asyncpg.Connection, table: PartitionedTable, part: Partition, expiry: Expiry
+    conn: asyncpg.Connection,
+    table: PartitionedTable,
+    part: Partition,
+    expiry: Expiry,
+    *,
+    archived: bool = False,
 ) -> None:
     try:
         rows, counted, size = await drop_partition(conn, part)
@@ -427,8 +471,13 @@ async def _drop_one(
     expiry.dropped.append(part.name)
     expiry.dropped_rows += rows
     day = part.lower.date().isoformat() if part.is_span(DAY) and part.lower else None
-    log.warning(
-        "RETENTION: partition dropped, its rows are gone for good (nothing is archived)",
+    message = (
+        "RETENTION: partition dropped, its rows are in the lake"
+        if archived
+        else "RETENTION: partition dropped, its rows are gone for good (nothing is archived)"
+    )
+    (log.info if archived else log.warning)(
+        message,
         table=table.name,
         partition=part.name,
         day=day,

@@ -1,0 +1,209 @@
+"""The lake and the research API: export speed and memory, bytes per row, read latency, and a
+training set, against the pandas path in the same run.
+
+A fresh, fully migrated database (the embedded PostgreSQL, or a new one on ``--dsn``) gets
+``--rows`` venue-shaped price snapshots (``bench/row_bytes.py``'s random walks: tokens once a
+minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
+
+1. **Export**: ``polyfarm lake export --table price_snapshots`` in a child process (the command
+   a user runs): rows/s and the child's peak RSS.
+2. **Baseline**: ``pandas.read_sql`` of the same rows (SQLAlchemy + psycopg2) and
+   ``DataFrame.to_parquet`` (pyarrow, ZSTD), in a child process too: rows/s and peak RSS.
+3. **Lake bytes per row** of the exported day.
+4. **Candles**: ``--reads`` token-days of 1-minute candles through ``polyfarm.data.Farm``, from
+   the database and from the lake (a Farm with the lake only): p50 and p99.
+5. **Training set**: ``Farm.training_set`` over every feature row, a price label 5 minutes on.
+
+    python bench/export.py [--rows 10000000] [--feature-rows 1000000] [--reads 200]
+        [--dsn URL] [--json]
+
+``--json`` ends with one line: ``export_rows_per_s``, ``pandas_rows_per_s``, ``speedup``,
+``export_peak_rss_mb``, ``pandas_peak_rss_mb``, ``lake_bytes_per_row``, ``candles_db_ms`` and
+``candles_lake_ms`` (p50, p99), ``training_rows``, ``training_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from polyfarm.data.farm import Farm
+from polyfarm.lake.layout import decode_entry, manifest_file
+from polyfarm.lake.storage import open_lake
+from polyfarm.store.database import create_pool
+from polyfarm.store.rows import MARKET_FEATURES, PRICE_SNAPSHOTS
+from polyfarm.store.writer import BulkWriter
+from row_bytes import START, feature_row, make_tokens, price_row, step, write
+from scratch_db import admin_server, drop_database, fresh_database
+
+POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
+MINUTES = 1440
+_PANDAS = """
+import sys, time, resource
+import pandas as pd
+from sqlalchemy import create_engine
+dsn, out = sys.argv[1], sys.argv[2]
+engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://", 1))
+started = time.perf_counter()
+frame = pd.read_sql("SELECT * FROM price_snapshots ORDER BY token_id, ts", engine)
+frame.drop(columns=["token_sid"]).to_parquet(out, compression="zstd")
+print(len(frame), time.perf_counter() - started)
+"""
+
+
+async def load(dsn: str, rows: int, feature_rows: int, seed: int) -> list[str]:
+    """``rows`` price snapshots over one day (tokens once a minute) and ``feature_rows``
+    feature snapshots of the first tokens; returns the token ids."""
+    rng = random.Random(seed)
+    tokens = make_tokens(max(1, rows // MINUTES), rng)
+    featured = tokens[: max(1, feature_rows // MINUTES)]
+    pool = await create_pool(dsn, min_size=1, max_size=4)
+    try:
+        writer = BulkWriter(pool, clock=lambda: START + timedelta(days=2), parallelism=2)
+        for minute in range(MINUTES):
+            ts = START + timedelta(minutes=minute)
+            batch = []
+            for token in tokens:
+                step(token, rng)
+                batch.append(price_row(ts, token, rng))
+            await write(writer, PRICE_SNAPSHOTS, batch)
+            await write(writer, MARKET_FEATURES, [feature_row(ts, t, rng) for t in featured])
+        async with pool.acquire() as conn:
+            await conn.execute("VACUUM ANALYZE")
+    finally:
+        await pool.close()
+    return [t.token_id for t in tokens]
+
+
+def child(argv: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """Run ``argv``; its stdout, its wall time and its peak RSS in MB (a fresh process each, so
+    the figure is its own)."""
+    code = (
+        "import resource, subprocess, sys; "
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stderr.write(done.stderr[-2000:]); print(done.stdout); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+        "sys.exit(done.returncode)"
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, check=False
+    )
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{argv[:3]} failed: {done.stderr[-2000:]}")
+    *output, rss_kb = done.stdout.strip().splitlines()
+    return "\n".join(output), wall, int(rss_kb) / 1024
+
+
+def time_candles(farm: Farm, tokens: list[str], reads: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    day = (START, START + timedelta(days=1))
+    for token in tokens[:20]:  # warm up: connection, caches
+        farm.candles(token, "1m", *day)
+    samples = []
+    for _ in range(reads):
+        token = rng.choice(tokens)
+        started = time.perf_counter()
+        got = farm.candles(token, "1m", *day)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert got.height == MINUTES, got.height
+    ordered = sorted(samples)
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+    }
+
+
+def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYFARM_")}
+    env.update(POLYFARM_DATABASE_URL=dsn, POLYFARM_LAKE__URL=str(work / "lake"))
+    exported, export_s, export_rss = child(
+        [POLYFARM, "lake", "export", "--table", "price_snapshots"], env
+    )
+    baseline, _, pandas_rss = child(
+        [sys.executable, "-c", _PANDAS, dsn, str(work / "pandas.parquet")], env
+    )
+    pandas_rows, pandas_s = baseline.split()
+    lake = open_lake(str(work / "lake"))
+    where = manifest_file("price_snapshots", START.date())
+    data = lake.read(where)
+    assert data is not None, exported
+    entry = decode_entry(data, where)
+    result: dict[str, Any] = {
+        "rows": entry.rows,
+        "export_rows_per_s": round(entry.rows / export_s),
+        "export_wall_s": round(export_s, 1),
+        "export_peak_rss_mb": round(export_rss, 1),
+        "pandas_rows_per_s": round(int(pandas_rows) / float(pandas_s)),
+        "pandas_peak_rss_mb": round(pandas_rss, 1),
+        "lake_bytes_per_row": round(entry.bytes / entry.rows, 2),
+        "pandas_bytes_per_row": round((work / "pandas.parquet").stat().st_size / entry.rows, 2),
+    }
+    result["speedup"] = round(result["export_rows_per_s"] / result["pandas_rows_per_s"], 1)
+    with Farm(dsn) as farm:
+        result["candles_db_ms"] = time_candles(farm, tokens, args.reads, args.seed)
+        featured = tokens[: max(1, args.feature_rows // MINUTES)]
+        started = time.perf_counter()
+        training = farm.training_set(
+            featured, START, START + timedelta(days=1), label="price",
+            horizon=timedelta(minutes=5), as_of=START + timedelta(days=2),
+        )  # fmt: skip
+        result["training_s"] = round(time.perf_counter() - started, 2)
+        result["training_rows"] = training.height
+    with Farm(None, lake) as farm:
+        result["candles_lake_ms"] = time_candles(farm, tokens, args.reads, args.seed)
+    return result
+
+
+async def prepare(admin_dsn: str, args: argparse.Namespace) -> tuple[str, list[str]]:
+    dsn = await fresh_database(admin_dsn, "export", now=START)
+    return dsn, await load(dsn, args.rows, args.feature_rows, args.seed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--feature-rows", type=int, default=1_000_000)
+    parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--dsn", help="a server to make the database on (default: embedded)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args()
+    with (
+        admin_server(args.dsn, "export") as (admin_dsn, _),
+        tempfile.TemporaryDirectory(prefix="polyfarm-export-") as work,
+    ):
+        started = time.perf_counter()
+        dsn, tokens = asyncio.run(prepare(admin_dsn, args))
+        loaded = time.perf_counter() - started
+        try:
+            result = measure(dsn, args, tokens, Path(work))
+        finally:
+            asyncio.run(drop_database(admin_dsn, dsn))
+    result["load_s"] = round(loaded, 1)
+    print(
+        f"export {result['rows']:,} rows: {result['export_rows_per_s']:,} rows/s "
+        f"(pandas {result['pandas_rows_per_s']:,}: {result['speedup']}x), peak RSS "
+        f"{result['export_peak_rss_mb']} MB (pandas {result['pandas_peak_rss_mb']}); lake "
+        f"{result['lake_bytes_per_row']} B/row; candles p50/p99 database "
+        f"{result['candles_db_ms']}, lake {result['candles_lake_ms']} ms; training set "
+        f"{result['training_rows']:,} rows in {result['training_s']} s"
+    )
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

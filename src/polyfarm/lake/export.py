@@ -1,0 +1,184 @@
+"""One sealed day of one table, from the database into the lake, with its manifest entry.
+
+The database hands the day over as Arrow record batches (ADBC's PostgreSQL driver reads
+``COPY … TO STDOUT (FORMAT binary)`` straight into Arrow; BENCHMARKS.md, "Lake", measures it
+against the alternatives), sorted by token then time. They are written as ZSTD Parquet in row
+groups of about ``ROW_GROUP_ROWS`` rows to a local spool file, hashed, and put in the lake only
+when the bytes differ from those the manifest names: running a day again writes nothing when
+nothing changed, and a day that changed (a late repair) replaces its file whole, the manifest
+entry saying which file it replaced. Memory stays bounded by a row group, whatever the day's
+size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from polyfarm.lake.layout import (
+    GapRecord,
+    LakeTable,
+    ManifestEntry,
+    day_bounds,
+    decode_entry,
+    encode_entry,
+    manifest_file,
+    partition_file,
+)
+from polyfarm.lake.storage import Lake
+
+# Rows a row group: a reader of one token's day skips the groups whose token_id range misses
+# it, so smaller groups make selective reads cheaper; ZSTD still sees ~100 k rows at a time.
+ROW_GROUP_ROWS = 131_072
+ZSTD_LEVEL = 9
+_HASH_CHUNK = 1 << 20
+
+
+# Storage internals the public views also show: not part of the lake's schema.
+_INTERNAL_COLUMNS = ("token_sid",)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    entry: ManifestEntry
+    written: bool  # False: the lake already held these exact bytes
+
+
+def export_day(
+    dsn: str,
+    lake: Lake,
+    table: LakeTable,
+    day: date,
+    *,
+    source: str,
+    gaps: Sequence[GapRecord] = (),
+    now: datetime | None = None,
+) -> ExportResult:
+    """Write ``table``'s rows of ``day`` to the lake unless it already holds them."""
+    start, end = day_bounds(day)
+    with tempfile.TemporaryDirectory(prefix="polyfarm-lake-") as spool:
+        local = Path(spool) / "part.parquet"
+        rows, first, last = _write_parquet(dsn, table, start, end, local)
+        digest = _sha256(local)
+        previous = _manifest_entry(lake, table.name, day)
+        entry = ManifestEntry(
+            table=table.name,
+            day=day,
+            rows=rows,
+            first_ts=first,
+            last_ts=last,
+            bytes=local.stat().st_size,
+            sha256=digest,
+            source=source,
+            written_at=now or datetime.now(UTC),
+            gaps=tuple(gaps),
+            replaces=None if previous is None or previous.sha256 == digest else previous.sha256,
+        )
+        if previous is not None and previous.sha256 == digest and previous.gaps == entry.gaps:
+            return ExportResult(previous, written=False)
+        if previous is None or previous.sha256 != digest:
+            lake.put(partition_file(table.name, day), local)
+    lake.write(manifest_file(table.name, day), encode_entry(entry))
+    return ExportResult(entry, written=True)
+
+
+def _manifest_entry(lake: Lake, table: str, day: date) -> ManifestEntry | None:
+    where = manifest_file(table, day)
+    data = lake.read(where)
+    return None if data is None else decode_entry(data, where)
+
+
+def _write_parquet(
+    dsn: str, table: LakeTable, start: datetime, end: datetime, local: Path
+) -> tuple[int, datetime | None, datetime | None]:
+    rows, first, last = 0, None, None
+    writer: pq.ParquetWriter | None = None
+    try:
+        for group in _row_groups(dsn, table, start, end):
+            if writer is None:
+                writer = _parquet_writer(local, group.schema, table)
+            writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+            rows += group.num_rows
+            if not table.dimension:
+                low, high = _time_range(group)
+                first = low if first is None else min(first, low)
+                last = high if last is None else max(last, high)
+        if writer is None:  # an empty day is a file too: its manifest says 0 rows, not missing
+            writer = _parquet_writer(local, table_schema(dsn, table), table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows, first, last
+
+
+def _row_groups(dsn: str, table: LakeTable, start: datetime, end: datetime) -> Iterator[pa.Table]:
+    """The day's rows in tables of about ROW_GROUP_ROWS rows, as the database sends them."""
+    sql, parameters = table.day_query(start, end)
+    return query_tables(dsn, sql, parameters)
+
+
+def query_tables(
+    dsn: str, sql: str, parameters: Sequence[object], rows: int = ROW_GROUP_ROWS
+) -> Iterator[pa.Table]:
+    """``sql``'s result in Arrow tables of about ``rows`` rows each, streamed: memory holds one
+    at a time, whatever the result's size. Storage internals are left out."""
+    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(sql, tuple(parameters) or None)
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        for batch in cursor.fetch_record_batch():
+            pending.append(_public(batch))
+            size += batch.num_rows
+            if size >= rows:
+                yield pa.Table.from_batches(pending)
+                pending, size = [], 0
+        if pending:
+            yield pa.Table.from_batches(pending)
+
+
+def table_schema(dsn: str, table: LakeTable) -> pa.Schema:
+    """The Arrow schema of ``table``'s public columns, as the lake and exports write them."""
+    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table.name} LIMIT 0")  # noqa: S608 - our name
+        return _public(cursor.fetch_arrow_table()).schema
+
+
+def _public(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
+    """Without storage internals and the driver's per-field PostgreSQL metadata."""
+    keep = [name for name in batch.schema.names if name not in _INTERNAL_COLUMNS]
+    selected = batch.select(keep)
+    schema = pa.schema([field.remove_metadata() for field in selected.schema])
+    return selected.cast(schema)
+
+
+def _parquet_writer(local: Path, schema: pa.Schema, table: LakeTable) -> pq.ParquetWriter:
+    return pq.ParquetWriter(
+        local,
+        schema,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        use_dictionary=[name for name in table.dictionary if name in schema.names],
+        write_statistics=True,
+    )
+
+
+def _time_range(group: pa.Table) -> tuple[datetime, datetime]:
+    bounds = pc.min_max(group.column("ts"))
+    return bounds["min"].as_py(), bounds["max"].as_py()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,83 @@
+"""A sealed day of a table goes into the lake once, whole, with a manifest entry that proves it.
+
+Real parts only: the embedded PostgreSQL, a local folder and an S3-protocol server on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import date, timedelta
+
+import asyncpg
+import pyarrow.parquet as pq
+
+from polyfarm.lake.export import export_day
+from polyfarm.lake.layout import LAKE_TABLES, ManifestEntry, manifest_file, partition_file
+from polyfarm.lake.storage import Lake
+from polyfarm.lake.verify import Verdict, entries, verify_entry
+from polyfarm.store.rows import PRICE_SNAPSHOTS
+from polyfarm.store.writer import BulkWriter
+
+from ..store.factories import T0, price_row, token
+
+PRICES = next(table for table in LAKE_TABLES if table.name == "price_snapshots")
+DAY = T0.date()
+
+
+async def export(dsn: str, lake: Lake, day: date = DAY) -> tuple[bool, ManifestEntry]:
+    result = await asyncio.to_thread(export_day, dsn, lake, PRICES, day, source="test")
+    return result.written, result.entry
+
+
+async def test_a_day_goes_in_once_and_again_only_when_it_changed(
+    pool: asyncpg.Pool, db_dsn: str, lake: Lake
+) -> None:
+    rows = [price_row(i, token(t)) for t in (3, 1, 2) for i in range(5)]
+    writer = BulkWriter(pool, clock=lambda: T0 + timedelta(days=1))
+    await writer.write(PRICE_SNAPSHOTS, rows)
+    written, entry = await export(db_dsn, lake)
+    assert written
+    data = lake.read(partition_file("price_snapshots", DAY))
+    assert data is not None
+    assert entry.rows == 15
+    assert entry.bytes == len(data)
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
+    assert lake.read(manifest_file("price_snapshots", DAY)) is not None
+    async with pool.acquire() as conn:
+        stored = await conn.fetch(
+            "SELECT ts, token_id, market_id, price, best_bid, best_ask, spread, "
+            "last_trade_price, volume_24h, liquidity FROM price_snapshots ORDER BY token_id, ts"
+        )
+    table = pq.read_table(
+        lake.fs.open_input_file(lake.path(partition_file("price_snapshots", DAY)))
+    )
+    assert table.to_pylist() == [dict(r) for r in stored]
+
+    assert (await export(db_dsn, lake))[0] is False  # nothing changed: nothing written
+    await writer.write(PRICE_SNAPSHOTS, [price_row(7, token(4))])  # a late repair
+    written, again = await export(db_dsn, lake)
+    assert written
+    assert (again.rows, again.replaces) == (16, entry.sha256)
+
+
+async def test_verify_finds_a_damaged_or_missing_file(
+    pool: asyncpg.Pool, db_dsn: str, lake: Lake
+) -> None:
+    writer = BulkWriter(pool, clock=lambda: T0 + timedelta(days=1))
+    await writer.write(PRICE_SNAPSHOTS, [price_row(i) for i in range(5)])
+    await export(db_dsn, lake)
+    await export(db_dsn, lake, DAY - timedelta(days=1))  # an empty day: a file of 0 rows
+    checks = [verify_entry(lake, check) for check in entries(lake)]
+    assert [(c.entry.day if c.entry else None, c.verdict) for c in checks] == [
+        (DAY - timedelta(days=1), Verdict.OK),
+        (DAY, Verdict.OK),
+    ]
+    path = partition_file("price_snapshots", DAY)
+    data = lake.read(path)
+    assert data is not None
+    lake.write(path, data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped
+    lake.write(manifest_file("price_snapshots", DAY - timedelta(days=1)), b"{not json")
+    checks = [verify_entry(lake, check) for check in entries(lake)]
+    assert [c.verdict for c in checks] == [Verdict.UNREADABLE, Verdict.CHECKSUM]
+    assert "not a polyfarm manifest entry" in checks[0].detail
