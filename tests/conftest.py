@@ -162,3 +162,10 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(db_dsn, min_size=1, max_size=4)
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def plain_dsn(plain_server: Server) -> AsyncIterator[str]:
+    """A fresh database on the embedded server only (for what only plain PostgreSQL does)."""
+    async for dsn in _fresh_database(plain_server, TEMPLATE):
+        yield dsn

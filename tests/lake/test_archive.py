@@ -20,18 +20,11 @@ from polyfarm.store.partitions import partitions_of
 from polyfarm.store.rows import BOOK_DELTAS, PRICE_SNAPSHOTS
 from polyfarm.store.writer import BulkWriter
 
-from ..conftest import TEMPLATE, Server, _fresh_database
 from ..store.factories import T0, delta_row, price_row
 
 DAY = timedelta(days=1)
 LATER = T0 + 30 * DAY  # when retention runs: both days long expired
 RETENTION = RetentionSettings(raw_days=7, book_deltas_days=7, archive_before_drop=True)
-
-
-@pytest.fixture
-async def plain_dsn(plain_server: Server) -> AsyncIterator[str]:
-    async for dsn in _fresh_database(plain_server, TEMPLATE):
-        yield dsn
 
 
 @pytest.fixture

@@ -44,7 +44,6 @@ from polyfarm.store.rows import (
 )
 from polyfarm.store.writer import BulkWriter
 
-from ..conftest import TEMPLATE, Server, _fresh_database
 from ..support import as_reader
 from .factories import book_row, delta_row, feature_row, price_row, token, trade_row
 
@@ -55,12 +54,6 @@ NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)  # T0 of the factories is 2026-03
 def day(n: int) -> datetime:
     """Midnight UTC of 2026-03-``n`` (0 and below run into February)."""
     return datetime(2026, 3, 1, tzinfo=UTC) + (n - 1) * DAY
-
-
-@pytest.fixture
-async def plain_dsn(plain_server: Server) -> AsyncIterator[str]:
-    async for dsn in _fresh_database(plain_server, TEMPLATE):
-        yield dsn
 
 
 @pytest.fixture

@@ -50,20 +50,12 @@ def price_candles(prices: pl.DataFrame, interval: str) -> pl.DataFrame:
 def trade_candles(trades: pl.DataFrame, interval: str) -> pl.DataFrame:
     """OHLCV, VWAP, trade count and the buy / sell split per token and bucket."""
     every = _every(interval)
-    notional = pl.col("price") * pl.col("size")
     buy = pl.col("side") == "BUY"
     return (
         trades.sort("token_id", "ts")
         .group_by_dynamic("ts", every=every, group_by="token_id", label="left", closed="left")
         .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            notional.sum().alias("dollar_volume"),
-            (notional.sum() / pl.col("size").sum()).alias("vwap"),
-            pl.len().alias("trades"),
+            *_trade_aggregates(),
             pl.col("size").filter(buy).sum().alias("buy_volume"),
             pl.col("size").filter(~buy).sum().alias("sell_volume"),
         )
@@ -101,20 +93,27 @@ def _threshold_bars(trades: pl.DataFrame, amount: pl.Expr, threshold: float) -> 
 
 
 def _bars(numbered: pl.DataFrame) -> pl.DataFrame:
-    notional = pl.col("price") * pl.col("size")
     return (
         numbered.group_by("token_id", "bar", maintain_order=True)
         .agg(
             pl.col("ts").first().alias("start"),
             pl.col("ts").last().alias("end"),
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            notional.sum().alias("dollar_volume"),
-            (notional.sum() / pl.col("size").sum()).alias("vwap"),
-            pl.len().alias("trades"),
+            *_trade_aggregates(),
         )
         .drop("bar")
     )
+
+
+def _trade_aggregates() -> list[pl.Expr]:
+    """OHLC of the fill prices, volume in shares and USD, VWAP and the number of fills."""
+    notional = pl.col("price") * pl.col("size")
+    return [
+        pl.col("price").first().alias("open"),
+        pl.col("price").max().alias("high"),
+        pl.col("price").min().alias("low"),
+        pl.col("price").last().alias("close"),
+        pl.col("size").sum().alias("volume"),
+        notional.sum().alias("dollar_volume"),
+        (notional.sum() / pl.col("size").sum()).alias("vwap"),
+        pl.len().alias("trades"),
+    ]
