@@ -466,10 +466,8 @@ class VenueDay:
             notional = price / MICRO * size / MICRO
             token.market.traded += notional
             whale = sum(notional >= t for t in WHALES.thresholds())
-            tick = TradeTick(
-                at.timestamp(), price / MICRO, size / MICRO, notional, buys, whale, key
-            )
-            token.fills.add_trade(tick, WHALES.feature_min_tier)
+            tick = TradeTick(at.timestamp(), price / MICRO, size / MICRO, notional, buys, whale)
+            token.fills.add_trade(tick, key, WHALES.feature_min_tier)
             token.last_trade = price
             token.set_level(not buys, price, left, at, rng)
             events.append((at.timestamp(), self._delta(at, token, not buys, price, left)))

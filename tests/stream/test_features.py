@@ -29,7 +29,11 @@ NOW = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)  # a Wednesday
 
 
 def tick(ts: float, price: float, size: float, buy: bool, tier: int = 0) -> TradeTick:
-    return TradeTick(ts, price, size, price * size, buy, tier, f"{ts}-{price}-{size}".encode())
+    return TradeTick(ts, price, size, price * size, buy, tier)
+
+
+def key_of(t: TradeTick) -> bytes:
+    return f"{t.ts}-{t.price}-{t.size}".encode()
 
 
 TRADES = [
@@ -164,9 +168,10 @@ def test_every_feature_in_column_order_and_the_row_is_valid() -> None:
 def test_fills_known_at_a_time_leave_out_every_later_fill() -> None:
     activity = TokenActivity()
     for t in (tick(1_000, 0.5, 10, True), tick(1_050, 0.4, 5_000, False, tier=2)):
-        activity.add_trade(t, min_whale_tier=2)
-    activity.add_trade(tick(1_070, 0.6, 20, True), min_whale_tier=2)  # after the row's time
-    activity.add_trade(tick(1_090, 0.7, 9_000, True, tier=3), min_whale_tier=2)
+        activity.add_trade(t, key_of(t), min_whale_tier=2)
+    later = (tick(1_070, 0.6, 20, True), tick(1_090, 0.7, 9_000, True, tier=3))
+    for t in later:  # after the row's time
+        activity.add_trade(t, key_of(t), min_whale_tier=2)
 
     known = activity.known_at(1_060, min_whale_tier=2)
     assert [t.ts for t in known.trades] == [1_000, 1_050]

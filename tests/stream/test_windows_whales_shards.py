@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -29,8 +30,8 @@ FRAME = GapCause.UNREADABLE_FRAME
 S0 = T0.timestamp()
 
 
-def tick(ts: float, key: bytes, tier: int = 0) -> TradeTick:
-    return TradeTick(ts, 0.5, 10.0, 5.0, True, tier, key)
+def tick(ts: float, tier: int = 0) -> TradeTick:
+    return TradeTick(ts, 0.5, 10.0, 5.0, True, tier)
 
 
 # -- rolling windows ------------------------------------------------------------------------
@@ -38,14 +39,45 @@ def tick(ts: float, key: bytes, tier: int = 0) -> TradeTick:
 
 def test_window_keeps_one_hour_and_counts_a_fill_once() -> None:
     activity = TokenActivity()
-    assert activity.add_trade(tick(S0, b"a"), 2)
-    assert not activity.add_trade(tick(S0, b"a"), 2)  # the same fill again (repair)
-    assert activity.add_trade(tick(S0 + 1800, b"b", tier=2), 2)
-    assert activity.add_trade(tick(S0 + 900, b"c"), 2)  # late, older than the newest
-    assert [t.key for t in activity.recent_trades(S0 + 1800)] == [b"a", b"c", b"b"]
-    assert [t.key for t in activity.recent_trades(S0 + 3601)] == [b"c", b"b"]
-    assert activity.add_trade(tick(S0, b"a"), 2)  # forgotten once it left the window
+    assert activity.add_trade(tick(S0 + 0.25), b"a", 2)
+    assert not activity.add_trade(tick(S0), b"a", 2)  # the same fill from the Data API (repair)
+    assert activity.add_trade(tick(S0 + 0.5), b"twin", 2)  # a different fill in that second
+    assert activity.add_trade(tick(S0 + 1800, tier=2), b"b", 2)
+    assert activity.add_trade(tick(S0 + 900), b"c", 2)  # late, older than the newest
+    assert [t.ts for t in activity.recent_trades(S0 + 1800)] == [
+        S0 + 0.25,
+        S0 + 0.5,
+        S0 + 900,
+        S0 + 1800,
+    ]
+    assert [t.ts for t in activity.recent_trades(S0 + 3601)] == [S0 + 900, S0 + 1800]
+    assert activity.add_trade(tick(S0), b"a", 2)  # forgotten once it left the window
     assert (activity.last_trade_s, activity.last_whale_s) == (S0 + 1800, S0 + 1800)
+
+
+def test_window_holds_a_fill_in_few_bytes_and_gives_them_back_when_it_empties() -> None:
+    tracemalloc.start()
+    try:
+        activity = TokenActivity()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            assert activity.add_trade(tick(S0 + i), i.to_bytes(8, "big"), 2)
+        held = tracemalloc.get_traced_memory()[0] - before
+        activity.recent_trades(S0 + 9000)
+        after_release = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 64 * 1000  # a tuple and a set entry per fill took about 300 bytes
+    assert after_release < 200  # the emptied arrays (about 660 bytes) are released too
+
+    for i in range(1000):
+        assert activity.add_trade(tick(S0 + i), i.to_bytes(8, "big"), 2)
+    assert len(activity.recent_trades(S0 + 3600 + 499.5)) == 500  # the first 500 left
+    assert len(activity.recent_trades(S0 + 3600 + 999)) == 1
+    assert activity.add_trade(tick(S0 + 999), (999).to_bytes(8, "big"), 2) is False
+    assert activity.recent_trades(S0 + 3600 + 1000) == []
+    assert activity.add_trade(tick(S0 + 5000), b"new", 2)  # a fresh window after release
+    assert [t.ts for t in activity.recent_trades(S0 + 5000)] == [S0 + 5000]
 
 
 def test_minute_prices_carry_forward() -> None:

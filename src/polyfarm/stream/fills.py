@@ -96,10 +96,8 @@ class FillMemory:
         tier = whale_tier(notional, self._thresholds)
         activity = self._activity.get(row.token_id)
         if activity is not None:
-            tick = TradeTick(
-                ts_s, row.price, row.size, notional, row.side == "BUY", tier, row.trade_key
-            )
-            if not activity.add_trade(tick, self._feature_tier):
+            tick = TradeTick(ts_s, row.price, row.size, notional, row.side == "BUY", tier)
+            if not activity.add_trade(tick, row.trade_key, self._feature_tier):
                 return  # already remembered (seen live, now repaired too)
         if tier == 0:
             return

@@ -5,18 +5,22 @@ is in the window so the same fill from both sources counts once. Prices are kept
 per minute (the last price noted in that minute; the stream notes every book's price once a
 minute) in a 64-slot ring, enough for one hour of minute-to-minute changes. Everything here is
 pure: times are arguments.
+
+Memory: at venue scale every token's hour of fills is held at once, so a fill is kept as one
+slot in parallel typed arrays (about 41 bytes) rather than as a tuple of boxed floats plus its
+key in a set (about 300 bytes), and a token whose window empties gives its arrays back.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from bisect import insort
-from collections import deque
+from bisect import bisect_left, bisect_right
 from typing import NamedTuple
 
 WINDOW_S = 3600.0
 RING = 64  # minutes kept; more than the 61 samples an hour of minute changes needs
+_COMPACT_AFTER = 256  # dropped slots tolerated at the front before the arrays are shifted
 
 
 class TradeTick(NamedTuple):
@@ -26,7 +30,6 @@ class TradeTick(NamedTuple):
     notional: float  # USDC
     is_buy: bool  # taker side
     whale_tier: int  # 0 below the first whale threshold
-    key: bytes
 
 
 class KnownFills(NamedTuple):
@@ -36,23 +39,90 @@ class KnownFills(NamedTuple):
     last_whale_s: float | None
 
 
+def key_fingerprint(key: bytes) -> int:
+    """64 bits of a trade key. Keys are BLAKE2b digests, so any 8 of their bytes are uniform;
+    two different fills of one token in the same second share a fingerprint with odds of
+    about 2^-64, and the cost would be one fill missing from an hour's features."""
+    return int.from_bytes(key[:8], "big")
+
+
+class FillWindow:
+    """One token's fills, oldest first, in parallel arrays; slots before ``_start`` have left
+    the window and are shifted out in bulk."""
+
+    __slots__ = ("_flags", "_keys", "_notional", "_price", "_size", "_start", "_ts")
+
+    def __init__(self) -> None:
+        self._ts: array[float] = array("d")
+        self._price: array[float] = array("d")
+        self._size: array[float] = array("d")
+        self._notional: array[float] = array("d")
+        self._flags: array[int] = array("B")  # bit 0: taker bought; bits 1+: whale tier
+        self._keys: array[int] = array("Q")
+        self._start = 0
+
+    def __len__(self) -> int:
+        return len(self._ts) - self._start
+
+    def holds(self, ts_s: float, fingerprint: int) -> bool:
+        """Whether this fill is in the window. A trade key names the fill's second, so the
+        same fill from either feed lies in that second; only those slots are compared."""
+        second = math.floor(ts_s)
+        lo = bisect_left(self._ts, second, self._start)
+        hi = bisect_left(self._ts, second + 1, lo)
+        return fingerprint in self._keys[lo:hi]
+
+    def add(self, tick: TradeTick, fingerprint: int) -> None:
+        """Keep the fill in time order (a repaired fill may be older than the newest)."""
+        ts = self._ts
+        at = len(ts) if not ts or tick.ts >= ts[-1] else bisect_right(ts, tick.ts, self._start)
+        ts.insert(at, tick.ts)
+        self._price.insert(at, tick.price)
+        self._size.insert(at, tick.size)
+        self._notional.insert(at, tick.notional)
+        self._flags.insert(at, int(tick.is_buy) | tick.whale_tier << 1)
+        self._keys.insert(at, fingerprint)
+
+    def drop_before(self, oldest_s: float) -> None:
+        self._start = bisect_left(self._ts, oldest_s, self._start)
+        if self._start >= _COMPACT_AFTER and 2 * self._start >= len(self._ts):
+            for column in (self._ts, self._price, self._size, self._notional):
+                del column[: self._start]
+            for flags_or_keys in (self._flags, self._keys):
+                del flags_or_keys[: self._start]
+            self._start = 0
+
+    def up_to(self, now_s: float) -> list[TradeTick]:
+        """The fills at or before ``now_s``, as ticks for the feature maths."""
+        end = bisect_right(self._ts, now_s, self._start)
+        ts, price, size, notional, flags = (
+            self._ts,
+            self._price,
+            self._size,
+            self._notional,
+            self._flags,
+        )
+        return [
+            TradeTick(ts[i], price[i], size[i], notional[i], bool(flags[i] & 1), flags[i] >> 1)
+            for i in range(self._start, end)
+        ]
+
+
 class TokenActivity:
     """One token's recent fills and minute prices."""
 
     __slots__ = (
-        "_keys",
+        "_fills",
         "_minute",
         "_minute_price",
         "_ring",
-        "_trades",
         "last_trade_price",
         "last_trade_s",
         "last_whale_s",
     )
 
     def __init__(self) -> None:
-        self._trades: deque[TradeTick] | None = None  # allocated on the first fill
-        self._keys: set[bytes] | None = None
+        self._fills: FillWindow | None = None  # allocated on a fill, released when empty
         self._minute = -1
         self._minute_price = math.nan
         # (minute, price) pairs, flat: one object per token instead of two.
@@ -63,17 +133,14 @@ class TokenActivity:
 
     # -- fills ----------------------------------------------------------------------------------
 
-    def add_trade(self, tick: TradeTick, min_whale_tier: int) -> bool:
+    def add_trade(self, tick: TradeTick, key: bytes, min_whale_tier: int) -> bool:
         """Remember a fill; False when this fill (by key) is already in the window."""
-        if self._trades is None or self._keys is None:
-            self._trades, self._keys = deque(), set()
-        if tick.key in self._keys:
+        fingerprint = key_fingerprint(key)
+        if self._fills is None:
+            self._fills = FillWindow()
+        elif self._fills.holds(tick.ts, fingerprint):
             return False
-        self._keys.add(tick.key)
-        if not self._trades or tick.ts >= self._trades[-1].ts:
-            self._trades.append(tick)
-        else:  # a repaired fill older than the newest live one
-            insort(self._trades, tick, key=lambda t: t.ts)
+        self._fills.add(tick, fingerprint)
         if self.last_trade_s is None or tick.ts >= self.last_trade_s:
             self.last_trade_s, self.last_trade_price = tick.ts, tick.price
         if tick.whale_tier >= min_whale_tier and tick.ts > (self.last_whale_s or -math.inf):
@@ -96,13 +163,14 @@ class TokenActivity:
 
     def recent_trades(self, now_s: float) -> list[TradeTick]:
         """Fills of the last hour (older ones are dropped for good)."""
-        trades, keys = self._trades, self._keys
-        if trades is None or keys is None:
+        fills = self._fills
+        if fills is None:
             return []
-        oldest = now_s - WINDOW_S
-        while trades and trades[0].ts < oldest:
-            keys.discard(trades.popleft().key)
-        return [t for t in trades if t.ts <= now_s]
+        fills.drop_before(now_s - WINDOW_S)
+        if not fills:
+            self._fills = None
+            return []
+        return fills.up_to(now_s)
 
     # -- prices ---------------------------------------------------------------------------------
 
