@@ -57,6 +57,7 @@ from polyfarm.store.journal import Journal
 from polyfarm.store.maintenance import run_maintenance
 from polyfarm.store.ops import mark_interrupted_runs
 from polyfarm.store.outage import database_unavailable
+from polyfarm.store.reachability import DatabaseProbe
 from polyfarm.stream.service import StreamDeps, StreamService
 
 log = get_logger(__name__)
@@ -241,6 +242,7 @@ class Daemon:
             Service("timescaledb-jobs", JobWatch(self.pool, self.metrics).run),
             Service("disk-budget", self.disk.run),
             Service("loop-watch", LoopWatch(metrics=self.metrics).run),
+            Service("database-probe", DatabaseProbe(self.pool, self.metrics).run),
         ]
 
     def health_extras(self) -> dict[str, object]:
