@@ -5,7 +5,9 @@ on TimescaleDB; and the pure parts (names, retention, archive contents, password
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -15,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from polyfarm.errors import BackupError
 from polyfarm.settings import Settings
 from polyfarm.store.backup import (
     archive_has_timescaledb,
@@ -25,6 +28,7 @@ from polyfarm.store.backup import (
 )
 from polyfarm.store.database import create_pool, migrate_database
 from polyfarm.store.embedded import EmbeddedPostgres
+from polyfarm.store.restore import _copy_without, pipe
 
 from ..api.farm import fill_farm
 from ..conftest import Server
@@ -60,6 +64,24 @@ def test_a_password_travels_in_the_environment_never_on_the_command_line() -> No
     assert dsn == "postgresql://farm@db.example:5432/polyfarm?sslmode=require"
     plain = "postgresql://postgres@/polyfarm?host=/run/x&port=5432&passfile=/x/pgpass"
     assert libpq_target(plain) == (plain, {})
+
+
+def test_settings_an_older_server_refuses_are_left_out_of_the_script() -> None:
+    script = b"SET statement_timeout = 0;\nSET transaction_timeout = 0;\nCOPY t FROM stdin;\n"
+    out = io.BytesIO()
+    _copy_without(io.BytesIO(script), out, {b"SET transaction_timeout = 0;"})
+    assert out.getvalue() == b"SET statement_timeout = 0;\nCOPY t FROM stdin;\n"
+
+
+def test_a_failing_side_of_the_pipe_is_named_with_its_error() -> None:
+    with pytest.raises(BackupError, match=r"sh failed \(exit 3\): no such table"):
+        pipe(
+            ["echo", "SELECT 1;"],
+            ["sh", "-c", "cat >/dev/null; echo no such table >&2; exit 3"],
+            {},
+            set(),
+        )
+    pipe(["echo", "SELECT 1;"], ["sh", "-c", "cat >/dev/null"], {}, set())
 
 
 # -- round trips ---------------------------------------------------------------------------
@@ -170,11 +192,21 @@ async def test_an_embedded_database_backed_up_restores_equal_into_a_new_one(
     assert readable, "the API's read-only role reads the restored tables"
 
 
+# The system's client (as new as the server), or only the embedded wheel's (newer than the
+# server: its restore goes through psql without the settings the server does not know).
+CLIENTS = {"system client": None, "wheel client only": str(Path(sys.executable).parent)}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_a_timescaledb_database_restores_equal_between_its_pre_and_post_restore_steps(
-    timescale_dsn: str, timescale_server: Server, tmp_path: Path
+    timescale_dsn: str, timescale_server: Server, tmp_path: Path, client: str
 ) -> None:
+    path = CLIENTS[client]
+    if path is None and shutil.which("pg_dump") is None:
+        pytest.skip("SKIPPED: no pg_dump on PATH (Debian's postgresql-client)")
+    paths = {} if path is None else {"PATH": path}
     await fill_farm(timescale_dsn, tmp_path / "farm")
     before = await fingerprint(timescale_dsn)
     out = await asyncio.to_thread(
@@ -184,6 +216,7 @@ async def test_a_timescaledb_database_restores_equal_between_its_pre_and_post_re
         "--dir",
         str(tmp_path / "backups"),
         POLYFARM_DATABASE_URL=timescale_dsn,
+        **paths,
     )
     assert "TimescaleDB" in out
     (archive,) = (tmp_path / "backups").iterdir()
@@ -193,7 +226,7 @@ async def test_a_timescaledb_database_restores_equal_between_its_pre_and_post_re
     try:
         dsn = timescale_server.dsn_for(restored)
         out = await asyncio.to_thread(
-            polyfarm, "db", "restore", str(archive), POLYFARM_DATABASE_URL=dsn
+            polyfarm, "db", "restore", str(archive), POLYFARM_DATABASE_URL=dsn, **paths
         )
         assert "(TimescaleDB)" in out
         after = await fingerprint(dsn)

@@ -10,13 +10,8 @@ from polyfarm.clock import utc_now
 from polyfarm.commands.common import run_async
 from polyfarm.lake.storage import open_configured_lake
 from polyfarm.settings import Settings
-from polyfarm.store.backup import (
-    BackupReport,
-    RestoreReport,
-    fetch_from_lake,
-    restore_backup,
-    take_backup,
-)
+from polyfarm.store.backup import BackupReport, fetch_from_lake, take_backup
+from polyfarm.store.restore import RestoreReport, restore_backup
 
 
 @click.command("backup")

