@@ -56,6 +56,12 @@ def test_every_rule_has_a_unit_test_and_a_severity() -> None:
         assert {"summary", "description"} <= set(rule["annotations"])
 
 
+def test_every_alert_is_explained_in_the_operator_guide() -> None:
+    guide = (DEPLOY.parent / "docs" / "operations.md").read_text()
+    for rule in rules():
+        assert f"| `{rule['alert']}` | {rule['labels']['severity']} |" in guide, rule["alert"]
+
+
 def test_the_prometheus_configuration_is_valid(tmp_path: Path) -> None:
     """The compose file mounts the rules at /etc/prometheus and the API token at /run/secrets:
     the same configuration, those two paths pointed at local copies."""
