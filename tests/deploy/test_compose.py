@@ -143,3 +143,20 @@ def test_monitoring_is_an_optional_profile_with_its_files_present(
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), f"{name}: {source} is missing"
     assert not any("profiles" in services[name] for name in ("timescaledb", "collector", "api"))
+
+
+def test_the_settings_example_is_valid_polyfarm_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyfarm.settings import Settings
+
+    lines = (DEPLOY / "polyfarm.env.example").read_text().splitlines()
+    assigned = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert "POLYFARM_STORAGE__DISK_BUDGET_GB" in assigned, "the disk alerts need a budget"
+    for key, value in assigned.items():
+        assert value, f"{key}: an empty value is not 'unset'"
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    for key, value in assigned.items():
+        node: object = settings
+        for part in key.removeprefix("POLYFARM_").lower().split("__"):
+            node = getattr(node, part)
+        assert str(node).lower() == value.lower() or float(str(node)) == float(value), key
