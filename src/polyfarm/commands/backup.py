@@ -1,4 +1,8 @@
-"""``polyfarm db backup`` and ``polyfarm db restore``: see ``store/backup.py``."""
+"""``polyfarm db backup`` and ``polyfarm db restore``: see ``store/backup.py``.
+
+The lake's storage (Arrow's filesystems) is imported inside the commands, and only when a copy
+goes to or comes from the lake: the daemon and the other commands never load Arrow.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import click
 
 from polyfarm.clock import utc_now
 from polyfarm.commands.common import run_async
-from polyfarm.lake.storage import open_configured_lake
 from polyfarm.settings import Settings
 from polyfarm.store.backup import BackupReport, fetch_from_lake, take_backup
 from polyfarm.store.restore import RestoreReport, restore_backup
@@ -39,7 +42,11 @@ def db_backup(
 ) -> None:
     """A pg_dump archive (custom format) of the whole database; older ones past --keep go."""
     upload = settings.backup.upload if upload is None else upload
-    lake = open_configured_lake(settings) if upload else None
+    lake = None
+    if upload:
+        from polyfarm.lake.storage import open_configured_lake
+
+        lake = open_configured_lake(settings)
     report = run_async(
         lambda: take_backup(
             settings,
@@ -78,6 +85,8 @@ def db_restore(settings: Settings, archive: str, from_lake: bool) -> None:
     """Restore ARCHIVE (a `polyfarm db backup` file) into the configured database, which must
     be new and empty; TimescaleDB's pre- and post-restore steps run when the archive has it."""
     if from_lake:
+        from polyfarm.lake.storage import open_configured_lake
+
         path = fetch_from_lake(open_configured_lake(settings), archive, settings.backup_dir())
     else:
         path = Path(archive)
