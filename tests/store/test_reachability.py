@@ -12,15 +12,20 @@ from polyfarm.store.reachability import DatabaseProbe, database_answers
 from ..support import free_port
 
 
-async def test_the_probe_sets_up_while_the_database_answers(pool: asyncpg.Pool) -> None:
-    assert await database_answers(pool)
+async def probed(pool: asyncpg.Pool, before: float) -> float | None:
+    """The gauge after the probe ran a few times, starting from ``before``."""
     metrics, stop = Metrics(), asyncio.Event()
-    metrics.database_up.set(0)
-    task = asyncio.create_task(DatabaseProbe(pool, metrics, interval_s=0.05).run(stop))
-    await asyncio.sleep(0.2)
+    metrics.database_up.set(before)
+    task = asyncio.create_task(DatabaseProbe(pool, metrics, 0.05, timeout_s=2.0).run(stop))
+    await asyncio.sleep(0.3)
     stop.set()
     await asyncio.wait_for(task, 5)
-    assert metrics.registry.get_sample_value("polyfarm_database_up") == 1.0
+    return metrics.registry.get_sample_value("polyfarm_database_up")
+
+
+async def test_the_probe_sets_up_while_the_database_answers(pool: asyncpg.Pool) -> None:
+    assert await database_answers(pool)
+    assert await probed(pool, before=0.0) == 1.0
 
 
 async def test_a_database_that_is_away_is_down_not_an_error() -> None:
@@ -30,12 +35,6 @@ async def test_a_database_that_is_away_is_down_not_an_error() -> None:
     )
     try:
         assert not await database_answers(away, timeout_s=2.0)
-        metrics, stop = Metrics(), asyncio.Event()
-        metrics.database_up.set(1)
-        task = asyncio.create_task(DatabaseProbe(away, metrics, timeout_s=2.0).run(stop))
-        await asyncio.sleep(0.3)
-        stop.set()
-        await asyncio.wait_for(task, 5)
-        assert metrics.registry.get_sample_value("polyfarm_database_up") == 0.0
+        assert await probed(away, before=1.0) == 0.0
     finally:
         await away.close()
