@@ -160,3 +160,12 @@ def test_the_settings_example_is_valid_polyfarm_settings(monkeypatch: pytest.Mon
         for part in key.removeprefix("POLYFARM_").lower().split("__"):
             node = getattr(node, part)
         assert str(node).lower() == value.lower() or float(str(node)) == float(value), key
+
+
+def test_the_api_answers_prometheus_by_its_service_name(compose: dict[str, Any]) -> None:
+    allowed = compose["services"]["api"]["environment"]["POLYFARM_API__ALLOWED_HOSTS"]
+    default = allowed.partition(":-")[2].rstrip("}")
+    assert "api" in json.loads(default)
+    targets = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    scraped = [c["static_configs"][0]["targets"] for c in targets["scrape_configs"]]
+    assert ["api:8000"] in scraped
