@@ -15,7 +15,7 @@ DASHBOARD_DEPS := $(DASHBOARD)/node_modules/.package-lock.json
 DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src -type f 2>/dev/null) \
 	$(addprefix $(DASHBOARD)/,index.html package.json vite.config.ts tsconfig.json openapi.json)
 
-.PHONY: demo test check lint typecheck bench chaos clean dashboard chromium openapi screenshots
+.PHONY: demo test check lint typecheck bench chaos clean dashboard chromium promtool openapi screenshots
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,18 @@ chromium:
 		echo "SKIPPING browser tests: installing $(BROWSER_PACKAGES) needs root (apt-get install $(BROWSER_PACKAGES))" >&2; \
 	fi
 
+# The alerting rules (deploy/prometheus) are tested with promtool, from Debian's prometheus
+# package (installed without starting anything: its service needs systemd as init). The systemd
+# units are checked with systemd-analyze (package systemd). Without them those tests skip.
+promtool:
+	@if command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing prometheus (promtool) for the alerting-rule tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else \
+		echo "SKIPPING alerting-rule tests: installing prometheus (promtool) needs root" >&2; \
+	fi
+
 # Re-take the README's screenshots (docs/screenshots/*.png) with the browser tests.
 screenshots: $(STAMP) chromium
 	POLYFARM_UPDATE_SCREENSHOTS=1 $(RUN)/pytest -q tests/browser
@@ -58,10 +70,10 @@ screenshots: $(STAMP) chromium
 demo: $(STAMP)
 	$(RUN)/polyfarm demo
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium promtool
 	$(RUN)/pytest
 
-check: $(STAMP) $(DASHBOARD_DEPS) chromium
+check: $(STAMP) $(DASHBOARD_DEPS) chromium promtool
 	$(RUN)/ruff format --check src tests bench examples
 	$(RUN)/ruff check src tests bench examples
 	$(RUN)/mypy

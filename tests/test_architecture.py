@@ -259,6 +259,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(f"polyfarm.{name}" for name in layer.split())
     for layer in (
         "clock aio backoff errors logs metrics validation",
+        "sdnotify",
         "config_file",
         "settings",
         "store polymarket sim",

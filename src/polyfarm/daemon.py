@@ -48,6 +48,7 @@ from polyfarm.polymarket.data_api import DataApiClient
 from polyfarm.polymarket.gamma import GammaClient
 from polyfarm.polymarket.ratelimit import RateLimiter
 from polyfarm.runtime import CycleResult, Job, Service, Supervisor, run_until_stopped
+from polyfarm.sdnotify import run_notifier
 from polyfarm.settings import Settings
 from polyfarm.store.database import migrate_database, open_pool
 from polyfarm.store.disk_watch import DiskWatch
@@ -57,6 +58,7 @@ from polyfarm.store.journal import Journal
 from polyfarm.store.maintenance import run_maintenance
 from polyfarm.store.ops import mark_interrupted_runs
 from polyfarm.store.outage import database_unavailable
+from polyfarm.store.reachability import DatabaseProbe
 from polyfarm.stream.service import StreamDeps, StreamService
 
 log = get_logger(__name__)
@@ -190,7 +192,9 @@ class Daemon:
         """Until ``stop``; the shutdown order is the module's docstring's."""
         await self.replay_journal("left by an earlier process")
         endpoint = metrics_service(self.settings, self.metrics)
-        supervisor = self.supervisor(extra_services=[endpoint] if endpoint else [])
+        # Under systemd: ready once collecting, and the watchdog fed by the event loop.
+        notifier = Service("systemd-notify", run_notifier)
+        supervisor = self.supervisor(extra_services=[notifier, *([endpoint] if endpoint else [])])
         log.info("collector started", jobs=[job.name for job in supervisor.jobs])
         await run_until_stopped(supervisor, stop, SHUTDOWN_DEADLINE_S)
         await self.replay_journal("journalled during this run")
@@ -241,6 +245,7 @@ class Daemon:
             Service("timescaledb-jobs", JobWatch(self.pool, self.metrics).run),
             Service("disk-budget", self.disk.run),
             Service("loop-watch", LoopWatch(metrics=self.metrics).run),
+            Service("database-probe", DatabaseProbe(self.pool, self.metrics).run),
         ]
 
     def health_extras(self) -> dict[str, object]:

@@ -4,6 +4,7 @@
     ├── ConfigError              settings or config file are invalid (permanent)
     ├── DatabaseError            anything the store layer raises on purpose
     │   ├── EmbeddedDatabaseError    the embedded PostgreSQL cannot start/stop
+    │   ├── BackupError              a backup or restore failed (or would overwrite a schema)
     │   └── MigrationError           a migration cannot be applied
     │       └── ChecksumMismatchError    an applied file was edited afterwards
     └── SourceError              a Polymarket endpoint failed
@@ -32,6 +33,10 @@ class DatabaseError(PolyfarmError):
 
 
 class EmbeddedDatabaseError(DatabaseError):
+    pass
+
+
+class BackupError(DatabaseError):
     pass
 
 

@@ -108,8 +108,19 @@ class Metrics:
         self.queue_depth = Gauge(
             "polyfarm_queue_depth", "Rows waiting in write queues", ["queue"], registry=r
         )
+        self.database_up = Gauge(
+            "polyfarm_database_up",
+            "1 when the collector's last probe of its database (SELECT 1, every 15 s) answered,"
+            " 0 when it did not",
+            registry=r,
+        )
         self.journal_bytes = Gauge(
             "polyfarm_journal_bytes", "Size of the on-disk write journal", registry=r
+        )
+        self.journal_max_bytes = Gauge(
+            "polyfarm_journal_max_bytes",
+            "The journal's cap (journal.max_mb); past it new batches are dropped",
+            registry=r,
         )
         # The market WebSocket stream.
         self.stream_latency = Histogram(

@@ -429,6 +429,16 @@ class LakeSettings(_Section):
     )
 
 
+class BackupSettings(_Section):
+    """``polyfarm db backup``: pg_dump archives kept on disk, optionally copied to the lake."""
+
+    directory: Path | None = Field(None, description="default: <data_dir>/backups")
+    keep: int = Field(7, ge=1, le=10_000, description="newest backups kept; older ones go")
+    upload: bool = Field(
+        False, description="copy each backup to <lake>/backups/ (lake.url and its S3 options)"
+    )
+
+
 class ApiSettings(_Section):
     """The monitoring API and dashboard (``polyfarm serve``, and ``polyfarm demo``)."""
 
@@ -503,6 +513,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     api: ApiSettings = ApiSettings()
     lake: LakeSettings = LakeSettings()
+    backup: BackupSettings = BackupSettings()
 
     def deprecations(self) -> list[str]:
         """One message per deprecated setting in use, for the log once logging is set up."""
@@ -510,6 +521,9 @@ class Settings(BaseSettings):
 
     def journal_dir(self) -> Path:
         return self.journal.directory or self.data_dir / "journal"
+
+    def backup_dir(self) -> Path:
+        return self.backup.directory or self.data_dir / "backups"
 
     def lake_url(self) -> str:
         return self.lake.url or str(self.data_dir / "lake")

@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from polyfarm.commands.backup import db_backup, db_restore
 from polyfarm.commands.common import run_async
 from polyfarm.settings import Settings
 from polyfarm.store.database import migrate_database, open_pool, resolve_target
@@ -20,7 +21,11 @@ from polyfarm.store.status import SchemaStatus, schema_status
 
 @click.group()
 def db() -> None:
-    """The database: embedded PostgreSQL lifecycle, migrations, schema status."""
+    """The database: embedded PostgreSQL lifecycle, migrations, schema status, backups."""
+
+
+db.add_command(db_backup)
+db.add_command(db_restore)
 
 
 @db.command("start")

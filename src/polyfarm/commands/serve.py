@@ -12,6 +12,7 @@ from polyfarm.commands.common import run_async
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
 from polyfarm.runtime import install_signal_handlers
+from polyfarm.sdnotify import run_notifier
 from polyfarm.settings import Settings, validated_copy
 from polyfarm.store.database import open_reader_pool
 
@@ -34,7 +35,11 @@ async def serve_forever(settings: Settings, stop: asyncio.Event | None = None) -
         async with open_reader_pool(settings) as pool:
             app = create_app(settings, pool, Metrics())
             click.echo(f"dashboard:  {url_of(sock)}   (API docs: {url_of(sock)}docs)")
-            await serve_app(app, sock, stop)
+            # Under systemd: ready now, and the watchdog fed while the event loop runs.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(run_notifier(stop), name="systemd-notify")
+                await serve_app(app, sock, stop)
+                stop.set()
 
 
 @click.command()

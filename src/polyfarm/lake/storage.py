@@ -78,6 +78,18 @@ class Lake:
                 destination_filesystem=self.fs,
             )
 
+    def get(self, relative: str, local: Path) -> None:
+        """Copy the file ``relative`` out to the local path ``local``."""
+        pafs.copy_files(
+            self.path(relative),
+            str(local),
+            source_filesystem=self.fs,
+            destination_filesystem=pafs.LocalFileSystem(),
+        )
+
+    def delete(self, relative: str) -> None:
+        self.fs.delete_file(self.path(relative))
+
     def listing(self, relative: str) -> list[str]:
         """The names of the files and folders directly under ``relative`` (none if absent)."""
         selector = pafs.FileSelector(self.path(relative), allow_not_found=True)

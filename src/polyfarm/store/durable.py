@@ -103,6 +103,8 @@ class DurableWriter:
         self._metrics = metrics
         self._gaps: list[DroppedSpan] = []
         self._replay_lock = asyncio.Lock()
+        if metrics is not None:
+            metrics.journal_max_bytes.set(journal.max_bytes)
 
     @property
     def stats(self) -> WriterStats:
