@@ -78,7 +78,12 @@ PARTITIONED_TABLES = (
     PartitionedTable("book_samples"),
     PartitionedTable("feature_samples"),
 )
-TABLES_BY_NAME = {table.name: table for table in PARTITIONED_TABLES}
+# Partitioned from their first migration on (0019), with no DEFAULT or legacy partition: the
+# venue's own price history that a backfill stores (a day of a week-long backfill at 1-minute
+# buckets is about what a day of live price snapshots is).
+BACKFILL_TABLES = (PartitionedTable("history_points"),)
+ALL_PARTITIONED_TABLES = (*PARTITIONED_TABLES, *BACKFILL_TABLES)
+TABLES_BY_NAME = {table.name: table for table in ALL_PARTITIONED_TABLES}
 
 
 @dataclass(frozen=True)
@@ -194,12 +199,12 @@ ORDER BY lower NULLS FIRST, c.relname
 
 
 async def partitioned_tables(conn: asyncpg.Connection) -> list[PartitionedTable]:
-    """The time-series tables that are partitioned here: all five on plain PostgreSQL after
-    0015, none on TimescaleDB."""
+    """The time-series tables that are partitioned here: all of them on plain PostgreSQL after
+    0015 (and 0019 for the backfill's), none on TimescaleDB."""
     names = await conn.fetch(
         "SELECT t.name FROM unnest($1::text[]) AS t(name) "
         "JOIN pg_class c ON c.oid = to_regclass(t.name) WHERE c.relkind = 'p'",
-        [table.name for table in PARTITIONED_TABLES],
+        [table.name for table in ALL_PARTITIONED_TABLES],
     )
     return [TABLES_BY_NAME[r["name"]] for r in names]
 
