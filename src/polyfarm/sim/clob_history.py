@@ -7,6 +7,8 @@
 * ``p`` is the midpoint forward-filled per bucket; points stop at ``closedTime``.
 * ``SimConfig.history_bug_216`` reproduces py-clob-client #216: a resolved token with
   ``fidelity`` < 720 returns an empty history.
+* ``SimConfig.clob_history_max_age_s`` (unset by default): points older than that are no
+  longer served.
 """
 
 from __future__ import annotations
@@ -87,9 +89,13 @@ def token_history(
     ):
         return []
     stop = min(window[1], state.world.now_s, market.closed_s or window[1])
-    return history_points(
-        market, is_yes, (window[0], stop), fidelity, state.world.synthetic(market)
-    )
+    start = window[0]
+    max_age = state.config.clob_history_max_age_s
+    if max_age is not None:
+        start = max(start, state.world.now_s - max_age)
+    if stop < start:
+        return []
+    return history_points(market, is_yes, (start, stop), fidelity, state.world.synthetic(market))
 
 
 async def prices_history(request: web.Request) -> web.Response:

@@ -36,6 +36,8 @@ class SimConfig:
     ``v2_share`` is the share of markets listed under Protocol V2 (trading ids in
     ``positionIds``), most of them as on the venue since August 2026. A WebSocket connection
     that sends no ``PING`` for ``ws_idle_timeout_s`` real seconds is closed (0: never).
+    ``clob_history_max_age_s`` ages points out of the CLOB's price history, as the Data API's
+    retention tiers do on its own route.
     """
 
     markets: int = 200
@@ -55,6 +57,9 @@ class SimConfig:
     new_markets_per_hour: float | None = None
     max_events_per_step: int = 4000
     history_bug_216: bool = False
+    # How far back the CLOB's /prices-history still serves points (None: the world's whole
+    # past); how long it keeps them is an open question (docs/polymarket-wire.md §8).
+    clob_history_max_age_s: float | None = None
     legacy_offset_max: int = 2000
     clob_page_size: int = 1000
     trade_retention: int = 2_000_000
