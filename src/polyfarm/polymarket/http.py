@@ -233,6 +233,7 @@ class RestClient(AsyncResource):
         # Errors met, by kind ("429", "503", "TimeoutError", "PayloadError"…), retried or not;
         # read by the health line and the metrics.
         self.errors: Counter[str] = Counter()
+        self.sent = 0  # requests sent, retries included (a backfill's cost against its floor)
 
     async def open(self) -> None:
         if self.state is not ClientState.UNOPENED:
@@ -269,6 +270,7 @@ class RestClient(AsyncResource):
         attempt = 0
         while True:
             await self.limiter.acquire(families)
+            self.sent += 1
             try:
                 return await self._attempt(method, path, decoder, params, body)
             except TransientSourceError as exc:
