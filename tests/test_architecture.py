@@ -265,6 +265,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "store polymarket sim",
         "markets runtime loopwatch lake",
         "collect stream api metrics_http data",
+        "backfill",  # keys its trades as the stream keys live fills
         "daemon",
         "commands",
         "cli",

@@ -1,0 +1,142 @@
+"""A token's price history over a span, as fine as the venue still serves it.
+
+``HistoryFetcher.fill`` walks the ladder of ``polyfarm.backfill.plan``: it asks for the whole
+span at the finest grain, then only for the holes left, at the other route and then at coarser
+grains, until nothing is missing or the ladder ends. A route that fails (gone, refusing,
+answering garbage) is one failed attempt, not the end: the next one is tried, and the failure
+is reported with the holes it leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from polyfarm.backfill.plan import (
+    GRAINS_S,
+    MINUTE_S,
+    Attempt,
+    Route,
+    Span,
+    floor_to,
+    holes,
+    ladder,
+    merge,
+    worth_asking,
+)
+from polyfarm.errors import SourceError
+from polyfarm.logs import get_logger
+from polyfarm.polymarket.clob import ClobClient
+from polyfarm.polymarket.data_api import DataApiClient
+from polyfarm.polymarket.domain import PricePoint
+from polyfarm.store.history_writes import HistoryPointRow, HistoryRouteCode
+
+log = get_logger(__name__)
+
+ROUTE_CODES = {Route.DATA_API: HistoryRouteCode.DATA_API, Route.CLOB: HistoryRouteCode.CLOB}
+
+
+@dataclass
+class Filled:
+    """What the venue served for one token's span."""
+
+    rows: list[HistoryPointRow] = field(default_factory=list)
+    missing: list[Span] = field(default_factory=list)  # whole minutes nothing covers
+    attempts: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def finest_s(self) -> int | None:
+        return min((row.fidelity_s for row in self.rows), default=None)
+
+    @property
+    def routes(self) -> str | None:
+        names = sorted({Route.DATA_API.value if r.route == 1 else Route.CLOB.value
+                        for r in self.rows})  # fmt: skip
+        return ",".join(names) or None
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class HistoryFetcher:
+    """``await HistoryFetcher(clob, data).fill(token, market, span, now_s, prefer)``."""
+
+    def __init__(self, clob: ClobClient, data: DataApiClient) -> None:
+        self._clob = clob
+        self._data = data
+
+    @property
+    def clients(self) -> tuple[ClobClient, DataApiClient]:
+        return self._clob, self._data
+
+    async def fill(
+        self,
+        token_id: str,
+        market_id: str,
+        span: Span,
+        now_s: int,
+        prefer: Route,
+        grains: Sequence[int] = GRAINS_S,
+    ) -> Filled:
+        filled = Filled()
+        todo = [span]
+        for attempt in ladder(prefer, grains):
+            todo = await self._attempt(attempt, token_id, market_id, todo, now_s, filled)
+            if not todo:
+                break
+        filled.missing = merge(todo)
+        return filled
+
+    async def _attempt(
+        self,
+        attempt: Attempt,
+        token_id: str,
+        market_id: str,
+        todo: list[Span],
+        now_s: int,
+        filled: Filled,
+    ) -> list[Span]:
+        left: list[Span] = []
+        for hole in todo:
+            if not worth_asking(attempt, hole, now_s):
+                left.append(hole)
+                continue
+            filled.attempts += 1
+            try:
+                # From the start of the bucket the hole begins in: that bucket covers it too.
+                asked = (floor_to(hole[0], attempt.bucket_s), hole[1])
+                points = await self.points(attempt, token_id, asked)
+            except SourceError as exc:
+                filled.failures.append(f"{attempt.route.value} at {attempt.bucket_s}s: {exc}")
+                log.debug("history attempt failed", token=token_id, error=repr(exc))
+                left.append(hole)
+                continue
+            rows = [
+                HistoryPointRow(
+                    p.t, token_id, market_id, float(p.p), attempt.bucket_s,
+                    ROUTE_CODES[attempt.route],
+                )
+                for p in points
+            ]  # fmt: skip
+            filled.rows.extend(rows)
+            left.extend(holes(hole, ((_epoch(r.ts), r.fidelity_s) for r in rows)))
+        return left
+
+    async def points(self, attempt: Attempt, token_id: str, span: Span) -> list[PricePoint]:
+        """The bucket points of ``span`` at the attempt's grain. The Data API's terminal tick
+        (``resolution_s`` 0, between buckets) is not a bucket and is left out; the CLOB's end
+        is inclusive, so its point at the span's end is too."""
+        start = datetime.fromtimestamp(span[0], UTC)
+        end = datetime.fromtimestamp(span[1], UTC)
+        if attempt.route is Route.DATA_API:
+            got = await self._data.get_prices_history(
+                token_id, start=start, end=end, bucket_seconds=attempt.bucket_s
+            )
+        else:
+            got = await self._clob.get_prices_history(
+                token_id, start=start, end=end, fidelity=attempt.bucket_s // MINUTE_S
+            )
+        return [p for p in got if start <= p.t < end and p.resolution_s != 0]

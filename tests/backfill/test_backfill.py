@@ -1,0 +1,124 @@
+"""``Backfiller`` end to end: the simulator's real servers, a real database."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from polyfarm.backfill.markets import Selection, select_markets
+from polyfarm.backfill.run import BackfillPlan
+from polyfarm.sim import SimConfig, Simulator
+from tests.backfill.support import (
+    FIXED_START,
+    backfiller,
+    stored_minutes,
+    truth_minutes,
+    venue,
+)
+from tests.stream.harness import stored_identities, truth_identity, truth_trades
+
+DAY = 86_400
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """Ten simulated days: the older three are past the Data API's 1-minute retention."""
+    config = SimConfig(
+        markets=6, seed=21, speed=0.0, rate_limits=False, start_time=FIXED_START,
+        trade_rate=0.02, new_markets_per_hour=0.0, resolution_delay_s=(600.0, 1200.0),
+    )  # fmt: skip
+    async with Simulator(config) as simulator:
+        for _ in range(10):
+            simulator.clock.advance(DAY)
+            simulator.step()
+        yield simulator
+
+
+def ten_days(sim: Simulator) -> tuple[datetime, datetime]:
+    end = datetime.fromtimestamp(sim.clock.now() // 60 * 60, UTC)
+    return end - timedelta(days=10), end
+
+
+async def test_a_backfill_equals_the_simulators_history_and_a_second_run_adds_nothing(
+    sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    start, end = ten_days(sim)
+    async with venue(sim) as clients:
+        subjects = await select_markets(
+            clients.gamma, Selection(all_open=True, resolved_since=start)
+        )
+        plan = BackfillPlan(subjects, start, end)
+        first = await backfiller(sim, pool, clients).run(plan)
+        second = await backfiller(sim, pool, clients).run(plan)
+    assert len(subjects) == len(sim.world.markets)
+    assert any(s.closed_s is not None for s in subjects), "resolved markets are chosen too"
+    for subject in subjects:
+        for token in subject.token_ids:
+            truth = truth_minutes(sim, token, int(start.timestamp()), int(end.timestamp()))
+            assert truth, token
+            assert await stored_minutes(pool, token) == truth, token
+    # Every minute at 1-minute fidelity, from both routes (the older days only from the CLOB).
+    assert set(first.points_by_fidelity) == {60}
+    assert not first.missing_minutes
+    routes = Counter(r["route"] for r in await pool.fetch("SELECT route FROM price_history"))
+    assert set(routes) == {"data_api", "clob"}
+    # Every fill of the tape once, under the live fills' identity.
+    window = (start.timestamp() * 1000, end.timestamp() * 1000)
+    truth_fills = Counter(
+        truth_identity(t)
+        for t in await truth_trades(sim)
+        if window[0] <= t["timestamp_ms"] < window[1]
+    )
+    assert truth_fills
+    assert await stored_identities(pool) == truth_fills
+    assert first.trade_rows == sum(truth_fills.values())
+    # The second run asks the venue nothing and stores nothing.
+    assert (second.windows, second.requests, second.history_rows, second.trade_rows) == (0, 0, 0, 0)
+    tokens = sum(len(s.token_ids) for s in subjects)
+    assert second.already_done == tokens + len(subjects)  # price series and trade tapes
+
+
+async def test_an_interrupted_run_resumes_where_it_stopped(
+    sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    start, end = ten_days(sim)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_after_five(done: int, total: int) -> None:
+        assert total > 10
+        if done >= 5:
+            raise Interrupted
+
+    async with venue(sim) as clients:
+        subjects = await select_markets(
+            clients.gamma, Selection(all_open=True, resolved_since=start)
+        )
+        plan = BackfillPlan(subjects, start, end)
+        with pytest.raises(ExceptionGroup) as stopped:
+            await backfiller(
+                sim, pool, clients, flush_rows=1, on_progress=interrupt_after_five
+            ).run(plan)
+        assert stopped.group_contains(Interrupted)
+        prices_done = await pool.fetchval(
+            "SELECT count(*) FROM backfill_progress WHERE series = 'prices'"
+        )
+        resumed = backfiller(sim, pool, clients)
+        now_s = int(sim.clock.now())
+        prices_left = len(await resumed.price_jobs(plan, now_s))
+        trades_left = len(await resumed.trade_jobs(plan, now_s))
+        summary = await resumed.run(plan)
+    tokens = sum(len(s.token_ids) for s in subjects)
+    assert 0 < prices_left < tokens
+    assert prices_left == tokens - prices_done, "what was done is not asked again"
+    assert summary.windows == prices_left + trades_left
+    assert await pool.fetchval("SELECT count(*) FROM backfill_progress") == tokens + len(subjects)
+    for subject in subjects:
+        for token in subject.token_ids:
+            truth = truth_minutes(sim, token, int(start.timestamp()), int(end.timestamp()))
+            assert await stored_minutes(pool, token) == truth, token
