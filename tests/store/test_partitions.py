@@ -19,6 +19,7 @@ from polyfarm.store import partitions
 from polyfarm.store.database import create_pool, migrate_database
 from polyfarm.store.maintenance import apply_retention, run_maintenance
 from polyfarm.store.partitions import (
+    ALL_PARTITIONED_TABLES,
     PARTITIONED_TABLES,
     Partition,
     PartitionedTable,
@@ -62,7 +63,7 @@ async def plain_pool(plain_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     like the daemon's, are dropped, so that each test sees only the ones it makes."""
     pool = await create_pool(plain_dsn, min_size=1, max_size=4)
     async with pool.acquire() as conn:
-        for table in PARTITIONED_TABLES:
+        for table in ALL_PARTITIONED_TABLES:
             for part in await partitions_of(conn, table.name):
                 await conn.execute(f"DROP TABLE {part.name}")
     yield pool
@@ -137,9 +138,9 @@ async def test_partitions_are_made_from_today_to_the_days_ahead(plain_pool: asyn
     async with plain_pool.acquire() as conn:
         made = await ensure_partitions(conn, NOW, retention)
         again = await ensure_partitions(conn, NOW, retention)
-        listed = {t.name: await partitions_of(conn, t.name) for t in PARTITIONED_TABLES}
+        listed = {t.name: await partitions_of(conn, t.name) for t in ALL_PARTITIONED_TABLES}
     assert again.created == []
-    for table in PARTITIONED_TABLES:
+    for table in ALL_PARTITIONED_TABLES:
         if table.name == "book_changes":
             continue
         days = [f"{table.name}_p2026030{n}" for n in (2, 3, 4, 5)]
@@ -157,7 +158,7 @@ async def test_partitions_are_made_from_today_to_the_days_ahead(plain_pool: asyn
         "book_changes_p20260302_18",
     ]
     assert deltas[-1].name == "book_changes_p20260305_12"
-    assert len(made.created) == 4 * 4 + 13
+    assert len(made.created) == 4 * 5 + 13
 
 
 async def test_start_up_makes_the_partitions_before_any_writer(plain_pool: asyncpg.Pool) -> None:
