@@ -8,7 +8,8 @@ Start-up, in order (``run_daemon``):
   4. the writer (database first, journal when the database is away), the catalogue, the REST
      collectors and the WebSocket stream (``open_daemon``);
   5. what an earlier process left in the journal is replayed;
-  6. the supervisor runs the jobs and services until ``stop``.
+  6. the supervisor runs the jobs and services until ``stop``; on the first start against a
+     new database, with the first-start backfill in the background (``backfill.first_start``).
 
 Shutdown, in order (``Daemon.run`` after ``stop``, then the ``async with`` blocks unwinding):
   1. intake stops: the stream closes its sockets, each REST job ends its current cycle;
@@ -27,11 +28,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import aiohttp
 import asyncpg
 
+from polyfarm.backfill.background import FirstStartBackfill
+from polyfarm.backfill.fetch import HistoryFetcher
+from polyfarm.backfill.grid import GridRepair
 from polyfarm.clock import Clock, utc_now
 from polyfarm.collect.books import BookCollector
 from polyfarm.collect.metadata import MetadataCollector
@@ -53,6 +58,7 @@ from polyfarm.settings import Settings
 from polyfarm.store.database import migrate_database, open_pool
 from polyfarm.store.disk_watch import DiskWatch
 from polyfarm.store.durable import DurableWriter, run_replayer
+from polyfarm.store.history_writes import is_new_database
 from polyfarm.store.job_watch import JobWatch
 from polyfarm.store.journal import Journal
 from polyfarm.store.maintenance import run_maintenance
@@ -73,8 +79,10 @@ async def run_daemon(
     """``polyfarm collect``: start-up, collection until ``stop``, shutdown — in that order."""
     async with open_pool(settings) as pool:
         await prepare(pool, settings, utc_now)
+        async with pool.acquire() as conn:  # before anything of this run is written
+            first_start = await is_new_database(conn)
         async with open_daemon(settings, pool, metrics=metrics) as daemon:
-            await daemon.run(stop)
+            await daemon.run(stop, first_start=first_start and settings.backfill.first_start)
     log.info("collector stopped")
 
 
@@ -103,20 +111,34 @@ class Clients:
     gamma: GammaClient
     clob: ClobClient
     data_api: DataApiClient
+    # The backfill's and grid repair's: a rate limiter of their own (module polyfarm.backfill
+    # .background), so they never take a request from the live collectors' budget.
+    background_clob: ClobClient
+    background_data: DataApiClient
 
 
 @contextlib.asynccontextmanager
 async def open_clients(settings: Settings) -> AsyncIterator[Clients]:
-    """One session and one rate limiter for the three REST APIs; closed in reverse order."""
+    """One session and one rate limiter for the three REST APIs (and one more for background
+    work); closed in reverse order."""
     limiter = RateLimiter.from_settings(settings.rate_limits)
+    background = RateLimiter(settings.backfill.background_rate_fraction)
     connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector) as session:
         clients = Clients(
             GammaClient.from_settings(settings, limiter, session),
             ClobClient.from_settings(settings, limiter, session),
             DataApiClient.from_settings(settings, limiter, session),
+            ClobClient.from_settings(settings, background, session),
+            DataApiClient.from_settings(settings, background, session),
         )
-        async with clients.gamma, clients.clob, clients.data_api:
+        async with (
+            clients.gamma,
+            clients.clob,
+            clients.data_api,
+            clients.background_clob,
+            clients.background_data,
+        ):
             yield clients
 
 
@@ -188,13 +210,16 @@ class Daemon:
     resolutions: ResolutionTracker
     stream: StreamService
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, first_start: bool = False) -> None:
         """Until ``stop``; the shutdown order is the module's docstring's."""
         await self.replay_journal("left by an earlier process")
         endpoint = metrics_service(self.settings, self.metrics)
         # Under systemd: ready once collecting, and the watchdog fed by the event loop.
         notifier = Service("systemd-notify", run_notifier)
-        supervisor = self.supervisor(extra_services=[notifier, *([endpoint] if endpoint else [])])
+        extra = [notifier, *([endpoint] if endpoint else [])]
+        if first_start:
+            extra.append(self.first_start_backfill())
+        supervisor = self.supervisor(extra_services=extra)
         log.info("collector started", jobs=[job.name for job in supervisor.jobs])
         await run_until_stopped(supervisor, stop, SHUTDOWN_DEADLINE_S)
         await self.replay_journal("journalled during this run")
@@ -236,7 +261,46 @@ class Daemon:
                 wait_for=ready,
             ),
             Job("maintenance", intervals.maintenance_s, self.maintenance),
+            *self.backfill_jobs(),
         ]
+
+    def history_fetcher(self) -> HistoryFetcher:
+        return HistoryFetcher(self.clients.background_clob, self.clients.background_data)
+
+    def backfill_jobs(self) -> list[Job]:
+        """The minute grid's repair, once the catalogue is stored (it reads the open markets)."""
+        settings = self.settings.backfill
+        if not settings.grid_repair:
+            return []
+        repair = GridRepair(
+            pool=self.pool,
+            fetcher=self.history_fetcher(),
+            clock=self.clock,
+            settle_s=settings.grid_repair_settle_s,
+            lookback=timedelta(days=settings.grid_repair_lookback_days),
+            job=self.prices.name,
+            cadence_s=self.settings.intervals.prices_s,
+        )
+
+        async def cycle() -> CycleResult:
+            report = await repair.round()
+            return CycleResult(rows=report.rows)
+
+        return [
+            Job("grid-repair", settings.grid_repair_interval_s, cycle, wait_for=self.catalog.ready)
+        ]
+
+    def first_start_backfill(self) -> Service:
+        backfill = FirstStartBackfill(
+            pool=self.pool,
+            fetcher=self.history_fetcher(),
+            data_api=self.clients.background_data,
+            writer=self.writer,
+            clock=self.clock,
+            settings=self.settings.backfill,
+            catalogue_ready=self.catalog.ready,
+        )
+        return Service(backfill.name, backfill.run)
 
     def services(self) -> list[Service]:
         return [

@@ -429,6 +429,34 @@ class LakeSettings(_Section):
     )
 
 
+class BackfillSettings(_Section):
+    """What the venue still serves of the past: ``polyfarm backfill``, the first start of
+    ``polyfarm collect`` and the daemon's repair of its own minute grid."""
+
+    first_start: bool = Field(
+        True, description="on a new database, collect backfills the open markets' recent past"
+    )
+    first_start_days: Days = Field(7, description="how far back the first-start backfill goes")
+    first_start_trades: bool = Field(True, description="the first-start backfill fetches trades")
+    grid_repair: bool = Field(True, description="fill minutes the collector missed from history")
+    grid_repair_interval_s: Seconds = Field(600.0, description="how often the grid is checked")
+    grid_repair_settle_s: Seconds = Field(
+        180.0, description="minutes younger than this are left for the next check"
+    )
+    grid_repair_lookback_days: Days = Field(7, description="how far back a check looks at most")
+    background_rate_fraction: float = Field(
+        0.2,
+        gt=0,
+        le=1.0,
+        description="share of each documented rate limit the daemon's background backfill and "
+        "grid repair use, beside the live collectors' rate_limits.fraction",
+    )
+    concurrency: int = Field(16, ge=1, le=1000, description="requests in flight")
+    markets_per_request: int = Field(
+        50, ge=1, le=200, description="markets per Data API trade request"
+    )
+
+
 class BackupSettings(_Section):
     """``polyfarm db backup``: pg_dump archives kept on disk, optionally copied to the lake."""
 
@@ -514,6 +542,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     lake: LakeSettings = LakeSettings()
     backup: BackupSettings = BackupSettings()
+    backfill: BackfillSettings = BackfillSettings()
 
     def deprecations(self) -> list[str]:
         """One message per deprecated setting in use, for the log once logging is set up."""

@@ -185,6 +185,7 @@ def _env(dsn: str, sim: Simulator) -> dict[str, str]:
     env.update(sim.env())
     env["POLYFARM_DATABASE_URL"] = dsn
     env["POLYFARM_DATA_DIR"] = tempfile.mkdtemp(prefix="polyfarm-collect-")
+    env["POLYFARM_BACKFILL__FIRST_START"] = "false"  # the collectors' own rows only
     return env
 
 

@@ -56,6 +56,8 @@ async def start_daemon(sim: Simulator, dsn: str, data_dir: Path) -> asyncio.subp
         "POLYFARM_METRICS_PORT": "0",
         # The simulator's Data API indexes at once: no need to wait the venue's delay.
         "POLYFARM_WEBSOCKET__REPAIR_DELAY_S": "1",
+        # Only what the stream itself records is checked: no first-start backfill.
+        "POLYFARM_BACKFILL__FIRST_START": "false",
     }
     with (data_dir / "daemon.log").open("ab") as log:
         return await asyncio.create_subprocess_exec(
