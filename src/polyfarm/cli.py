@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from polyfarm.commands.backfill import backfill
 from polyfarm.commands.collect import collect, stats, status
 from polyfarm.commands.db import db
 from polyfarm.commands.demo import demo
@@ -77,6 +78,7 @@ cli.add_command(db)
 cli.add_command(lake)
 cli.add_command(export)
 cli.add_command(collect)
+cli.add_command(backfill)
 cli.add_command(status)
 cli.add_command(stats)
 cli.add_command(demo)

@@ -192,9 +192,10 @@ class Backfiller:
             done = _spans_by_subject(await done_windows(conn, Series.TRADES, conditions))
         settled = int(now_s - self._trade_settle_s)
         by_windows: dict[tuple[Span, ...], list[Subject]] = {}
+        # The whole range for every market (the tape has nothing before a market's birth), so
+        # that markets share windows and go together, many to a request.
+        wanted = (_epoch(plan.start), min(_epoch(plan.end), settled))
         for subject in plan.subjects:
-            start = max(_epoch(plan.start), subject.born_s or 0)
-            wanted = (start, min(_epoch(plan.end), settled))
             windows = tuple(todo_spans(wanted, done.get(subject.condition_id, [])))
             self.summary.already_done += not windows
             if windows:
