@@ -27,13 +27,13 @@ from polyfarm.backfill.fetch import HistoryFetcher
 from polyfarm.backfill.plan import (
     DATA_API_RETENTION_S,
     MINUTE_S,
+    RouteBalance,
     Span,
     ceil_to,
     floor_to,
     life_span,
     merge,
     minutes_in,
-    preferred_route,
     subtract,
 )
 from polyfarm.clock import Clock
@@ -156,11 +156,12 @@ class GridRepair:
             tokens = await open_tokens(conn, span)
         gaps: list[tuple[GapRecord, str | None]] = []
         rows: list[HistoryPointRow] = []
-        for i, token in enumerate(tokens):
+        balance = RouteBalance()
+        for token in tokens:
             life = life_span(span, token.born_s, token.closed_s, now_s)
             if life is None:
                 continue
-            prefer = preferred_route(life, now_s, i)
+            prefer = balance.choose(life, now_s)
             filled = await self._fetcher.fill(
                 token.token_id, token.market_id, life, now_s, prefer, FINEST
             )

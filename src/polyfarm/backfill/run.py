@@ -27,10 +27,10 @@ from polyfarm.backfill.fetch import HistoryFetcher
 from polyfarm.backfill.markets import Subject
 from polyfarm.backfill.plan import (
     GRAINS_S,
+    RouteBalance,
     Span,
     life_span,
     minutes_in,
-    preferred_route,
     todo_spans,
 )
 from polyfarm.clock import Clock
@@ -88,6 +88,7 @@ class Summary:
     history_rows: int = 0
     trade_rows: int = 0
     requests: int = 0
+    trade_requests: int = 0  # of which pages of the trade tape (a budget of their own)
     points_by_fidelity: Counter[int] = field(default_factory=Counter)
     missing_minutes: Counter[str] = field(default_factory=Counter)  # token → minutes unfilled
     failures: list[str] = field(default_factory=list)
@@ -144,6 +145,7 @@ class Backfiller:
         self._on_progress = on_progress
         self._buffer = _Buffer()
         self._flush_lock = asyncio.Lock()
+        self._balance = RouteBalance()
         self._done = 0
         self._total = 0
         self.summary = Summary()
@@ -155,6 +157,7 @@ class Backfiller:
         trades = await self.trade_jobs(plan, now_s) if plan.trades else []
         self._total = len(prices) + len(trades)
         self._done = 0
+        self._balance = RouteBalance(data_api_load=len(trades))
         self._report()
         sent_before = self._sent()
         jobs: Iterator[PriceJob | TradeJob] = iter([*prices, *trades])
@@ -223,7 +226,7 @@ class Backfiller:
             self._report()
 
     async def _price_window(self, job: PriceJob, plan: BackfillPlan, now_s: int) -> None:
-        prefer = preferred_route(job.window, now_s, self._done)
+        prefer = self._balance.choose(job.window, now_s)
         filled = await self._fetcher.fill(
             job.token_id, job.subject.market_id, job.window, now_s, prefer, plan.grains
         )
@@ -287,6 +290,7 @@ class Backfiller:
                 end=_moment(end - 1),  # both ends are inclusive seconds
                 page_size=1_000,
             ):
+                self.summary.trade_requests += 1
                 if page.rejects:
                     self.summary.failures.append(f"{len(page.rejects)} unreadable trade rows")
                     return None
