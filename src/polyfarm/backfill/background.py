@@ -89,7 +89,4 @@ class FirstStartBackfill:
             markets_per_request=self._settings.markets_per_request,
         )  # fmt: skip
         summary = await backfiller.run(plan)
-        log.info(
-            "first-start backfill done",
-            **{f"line{i}": line for i, line in enumerate(summary.lines())},
-        )
+        log.info("first-start backfill done", summary=summary.lines())
