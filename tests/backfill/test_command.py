@@ -10,12 +10,14 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from polyfarm.commands.backfill import collector_running, leftover_fraction
+from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
 from tests.backfill.support import stored_minutes, truth_minutes
 from tests.conftest import Server
@@ -84,3 +86,20 @@ async def test_the_command_backfills_chosen_markets_and_a_rerun_adds_nothing(
     assert first["rows"] == {"price_history": 2 * len(truth), "trades": trades}
     assert again["rows"] == {"price_history": 0, "trades": 0}
     assert again["windows"] == 0
+
+
+async def test_beside_a_running_collector_the_backfill_takes_what_it_leaves(
+    pool: asyncpg.Pool,
+) -> None:
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        assert not await collector_running(conn, now)
+        await conn.execute(
+            "INSERT INTO collector_health (collector, updated_at) VALUES ('prices', $1)",
+            now - timedelta(seconds=30),
+        )
+        assert await collector_running(conn, now)
+        assert not await collector_running(conn, now + timedelta(minutes=10))
+    assert leftover_fraction(Settings()) == pytest.approx(0.1)
+    greedy = Settings(rate_limits={"fraction": 0.95})  # type: ignore[arg-type]
+    assert leftover_fraction(greedy) == 0.05

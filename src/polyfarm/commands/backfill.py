@@ -4,6 +4,11 @@ database (price history at the finest grain served, the trade tape), resumable.
 Progress is a bar with an ETA on a terminal, a log line every ``LOG_EVERY_S`` otherwise. A run
 interrupted (Ctrl-C, a crash) keeps what it stored and what it recorded as done; the same
 command resumes it.
+
+Rate limits are per process, and the venue's are per client: when a collector is running
+against the same database (its heartbeat in ``collector_health`` is fresh), the backfill takes
+only what the collector leaves of each documented limit, unless ``--rate-fraction`` says
+otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -34,6 +40,8 @@ log = get_logger(__name__)
 
 _TIME = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
 LOG_EVERY_S = 30.0
+COLLECTOR_FRESH = timedelta(minutes=3)
+MIN_FRACTION = 0.05
 Progress_ = Callable[[int, int], None]
 
 
@@ -115,12 +123,11 @@ def backfill(
     lower = _utc(start) or upper - timedelta(days=days)
     if lower >= upper:
         raise click.UsageError("--from must be before --to")
-    if rate_fraction is not None:
-        limits = settings.rate_limits.model_copy(update={"fraction": rate_fraction})
-        settings = settings.model_copy(update={"rate_limits": limits})
     try:
         summary = run_async(
-            lambda: run_backfill(settings, selection, lower, upper, not no_prices, not no_trades)
+            lambda: run_backfill(
+                settings, selection, lower, upper, not no_prices, not no_trades, rate_fraction
+            )
         )
     except KeyboardInterrupt:
         click.echo("interrupted: what was stored is kept; run the same command to resume", err=True)
@@ -139,9 +146,17 @@ async def run_backfill(
     end: datetime,
     prices: bool,
     trades: bool,
+    rate_fraction: float | None = None,
 ) -> Summary:
     async with open_pool(settings) as pool:
         await prepare(pool, settings, utc_now)
+        async with pool.acquire() as conn:
+            beside = await collector_running(conn, utc_now())
+        fraction = rate_fraction or (leftover_fraction(settings) if beside else None)
+        if fraction is not None:
+            log.info("rate limits", fraction=fraction, collector_running=beside)
+            limits = settings.rate_limits.model_copy(update={"fraction": fraction})
+            settings = settings.model_copy(update={"rate_limits": limits})
         async with open_clients(settings) as clients:
             subjects = await select_markets(clients.gamma, selection)
             log.info("markets chosen", markets=len(subjects), start=start.isoformat(),
@@ -160,6 +175,19 @@ async def run_backfill(
                 )
                 plan = BackfillPlan(subjects, start, end, prices=prices, trades=trades)
                 return await backfiller.run(plan)
+
+
+async def collector_running(conn: asyncpg.Connection, now: datetime) -> bool:
+    """Whether a collector wrote its heartbeat lately (it then uses its share of the limits)."""
+    newest = await conn.fetchval("SELECT max(updated_at) FROM collector_health")
+    return newest is not None and now - newest < COLLECTOR_FRESH
+
+
+def leftover_fraction(settings: Settings) -> float:
+    """What a collector running at the same time leaves of each documented limit: its live
+    collectors' share and its background share taken (at least ``MIN_FRACTION``)."""
+    taken = settings.rate_limits.fraction + settings.backfill.background_rate_fraction
+    return max(MIN_FRACTION, round(1.0 - taken, 3))
 
 
 def summary_json(summary: Summary) -> dict[str, object]:
