@@ -280,6 +280,7 @@ class Daemon:
             lookback=timedelta(days=settings.grid_repair_lookback_days),
             job=self.prices.name,
             cadence_s=self.settings.intervals.prices_s,
+            concurrency=settings.concurrency,
         )
 
         async def cycle() -> CycleResult:

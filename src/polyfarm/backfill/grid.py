@@ -17,7 +17,8 @@ start are the first-start backfill's business, not downtime.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -40,7 +41,7 @@ from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
 from polyfarm.store.history_writes import HistoryPointRow, store_history_points
 from polyfarm.store.keys import TokenKeys
-from polyfarm.store.stream_writes import GapRecord, insert_gaps
+from polyfarm.store.stream_writes import GapRecord
 
 log = get_logger(__name__)
 
@@ -48,6 +49,7 @@ STATE_NAME = "minute_grid"
 GAP_STREAM = "prices"
 GAP_REASON = "collector down (no price cycle)"
 FINEST = (MINUTE_S,)
+FLUSH_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class GridRepair:
         lookback: timedelta,
         job: str,
         cadence_s: float,
+        concurrency: int = 8,
         keys: TokenKeys | None = None,
     ) -> None:
         self._pool = pool
@@ -114,6 +117,8 @@ class GridRepair:
         self._lookback = lookback
         self._job = job
         self._cadence_s = cadence_s
+        self._concurrency = max(1, concurrency)
+        self._flush_lock = asyncio.Lock()
         self._keys = keys or TokenKeys()
 
     async def round(self) -> GridReport:
@@ -152,31 +157,63 @@ class GridRepair:
         return int(found.timestamp())
 
     async def _repair(self, span: Span, now_s: int, report: GridReport) -> None:
+        """Every open token's part of ``span``, ``concurrency`` tokens at a time; rows and gaps
+        stored every ``FLUSH_ROWS`` rows (a long outage is a backfill of its own)."""
         async with self._pool.acquire() as conn:
             tokens = await open_tokens(conn, span)
-        gaps: list[tuple[GapRecord, str | None]] = []
-        rows: list[HistoryPointRow] = []
-        balance = RouteBalance()
-        for token in tokens:
-            life = life_span(span, token.born_s, token.closed_s, now_s)
-            if life is None:
-                continue
-            prefer = balance.choose(life, now_s)
-            filled = await self._fetcher.fill(
-                token.token_id, token.market_id, life, now_s, prefer, FINEST
-            )
-            report.requests += filled.attempts
-            rows.extend(filled.rows)
-            missing = minutes_in(filled.missing)
-            report.unrepairable_minutes += missing
-            report.filled_minutes += minutes_in([life]) - missing
-            why = unrepairable_reason(life, now_s, filled.failures) if missing else None
-            record = GapRecord(GAP_STREAM, token.token_id, token.market_id, *_moments(life),
-                               GAP_REASON)  # fmt: skip
-            gaps.append((record, why))
-        report.rows += await store_history_points(self._pool, self._keys, rows)
-        async with self._pool.acquire() as conn:
-            await _record_gaps(conn, gaps)
+        work = _SpanWork(span, now_s, report)
+        todo = iter(tokens)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self._concurrency, len(tokens))):
+                group.create_task(self._worker(todo, work))
+        await self._flush(work)
+
+    async def _worker(self, todo: Iterator[OpenToken], work: _SpanWork) -> None:
+        for token in todo:
+            await self._repair_token(token, work)
+            if len(work.rows) >= FLUSH_ROWS:
+                await self._flush(work)
+
+    async def _repair_token(self, token: OpenToken, work: _SpanWork) -> None:
+        life = life_span(work.span, token.born_s, token.closed_s, work.now_s)
+        if life is None:
+            return
+        prefer = work.balance.choose(life, work.now_s)
+        filled = await self._fetcher.fill(
+            token.token_id, token.market_id, life, work.now_s, prefer, FINEST
+        )
+        report = work.report
+        report.requests += filled.attempts
+        missing = minutes_in(filled.missing)
+        report.unrepairable_minutes += missing
+        report.filled_minutes += minutes_in([life]) - missing
+        why = unrepairable_reason(life, work.now_s, filled.failures) if missing else None
+        work.rows.extend(filled.rows)
+        work.gaps.append(
+            (GapRecord(GAP_STREAM, token.token_id, token.market_id, *_moments(life), GAP_REASON),
+             why)
+        )  # fmt: skip
+
+    async def _flush(self, work: _SpanWork) -> None:
+        """The rows first, then the gaps that say they are filled."""
+        async with self._flush_lock:
+            rows, work.rows = work.rows, []
+            gaps, work.gaps = work.gaps, []
+            work.report.rows += await store_history_points(self._pool, self._keys, rows)
+            async with self._pool.acquire() as conn:
+                await _record_gaps(conn, gaps)
+
+
+@dataclass
+class _SpanWork:
+    """One downtime span's repair in progress."""
+
+    span: Span
+    now_s: int
+    report: GridReport
+    balance: RouteBalance = field(default_factory=RouteBalance)
+    rows: list[HistoryPointRow] = field(default_factory=list)
+    gaps: list[tuple[GapRecord, str | None]] = field(default_factory=list)
 
 
 async def open_tokens(conn: asyncpg.Connection, span: Span) -> list[OpenToken]:
@@ -217,15 +254,25 @@ async def _heartbeats(
 async def _record_gaps(
     conn: asyncpg.Connection, gaps: Sequence[tuple[GapRecord, str | None]]
 ) -> None:
-    """One row per token's span: repaired when filled, else with why it cannot be."""
+    """One row per token's span: repaired when filled, else with why it cannot be. A span
+    recorded already (a round cut short and run again) is not recorded twice."""
     if not gaps:
         return
-    async with conn.transaction():
-        ids = await insert_gaps(conn, [record for record, _ in gaps])
-        await conn.executemany(
-            "UPDATE feed_gaps SET repaired = $2, unrepairable = $3 WHERE id = $1",
-            [(gap_id, why is None, why) for gap_id, (_, why) in zip(ids, gaps, strict=True)],
-        )
+    columns = list(zip(*((*record, why is None, why) for record, why in gaps), strict=True))
+    await conn.execute(
+        """
+        INSERT INTO feed_gaps (stream, token_id, market_id, gap_start, gap_end, reason,
+                               repaired, unrepairable)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                             $5::timestamptz[], $6::text[], $7::boolean[], $8::text[])
+            AS g(stream, token_id, market_id, gap_start, gap_end, reason, repaired, why)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM feed_gaps f
+            WHERE f.token_id = g.token_id AND f.gap_start = g.gap_start
+              AND f.gap_end = g.gap_end AND f.stream = g.stream)
+        """,
+        *(list(column) for column in columns),
+    )
 
 
 async def _set_checked_until(conn: asyncpg.Connection, until: int) -> None:
