@@ -82,7 +82,7 @@ class FirstStartBackfill:
             end,
             trades=self._settings.first_start_trades,
         )
-        log.info("first-start backfill begins", markets=len(subjects), since=plan.start)
+        log.info("first-start backfill begins", markets=len(subjects), since=plan.start.isoformat())
         backfiller = Backfiller(
             pool=self._pool, fetcher=self._fetcher, data_api=self._data_api,
             writer=self._writer, clock=self._clock, concurrency=self._settings.concurrency,
