@@ -36,6 +36,7 @@ _CLOB_MARKET = msgspec.json.Decoder(s.ClobMarketWire)
 _CLOB_MARKET_INFO = msgspec.json.Decoder(s.ClobMarketInfoWire)
 _MARKET_BY_TOKEN = msgspec.json.Decoder(s.MarketByTokenWire)
 _HISTORY_POINT = msgspec.json.Decoder(s.HistoryPointWire)
+_HISTORY_POINTS = msgspec.json.Decoder(list[s.HistoryPointWire])
 _LAST_TRADE = msgspec.json.Decoder(s.LastTradePriceWire)
 _DECIMAL = msgspec.json.Decoder(Decimal)
 
@@ -145,7 +146,7 @@ def _history_point(obj: object) -> PricePoint:
 
 
 def parse_prices_history(wire: s.PricesHistoryWire) -> tuple[list[PricePoint], list[Reject]]:
-    points, rejects = cv.parse_records(wire.history or (), _history_point)
+    points, rejects = cv.parse_records_batch(wire.history or (), _HISTORY_POINTS, _history_point)
     points.sort(key=lambda point: point.t)
     return points, rejects
 

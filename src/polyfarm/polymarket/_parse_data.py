@@ -18,6 +18,7 @@ from polyfarm.polymarket.domain import DataTrade, Page, PricePoint, Reject
 _TRADE_V1 = msgspec.json.Decoder(s.DataTradeV1Wire)
 _TRADE_V2 = msgspec.json.Decoder(s.DataTradeV2Wire)
 _PRICE_POINT = msgspec.json.Decoder(s.DataPricePointWire)
+_PRICE_POINTS = msgspec.json.Decoder(list[s.DataPricePointWire])
 UNKNOWN_OUTCOME_INDEX = 999  # the v2 feed's "unknown" (py-sdk maps it to null)
 
 
@@ -85,7 +86,9 @@ def parse_data_price_point(obj: object) -> PricePoint:
 
 def parse_data_prices_history_page(envelope: s.DataPricesHistoryEnvelope) -> Page[PricePoint]:
     """One ``/v2/prices-history`` page, oldest first; ``data: null`` is an empty answer."""
-    good, rejects = cv.parse_records(envelope.data or (), parse_data_price_point)
+    good, rejects = cv.parse_records_batch(
+        envelope.data or (), _PRICE_POINTS, parse_data_price_point
+    )
     good.sort(key=lambda point: point.t)
     return Page(
         items=tuple(good), rejects=tuple(rejects), next_cursor=_v2_cursor(envelope.pagination)
