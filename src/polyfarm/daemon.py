@@ -93,7 +93,7 @@ async def prepare(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
     crashed predecessor left 'running'."""
     await migrate_database(pool, settings, clock)
     async with pool.acquire() as conn:
-        interrupted = await mark_interrupted_runs(conn, clock())
+        interrupted = await mark_interrupted_runs(conn, clock(), settings.instance)
     if interrupted:
         log.warning("closed task runs left open by an earlier process", count=interrupted)
 
@@ -219,6 +219,7 @@ class Daemon:
             health_interval_s=self.settings.intervals.health_log_s,
             metrics=self.metrics,
             extra_health=self.health_extras,
+            instance=self.settings.instance,
         )
 
     def jobs(self) -> list[Job]:
@@ -235,7 +236,7 @@ class Daemon:
                 self.resolutions.cycle,
                 wait_for=ready,
             ),
-            Job("maintenance", intervals.maintenance_s, self.maintenance),
+            Job("maintenance", intervals.maintenance_s, self.maintenance, elected=True),
         ]
 
     def services(self) -> list[Service]:
