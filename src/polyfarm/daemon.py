@@ -216,6 +216,7 @@ class Daemon:
             self.pool,
             self.jobs(),
             [*self.services(), *(extra_services or [])],
+            clock=self.clock,
             health_interval_s=self.settings.intervals.health_log_s,
             metrics=self.metrics,
             extra_health=self.health_extras,
