@@ -10,11 +10,14 @@ runs. The simulator runs on the wall clock, because the daemons keep real time.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,6 +28,7 @@ from ..conftest import Server
 from .harness import truth_identity, truth_trades
 from .processes import (
     OPEN_TRADE_GAPS,
+    POLYFARM,
     at_least,
     at_most,
     open_gaps,
@@ -56,6 +60,17 @@ async def sim() -> AsyncIterator[Simulator]:
     )
     async with Simulator(config) as simulator:
         yield simulator
+
+
+async def status(sim: Simulator, dsn: str, tmp: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYFARM_")}
+    env |= sim.env() | {"POLYFARM_DATABASE_URL": dsn, "POLYFARM_DATA_DIR": str(tmp)}
+    proc = await asyncio.create_subprocess_exec(
+        POLYFARM, "status", "--json", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    report: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return report
 
 
 class Collectors:
@@ -103,7 +118,7 @@ async def test_two_collector_processes_one_killed_one_stopped_lose_nothing(
         both_up = "SELECT count(DISTINCT instance) FROM instance_health WHERE collector = 'prices'"
         await until(lambda: at_least(conn, both_up, 2), "both collectors' first cycles", 90)
         first_s = int(sim.clock.now()) + 1  # both subscribed: every later fill is promised
-        await asyncio.sleep(4)
+        assert (await status(sim, db_dsn, tmp_path))["instances"] == ["a", "b"]
 
         await collectors.kill("a")  # b collects alone
         killed_s = int(sim.clock.now())
