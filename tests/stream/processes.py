@@ -12,11 +12,25 @@ from pathlib import Path
 
 import asyncpg
 
-from polyfarm.sim import Simulator
+from polyfarm.sim import SimConfig, Simulator
 
 from .harness import TradeIdentity, truth_identity
 
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
+
+
+def wall_clock_venue(seed: int) -> SimConfig:
+    """A small venue on the wall clock (the daemons keep real time), busy with fills, with no
+    market listed or resolved while a test runs."""
+    return SimConfig(
+        markets=20,
+        seed=seed,
+        speed=1.0,
+        rate_limits=False,
+        trade_rate=0.2,
+        new_markets_per_hour=0.0,
+        resolution_delay_s=(3600.0, 7200.0),
+    )
 
 
 async def start_daemon(

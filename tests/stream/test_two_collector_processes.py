@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from polyfarm.sim import SimConfig, Simulator
+from polyfarm.sim import Simulator
 
 from ..conftest import Server
 from .harness import truth_identity, truth_trades
@@ -35,6 +35,7 @@ from .processes import (
     start_daemon,
     stored_between,
     until,
+    wall_clock_venue,
 )
 
 PRICES_S = 5
@@ -49,15 +50,7 @@ def server(plain_server: Server) -> Server:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    config = SimConfig(
-        markets=20,
-        seed=17,
-        speed=1.0,
-        rate_limits=False,
-        trade_rate=0.2,
-        new_markets_per_hour=0.0,
-        resolution_delay_s=(3600.0, 7200.0),
-    )
+    config = wall_clock_venue(seed=17)
     async with Simulator(config) as simulator:
         yield simulator
 
