@@ -8,10 +8,16 @@ database stopped for ``--db-outage-s`` seconds; ``kill -9`` of the daemon and a 
 quiet tail until every lost window is repaired (or ``--repair-limit-s`` passes). Then every
 trade the simulator emitted in the measured window is compared with the ``trades`` table.
 
+With ``--collectors 2`` a second collector (instance ``b``, its own data directory) writes into
+the same database all along, except for one more phase in which it is stopped and started
+again (an upgrade); the kill phase kills the first. The result then also counts book changes
+stored twice and maintenance intervals run twice (both must be 0).
+
 Prints a table (faults injected per kind, trades emitted / stored / missing / duplicated,
 recovery time per phase, journal peak, RSS peak); ``--json`` ends with one JSON object.
 
-    python bench/chaos.py [--markets 150] [--phase-s 40] [--db-outage-s 120] [--json]
+    python bench/chaos.py [--markets 150] [--phase-s 40] [--db-outage-s 120] [--collectors 2]
+                          [--json]
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ PHASES: list[tuple[str, str]] = [
 ]
 
 
+MAINTENANCE_S = 60  # short, so that the elected job changes hands within the run
+
+
 @dataclass
 class Run:
     started: float = field(default_factory=time.monotonic)
@@ -59,6 +68,7 @@ class Run:
     journal_peak_bytes: int = 0
     rss_peak_mb: float = 0.0
     daemon: asyncio.subprocess.Process | None = None
+    second: asyncio.subprocess.Process | None = None  # with --collectors 2
 
 
 def trade_identity(token: str, epoch_s: int, price: str, size: str, side: str) -> tuple[Any, ...]:
@@ -66,16 +76,18 @@ def trade_identity(token: str, epoch_s: int, price: str, size: str, side: str) -
 
 
 async def start_daemon(
-    urls: dict[str, str], dsn: str, data_dir: Path
+    urls: dict[str, str], dsn: str, data_dir: Path, instance: str = "a"
 ) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYFARM_")}
     env.update(urls)
     env |= {
         "POLYFARM_DATABASE_URL": dsn,
         "POLYFARM_DATA_DIR": str(data_dir),
+        "POLYFARM_INSTANCE": instance,
         "POLYFARM_LOG_LEVEL": "WARNING",
         "POLYFARM_WEBSOCKET__STALL_TIMEOUT_S": "15",
         "POLYFARM_METRICS_PORT": "0",
+        "POLYFARM_INTERVALS__MAINTENANCE_S": str(MAINTENANCE_S),
     }
     return await asyncio.create_subprocess_exec(
         POLYFARM,
@@ -168,6 +180,39 @@ async def kill_and_restart(run: Run, urls: dict[str, str], dsn: str, data_dir: P
     await asyncio.sleep(5)
     run.daemon = await start_daemon(urls, dsn, data_dir)
     run.recovery_s["kill -9"] = await recovery_after(dsn, datetime.now(UTC), 180)
+
+
+async def upgrade_second(
+    run: Run, urls: dict[str, str], dsn: str, data_dir: Path, s: float
+) -> None:
+    """The second collector stopped (SIGTERM) for ``s`` seconds, then started again."""
+    print(f"phase: collector b stopped for {s:.0f} s from {time.time():.0f}", file=sys.stderr)
+    assert run.second is not None
+    run.second.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(run.second.wait(), 60)
+    await asyncio.sleep(s)
+    run.second = await start_daemon(urls, dsn, data_dir, "b")
+
+
+async def shared_database_checks(dsn: str) -> dict[str, int]:
+    """What two collectors could do twice: store a book change, run a maintenance interval."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        twice = await conn.fetchval(
+            "SELECT count(*) - count(DISTINCT (token_sid, ts, side, price, size)) FROM book_changes"
+        )
+        runs = await conn.fetch(
+            "SELECT started_at FROM task_runs WHERE task_name = 'maintenance' "
+            "AND status <> 'cancelled'"
+        )
+    finally:
+        await conn.close()
+    per_interval = Counter(int(r["started_at"].timestamp()) // MAINTENANCE_S for r in runs)
+    return {
+        "book_changes_twice": twice,
+        "maintenance_runs": len(runs),
+        "maintenance_intervals_run_twice": sum(n > 1 for n in per_interval.values()),
+    }
 
 
 async def open_gaps(dsn: str, window: tuple[int, int]) -> int | None:
@@ -266,12 +311,17 @@ async def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with aiohttp.ClientSession() as http:
             run.daemon = await start_daemon(urls, dsn, data_dir)
+            if args.collectors == 2:
+                (data_dir / "b").mkdir()
+                run.second = await start_daemon(urls, dsn, data_dir / "b", "b")
             await asyncio.sleep(args.settle_s)  # first scan, subscriptions, books
             first_s = int((await sim_json(http, base, "/_sim/stats"))["clock"]["now"]) + 1
             tokens = await tokens_known(dsn)
             await fault_phases(run, http, base, dsn, args.phase_s)
             await database_outage(run, server, dsn, args.db_outage_s)
             await kill_and_restart(run, urls, dsn, data_dir)
+            if run.second is not None:
+                await upgrade_second(run, urls, dsn, data_dir / "b", args.phase_s)
             last_s = int((await sim_json(http, base, "/_sim/stats"))["clock"]["now"]) - 1
             window = (first_s, last_s)
             await asyncio.sleep(args.settle_s)
@@ -280,11 +330,14 @@ async def run_chaos(args: argparse.Namespace) -> dict[str, Any]:
             result: dict[str, Any] = dict(await compare(http, base, dsn, window, tokens))
             result["unrepaired_windows"] = unrepaired
             result["faults_injected"] = stats["faults"]
+            if run.second is not None:
+                result |= await shared_database_checks(dsn)
     finally:
         sampler.cancel()
-        if run.daemon is not None and run.daemon.returncode is None:
-            run.daemon.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(run.daemon.wait(), 60)
+        for daemon in (run.daemon, run.second):
+            if daemon is not None and daemon.returncode is None:
+                daemon.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(daemon.wait(), 60)
         sim.send_signal(signal.SIGTERM)
         await asyncio.wait_for(sim.wait(), 30)
         server.stop()
@@ -313,6 +366,9 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'windows unrepaired':<22}{'?' if unrepaired is None else unrepaired:>10}")
     print(f"{'journal peak':<22}{result['journal_peak_bytes'] / 2**20:>9.1f}M")
     print(f"{'daemon RSS peak':<22}{result['rss_peak_mb']:>9.1f}M")
+    for key in ("book_changes_twice", "maintenance_runs", "maintenance_intervals_run_twice"):
+        if key in result:
+            print(f"{key.replace('_', ' '):<22}{result[key]:>10,}")
     print("injury, faults injected, recovery (s until trades are written again after it ends):")
     for phase, seconds in result["recovery_s"].items():
         faults = result["faults_by_phase"].get(phase, {})
@@ -330,6 +386,9 @@ def main() -> None:
         "--repair-limit-s", type=float, default=180, help="longest wait for the last repairs"
     )
     parser.add_argument("--db-outage-s", type=float, default=120)
+    parser.add_argument(
+        "--collectors", type=int, choices=(1, 2), default=1, help="2: a second collector"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -337,7 +396,8 @@ def main() -> None:
     print_table(result)
     if args.json:
         print(json.dumps(result))
-    sys.exit(0 if result["missing"] == 0 and result["duplicated"] == 0 else 1)
+    twice = result.get("book_changes_twice", 0) + result.get("maintenance_intervals_run_twice", 0)
+    sys.exit(0 if result["missing"] == 0 and result["duplicated"] == 0 and twice == 0 else 1)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ partition or chunk), GB per day, and, on TimescaleDB, bytes per row once every c
 compressed (the daemon is stopped first, so all chunks are closed). The daemon's RSS is sampled
 every second for the whole run.
 
+Compressed figures from a short run say little: TimescaleDB compresses each token's rows of a
+chunk in batches of up to 1,000, and a ten-minute run gives a few rows a batch (features came
+to 2,970 B/row that way). The run reports the rows per batch it got (``rows_per_batch``) and
+marks its compressed figures ``compressed_representative: false`` below full batches; for
+production-sized batches use ``bench/compression.py``.
+
 From those rates and the default retention settings it works out the steady-state disk a
 flavour needs and how many days a disk of ``--disk-gb`` lasts.
 
@@ -92,6 +98,7 @@ class Measurement:
     start: dict[str, TableSample]
     end: dict[str, TableSample]
     compressed_bytes: dict[str, int] = field(default_factory=dict)
+    rows_per_batch: dict[str, float] = field(default_factory=dict)
     aggregate_bytes: dict[str, int] = field(default_factory=dict)
     tiers: dict[str, int] = field(default_factory=dict)
     messages_per_min: dict[str, float] = field(default_factory=dict)
@@ -193,6 +200,24 @@ async def aggregate_sizes(conn: asyncpg.Connection) -> dict[str, int]:
                 await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", view)
             )
     return sizes
+
+
+FULL_BATCH_ROWS = 1000  # TimescaleDB's largest compressed batch
+
+
+async def rows_per_batch(conn: asyncpg.Connection) -> dict[str, float]:
+    """TimescaleDB only: the rows a compressed batch of each table will hold, one batch being a
+    token's rows of one chunk (at most ``FULL_BATCH_ROWS``)."""
+    result = {}
+    for name in TIME_SERIES:
+        table = STORAGE[name]
+        if not await is_hypertable(conn, table):
+            continue
+        rows, segments = await conn.fetchrow(
+            f"SELECT count(*), count(DISTINCT (token_sid, tableoid)) FROM {table}"  # noqa: S608
+        )
+        result[name] = round(min(rows / segments, FULL_BATCH_ROWS), 1) if segments else 0.0
+    return result
 
 
 async def compress_everything(conn: asyncpg.Connection) -> dict[str, int]:
@@ -326,6 +351,7 @@ async def measure(
     }
     async with pool.acquire() as conn:
         result.aggregate_bytes = await aggregate_sizes(conn)
+        result.rows_per_batch = await rows_per_batch(conn)
         result.compressed_bytes = await compress_everything(conn)
         result.flavor = "timescaledb" if result.compressed_bytes else "plain"
     await pool.close()
@@ -369,6 +395,10 @@ def figures(m: Measurement, sampler: RssSampler, args: argparse.Namespace) -> di
         result["compressed_bytes_per_row"] = compressed_bpr
         result["compressed_gb_per_day"] = compressed_gb
         result["compressed_gb_per_day_total"] = round(sum(compressed_gb.values()), 2)
+        result["rows_per_batch"] = m.rows_per_batch
+        result["compressed_representative"] = all(
+            rows >= FULL_BATCH_ROWS for rows in m.rows_per_batch.values()
+        )
     result["days_until_full"] = days_until_full(result, args.disk_gb)
     return result
 
@@ -423,6 +453,11 @@ def print_table(result: dict[str, object]) -> None:
     print(f"{'all':<22}{'':>12}{'':>11}{result['gb_per_day_total']:>9.2f}")
     if compressed:
         print(f"compressed, all time series: {result['compressed_gb_per_day_total']} GB/day")
+        if not result["compressed_representative"]:
+            print(
+                f"  not representative: compressed batches of {result['rows_per_batch']} rows, "
+                f"production batches hold {FULL_BATCH_ROWS}; see bench/compression.py"
+            )
     print(f"aggregates (MB): {result['aggregate_mb']}")
     print(f"WebSocket messages/min: {result['ws_messages_per_min']}")
     full = result["days_until_full"]

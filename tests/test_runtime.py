@@ -149,3 +149,47 @@ async def test_shutdown_deadline_cancels_a_stuck_cycle(pool: asyncpg.Pool) -> No
     stop.set()
     await asyncio.wait_for(task, 5)
     assert await pool.fetchval("SELECT status FROM task_runs") == "cancelled"
+
+
+async def test_an_elected_job_runs_in_one_instance_per_slot_and_fails_over(
+    pool: asyncpg.Pool,
+) -> None:
+    """Two collectors on one database: the elected job runs once a slot, always in the holder;
+    once the holder stops, the other takes it over within the lease's grace."""
+    interval_s = 1.0
+    ran: list[str] = []
+
+    def job_of(instance: str) -> Job:
+        async def maintenance() -> CycleResult:
+            ran.append(instance)
+            return CycleResult()
+
+        return Job("maintenance", interval_s, maintenance, elected=True)
+
+    stops = {name: asyncio.Event() for name in "ab"}
+    supervisors = {
+        name: Supervisor(pool, [job_of(name)], backoff=fast_backoff(), instance=name)
+        for name in "ab"
+    }
+    tasks = {
+        name: asyncio.create_task(run_until_stopped(supervisors[name], stops[name], 5))
+        for name in "ab"
+    }
+    await asyncio.sleep(4 * interval_s)
+    holder = ran[0]
+    other = "b" if holder == "a" else "a"
+    assert set(ran) == {holder}, ran
+    assert supervisors[other].state["maintenance"].standby >= 2
+    stops[holder].set()
+    await tasks[holder]
+    await asyncio.sleep(3 * interval_s)
+    stops[other].set()
+    await tasks[other]
+    runs = await pool.fetch(
+        "SELECT instance, started_at FROM task_runs WHERE task_name = 'maintenance' "
+        "ORDER BY started_at"
+    )
+    slots = [int(r["started_at"].timestamp() // interval_s) for r in runs]
+    assert len(slots) == len(set(slots)), "two runs in one slot"
+    assert [r["instance"] for r in runs] == ran
+    assert ran[-1] == other, "the other instance never took over"

@@ -101,7 +101,7 @@ async def prepare(pool: asyncpg.Pool, settings: Settings, clock: Clock) -> None:
     crashed predecessor left 'running'."""
     await migrate_database(pool, settings, clock)
     async with pool.acquire() as conn:
-        interrupted = await mark_interrupted_runs(conn, clock())
+        interrupted = await mark_interrupted_runs(conn, clock(), settings.instance)
     if interrupted:
         log.warning("closed task runs left open by an earlier process", count=interrupted)
 
@@ -241,9 +241,11 @@ class Daemon:
             self.pool,
             self.jobs(),
             [*self.services(), *(extra_services or [])],
+            clock=self.clock,
             health_interval_s=self.settings.intervals.health_log_s,
             metrics=self.metrics,
             extra_health=self.health_extras,
+            instance=self.settings.instance,
         )
 
     def jobs(self) -> list[Job]:
@@ -260,7 +262,7 @@ class Daemon:
                 self.resolutions.cycle,
                 wait_for=ready,
             ),
-            Job("maintenance", intervals.maintenance_s, self.maintenance),
+            Job("maintenance", intervals.maintenance_s, self.maintenance, elected=True),
             *self.backfill_jobs(),
         ]
 
@@ -287,9 +289,9 @@ class Daemon:
             report = await repair.round()
             return CycleResult(rows=report.rows)
 
-        return [
-            Job("grid-repair", settings.grid_repair_interval_s, cycle, wait_for=self.catalog.ready)
-        ]
+        # Elected: of collectors sharing a database, one repairs the grid.
+        interval = settings.grid_repair_interval_s
+        return [Job("grid-repair", interval, cycle, wait_for=self.catalog.ready, elected=True)]
 
     def first_start_backfill(self) -> Service:
         backfill = FirstStartBackfill(

@@ -3,9 +3,10 @@
 Two kinds of work run under it:
 
 * **jobs**, run in cycles on a cadence (metadata scan, price snapshots, books, resolutions,
-  maintenance). Every cycle writes a ``task_runs`` row and updates ``collector_health``. A cycle
+  maintenance). Every cycle writes a ``task_runs`` row and updates ``instance_health``. A cycle
   that raises is logged with its context and retried after a backoff; it never takes the other
-  jobs down.
+  jobs down. An *elected* job runs in only one of the collectors that share a database: each
+  cycle is claimed under a lease (store/lease.py) and an instance without it stands by.
 * **services**, long-running coroutines (the WebSocket stream). One that returns or raises is
   restarted with exponential backoff.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import random
 import signal
 import traceback
@@ -33,10 +35,17 @@ from polyfarm.backoff import Backoff
 from polyfarm.clock import Clock, utc_now
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
+from polyfarm.store.lease import claim_elected_run
 from polyfarm.store.ops import finish_task_run, record_health, start_task_run
 from polyfarm.store.outage import OutageLog
 
 log = get_logger(__name__)
+
+
+class _Claim(enum.Enum):
+    HELD = enum.auto()  # this instance runs the cycle
+    STANDBY = enum.auto()  # another instance holds the lease
+    UNKNOWN = enum.auto()  # the database did not answer
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class Job:
     tier: int | None = None
     # Set by another job when this one may start (e.g. the first metadata scan is stored).
     wait_for: asyncio.Event | None = None
+    # Run by one instance at a time when several collectors share the database.
+    elected: bool = False
 
 
 @dataclass
@@ -70,6 +81,7 @@ class JobState:
     cycles: int = 0
     failures: int = 0
     consecutive_failures: int = 0
+    standby: int = 0  # cycles left to the instance that holds an elected job's lease
     rows: int = 0
     last_success: datetime | None = None
     last_error: str | None = None
@@ -89,7 +101,9 @@ class Supervisor:
         health_interval_s: float = 60.0,
         metrics: Metrics | None = None,
         extra_health: Callable[[], dict[str, object]] | None = None,
+        instance: str = "",
     ) -> None:
+        self._instance = instance
         self._extra_health = extra_health
         self._pool = pool
         self._metrics = metrics
@@ -166,6 +180,7 @@ class Supervisor:
                 "cycles": s.cycles,
                 "failures": s.failures,
                 "rows": s.rows,
+                "standby": s.standby,
                 "lag_s": None
                 if s.last_success is None
                 else round((now - s.last_success).total_seconds(), 1),
@@ -182,7 +197,12 @@ class Supervisor:
     async def _cycle(self, job: Job) -> bool:
         state = self.state[job.name]
         started = self._clock()
-        run_id = await self._record_start(job, started)
+        if job.elected:
+            claim, run_id = await self._claim(job, started)
+            if claim is not _Claim.HELD:
+                return claim is _Claim.STANDBY
+        else:
+            run_id = await self._record_start(job, started)
         try:
             result = await job.run()
         except asyncio.CancelledError:
@@ -203,10 +223,35 @@ class Supervisor:
         await self._record_end(job, run_id, "success", result)
         return True
 
+    async def _claim(self, job: Job, started: datetime) -> tuple[_Claim, int | None]:
+        """Claim an elected job's cycle. Without the database it is not run: nothing could
+        tell whether another instance runs it, and such jobs work on the database anyway."""
+        try:
+            async with self._pool.acquire() as conn:
+                run_id = await claim_elected_run(
+                    conn,
+                    job.name,
+                    instance=self._instance,
+                    started_at=started,
+                    interval_s=job.interval_s,
+                    tier=job.tier,
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if not self._outage.failed(exc, job=job.name):
+                log.warning("cannot claim an elected job", job=job.name, error=repr(exc))
+            return _Claim.UNKNOWN, None
+        if run_id is None:
+            self.state[job.name].standby += 1
+            log.debug("another instance holds the job's lease", job=job.name)
+            return _Claim.STANDBY, None
+        return _Claim.HELD, run_id
+
     async def _record_start(self, job: Job, started: datetime) -> int | None:
         try:
             async with self._pool.acquire() as conn:
-                return await start_task_run(conn, job.name, started, job.tier)
+                return await start_task_run(
+                    conn, job.name, started, job.tier, instance=self._instance
+                )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if not self._outage.failed(exc, job=job.name):
                 log.warning("cannot record task start", job=job.name, error=repr(exc))
@@ -243,6 +288,7 @@ class Supervisor:
                     ok=status == "success",
                     rows=result.rows if result else None,
                     error=error,
+                    instance=self._instance,
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if not self._outage.failed(exc, job=job.name):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -49,6 +50,11 @@ GAMMA_URL = "https://gamma-api.polymarket.com"
 CLOB_URL = "https://clob.polymarket.com"
 DATA_URL = "https://data-api.polymarket.com"
 WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+
+
+def _host_name_if_unset(value: object) -> object:
+    """An unset or empty instance name (YAML ``null``, an empty variable) is the host's name."""
+    return socket.gethostname() if value is None or value == "" else value
 
 
 def default_data_dir() -> Path:
@@ -525,6 +531,12 @@ class Settings(BaseSettings):
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless a TTY")
     metrics_host: BindHost = Field("127.0.0.1", description="the collector's /metrics endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 turns the endpoint off")
+    instance: Annotated[str, BeforeValidator(_host_name_if_unset)] = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=128,
+        description="this collector's name when several write into one database",
+    )
 
     database: DatabaseSettings = DatabaseSettings()
     intervals: IntervalSettings = IntervalSettings()

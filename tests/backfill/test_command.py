@@ -95,7 +95,8 @@ async def test_beside_a_running_collector_the_backfill_takes_what_it_leaves(
     async with pool.acquire() as conn:
         assert not await collector_running(conn, now)
         await conn.execute(
-            "INSERT INTO collector_health (collector, updated_at) VALUES ('prices', $1)",
+            "INSERT INTO instance_health (collector, instance, updated_at) "
+            "VALUES ('prices', 'a', $1)",
             now - timedelta(seconds=30),
         )
         assert await collector_running(conn, now)

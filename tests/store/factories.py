@@ -147,6 +147,7 @@ def event_record(event_id: str = "9") -> EventRecord:
         100.0,
         50.0,
         json.dumps({"id": event_id}),
+        T0,
     )
 
 
@@ -181,6 +182,7 @@ def market_record(market_id: str = "100", event_id: str | None = "9") -> MarketR
         500.0,
         1,
         json.dumps({"id": market_id}),
+        T0,
     )
 
 

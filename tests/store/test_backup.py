@@ -10,7 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,6 +99,16 @@ WHERE view_schema = 'public' ORDER BY 1
 """
 
 
+@pytest.fixture
+def server_tmp() -> Iterator[Path]:
+    """A scratch directory the embedded servers can reach: as root they run as another user,
+    who cannot pass through pytest's private ``tmp_path``."""
+    top = Path(tempfile.mkdtemp(prefix="polyfarm-backup-"))
+    top.chmod(0o711)
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
 async def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
     """Per table, materialized view and continuous aggregate: its row count and an MD5 of all
     its rows in a fixed order."""
@@ -140,9 +152,9 @@ def assert_populated(tables: dict[str, tuple[int, str]]) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_an_embedded_database_backed_up_restores_equal_into_a_new_one(
-    tmp_path: Path,
+    tmp_path: Path, server_tmp: Path
 ) -> None:
-    source_dir, target_dir, lake = tmp_path / "a", tmp_path / "b", tmp_path / "lake"
+    source_dir, target_dir, lake = server_tmp / "a", server_tmp / "b", tmp_path / "lake"
     source = EmbeddedPostgres(source_dir)
     await asyncio.to_thread(source.start)
     try:

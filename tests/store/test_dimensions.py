@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import asyncpg
 
@@ -84,3 +85,21 @@ async def test_update_tiers_touches_only_changes(pool: asyncpg.Pool) -> None:
         await update_tiers(conn, [("100", 4), ("101", 1)])
         tiers = dict(await conn.fetch("SELECT market_id, tier FROM markets ORDER BY 1"))
     assert tiers == {"100": 4, "101": 1}
+
+
+async def test_an_older_observation_never_replaces_a_newer_one(pool: asyncpg.Pool) -> None:
+    """Two collectors: one's slow scan, read before the other closed the market, finishes
+    after it and must not open the market again (nor undo an event's change)."""
+    newer = T0 + timedelta(minutes=5)
+    async with pool.acquire() as conn:
+        await upsert_events(conn, [event_record("9")._replace(title="New", observed_at=newer)])
+        closed = market_record("100")._replace(closed=True, observed_at=newer)
+        await upsert_markets(conn, [closed])
+        stale_market = market_record("100")._replace(closed=False, question="Stale?")
+        assert await upsert_markets(conn, [stale_market]) == 0
+        assert await upsert_events(conn, [event_record("9")._replace(title="Stale")]) == 0
+        market = await conn.fetchrow("SELECT * FROM markets WHERE market_id = '100'")
+        title = await conn.fetchval("SELECT title FROM events WHERE event_id = '9'")
+        later = closed._replace(question="Later", observed_at=newer + timedelta(minutes=1))
+        assert await upsert_markets(conn, [later]) == 1
+    assert (market["closed"], market["observed_at"], title) == (True, newer, "New")

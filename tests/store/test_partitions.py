@@ -6,6 +6,7 @@ nothing there changes, and is skipped, saying why, without POLYFARM_TEST_DATABAS
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -433,3 +434,24 @@ async def test_timescaledb_keeps_its_hypertables(timescale_dsn: str) -> None:
     assert made.created == []
     assert hypertables == len(PARTITIONED_TABLES)
     assert strays == 0
+
+
+async def test_two_collectors_starting_together_make_each_partition_once(
+    plain_pool: asyncpg.Pool, plain_dsn: str
+) -> None:
+    """Both start-ups make the same partitions; under the schema lock one makes them and the
+    other finds them made (without it, one fails on a partition the other just created)."""
+    settings = Settings(retention=RetentionSettings(partition_days_ahead=3))
+    other = await create_pool(plain_dsn, min_size=1, max_size=2)
+    try:
+        for attempt in range(4):
+            now = NOW + timedelta(days=10 * attempt)
+            await asyncio.gather(
+                migrate_database(plain_pool, settings, clock=lambda now=now: now),
+                migrate_database(other, settings, clock=lambda now=now: now),
+            )
+    finally:
+        await other.close()
+    async with plain_pool.acquire() as conn:
+        names = [p.name for p in await partitions_of(conn, "trade_fills")]
+    assert len(names) == len(set(names)) == 4 * 4  # today and three days ahead, 4 times

@@ -77,7 +77,7 @@ async def streaming(
 ) -> AsyncIterator[Streaming]:
     """Metadata scan, then the stream service until the block ends (clean stop)."""
     async with open_daemon(settings, pool, sim_clock(sim)) as collection:
-        supervisor = Supervisor(pool, collection.jobs())
+        supervisor = collection.supervisor()
         job = next(j for j in supervisor.jobs if j.name == "metadata")
         assert await supervisor.run_once(job)
         service = collection.stream

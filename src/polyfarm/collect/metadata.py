@@ -92,7 +92,7 @@ class MetadataCollector:
 
     async def cycle(self) -> CycleResult:
         now = self._clock()
-        categories, rows = await self._scan_events()
+        categories, rows = await self._scan_events(now)
         scan = self._catalog.start_scan()
         pending: list[MarketInfo] = []
         protocols: Counter[ProtocolKey] = Counter()
@@ -154,7 +154,7 @@ class MetadataCollector:
             self._catalog.add_scanned(scan, unseen, now)
         return await self._store_markets(unseen, now, categories)
 
-    async def _scan_events(self) -> tuple[dict[str, str], int]:
+    async def _scan_events(self, now: datetime) -> tuple[dict[str, str], int]:
         """Upsert every open event; returns each event's category (first tag) for its markets."""
         categories: dict[str, str] = {}
         stored = 0
@@ -165,7 +165,7 @@ class MetadataCollector:
                 if event.tags and event.tags[0].label:
                     categories[event.event_id] = event.tags[0].label
             async with self._pool.acquire() as conn:
-                stored += await upsert_events(conn, [event_record(e) for e in page.items])
+                stored += await upsert_events(conn, [event_record(e, now) for e in page.items])
         return categories, stored
 
     async def _store_markets(

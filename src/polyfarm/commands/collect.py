@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import click
 from rich.console import Console
@@ -20,6 +21,7 @@ from polyfarm.logs import get_logger
 from polyfarm.runtime import Supervisor, install_signal_handlers
 from polyfarm.settings import Settings
 from polyfarm.store.database import open_pool
+from polyfarm.store.ops import instances_seen
 from polyfarm.store.stats import (
     Staleness,
     TableStats,
@@ -31,6 +33,8 @@ from polyfarm.store.stats import (
 )
 
 log = get_logger(__name__)
+# `polyfarm status` names the collector instances that recorded anything this recently.
+INSTANCES_WITHIN = timedelta(hours=1)
 
 
 async def collect_once(settings: Settings, ws_seconds: float) -> tuple[Supervisor, bool]:
@@ -92,17 +96,26 @@ def collect(settings: Settings, once: bool, ws_seconds: float) -> None:
 def status(settings: Settings, as_json: bool) -> None:
     """Last write per table and collector; exits 1 when any collector is stale."""
 
-    async def go() -> tuple[list[TableStats], list[Staleness]]:
+    async def go() -> tuple[list[TableStats], list[Staleness], list[str]]:
+        now = utc_now()
         async with open_pool(settings) as pool, pool.acquire() as conn:
-            return await table_stats(conn), await staleness(conn, settings, utc_now())
+            return (
+                await table_stats(conn),
+                await staleness(conn, settings, now),
+                await instances_seen(conn, now - INSTANCES_WITHIN),
+            )
 
-    tables, collectors = run_async(go)
+    tables, collectors, instances = run_async(go)
     stale = [c.collector for c in collectors if c.stale]
     if as_json:
-        click.echo(
-            json.dumps({"tables": stats_json(tables), "collectors": staleness_json(collectors)})
-        )
+        report = {
+            "tables": stats_json(tables),
+            "collectors": staleness_json(collectors),
+            "instances": instances,
+        }
+        click.echo(json.dumps(report))
     else:
+        click.echo(f"instances recording in the last hour: {', '.join(instances) or 'none'}")
         console = Console()
         table = Table("collector", "last success", "age", "allowed", "state")
         for c in collectors:

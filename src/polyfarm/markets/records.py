@@ -22,7 +22,7 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def event_record(event: EventInfo) -> EventRecord:
+def event_record(event: EventInfo, observed_at: datetime) -> EventRecord:
     tags = [{"id": t.tag_id, "label": t.label, "slug": t.slug} for t in event.tags]
     category = event.tags[0].label if event.tags else None
     return EventRecord(
@@ -42,6 +42,7 @@ def event_record(event: EventInfo) -> EventRecord:
         volume=_float(event.volume),
         liquidity=_float(event.liquidity),
         raw=None,
+        observed_at=observed_at,
     )
 
 
@@ -79,6 +80,7 @@ def market_record(
         tier=tier_for(market.end_date, market.closed, now, tiers),
         raw=market.raw.decode("utf-8", "replace") if market.raw else None,
         protocol_version=None if market.protocol_version is None else market.protocol_version.value,
+        observed_at=now,
     )
 
 

@@ -128,6 +128,10 @@ class Storage:
     columns: tuple[str, ...]
     encode: Callable[[Sequence[Sequence[Any]], SidMap], list[tuple[Any, ...]]] | None = None
     binary: BinaryCopy | None = None
+    # How many of ``columns``, from the first, make the unique key: encoded batches are
+    # written in key order, so that two writers storing the same rows at once (two collectors,
+    # a repair beside the live stream) wait for each other in one order and never deadlock.
+    key_width: int = 2
 
     @property
     def keyed(self) -> bool:
@@ -252,5 +256,5 @@ PRICE_POINTS = Storage(
     PRICE_POINT_COLUMNS,
     binary=BinaryCopy(PRICE_POINT_COLUMNS, encode_price_points),
 )
-TRADE_FILLS = Storage("trade_fills", TRADE_FILL_COLUMNS, encode=encode_trade_fills)
-BOOK_CHANGES = Storage("book_changes", BOOK_CHANGE_COLUMNS, encode=encode_book_changes)
+TRADE_FILLS = Storage("trade_fills", TRADE_FILL_COLUMNS, encode=encode_trade_fills, key_width=3)
+BOOK_CHANGES = Storage("book_changes", BOOK_CHANGE_COLUMNS, encode=encode_book_changes, key_width=3)

@@ -25,7 +25,7 @@ from polyfarm.logs import get_logger
 from polyfarm.settings import Settings
 from polyfarm.store import embedded_access
 from polyfarm.store.embedded import EmbeddedPostgres
-from polyfarm.store.migrations import Flavor, MigrationReport, migrate
+from polyfarm.store.migrations import Flavor, MigrationReport, migrate, schema_lock
 from polyfarm.store.partitions import ensure_partitions
 from polyfarm.store.policies import apply_timescale_policies
 
@@ -276,7 +276,7 @@ async def migrate_database(
     on plain PostgreSQL, make the partitions of today and the days ahead and retire a DEFAULT
     partition left by migration 0015 (before any writer starts, so that live rows never wait
     for a partition made on demand)."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, schema_lock(conn):
         report = await migrate(conn)
         if report.flavor is Flavor.TIMESCALEDB:
             await apply_timescale_policies(conn, settings.retention, settings.chunks)

@@ -3,6 +3,11 @@
 Each batch is copied into a staging table and merged with one ``INSERT … ON CONFLICT DO
 UPDATE``: a full metadata scan of 20,000 markets is a handful of statements, not 20,000.
 ``first_seen`` is set once; ``updated_at`` moves on every upsert.
+
+Events and markets carry ``observed_at``, when their data was read from the venue (the start of
+the scan that read it). A row is only replaced by an observation at least as new: with two
+collectors sharing the database, a slow scan that finishes after a newer one does not turn a
+closed market open again.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class EventRecord(NamedTuple):
     volume: float | None
     liquidity: float | None
     raw: str | None  # JSON text
+    observed_at: datetime  # when the venue said so
 
 
 class MarketRecord(NamedTuple):
@@ -67,6 +73,7 @@ class MarketRecord(NamedTuple):
     liquidity: float | None
     tier: int | None
     raw: str | None
+    observed_at: datetime  # when the venue said so
     protocol_version: str | None = None  # v1 | v2; None while unknown
 
 
@@ -128,13 +135,18 @@ def _assignments(columns: Sequence[str], keep: Sequence[str]) -> str:
     return ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keep)
 
 
+def _not_older(table: str) -> str:
+    """The upsert's condition: the stored row is replaced only by a newer observation."""
+    return f"WHERE {table}.observed_at <= EXCLUDED.observed_at"
+
+
 async def upsert_events(conn: asyncpg.Connection, records: Sequence[EventRecord]) -> int:
     columns = EventRecord._fields
     listed = ", ".join(columns)
     sql = (
         f"INSERT INTO events ({listed}) SELECT DISTINCT ON (event_id) {listed} FROM {{stage}} "
         f"ON CONFLICT (event_id) DO UPDATE SET {_assignments(columns, ['event_id'])}, "
-        "updated_at = now()"
+        f"updated_at = now() {_not_older('events')}"
     )
     return await _merge(conn, "events", columns, records, sql)
 
@@ -149,7 +161,7 @@ async def upsert_markets(conn: asyncpg.Connection, records: Sequence[MarketRecor
         f"INSERT INTO markets ({listed}) SELECT DISTINCT ON (s.market_id) {selected} "
         "FROM {stage} s LEFT JOIN events e ON e.event_id = s.event_id "
         f"ON CONFLICT (market_id) DO UPDATE SET {_assignments(columns, ['market_id'])}, "
-        "updated_at = now()"
+        f"updated_at = now() {_not_older('markets')}"
     )
     return await _merge(conn, "markets", columns, records, sql)
 

@@ -17,7 +17,7 @@ import asyncpg
 
 from polyfarm.logs import get_logger
 from polyfarm.settings import RetentionSettings
-from polyfarm.store.migrations import Flavor, schema_flavor
+from polyfarm.store.migrations import Flavor, schema_flavor, schema_lock
 from polyfarm.store.partitions import UpkeepReport, ensure_partitions, expire_rows
 from polyfarm.store.policies import retention_rules
 
@@ -83,9 +83,12 @@ async def run_maintenance(
     conn: asyncpg.Connection, retention: RetentionSettings, now: datetime
 ) -> MaintenanceReport:
     report = MaintenanceReport()
-    report.deleted = await apply_retention(conn, retention, now)
-    # After retention, so that a DEFAULT partition's expired rows are gone rather than moved.
-    report.partitions = await ensure_partitions(conn, now, retention)
+    # Partitions are dropped and made under the schema lock: never beside another instance
+    # that is migrating or making the same partitions as it starts.
+    async with schema_lock(conn):
+        report.deleted = await apply_retention(conn, retention, now)
+        # After retention, so that a DEFAULT partition's expired rows are gone, not moved.
+        report.partitions = await ensure_partitions(conn, now, retention)
     report.refreshed = await refresh_aggregates(conn)
     log.info(
         "maintenance done",

@@ -18,9 +18,10 @@ up later (converting tables is an operator's decision, not a side effect of an u
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -213,8 +214,7 @@ async def _choose_flavor(conn: asyncpg.Connection, applied: list[AppliedMigratio
 async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> MigrationReport:
     """Apply every pending migration. Safe to call from several processes at once."""
     migrations = load_migrations(directory or default_migrations_dir())
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
-    try:
+    async with schema_lock(conn):
         await _ensure_bookkeeping(conn)
         applied = await applied_migrations(conn)
         verify_checksums(migrations, applied)
@@ -228,6 +228,16 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> Mi
         else:
             await _apply_all(conn, pending, flavor)
         return MigrationReport(flavor, [m.filename for m in pending], len(done))
+
+
+@contextlib.asynccontextmanager
+async def schema_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """The session advisory lock under which polyfarm changes its schema: migrations, and the
+    partitions made ahead (two collectors starting together would otherwise both create the
+    same partition). PostgreSQL counts a session's holds of one lock, so it nests."""
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    try:
+        yield
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
 

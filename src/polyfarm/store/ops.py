@@ -1,10 +1,12 @@
-"""The operations log: one ``task_runs`` row per collector cycle, ``collector_health`` per
-collector. Health is data: the status command and the API read it back."""
+"""The operations log: one ``task_runs`` row per collector cycle, ``instance_health`` per
+collector and instance (process). Health is data: the status command and the API read it back
+through the ``collector_health`` view, which shows the instance that succeeded last (migration
+0018: two collectors may write into one database)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -20,15 +22,26 @@ class CollectorHealth:
     rows_last_run: int | None
 
 
+# A run left 'running' this long is abandoned whichever instance started it: no cycle lasts a
+# day, and an instance that never came back would otherwise leave it open for ever.
+ABANDONED_AFTER = timedelta(days=1)
+
+
 async def start_task_run(
-    conn: asyncpg.Connection, task_name: str, started_at: datetime, tier: int | None = None
+    conn: asyncpg.Connection,
+    task_name: str,
+    started_at: datetime,
+    tier: int | None = None,
+    *,
+    instance: str = "",
 ) -> int:
     run_id: int = await conn.fetchval(
-        "INSERT INTO task_runs (task_name, tier, started_at, status) "
-        "VALUES ($1, $2, $3, 'running') RETURNING id",
+        "INSERT INTO task_runs (task_name, tier, started_at, status, instance) "
+        "VALUES ($1, $2, $3, 'running', $4) RETURNING id",
         task_name,
         tier,
         started_at,
+        instance,
     )
     return run_id
 
@@ -69,15 +82,16 @@ async def record_health(
     ok: bool,
     rows: int | None = None,
     error: str | None = None,
+    instance: str = "",
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO collector_health AS h (collector, last_run_at, last_success_at,
+        INSERT INTO instance_health AS h (collector, instance, last_run_at, last_success_at,
             last_error_at, last_error, consecutive_failures, rows_last_run, updated_at)
-        VALUES ($1, $2::timestamptz, CASE WHEN $3::boolean THEN $2::timestamptz END,
+        VALUES ($1, $6, $2::timestamptz, CASE WHEN $3::boolean THEN $2::timestamptz END,
                 CASE WHEN $3::boolean THEN NULL ELSE $2::timestamptz END,
                 $5, CASE WHEN $3::boolean THEN 0 ELSE 1 END, $4, now())
-        ON CONFLICT (collector) DO UPDATE SET
+        ON CONFLICT (collector, instance) DO UPDATE SET
             last_run_at = EXCLUDED.last_run_at,
             last_success_at = coalesce(EXCLUDED.last_success_at, h.last_success_at),
             last_error_at = coalesce(EXCLUDED.last_error_at, h.last_error_at),
@@ -91,22 +105,52 @@ async def record_health(
         ok,
         rows,
         error,
+        instance,
     )
 
 
+_HEALTH_COLUMNS = (
+    "collector, last_run_at, last_success_at, last_error_at, last_error, "
+    "consecutive_failures, rows_last_run"
+)
+
+
 async def collector_health(conn: asyncpg.Connection) -> list[CollectorHealth]:
+    """Per collector, the instance that succeeded last."""
     rows = await conn.fetch(
-        "SELECT collector, last_run_at, last_success_at, last_error_at, last_error, "
-        "consecutive_failures, rows_last_run FROM collector_health ORDER BY collector"
+        f"SELECT {_HEALTH_COLUMNS} FROM collector_health ORDER BY collector"  # noqa: S608 (constant)
     )
     return [CollectorHealth(**dict(r)) for r in rows]
 
 
-async def mark_interrupted_runs(conn: asyncpg.Connection, at: datetime) -> int:
-    """Runs still 'running' from a process that died: close them as cancelled on start-up."""
+async def instance_health(conn: asyncpg.Connection, instance: str) -> list[CollectorHealth]:
+    """One instance's own records (its stream heartbeat, its jobs' last cycles)."""
+    rows = await conn.fetch(
+        f"SELECT {_HEALTH_COLUMNS} FROM instance_health "  # noqa: S608 (constant)
+        "WHERE instance = $1 ORDER BY collector",
+        instance,
+    )
+    return [CollectorHealth(**dict(r)) for r in rows]
+
+
+async def instances_seen(conn: asyncpg.Connection, since: datetime) -> list[str]:
+    """The instances that recorded anything since ``since``, by name."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT instance FROM instance_health WHERE updated_at >= $1 ORDER BY 1", since
+    )
+    return [r["instance"] for r in rows]
+
+
+async def mark_interrupted_runs(conn: asyncpg.Connection, at: datetime, instance: str = "") -> int:
+    """Close as cancelled, on start-up, the runs this instance left 'running' when it died, and
+    any instance's run open for longer than ``ABANDONED_AFTER``. Another instance's recent run
+    may be running right now and is left alone."""
     status = await conn.execute(
         "UPDATE task_runs SET status = 'cancelled', completed_at = $1, "
-        "error_message = 'process ended before the run finished' WHERE status = 'running'",
+        "error_message = 'process ended before the run finished' "
+        "WHERE status = 'running' AND (instance = $2 OR started_at < $3)",
         at,
+        instance,
+        at - ABANDONED_AFTER,
     )
     return int(status.rsplit(" ", 1)[-1])

@@ -32,7 +32,7 @@ TABLES = (
     "whale_events",
     "feed_gaps",
     "task_runs",
-    "collector_health",
+    "instance_health",
 )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import operator
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -261,7 +262,11 @@ def copy_parts(
     touch disjoint index pages."""
     step = -(-len(records) // max(1, parts)) or 1
     if storage.binary is None:
-        stored = records if storage.encode is None else storage.encode(records, sids)
+        stored = (
+            records
+            if storage.encode is None
+            else _in_key_order(storage.encode(records, sids), storage.key_width)
+        )
         return [
             CopyPart(len(chunk), storage.columns, records=chunk)
             for chunk in (stored[i : i + step] for i in range(0, len(stored), step))
@@ -272,6 +277,11 @@ def copy_parts(
         _binary_part(storage.binary, chunk)
         for chunk in (encoded[i : i + step] for i in range(0, len(encoded), step))
     ] or [_binary_part(storage.binary, [])]
+
+
+def _in_key_order(rows: list[tuple[Any, ...]], key_width: int) -> list[tuple[Any, ...]]:
+    """Two writers of overlapping rows take the unique index's row locks in one order."""
+    return sorted(rows, key=operator.itemgetter(*range(key_width)))
 
 
 def key_range_groups(

@@ -39,7 +39,7 @@ from polyfarm.polymarket.domain import (
     WsCount,
 )
 from polyfarm.settings import WebSocketSettings
-from polyfarm.store.ops import collector_health, record_health
+from polyfarm.store.ops import instance_health, record_health
 from polyfarm.store.outage import OutageLog
 from polyfarm.stream.bookcheck import HashCheckKey
 from polyfarm.stream.counts import MESSAGE_LABELS, MessageKind, StreamCounts, StreamEvent
@@ -160,13 +160,15 @@ def freeze_long_lived() -> None:
 
 
 class Heartbeat:
-    """Until when the stream vouches for every fill, in ``collector_health``: recorded every
-    ``HEARTBEAT_S`` and at stop, read back by the next run to repair what it missed."""
+    """Until when the stream vouches for every fill, in ``instance_health``: recorded every
+    ``HEARTBEAT_S`` and at stop, read back by this instance's next run to repair what it missed.
+    Per instance: with two collectors, one's heartbeat says nothing of what the other saw."""
 
     def __init__(
         self,
         *,
         collector: str,
+        instance: str,
         pool: asyncpg.Pool,
         clock: Clock,
         vouched_until: Callable[[datetime, datetime | None], datetime],
@@ -174,6 +176,7 @@ class Heartbeat:
         counts: StreamCounts,
     ) -> None:
         self._collector = collector
+        self._instance = instance
         self._pool = pool
         self._clock = clock
         self._vouched_until = vouched_until
@@ -184,7 +187,7 @@ class Heartbeat:
     async def last(self) -> datetime | None:
         """Until when the previous run vouched (None: there was none)."""
         async with self._pool.acquire() as conn:
-            health = {h.collector: h for h in await collector_health(conn)}
+            health = {h.collector: h for h in await instance_health(conn, self._instance)}
         last = health.get(self._collector)
         return None if last is None else last.last_success_at
 
@@ -197,7 +200,9 @@ class Heartbeat:
         vouched = self._vouched_until(self._clock(), self._earliest_unrecorded())
         rows = self._counts.messages[TradePrint]
         async with self._pool.acquire() as conn:
-            await record_health(conn, self._collector, at=vouched, ok=True, rows=rows)
+            await record_health(
+                conn, self._collector, at=vouched, ok=True, rows=rows, instance=self._instance
+            )
 
 
 class StaleAssetProbe:

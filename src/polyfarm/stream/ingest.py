@@ -27,7 +27,7 @@ from polyfarm.polymarket.domain import (
     TradePrint,
 )
 from polyfarm.store.disk import PressureReading
-from polyfarm.store.rows import BookDeltaRow
+from polyfarm.store.rows import BookDeltaRow, delta_seq
 from polyfarm.stream.bookcheck import BookChecker
 from polyfarm.stream.connection import Watermark
 from polyfarm.stream.counts import StreamCounts, StreamEvent
@@ -65,7 +65,6 @@ class StreamIngest:
     lifecycle: deque[Lifecycle] = field(default_factory=deque)
     unseeded: dict[str, None] = field(default_factory=dict)  # books without hash inputs
     _recent_deltas: dict[tuple[object, ...], None] = field(default_factory=dict)
-    _seq: int = 0
 
     def __post_init__(self) -> None:
         self._message_counts = self.counts.messages
@@ -164,8 +163,8 @@ class StreamIngest:
                 self._capture(message, item, market_id, price, size, stamp)
 
     def _fresh_delta_message(self, message: PriceChange, ts_ms: int) -> bool:
-        """False for a repeated frame (same market, time and item hashes): deltas are
-        stored by receive position, so a repeat would be stored twice."""
+        """False for a repeated frame (same market, time and item hashes): its rows would only
+        meet the table's key and be dropped there (``delta_seq``)."""
         identity = (message.market, ts_ms, tuple((i.asset_id, i.hash) for i in message.items))
         if identity in self._recent_deltas:
             self.counts.add(StreamEvent.REPEATED_DELTA_MESSAGE)
@@ -187,12 +186,11 @@ class StreamIngest:
         if self.deltas.full:
             self.drop_deltas(market_id, epoch_ms(message.timestamp))
             return
-        self._seq = (self._seq + 1) % 2_000_000_000
         row = BookDeltaRow(
             message.timestamp,
             item.asset_id,
             market_id,
-            self._seq,
+            delta_seq(item.hash, item.side, str(item.price), str(item.size)),
             item.side,
             price,
             size,

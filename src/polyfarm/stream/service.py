@@ -153,7 +153,7 @@ class StreamRun:
             settings=deps.settings, writer=deps.writer, clock=deps.clock, disk=deps.disk,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
-            collector=NAME, pool=deps.pool, clock=deps.clock,
+            collector=NAME, instance=deps.settings.instance, pool=deps.pool, clock=deps.clock,
             vouched_until=self.coverage.vouched_until,
             earliest_unrecorded=self.repairer.earliest_unrecorded, counts=self.counts,
         )  # fmt: skip
