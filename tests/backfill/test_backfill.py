@@ -12,6 +12,7 @@ import pytest
 from polyfarm.backfill.markets import Selection, select_markets
 from polyfarm.backfill.run import BackfillPlan
 from polyfarm.sim import SimConfig, Simulator
+from polyfarm.sim.history import bucket_mids, price_of
 from tests.backfill.support import (
     FIXED_START,
     backfiller,
@@ -125,3 +126,43 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
         for token in subject.token_ids:
             truth = truth_minutes(sim, token, int(start.timestamp()), int(end.timestamp()))
             assert await stored_minutes(pool, token) == truth, token
+
+
+async def test_where_1_minute_is_no_longer_served_a_coarser_grain_is_stored_as_such(
+    pool: asyncpg.Pool,
+) -> None:
+    """The CLOB keeps three days here and the Data API 1-minute points seven: the three days
+    before that come at 5 minutes, from the Data API, recorded at 5 minutes."""
+    config = SimConfig(
+        markets=3, seed=9, speed=0.0, rate_limits=False, start_time=FIXED_START,
+        new_markets_per_hour=0.0, trade_rate=0.0, clob_history_max_age_s=3 * DAY,
+    )  # fmt: skip
+    async with Simulator(config) as sim:
+        # Days before the simulation's start: the markets were open then (its pre-start path).
+        now = datetime.fromtimestamp(sim.clock.now() // 60 * 60, UTC)
+        end = now - timedelta(days=7, hours=1)
+        start = end - timedelta(days=3)
+        async with venue(sim) as clients:
+            subjects = await select_markets(clients.gamma, Selection(all_open=True))
+            plan = BackfillPlan(subjects, start, end, trades=False)
+            summary = await backfiller(sim, pool, clients).run(plan)
+        assert subjects
+        token = subjects[0].token_ids[0]
+        found = sim.world.token(token)
+        assert found is not None
+        market, is_yes = found
+        mids = bucket_mids(
+            market, is_yes, (start.timestamp(), end.timestamp() - 1e-6), 300,
+            sim.world.synthetic(market),
+        )  # fmt: skip
+    rows = await pool.fetch(
+        "SELECT ts, price, fidelity_s, route FROM price_history WHERE token_id = $1", token
+    )
+    assert set(summary.points_by_fidelity) == {300}
+    assert not summary.missing_minutes
+    assert {(r["fidelity_s"], r["route"]) for r in rows} == {(300, "data_api")}
+    assert {int(r["ts"].timestamp()): r["price"] for r in rows} == {
+        ts: price_of(half) for ts, half in mids
+    }
+    done = await pool.fetch("SELECT fidelity_s FROM backfill_progress WHERE series = 'prices'")
+    assert {r["fidelity_s"] for r in done} == {300}
