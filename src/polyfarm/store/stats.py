@@ -21,6 +21,8 @@ TABLE_TIME_COLUMNS: dict[str, str | None] = {
     "trades": "ts",
     "book_deltas": "ts",
     "market_features": "ts",
+    "price_history": "fetched_at",  # the venue's own history, backfilled
+    "backfill_progress": "done_at",
     "whale_events": "ts",
     "feed_gaps": "detected_at",
     "task_runs": "started_at",
