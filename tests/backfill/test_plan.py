@@ -8,6 +8,7 @@ from polyfarm.backfill.plan import (
     Route,
     RouteBalance,
     holes,
+    holes_on_grid,
     ladder,
     life_span,
     subtract,
@@ -61,3 +62,11 @@ def test_routes_share_the_work_by_what_a_window_costs_there() -> None:
     assert (balance.clob_load, balance.data_api_load) == (20, 20)
     older = (NOW - 10 * DAY_S, NOW - 8 * DAY_S)
     assert balance.choose(older, NOW) is Route.CLOB
+
+
+def test_a_whole_answer_on_the_grid_leaves_no_hole_and_a_gapped_one_does() -> None:
+    assert holes_on_grid((60, 600), list(range(0, 600, 300)), 300) == []
+    assert holes_on_grid((0, 300), [0, 60, 120, 180, 240], 60) == []
+    assert holes_on_grid((0, 300), [0, 60, 180, 240], 60) == [(120, 180)]
+    assert holes_on_grid((0, 300), [60, 120, 180, 240, 300], 60) == [(0, 60)]
+    assert holes_on_grid((0, 300), [], 60) == [(0, 300)]

@@ -20,7 +20,7 @@ from polyfarm.backfill.plan import (
     Route,
     Span,
     floor_to,
-    holes,
+    holes_on_grid,
     ladder,
     merge,
     worth_asking,
@@ -55,10 +55,6 @@ class Filled:
         names = sorted({Route.DATA_API.value if r.route == 1 else Route.CLOB.value
                         for r in self.rows})  # fmt: skip
         return ",".join(names) or None
-
-
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 class HistoryFetcher:
@@ -105,25 +101,31 @@ class HistoryFetcher:
                 left.append(hole)
                 continue
             filled.attempts += 1
-            try:
-                # From the start of the bucket the hole begins in: that bucket covers it too.
-                asked = (floor_to(hole[0], attempt.bucket_s), hole[1])
-                points = await self.points(attempt, token_id, asked)
-            except SourceError as exc:
-                filled.failures.append(f"{attempt.route.value} at {attempt.bucket_s}s: {exc}")
-                log.debug("history attempt failed", token=token_id, error=repr(exc))
+            points = await self._ask(attempt, token_id, hole, filled)
+            if points is None:
                 left.append(hole)
                 continue
-            rows = [
-                HistoryPointRow(
-                    p.t, token_id, market_id, float(p.p), attempt.bucket_s,
-                    ROUTE_CODES[attempt.route],
-                )
+            code = ROUTE_CODES[attempt.route]
+            filled.rows.extend(
+                HistoryPointRow(p.t, token_id, market_id, float(p.p), attempt.bucket_s, code)
                 for p in points
-            ]  # fmt: skip
-            filled.rows.extend(rows)
-            left.extend(holes(hole, ((_epoch(r.ts), r.fidelity_s) for r in rows)))
+            )
+            times = [int(p.t.timestamp()) for p in points]
+            left.extend(holes_on_grid(hole, times, attempt.bucket_s))
         return left
+
+    async def _ask(
+        self, attempt: Attempt, token_id: str, hole: Span, filled: Filled
+    ) -> list[PricePoint] | None:
+        """The points for ``hole``, from the start of the bucket it begins in (that bucket
+        covers it too); None when the route failed (the failure is noted)."""
+        asked = (floor_to(hole[0], attempt.bucket_s), hole[1])
+        try:
+            return await self.points(attempt, token_id, asked)
+        except SourceError as exc:
+            filled.failures.append(f"{attempt.route.value} at {attempt.bucket_s}s: {exc}")
+            log.debug("history attempt failed", token=token_id, error=repr(exc))
+            return None
 
     async def points(self, attempt: Attempt, token_id: str, span: Span) -> list[PricePoint]:
         """The bucket points of ``span`` at the attempt's grain. The Data API's terminal tick

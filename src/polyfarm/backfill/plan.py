@@ -186,5 +186,14 @@ def holes(span: Span, points: Iterable[tuple[int, int]]) -> list[Span]:
     return [(s, e) for s, e in minutes if e > s]
 
 
+def holes_on_grid(span: Span, times: Sequence[int], bucket_s: int) -> list[Span]:
+    """``holes`` for the sorted, distinct bucket starts of one answer: one point per bucket
+    from the bucket ``span`` begins in (the usual answer) leaves nothing to merge."""
+    first = floor_to(span[0], bucket_s)
+    if times and times[0] == first and len(times) == ceil_to(span[1] - first, bucket_s) // bucket_s:
+        return []
+    return holes(span, ((t, bucket_s) for t in times))
+
+
 def minutes_in(spans: Iterable[Span]) -> int:
     return sum((end - start) // MINUTE_S for start, end in spans)
