@@ -27,27 +27,28 @@ DAY = 86_400
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    """Ten simulated days: the older three are past the Data API's 1-minute retention."""
+    """A simulated month: all but its last week is past the Data API's 1-minute retention, and
+    it takes two windows of the venue's 15-day cap."""
     config = SimConfig(
         markets=6, seed=21, speed=0.0, rate_limits=False, start_time=FIXED_START,
         trade_rate=0.02, new_markets_per_hour=0.0, resolution_delay_s=(600.0, 1200.0),
     )  # fmt: skip
     async with Simulator(config) as simulator:
-        for _ in range(10):
+        for _ in range(30):
             simulator.clock.advance(DAY)
             simulator.step()
         yield simulator
 
 
-def ten_days(sim: Simulator) -> tuple[datetime, datetime]:
+def a_month(sim: Simulator) -> tuple[datetime, datetime]:
     end = datetime.fromtimestamp(sim.clock.now() // 60 * 60, UTC)
-    return end - timedelta(days=10), end
+    return end - timedelta(days=30), end
 
 
 async def test_a_backfill_equals_the_simulators_history_and_a_second_run_adds_nothing(
     sim: Simulator, pool: asyncpg.Pool
 ) -> None:
-    start, end = ten_days(sim)
+    start, end = a_month(sim)
     async with venue(sim) as clients:
         subjects = await select_markets(
             clients.gamma, Selection(all_open=True, resolved_since=start)
@@ -89,7 +90,7 @@ async def test_a_backfill_equals_the_simulators_history_and_a_second_run_adds_no
 async def test_an_interrupted_run_resumes_where_it_stopped(
     sim: Simulator, pool: asyncpg.Pool
 ) -> None:
-    start, end = ten_days(sim)
+    start, end = a_month(sim)
 
     class Interrupted(Exception):
         pass
@@ -109,19 +110,30 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
                 sim, pool, clients, flush_rows=1, on_progress=interrupt_after_five
             ).run(plan)
         assert stopped.group_contains(Interrupted)
-        prices_done = await pool.fetchval(
-            "SELECT count(*) FROM backfill_progress WHERE series = 'prices'"
-        )
+        done_first = {
+            (r["subject"], int(r["window_start"].timestamp()))
+            for r in await pool.fetch(
+                "SELECT subject, window_start FROM backfill_progress WHERE series = 'prices'"
+            )
+        }
         resumed = backfiller(sim, pool, clients)
         now_s = int(sim.clock.now())
-        prices_left = len(await resumed.price_jobs(plan, now_s))
+        price_jobs = await resumed.price_jobs(plan, now_s)
         trades_left = len(await resumed.trade_jobs(plan, now_s))
         summary = await resumed.run(plan)
-    tokens = sum(len(s.token_ids) for s in subjects)
-    assert 0 < prices_left < tokens
-    assert prices_left == tokens - prices_done, "what was done is not asked again"
-    assert summary.windows == prices_left + trades_left
-    assert await pool.fetchval("SELECT count(*) FROM backfill_progress") == tokens + len(subjects)
+    left = {(job.token_id, job.window[0]) for job in price_jobs}
+    assert done_first, "interrupted after some windows"
+    assert left, "interrupted before the last"
+    assert not done_first & left, "what was done is not asked again"
+    assert summary.windows == len(price_jobs) + trades_left
+    progress = await pool.fetch("SELECT series, subject FROM backfill_progress")
+    assert len([r for r in progress if r["series"] == "prices"]) == len(done_first | left)
+    assert {r["subject"] for r in progress if r["series"] == "prices"} == {
+        t for s in subjects for t in s.token_ids
+    }
+    assert {r["subject"] for r in progress if r["series"] == "trades"} == {
+        s.condition_id for s in subjects
+    }
     for subject in subjects:
         for token in subject.token_ids:
             truth = truth_minutes(sim, token, int(start.timestamp()), int(end.timestamp()))
