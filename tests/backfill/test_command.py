@@ -15,8 +15,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from click.testing import CliRunner
 
-from polyfarm.commands.backfill import collector_running, leftover_fraction
+from polyfarm.cli import cli
+from polyfarm.commands.backfill import collector_running, eta_s, leftover_fraction
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
 from tests.backfill.support import stored_minutes, truth_minutes
@@ -104,3 +106,17 @@ async def test_beside_a_running_collector_the_backfill_takes_what_it_leaves(
     assert leftover_fraction(Settings()) == pytest.approx(0.1)
     greedy = Settings(rate_limits={"fraction": 0.95})  # type: ignore[arg-type]
     assert leftover_fraction(greedy) == 0.05
+
+
+def test_the_eta_is_the_pace_so_far_and_markets_must_be_chosen() -> None:
+    assert eta_s(0, 10, 5.0) is None
+    assert eta_s(5, 10, 10.0) == 10.0
+    assert eta_s(10, 10, 10.0) == 0.0
+    result = CliRunner().invoke(cli, ["backfill", "--days", "1"])
+    assert result.exit_code == 2
+    assert "choose markets" in result.output
+    result = CliRunner().invoke(
+        cli, ["backfill", "--all-open", "--from", "2026-03-02", "--to", "2026-03-01"]
+    )
+    assert result.exit_code == 2
+    assert "--from must be before --to" in result.output

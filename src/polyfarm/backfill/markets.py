@@ -43,9 +43,8 @@ class Selection:
 
     @property
     def empty(self) -> bool:
-        return not (
-            self.market_ids or self.slugs or self.events or self.tags or self.all_open
-        ) and (self.resolved_since is None)
+        chosen = (self.market_ids, self.slugs, self.events, self.tags, self.all_open)
+        return not any(chosen) and self.resolved_since is None
 
 
 def subject_of(market: MarketInfo) -> Subject | None:

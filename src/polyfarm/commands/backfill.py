@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -42,7 +43,7 @@ _TIME = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S
 LOG_EVERY_S = 30.0
 COLLECTOR_FRESH = timedelta(minutes=3)
 MIN_FRACTION = 0.05
-Progress_ = Callable[[int, int], None]
+OnProgress = Callable[[int, int], None]
 
 
 def eta_s(done: int, total: int, elapsed_s: float) -> float | None:
@@ -53,7 +54,7 @@ def eta_s(done: int, total: int, elapsed_s: float) -> float | None:
 
 
 @contextlib.contextmanager
-def progress_reporter() -> Iterator[Progress_]:
+def progress_reporter() -> Iterator[OnProgress]:
     """A bar with an ETA on a terminal; a log line every ``LOG_EVERY_S`` otherwise."""
     if sys.stderr.isatty():
         columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(),
@@ -62,18 +63,24 @@ def progress_reporter() -> Iterator[Progress_]:
             task = bar.add_task("backfill", total=None)
             yield lambda done, total: bar.update(task, completed=done, total=total)
         return
-    began = time.monotonic()
-    last = [0.0]
+    yield ProgressLog(time.monotonic())
 
-    def log_line(done: int, total: int) -> None:
+
+@dataclass
+class ProgressLog:
+    """Progress as a log line every ``LOG_EVERY_S`` (and at the end), with the ETA."""
+
+    began: float
+    last: float = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - last[0] >= LOG_EVERY_S or done == total:
-            last[0] = now
-            left = eta_s(done, total, now - began)
-            log.info("backfill progress", done=done, total=total,
-                     eta_s=None if left is None else round(left))  # fmt: skip
-
-    yield log_line
+        if now - self.last < LOG_EVERY_S and done != total:
+            return
+        self.last = now
+        left = eta_s(done, total, now - self.began)
+        log.info("backfill progress", done=done, total=total,
+                 eta_s=None if left is None else round(left))  # fmt: skip
 
 
 def _utc(moment: datetime | None) -> datetime | None:
