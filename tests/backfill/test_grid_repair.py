@@ -130,6 +130,14 @@ async def test_a_collector_down_for_20_minutes_has_its_grid_filled(
         for t in tokens
     }
     assert all(g["repaired"] and g["unrepairable"] is None for g in gaps)
+    # Besides the outage, only the minutes between the last cycle and the repair's settling
+    # time: the watch began with the collector, and the minutes before are no downtime.
+    spans = sorted({(g["gap_start"], g["gap_end"]) for g in gaps})
+    assert len(spans) == 2
+    assert spans[0] == (
+        datetime.fromtimestamp(down_from, UTC),
+        datetime.fromtimestamp(down_to, UTC),
+    )
 
 
 async def test_minutes_the_venue_no_longer_serves_are_recorded_unrepairable(

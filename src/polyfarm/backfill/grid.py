@@ -127,7 +127,7 @@ class GridRepair:
         until = floor_to(int(now_s - self._settle_s), MINUTE_S)
         report = GridReport()
         async with self._pool.acquire() as conn:
-            since = await self._checked_until(conn, until)
+            since = await self._checked_until(conn, ceil_to(now_s, MINUTE_S))
             if since is None or since >= until:
                 return report
             window = (max(since, floor_to(int(now_s - self._lookback.total_seconds()), 60)), until)
@@ -146,13 +146,14 @@ class GridRepair:
             )
         return report
 
-    async def _checked_until(self, conn: asyncpg.Connection, until: int) -> int | None:
-        """Where the last round stopped; None on the first round (which starts the watch)."""
+    async def _checked_until(self, conn: asyncpg.Connection, watch_from: int) -> int | None:
+        """Where the last round stopped; None on the first round, which starts the watch at
+        ``watch_from`` (the next minute: the collector's first cycles start about now)."""
         found = await conn.fetchval(
             "SELECT checked_until FROM grid_repair_state WHERE name = $1", STATE_NAME
         )
         if found is None:
-            await _set_checked_until(conn, until)
+            await _set_checked_until(conn, watch_from)
             return None
         return int(found.timestamp())
 
