@@ -82,12 +82,22 @@ async def test_the_command_backfills_chosen_markets_and_a_rerun_adds_nothing(
             assert truth
             assert await stored_minutes(pool, token) == truth
         trades = await pool.fetchval("SELECT count(*) FROM trades")
+        stored = await pool.fetchrow(
+            "SELECT m.slug, m.event_id, e.slug AS event_slug, "
+            "array_agg(t.token_id ORDER BY t.outcome_index) AS tokens "
+            "FROM markets m JOIN events e USING (event_id) JOIN tokens t USING (market_id) "
+            "GROUP BY m.market_id, e.slug"
+        )
     finally:
         await pool.close()
     assert first["points_by_fidelity_s"] == {"60": 2 * len(truth)}
     assert first["rows"] == {"price_history": 2 * len(truth), "trades": trades}
     assert again["rows"] == {"price_history": 0, "trades": 0}
     assert again["windows"] == 0
+    # The market's rows are stored too, so what was backfilled joins to its question and event.
+    assert stored is not None
+    assert (stored["slug"], stored["event_slug"]) == (market.slug, market.event.slug)
+    assert stored["tokens"] == [market.yes_token, market.no_token]
 
 
 async def test_beside_a_running_collector_the_backfill_takes_what_it_leaves(

@@ -68,15 +68,19 @@ def _closed_s(market: MarketInfo) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
-async def select_markets(gamma: GammaClient, selection: Selection) -> list[Subject]:
-    """The chosen markets, each once, in the order found."""
-    found: dict[str, Subject] = {}
+async def chosen_markets(gamma: GammaClient, selection: Selection) -> list[MarketInfo]:
+    """The chosen markets as Gamma describes them, each once, in the order found."""
+    found: dict[str, MarketInfo] = {}
     for source in _sources(gamma, selection):
         async for market in source:
-            subject = subject_of(market)
-            if subject is not None:
-                found.setdefault(subject.market_id, subject)
+            found.setdefault(market.market_id, market)
     return list(found.values())
+
+
+async def select_markets(gamma: GammaClient, selection: Selection) -> list[Subject]:
+    """The chosen markets that have trading ids, as the backfill needs them."""
+    subjects = (subject_of(m) for m in await chosen_markets(gamma, selection))
+    return [s for s in subjects if s is not None]
 
 
 def _sources(gamma: GammaClient, selection: Selection) -> list[AsyncIterator[MarketInfo]]:

@@ -26,8 +26,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from polyfarm.backfill.dimensions import store_dimensions
 from polyfarm.backfill.fetch import HistoryFetcher
-from polyfarm.backfill.markets import Selection, select_markets
+from polyfarm.backfill.markets import Selection, chosen_markets, subject_of
 from polyfarm.backfill.run import Backfiller, BackfillPlan, Summary
 from polyfarm.clock import utc_now
 from polyfarm.commands.common import run_async
@@ -165,7 +166,9 @@ async def run_backfill(
             limits = settings.rate_limits.model_copy(update={"fraction": fraction})
             settings = settings.model_copy(update={"rate_limits": limits})
         async with open_clients(settings) as clients:
-            subjects = await select_markets(clients.gamma, selection)
+            markets = await chosen_markets(clients.gamma, selection)
+            await store_dimensions(clients.gamma, pool, markets, utc_now(), settings.tiers)
+            subjects = [s for s in map(subject_of, markets) if s is not None]
             log.info("markets chosen", markets=len(subjects), start=start.isoformat(),
                      end=end.isoformat())  # fmt: skip
             with progress_reporter() as on_progress:
