@@ -35,7 +35,9 @@ from .harness import (
     truth_trades,
 )
 
-FAULTS = "ws_drop=0.0005,ws_duplicate=0.01,ws_out_of_order=0.01,data:http_5xx=0.02"
+FAULTS = (
+    "ws_drop=0.0005,ws_duplicate=0.01,ws_out_of_order=0.01,hash_mismatch=0.01,data:http_5xx=0.02"
+)
 STEP_S = 20
 MINUTES = 120
 MAINTENANCE_S = 600

@@ -432,13 +432,14 @@ def trade_key(
 DELTA_SEQ_MASK = 0x7FFFFFFF  # the column is a signed 32-bit integer
 
 
-def delta_seq(book_hash: str | None, side: str, price: str, size: str) -> int:
+def delta_seq(side: str, price: str, size: str) -> int:
     """31 bits that tell one book change of a token apart from the others of its millisecond
-    (``book_deltas``' key is token, time, seq). Computed from the change itself (the hash of the
-    book after it, side, price, new size), not from the order of receipt: two collectors that
-    receive the same change store it once, and a repeated frame is stored once. Two different
-    changes of one token in one millisecond share a number with odds of 2^-31."""
-    material = "|".join(
-        (book_hash or "", side.upper(), canonical_decimal(price), canonical_decimal(size))
-    )
+    (``book_deltas``' key is token, time, seq), computed from the change (side, price, new
+    size) and not from the order of receipt: two collectors that receive the same change store
+    it once, and so does one that receives a repeated frame. The venue's book hash is left out,
+    since a subscriber may get a damaged one. Two changes of one token in one millisecond that
+    set the same level to the same size are one row: within a millisecond the table keeps no
+    order, so the second says nothing the first does not. Two different changes share a number
+    with odds of 2^-31."""
+    material = "|".join((side.upper(), canonical_decimal(price), canonical_decimal(size)))
     return zlib.crc32(material.encode()) & DELTA_SEQ_MASK

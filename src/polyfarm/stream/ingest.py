@@ -190,7 +190,7 @@ class StreamIngest:
             message.timestamp,
             item.asset_id,
             market_id,
-            delta_seq(item.hash, item.side, str(item.price), str(item.size)),
+            delta_seq(item.side, str(item.price), str(item.size)),
             item.side,
             price,
             size,
