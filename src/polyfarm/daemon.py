@@ -283,6 +283,7 @@ class Daemon:
             job=self.prices.name,
             cadence_s=self.settings.intervals.prices_s,
             concurrency=settings.concurrency,
+            metrics=self.metrics,
         )
 
         async def cycle() -> CycleResult:

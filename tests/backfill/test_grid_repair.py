@@ -119,6 +119,11 @@ async def test_a_collector_down_for_20_minutes_has_its_grid_filled(
         await running.cycle("grid-repair")
         assert await prices_gaps(pool) == gaps
         assert await pool.fetchval("SELECT count(*) FROM price_history") == stored
+        counted = {
+            outcome: running.daemon.metrics.feed_gaps.labels("prices", outcome)._value.get()
+            for outcome in ("detected", "repaired", "unrepaired")
+        }
+    assert counted == {"detected": len(gaps), "repaired": len(gaps), "unrepaired": 0}
     assert tokens
     for token in tokens:
         stored = await stored_minutes(pool, token)
@@ -157,6 +162,8 @@ async def test_minutes_the_venue_no_longer_serves_are_recorded_unrepairable(
         await running.cycle("grid-repair")
         tokens = await open_tokens(pool)
         gaps = await prices_gaps(pool)
+        unrepaired = running.daemon.metrics.feed_gaps.labels("prices", "unrepaired")._value.get()
+    assert unrepaired == len([g for g in gaps if not g["repaired"]]) >= 2 * len(tokens)
     outage = [g for g in gaps if g["gap_start"] == datetime.fromtimestamp(down_from, UTC)]
     assert {g["token_id"] for g in outage} == set(tokens)
     for gap in outage:

@@ -39,6 +39,7 @@ from polyfarm.backfill.plan import (
 )
 from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
+from polyfarm.metrics import Metrics
 from polyfarm.store.history_writes import HistoryPointRow, store_history_points
 from polyfarm.store.keys import TokenKeys
 from polyfarm.store.stream_writes import GapRecord
@@ -109,6 +110,7 @@ class GridRepair:
         cadence_s: float,
         concurrency: int = 8,
         keys: TokenKeys | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
         self._fetcher = fetcher
@@ -118,6 +120,7 @@ class GridRepair:
         self._job = job
         self._cadence_s = cadence_s
         self._concurrency = max(1, concurrency)
+        self._metrics = metrics
         self._flush_lock = asyncio.Lock()
         self._keys = keys or TokenKeys()
 
@@ -202,7 +205,17 @@ class GridRepair:
             gaps, work.gaps = work.gaps, []
             work.report.rows += await store_history_points(self._pool, self._keys, rows)
             async with self._pool.acquire() as conn:
-                await _record_gaps(conn, gaps)
+                self._count(await _record_gaps(conn, gaps))
+
+    def _count(self, repaired: Sequence[bool]) -> None:
+        """The holes recorded, as the trade repair counts its windows: detected, then repaired
+        or unrepaired (the alert on unrepaired holes covers the price grid too)."""
+        if self._metrics is None or not repaired:
+            return
+        counter = self._metrics.feed_gaps
+        counter.labels(GAP_STREAM, "detected").inc(len(repaired))
+        counter.labels(GAP_STREAM, "repaired").inc(sum(repaired))
+        counter.labels(GAP_STREAM, "unrepaired").inc(len(repaired) - sum(repaired))
 
 
 @dataclass
@@ -254,13 +267,14 @@ async def _heartbeats(
 
 async def _record_gaps(
     conn: asyncpg.Connection, gaps: Sequence[tuple[GapRecord, str | None]]
-) -> None:
+) -> list[bool]:
     """One row per token's span: repaired when filled, else with why it cannot be. A span
-    recorded already (a round cut short and run again) is not recorded twice."""
+    recorded already (a round cut short and run again) is not recorded twice. Returns whether
+    each row recorded now is repaired."""
     if not gaps:
-        return
+        return []
     columns = list(zip(*((*record, why is None, why) for record, why in gaps), strict=True))
-    await conn.execute(
+    rows = await conn.fetch(
         """
         INSERT INTO feed_gaps (stream, token_id, market_id, gap_start, gap_end, reason,
                                repaired, unrepairable)
@@ -271,9 +285,11 @@ async def _record_gaps(
             SELECT 1 FROM feed_gaps f
             WHERE f.token_id = g.token_id AND f.gap_start = g.gap_start
               AND f.gap_end = g.gap_end AND f.stream = g.stream)
+        RETURNING repaired
         """,
         *(list(column) for column in columns),
     )
+    return [r["repaired"] for r in rows]
 
 
 async def _set_checked_until(conn: asyncpg.Connection, until: int) -> None:
