@@ -303,6 +303,7 @@ class Daemon:
             clock=self.clock,
             settings=self.settings.backfill,
             catalogue_ready=self.catalog.ready,
+            instance=self.settings.instance,
         )
         return Service(backfill.name, backfill.run)
 

@@ -19,6 +19,10 @@ from polyfarm.store.history_writes import is_new_database
 from tests.backfill.support import FIXED_START, sim_clock, stored_minutes, truth_minutes
 
 DAY = 86_400
+FINISHED = (
+    "SELECT EXISTS (SELECT 1 FROM task_runs "
+    "WHERE task_name = 'first-start-backfill' AND status = 'success')"
+)
 
 
 @pytest.fixture
@@ -59,13 +63,26 @@ async def test_a_new_database_gets_the_open_markets_recent_past(
         ]
         markets = await pool.fetchval("SELECT count(*) FROM markets WHERE NOT closed")
 
-        async def all_done() -> bool:
-            done = await pool.fetchval("SELECT count(*) FROM backfill_progress")
-            return bool(done == len(tokens) + markets)
+        async def finished() -> bool:
+            return bool(await pool.fetchval(FINISHED))
 
-        await wait_until(all_done, "the first-start backfill")
+        await wait_until(finished, "the first-start backfill")
         stop.set()
         await asyncio.wait_for(task, 10)
+    assert await pool.fetchval("SELECT count(*) FROM backfill_progress") == len(tokens) + markets
+    # A second collector starting on the same new database leaves the backfill to the first.
+    other = settings.model_copy(update={"instance": "other-host"})
+    async with open_daemon(other, pool, sim_clock(sim)) as second:
+        second.catalog.ready.set()
+        stop = asyncio.Event()
+        task = asyncio.create_task(second.first_start_backfill().run(stop))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    runs = await pool.fetch(
+        "SELECT instance, status FROM task_runs WHERE task_name = 'first-start-backfill'"
+    )
+    assert [(r["instance"], r["status"]) for r in runs] == [(settings.instance, "success")]
     end = int(sim.clock.now()) // 60 * 60
     for token in tokens:
         assert await stored_minutes(pool, token) == truth_minutes(sim, token, end - 2 * DAY, end)

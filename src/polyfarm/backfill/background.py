@@ -8,7 +8,8 @@ statements, never through the live collectors' queues.
 * ``FirstStartBackfill`` (a service): on the first start against a new database, once the
   metadata scan has stored the catalogue, the open markets' last ``first_start_days`` of
   1-minute prices (and trades) are backfilled; then it idles until the daemon stops. An
-  interrupted run is resumed by ``polyfarm backfill`` (its progress is in the database).
+  interrupted run is resumed by ``polyfarm backfill`` (its progress is in the database). Of
+  several collectors starting on the same new database, one does it.
 * ``GridRepair`` (a job, in ``polyfarm.backfill.grid``): the minute grid's own repair.
 """
 
@@ -21,15 +22,21 @@ from datetime import timedelta
 import asyncpg
 
 from polyfarm.backfill.fetch import HistoryFetcher
-from polyfarm.backfill.markets import stored_open_markets
+from polyfarm.backfill.markets import Subject, stored_open_markets
 from polyfarm.backfill.run import Backfiller, BackfillPlan
 from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.data_api import DataApiClient
 from polyfarm.settings import BackfillSettings
+from polyfarm.store.lease import claim_elected_run
+from polyfarm.store.ops import finish_task_run
 from polyfarm.store.writing import Writer
 
 log = get_logger(__name__)
+
+# Of collectors starting together on a new database, the first to claim the backfill does it;
+# the claim is a ``task_runs`` row (store/lease.py) that holds for a day.
+CLAIM_S = 86_400.0
 
 
 class FirstStartBackfill:
@@ -45,6 +52,7 @@ class FirstStartBackfill:
         clock: Clock,
         settings: BackfillSettings,
         catalogue_ready: asyncio.Event,
+        instance: str = "",
     ) -> None:
         self._pool = pool
         self._fetcher = fetcher
@@ -53,6 +61,7 @@ class FirstStartBackfill:
         self._clock = clock
         self._settings = settings
         self._ready = catalogue_ready
+        self._instance = instance
 
     async def run(self, stop: asyncio.Event) -> None:
         """The backfill until done or ``stop``; then idle until ``stop``."""
@@ -74,19 +83,31 @@ class FirstStartBackfill:
     async def _backfill(self) -> None:
         await self._ready.wait()
         async with self._pool.acquire() as conn:
+            run_id = await claim_elected_run(
+                conn, self.name, instance=self._instance, started_at=self._clock(),
+                interval_s=CLAIM_S,
+            )  # fmt: skip
+            if run_id is None:
+                log.info("first-start backfill left to the collector that claimed it")
+                return
             subjects = await stored_open_markets(conn)
+        summary = await self._backfiller().run(self._plan(subjects))
+        log.info("first-start backfill done", summary=summary.lines())
+        async with self._pool.acquire() as conn:
+            await finish_task_run(
+                conn, run_id, completed_at=self._clock(), status="success",
+                markets=len(subjects), rows=summary.history_rows + summary.trade_rows,
+            )  # fmt: skip
+
+    def _plan(self, subjects: list[Subject]) -> BackfillPlan:
         end = self._clock()
-        plan = BackfillPlan(
-            subjects,
-            end - timedelta(days=self._settings.first_start_days),
-            end,
-            trades=self._settings.first_start_trades,
-        )
-        log.info("first-start backfill begins", markets=len(subjects), since=plan.start.isoformat())
-        backfiller = Backfiller(
+        start = end - timedelta(days=self._settings.first_start_days)
+        log.info("first-start backfill begins", markets=len(subjects), since=start.isoformat())
+        return BackfillPlan(subjects, start, end, trades=self._settings.first_start_trades)
+
+    def _backfiller(self) -> Backfiller:
+        return Backfiller(
             pool=self._pool, fetcher=self._fetcher, data_api=self._data_api,
             writer=self._writer, clock=self._clock, concurrency=self._settings.concurrency,
             markets_per_request=self._settings.markets_per_request,
         )  # fmt: skip
-        summary = await backfiller.run(plan)
-        log.info("first-start backfill done", summary=summary.lines())
