@@ -26,6 +26,7 @@ import asyncpg
 from polyfarm.backfill.fetch import HistoryFetcher
 from polyfarm.backfill.markets import Subject
 from polyfarm.backfill.plan import (
+    DAY_S,
     GRAINS_S,
     RouteBalance,
     Span,
@@ -54,6 +55,9 @@ from polyfarm.stream.trades import repaired_trade_rows
 log = get_logger(__name__)
 
 Progress = Callable[[int, int], None]  # windows done, windows in all
+# A trade window is a day: the fills of up to ``markets_per_request`` markets in it are held in
+# memory before they are keyed and written (a fortnight of the busiest markets would not fit).
+TRADE_WINDOW_S = DAY_S
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,7 @@ class Backfiller:
         # that markets share windows and go together, many to a request.
         wanted = (_epoch(plan.start), min(_epoch(plan.end), settled))
         for subject in plan.subjects:
-            windows = tuple(todo_spans(wanted, done.get(subject.condition_id, [])))
+            windows = tuple(todo_spans(wanted, done.get(subject.condition_id, []), TRADE_WINDOW_S))
             self.summary.already_done += not windows
             if windows:
                 by_windows.setdefault(windows, []).append(subject)
