@@ -28,6 +28,13 @@ CREATE UNIQUE INDEX history_points_token_ts_key ON history_points (token_sid, ts
 --#if timescaledb
 SELECT create_hypertable('history_points', by_range('ts', INTERVAL '1 day'),
                          create_default_indexes => false);
+-- Kept for good (the venue's history, fetched once), compressed like the other series: a
+-- token's day of minutes is one batch, and its prices change little from one to the next.
+ALTER TABLE history_points SET (
+    timescaledb.compress,
+    timescaledb.compress_segmentby = 'token_sid',
+    timescaledb.compress_orderby = 'ts DESC'
+);
 --#endif
 --#if plain
 -- Day partitions are made by polyfarm.store.partitions (ahead of time and on demand for an

@@ -17,7 +17,12 @@ import pytest
 
 from polyfarm.settings import ChunkSettings, RetentionSettings
 from polyfarm.store.maintenance import AGGREGATE_VIEWS
-from polyfarm.store.policies import AGGREGATES, COMPRESSED_TABLES, apply_timescale_policies
+from polyfarm.store.policies import (
+    AGGREGATES,
+    COMPRESSED_TABLES,
+    HISTORY_TABLES,
+    apply_timescale_policies,
+)
 from polyfarm.store.rows import PRICE_SNAPSHOTS
 from polyfarm.store.writer import BulkWriter
 
@@ -146,7 +151,9 @@ async def test_a_token_day_reads_the_same_after_the_policies_compress_it(
     assert len(before[TOKENS[0]]["price_snapshots"]) == 1440
     assert len(before[TOKENS[0]]["candles_5m"]) == 288
     assert len(before[TOKENS[0]]["book_deltas"]) == 2880
-    assert await run_compression_jobs(ts_conn) == len(COMPRESSED_TABLES) + len(AGGREGATES)
+    assert await run_compression_jobs(ts_conn) == len(COMPRESSED_TABLES) + len(
+        HISTORY_TABLES
+    ) + len(AGGREGATES)
     for table in COMPRESSED_TABLES:
         # Written in chunks of a few hours, merged into one compressed chunk of a day.
         assert await chunks_of(ts_conn, table) == [(timedelta(days=1), True)], table
@@ -192,4 +199,6 @@ async def test_compressed_aggregates_take_late_rows_on_refresh(
     for view in ("price_candles_5m", "price_candles_1h", "price_candles_1d"):
         assert all(compressed for _, compressed in await chunks_of(ts_conn, view)), view
     # And the compression policies put the touched chunks back in order.
-    assert await run_compression_jobs(ts_conn) == len(COMPRESSED_TABLES) + len(AGGREGATES)
+    assert await run_compression_jobs(ts_conn) == len(COMPRESSED_TABLES) + len(
+        HISTORY_TABLES
+    ) + len(AGGREGATES)

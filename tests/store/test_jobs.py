@@ -21,7 +21,12 @@ from polyfarm.store.jobs import (
     job_state,
 )
 from polyfarm.store.maintenance import AGGREGATE_VIEWS
-from polyfarm.store.policies import AGGREGATES, COMPRESSED_TABLES, apply_timescale_policies
+from polyfarm.store.policies import (
+    AGGREGATES,
+    COMPRESSED_TABLES,
+    HISTORY_TABLES,
+    apply_timescale_policies,
+)
 from polyfarm.store.writer import BulkWriter
 
 from ..conftest import Server
@@ -97,7 +102,7 @@ async def test_every_policy_is_reported_healthy(server: Server, pool: asyncpg.Po
         "_timescaledb_functions.policy_retention",
     }
     fresh = [job for job in report.jobs if job.proc in policies]
-    assert len(fresh) == 2 * len(COMPRESSED_TABLES) + len(AGGREGATES)
+    assert len(fresh) == 2 * len(COMPRESSED_TABLES) + len(HISTORY_TABLES) + len(AGGREGATES)
     for job in fresh:
         assert job.state is JobState.OK, job
         assert (job.total_runs, job.last_run_succeeded, job.latest_error) == (0, None, None)

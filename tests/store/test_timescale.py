@@ -13,6 +13,7 @@ from polyfarm.store.migrations import migrate
 from polyfarm.store.policies import (
     AGGREGATES,
     COMPRESSED_TABLES,
+    HISTORY_TABLES,
     STORAGE_TABLES,
     apply_timescale_policies,
 )
@@ -106,7 +107,7 @@ async def test_compression_settings(ts_conn: asyncpg.Connection) -> None:
     for r in rows:
         if not r[0].startswith("_materialized_hypertable_"):  # the aggregates: see below
             by_table.setdefault(r[0], {})[r[1]] = (r[2], r[3], r[4])
-    assert set(by_table) == set(COMPRESSED_TABLES)
+    assert set(by_table) == set(COMPRESSED_TABLES) | set(HISTORY_TABLES)
     for table, columns in by_table.items():
         assert columns["token_sid"][0] == 1, table
         assert columns["ts"][1] == 1, table
@@ -174,7 +175,7 @@ async def test_policies_follow_the_settings(ts_conn: asyncpg.Connection) -> None
     changed = await apply_timescale_policies(
         ts_conn, RetentionSettings(raw_days=30, compress_after_hours=2.5), chunks
     )
-    assert changed == 3 + len(COMPRESSED_TABLES)
+    assert changed == 3 + len(COMPRESSED_TABLES) + len(HISTORY_TABLES)
     jobs = await ts_conn.fetch(
         "SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs "
         "WHERE hypertable_name IS NOT NULL"
@@ -183,8 +184,9 @@ async def test_policies_follow_the_settings(ts_conn: asyncpg.Connection) -> None
     compression = await compression_jobs(ts_conn)
     assert retention["price_points"] == "30 days"
     assert retention["book_changes"] == "14 days"
-    assert set(compression) == set(COMPRESSED_TABLES) | {a.view for a in AGGREGATES}
-    assert {compression[table] for table in COMPRESSED_TABLES} == {timedelta(hours=2.5)}
+    assert set(compression) == {*COMPRESSED_TABLES, *HISTORY_TABLES} | {a.view for a in AGGREGATES}
+    live_and_history = (*COMPRESSED_TABLES, *HISTORY_TABLES)
+    assert {compression[table] for table in live_and_history} == {timedelta(hours=2.5)}
     # The aggregates' follow their refresh windows, not the setting.
     assert {a.view: compression[a.view] for a in AGGREGATES} == {
         a.view: a.compress_after for a in AGGREGATES

@@ -36,6 +36,9 @@ STORAGE_TABLES = {
     "market_features": "feature_samples",
 }
 COMPRESSED_TABLES = tuple(STORAGE_TABLES.values())
+# The venue's own history that backfills fetch (migration 0019): compressed like the live
+# series, and never dropped (it was fetched once, and the venue may no longer serve it).
+HISTORY_TABLES = ("history_points",)
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,10 @@ def timescale_policies(retention: RetentionSettings) -> list[Policy]:
     """Every policy the settings call for: compression of the raw tables and the aggregates,
     retention of the raw tables."""
     compress_after = retention.compress_after()
-    found = [Policy(COMPRESSION, table, compress_after) for table in COMPRESSED_TABLES]
+    found = [
+        Policy(COMPRESSION, table, compress_after)
+        for table in (*COMPRESSED_TABLES, *HISTORY_TABLES)
+    ]
     found += [Policy(COMPRESSION, a.view, a.compress_after) for a in AGGREGATES]
     found += [Policy(RETENTION, rule.table, rule.keep) for rule in retention_rules(retention)]
     return found
