@@ -13,6 +13,7 @@ size.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from polyfarm.lake.ordering import (
     sorted_slices,
     with_ids,
 )
-from polyfarm.lake.prefetch import prefetched
+from polyfarm.lake.prefetch import merged, prefetched
 from polyfarm.lake.storage import Lake
 
 # Rows a row group: a reader of one token's day skips the groups whose token_id range misses
@@ -54,6 +55,9 @@ ROW_GROUP_ROWS = 131_072
 ZSTD_LEVEL = 3
 # Rows sorted in memory at a time: a larger day is spilled to the spool and sorted in slices.
 SLICE_ROWS = 1_048_576
+# Connections reading a day at once, each a span of it: the server scans and encodes COPY on
+# one core per connection, the slowest stage of an export with one.
+READERS = 2
 _ISOLATION = "adbc.connection.transaction.isolation_level"
 _REPEATABLE_READ = "adbc.connection.transaction.isolation.repeatable_read"
 _HASH_CHUNK = 1 << 20
@@ -124,7 +128,7 @@ def _write_parquet(
         groups = prefetched(
             _dimension_groups(conn, table.day_query(start, end)[0])
             if table.dimension
-            else _series_groups(conn, table, public, start, end, local.parent),
+            else _series_groups(dsn, conn, table, public, start, end, local.parent),
             depth=1,
         )
         writer = _parquet_writer(local, public if table.dimension else lake_schema(public), table)
@@ -142,6 +146,7 @@ def _write_parquet(
 
 
 def _series_groups(
+    dsn: str,
     conn: adbc.Connection,
     table: LakeTable,
     public: pa.Schema,
@@ -152,7 +157,15 @@ def _series_groups(
     """The day's rows as row groups in the lake's order and schema (``lake_schema``)."""
     index = TokenIndex.build(_fetch(conn, "SELECT token_sid, token_id, market_id FROM token_keys"))
     read = storage_read(table, public.names)
-    batches = prefetched(_stream(conn, day_sql(read, start, end)))
+    # The readers share this connection's snapshot (as pg_dump's parallel jobs do): every row
+    # they see has its token in ``index``, and the day is read as of one moment.
+    snapshot = _fetch(conn, "SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
+    batches = merged(
+        [
+            _stream_in_snapshot(dsn, snapshot, day_sql(read, low, high))
+            for low, high in _parts(start, end, READERS)
+        ]
+    )
     with tempfile.TemporaryDirectory(prefix="spill-", dir=spool) as spill:
         slices = sorted_slices(
             batches, index, table.order, slice_rows=SLICE_ROWS, spill_dir=Path(spill)
@@ -178,6 +191,24 @@ def _stream(conn: adbc.Connection, sql: str) -> Iterator[pa.RecordBatch]:
     with conn.cursor() as cursor:
         cursor.execute(sql)
         yield from cursor.fetch_record_batch()
+
+
+def _stream_in_snapshot(dsn: str, snapshot: str, sql: str) -> Iterator[pa.RecordBatch]:
+    """``_stream`` on a connection of its own that sees the exported ``snapshot``."""
+    with adbc.connect(dsn) as conn:
+        conn.adbc_connection.set_options(**{_ISOLATION: _REPEATABLE_READ})
+        with conn.cursor() as cursor:
+            # Not a query: ADBC would wrap it in COPY. The snapshot id is the server's own.
+            cursor.adbc_statement.set_sql_query(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            cursor.adbc_statement.execute_update()
+        yield from _stream(conn, sql)
+
+
+def _parts(start: datetime, end: datetime, count: int) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` cut into ``count`` consecutive spans of equal length."""
+    step = (end - start) / count
+    bounds = [start + step * i for i in range(count)] + [end]
+    return list(itertools.pairwise(bounds))
 
 
 def _fetch(conn: adbc.Connection, sql: str) -> pa.Table:

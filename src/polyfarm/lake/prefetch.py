@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -27,11 +27,11 @@ _DONE = object()
 
 
 class _Producer(Generic[T]):
-    """The worker's side: puts items in ``ready`` until done, failed or told to stop."""
+    """A worker's side: puts items in ``ready`` until done, failed or told to stop."""
 
-    def __init__(self, items: Iterable[T], depth: int) -> None:
-        self.ready: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self.stop = threading.Event()
+    def __init__(self, items: Iterable[T], ready: queue.Queue[object], stop: threading.Event):
+        self.ready = ready
+        self.stop = stop
         self._source = iter(items)
 
     def offer(self, item: object) -> bool:
@@ -61,14 +61,31 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """``items``, produced by a thread of its own at most ``depth`` items ahead. An error in
     the producer is raised here; closing this iterator early stops the producer and waits
     for it, so no thread outlives the consumer."""
-    producer = _Producer(items, depth)
-    worker = threading.Thread(target=producer.run, name="polyfarm-prefetch", daemon=True)
-    worker.start()
+    return merged([items], depth)
+
+
+def merged(sources: Sequence[Iterable[T]], depth: int = 2) -> Iterator[T]:
+    """The items of every source, each produced by a thread of its own, in the order they
+    come (interleaved), at most ``depth`` items ahead; otherwise as ``prefetched``."""
+    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=_Producer(items, ready, stop).run, name="polyfarm-prefetch")
+        for items in sources
+    ]
+    for worker in workers:
+        worker.start()
     try:
-        while (item := producer.ready.get()) is not _DONE:
-            if isinstance(item, _Failed):
+        running = len(workers)
+        while running:
+            item = ready.get()
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, _Failed):
                 raise item.error
-            yield item  # type: ignore[misc]  # the queue holds T, _DONE and _Failed only
+            else:
+                yield item  # type: ignore[misc]  # the queue holds T, _DONE and _Failed only
     finally:
-        producer.stop.set()
-        worker.join()
+        stop.set()
+        for worker in workers:
+            worker.join()
