@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import date, timedelta
+from pathlib import Path
 
 import asyncpg
 import pyarrow.parquet as pq
 
-from polyfarm.lake.export import export_day
+from polyfarm.lake.export import Chunking, export_day
 from polyfarm.lake.layout import LAKE_TABLES, ManifestEntry, manifest_file, partition_file
-from polyfarm.lake.storage import Lake
+from polyfarm.lake.storage import Lake, open_lake
 from polyfarm.lake.verify import Verdict, entries, verify_entry
 from polyfarm.store.rows import PRICE_SNAPSHOTS
 from polyfarm.store.writer import BulkWriter
@@ -81,3 +82,26 @@ async def test_verify_finds_a_damaged_or_missing_file(
     checks = [verify_entry(lake, check) for check in entries(lake)]
     assert [c.verdict for c in checks] == [Verdict.UNREADABLE, Verdict.CHECKSUM]
     assert "not a polyfarm manifest entry" in checks[0].detail
+
+
+async def test_a_day_spilled_in_slices_is_the_same_file_as_one_sorted_at_once(
+    pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    rows = [price_row(i, token(t)) for i in range(30) for t in (5, 3, 11, 2, 8, 1)]
+    await BulkWriter(pool, clock=lambda: T0 + timedelta(days=1)).write(PRICE_SNAPSHOTS, rows)
+    at_once, sliced = open_lake(str(tmp_path / "a")), open_lake(str(tmp_path / "b"))
+    small_groups = Chunking(row_group_rows=16)  # several row groups, a token across two
+    one = await asyncio.to_thread(
+        export_day, db_dsn, at_once, PRICES, DAY, source="test", chunking=small_groups
+    )
+    spilled = Chunking(slice_rows=7, row_group_rows=16)  # a slice of ~one token at a time
+    two = await asyncio.to_thread(
+        export_day, db_dsn, sliced, PRICES, DAY, source="test", chunking=spilled
+    )
+    assert one.entry.rows == two.entry.rows == 180
+    assert one.entry.sha256 == two.entry.sha256
+    path = at_once.path(partition_file("price_snapshots", DAY))
+    assert pq.ParquetFile(path).metadata.num_row_groups == 12
+    table = pq.read_table(path)
+    keys = list(zip(table["token_id"].to_pylist(), table["ts"].to_pylist(), strict=True))
+    assert keys == sorted(keys)

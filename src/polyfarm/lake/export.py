@@ -68,6 +68,15 @@ _INTERNAL_COLUMNS = ("token_sid",)
 
 
 @dataclass(frozen=True)
+class Chunking:
+    """How a day is cut on its way to a file: rows sorted in memory at a time (a day larger
+    than that spills) and rows a row group. The file depends on the second only."""
+
+    slice_rows: int = SLICE_ROWS
+    row_group_rows: int = ROW_GROUP_ROWS
+
+
+@dataclass(frozen=True)
 class ExportResult:
     entry: ManifestEntry
     written: bool  # False: the lake already held these exact bytes
@@ -82,12 +91,13 @@ def export_day(
     source: str,
     gaps: Sequence[GapRecord] = (),
     now: datetime | None = None,
+    chunking: Chunking = Chunking(),
 ) -> ExportResult:
     """Write ``table``'s rows of ``day`` to the lake unless it already holds them."""
     start, end = day_bounds(day)
     with tempfile.TemporaryDirectory(prefix="polyfarm-lake-") as spool:
         local = Path(spool) / "part.parquet"
-        rows, first, last = _write_parquet(dsn, table, start, end, local)
+        rows, first, last = _write_parquet(dsn, table, (start, end), local, chunking)
         digest = _sha256(local)
         previous = _manifest_entry(lake, table.name, day)
         entry = ManifestEntry(
@@ -118,7 +128,11 @@ def _manifest_entry(lake: Lake, table: str, day: date) -> ManifestEntry | None:
 
 
 def _write_parquet(
-    dsn: str, table: LakeTable, start: datetime, end: datetime, local: Path
+    dsn: str,
+    table: LakeTable,
+    span: tuple[datetime, datetime],
+    local: Path,
+    chunking: Chunking,
 ) -> tuple[int, datetime | None, datetime | None]:
     rows, first, last = 0, None, None
     with adbc.connect(dsn) as conn:
@@ -126,15 +140,15 @@ def _write_parquet(
         conn.adbc_connection.set_options(**{_ISOLATION: _REPEATABLE_READ})
         public = _schema(conn, table.name)
         groups = prefetched(
-            _dimension_groups(conn, table.day_query(start, end)[0])
+            _dimension_groups(conn, table.day_query(*span)[0])
             if table.dimension
-            else _series_groups(dsn, conn, table, public, start, end, local.parent),
+            else _series_groups(dsn, conn, table, public, span, local.parent, chunking),
             depth=1,
         )
         writer = _parquet_writer(local, public if table.dimension else lake_schema(public), table)
         try:
             for group in groups:
-                writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+                writer.write_table(group, row_group_size=chunking.row_group_rows)
                 rows += group.num_rows
                 if not table.dimension and group.num_rows:
                     low, high = _time_range(group)
@@ -150,9 +164,9 @@ def _series_groups(
     conn: adbc.Connection,
     table: LakeTable,
     public: pa.Schema,
-    start: datetime,
-    end: datetime,
+    span: tuple[datetime, datetime],
     spool: Path,
+    chunking: Chunking,
 ) -> Iterator[pa.Table]:
     """The day's rows as row groups in the lake's order and schema (``lake_schema``)."""
     index = TokenIndex.build(_fetch(conn, "SELECT token_sid, token_id, market_id FROM token_keys"))
@@ -163,15 +177,15 @@ def _series_groups(
     batches = merged(
         [
             _stream_in_snapshot(dsn, snapshot, day_sql(read, low, high))
-            for low, high in _parts(start, end, READERS)
+            for low, high in _parts(*span, READERS)
         ]
     )
     with tempfile.TemporaryDirectory(prefix="spill-", dir=spool) as spill:
         slices = sorted_slices(
-            batches, index, table.order, slice_rows=SLICE_ROWS, spill_dir=Path(spill)
+            batches, index, table.order, slice_rows=chunking.slice_rows, spill_dir=Path(spill)
         )
         schema = lake_schema(public)
-        for group in row_groups(slices, ROW_GROUP_ROWS):
+        for group in row_groups(slices, chunking.row_group_rows):
             columns = group if read.decode is None else read.decode(group)
             yield with_ids(columns, group.column(RANK).to_numpy(), index, schema)
 
