@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import polyfarm.data.bars as barmaths
+from polyfarm.data.stored import StoredRows, frame
 from polyfarm.data.training import training_set as build_training_set
 from polyfarm.lake.layout import (
     DIMENSIONS_BY_NAME,
@@ -80,7 +80,7 @@ class Farm:
     def __init__(self, dsn: str | None, lake: Lake | None = None) -> None:
         self._dsn = dsn
         self._lake = lake
-        self._conn: Any = None  # an ADBC connection, opened on first use
+        self._stored: StoredRows | None = None  # the database side, opened on first use
         self._seams: dict[str, tuple[datetime | None, float]] = {}
 
     @classmethod
@@ -91,9 +91,9 @@ class Farm:
         return cls(resolve_target(settings).dsn, open_configured_lake(settings))
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._stored is not None:
+            self._stored.close()
+            self._stored = None
 
     def __enter__(self) -> Farm:
         return self
@@ -319,17 +319,7 @@ class Farm:
         return bool(self._query(check)["present"][0])
 
     def _from_database(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
-        frame = self._query(
-            # By sid, looked up first: the index is (token_sid, ts), and a filter on the view's
-            # token_id would be applied after its join.
-            f"SELECT * FROM {table} WHERE token_sid = ANY(ARRAY(SELECT token_sid "  # noqa: S608
-            "FROM token_keys WHERE token_id = ANY(string_to_array($1, ',')))) "
-            "AND ts >= $2 AND ts < $3",
-            ",".join(token_ids),
-            window.start,
-            window.end,
-        )
-        return frame.drop("token_sid") if "token_sid" in frame.columns else frame
+        return _frame(self._database().rows(table, token_ids, window.start, window.end))
 
     def _from_lake(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
         assert self._lake is not None  # _split reads the lake only when there is one
@@ -386,21 +376,18 @@ class Farm:
                 stacklevel=3,
             )
 
-    def _query(self, sql: str, *parameters: object) -> pl.DataFrame:
+    def _database(self) -> StoredRows:
         if self._dsn is None:
             raise RuntimeError("this Farm has no database (a lake only)")
-        if self._conn is None:
-            self._conn = adbc.connect(self._dsn)
-        with self._conn.cursor() as cursor:
-            cursor.execute(sql, parameters or None)
-            return _frame(cursor.fetch_arrow_table())
+        if self._stored is None:
+            self._stored = StoredRows(self._dsn)
+        return self._stored
+
+    def _query(self, sql: str, *parameters: object) -> pl.DataFrame:
+        return _frame(self._database().query(sql, *parameters))
 
 
-def _frame(table: pa.Table) -> pl.DataFrame:
-    schema = pa.schema([field.remove_metadata() for field in table.schema])
-    frame = pl.from_arrow(table.cast(schema))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+_frame = frame
 
 
 def as_time(value: TimeLike) -> datetime:
