@@ -11,8 +11,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from polyfarm.data.extract import FileFormat, extract_table
 from polyfarm.lake.export import Chunking, export_day
 from polyfarm.lake.layout import LAKE_TABLES, ManifestEntry, manifest_file, partition_file
 from polyfarm.lake.storage import Lake, open_lake
@@ -105,3 +108,32 @@ async def test_a_day_spilled_in_slices_is_the_same_file_as_one_sorted_at_once(
     table = pq.read_table(path)
     keys = list(zip(table["token_id"].to_pylist(), table["ts"].to_pylist(), strict=True))
     assert keys == sorted(keys)
+
+
+async def test_an_extract_of_some_tokens_over_two_days_is_the_views_rows_in_order(
+    pool: asyncpg.Pool, db_dsn: str, tmp_path: Path
+) -> None:
+    hours = [price_row(0, token(t))._replace(ts=T0 + timedelta(hours=h)) for h in range(30)
+             for t in (4, 2, 7)]  # fmt: skip
+    await BulkWriter(pool, clock=lambda: T0 + timedelta(days=3)).write(PRICE_SNAPSHOTS, hours)
+    span = (T0 + timedelta(hours=1), T0 + timedelta(hours=25))  # into the next day
+    picked = [token(7), token(2), token(99)]
+    for file_format in FileFormat:
+        done = await asyncio.to_thread(
+            extract_table, db_dsn, PRICES, *span, tmp_path, file_format, token_ids=picked
+        )
+        assert done.rows == 48
+    async with pool.acquire() as conn:
+        stored = await conn.fetch(
+            "SELECT ts, token_id, market_id, price, best_bid, best_ask, spread, "
+            "last_trade_price, volume_24h, liquidity FROM price_snapshots "
+            "WHERE token_id = ANY($1) AND ts >= $2 AND ts < $3 ORDER BY token_id, ts",
+            picked,
+            *span,
+        )
+    assert pq.read_table(tmp_path / "price_snapshots.parquet").to_pylist() == [
+        dict(r) for r in stored
+    ]
+    as_text = pacsv.ConvertOptions(column_types={"token_id": pa.string()})
+    csv = pacsv.read_csv(tmp_path / "price_snapshots.csv", convert_options=as_text)
+    assert csv["token_id"].to_pylist() == [r["token_id"] for r in stored]

@@ -90,8 +90,14 @@ def timestamp_literal(value: datetime) -> str:
     return f"'{value.astimezone(UTC).isoformat()}'::timestamptz"
 
 
-def day_sql(read: StorageRead, start: datetime, end: datetime) -> str:
-    """The SQL of ``read`` for ``[start, end)``, unordered (the client sorts)."""
+def day_sql(
+    read: StorageRead, start: datetime, end: datetime, sids: Sequence[int] | None = None
+) -> str:
+    """The SQL of ``read`` for ``[start, end)`` (and the tokens ``sids`` only, if given),
+    unordered (the client sorts)."""
     columns = ", ".join(read.columns)
-    bounds = f"ts >= {timestamp_literal(start)} AND ts < {timestamp_literal(end)}"
-    return f"SELECT {columns} FROM {read.relation} WHERE {bounds}"  # noqa: S608 - our names
+    where = f"ts >= {timestamp_literal(start)} AND ts < {timestamp_literal(end)}"
+    if sids is not None:
+        listed = ",".join(str(int(sid)) for sid in sids)  # integers: nothing else gets in
+        where += f" AND {SID} = ANY('{{{listed}}}'::integer[])"
+    return f"SELECT {columns} FROM {read.relation} WHERE {where}"  # noqa: S608 - our names

@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -137,17 +138,8 @@ def _write_parquet(
     chunking: Chunking,
 ) -> tuple[int, datetime | None, datetime | None]:
     rows, first, last = 0, None, None
-    with adbc.connect(dsn) as conn:
-        # One snapshot for the token keys and the rows, so that every row finds its token.
-        conn.adbc_connection.set_options(**{_ISOLATION: _REPEATABLE_READ})
-        public = _schema(conn, table.name)
-        groups = prefetched(
-            _dimension_groups(conn, table.day_query(*span)[0])
-            if table.dimension
-            else _series_groups(dsn, conn, table, public, span, local.parent, chunking),
-            depth=1,
-        )
-        writer = _parquet_writer(local, public if table.dimension else lake_schema(public), table)
+    with sorted_tables(dsn, table, span, local.parent, chunking) as (schema, groups):
+        writer = _parquet_writer(local, schema, table)
         try:
             for group in groups:
                 writer.write_table(group, row_group_size=chunking.row_group_rows)
@@ -161,6 +153,36 @@ def _write_parquet(
     return rows, first, last
 
 
+@contextmanager
+def sorted_tables(
+    dsn: str,
+    table: LakeTable,
+    span: tuple[datetime, datetime],
+    spool: Path,
+    chunking: Chunking = Chunking(),
+    token_ids: Sequence[str] | None = None,
+) -> Iterator[tuple[pa.Schema, Iterator[pa.Table]]]:
+    """``table``'s rows in ``[start, end)`` (of ``token_ids`` only, if given; a dimension
+    whole) sorted as the lake keeps them, in tables of ``chunking.row_group_rows`` rows, and
+    their schema: a time series' ids are dictionaries (``lake_schema``). Memory stays bounded
+    whatever the span: a large one spills to ``spool``."""
+    with adbc.connect(dsn) as conn:
+        # One snapshot for the token keys and the rows, so that every row finds its token.
+        conn.adbc_connection.set_options(**{_ISOLATION: _REPEATABLE_READ})
+        public = _schema(conn, table.name)
+        if table.dimension:
+            groups = _dimension_groups(conn, table.day_query(*span)[0])
+            schema = public
+        else:
+            groups = _series_groups(dsn, conn, table, public, span, spool, chunking, token_ids)
+            schema = lake_schema(public)
+        stream = prefetched(groups, depth=1)
+        try:
+            yield schema, stream
+        finally:
+            stream.close()  # type: ignore[attr-defined]  # a generator: its thread stops
+
+
 def _series_groups(
     dsn: str,
     conn: adbc.Connection,
@@ -169,16 +191,18 @@ def _series_groups(
     span: tuple[datetime, datetime],
     spool: Path,
     chunking: Chunking,
+    token_ids: Sequence[str] | None,
 ) -> Iterator[pa.Table]:
-    """The day's rows as row groups in the lake's order and schema (``lake_schema``)."""
+    """The span's rows as row groups in the lake's order and schema (``lake_schema``)."""
     index = TokenIndex.build(_fetch(conn, "SELECT token_sid, token_id, market_id FROM token_keys"))
     read = storage_read(table, public.names)
+    sids = None if token_ids is None else index.sids_of(token_ids)
     # The readers share this connection's snapshot (as pg_dump's parallel jobs do): every row
     # they see has its token in ``index``, and the day is read as of one moment.
     snapshot = _fetch(conn, "SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
     batches = merged(
         [
-            _stream_in_snapshot(dsn, snapshot, day_sql(read, low, high))
+            _stream_in_snapshot(dsn, snapshot, day_sql(read, low, high, sids))
             for low, high in _parts(*span, READERS)
         ]
     )
@@ -235,32 +259,6 @@ def _fetch(conn: adbc.Connection, sql: str) -> pa.Table:
 
 def _schema(conn: adbc.Connection, name: str) -> pa.Schema:
     return _public(_fetch(conn, f"SELECT * FROM {name} LIMIT 0")).schema  # noqa: S608 - our name
-
-
-def query_tables(
-    dsn: str, sql: str, parameters: Sequence[object], rows: int = ROW_GROUP_ROWS
-) -> Iterator[pa.Table]:
-    """``sql``'s result in Arrow tables of about ``rows`` rows each, streamed: memory holds one
-    at a time, whatever the result's size. Storage internals are left out."""
-    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute(sql, tuple(parameters) or None)
-        pending: list[pa.RecordBatch] = []
-        size = 0
-        for batch in cursor.fetch_record_batch():
-            pending.append(_public(batch))
-            size += batch.num_rows
-            if size >= rows:
-                yield pa.Table.from_batches(pending)
-                pending, size = [], 0
-        if pending:
-            yield pa.Table.from_batches(pending)
-
-
-def table_schema(dsn: str, table: LakeTable) -> pa.Schema:
-    """The Arrow schema of ``table``'s public columns, as the lake and exports write them."""
-    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table.name} LIMIT 0")  # noqa: S608 - our name
-        return _public(cursor.fetch_arrow_table()).schema
 
 
 def _public(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:

@@ -41,6 +41,7 @@ class TokenIndex:
 
     token_ids: pa.Array  # string, byte order
     market_ids: pa.Array  # string, of each token id
+    sids: pa.Array  # int32, of each token id
     rank_of_sid: Ranks  # by sid; ``count`` where there is no such token
 
     @classmethod
@@ -54,12 +55,18 @@ class TokenIndex:
         return cls(
             token_ids=keys.column("token_id").take(order).combine_chunks(),
             market_ids=keys.column("market_id").take(order).combine_chunks(),
+            sids=keys.column(SID).take(order).combine_chunks(),
             rank_of_sid=lookup,
         )
 
     @property
     def count(self) -> int:
         return len(self.token_ids)
+
+    def sids_of(self, token_ids: Sequence[str]) -> list[int]:
+        """The sids of those of ``token_ids`` the registry has."""
+        known = pc.is_in(self.token_ids, value_set=pa.array(token_ids, pa.string()))
+        return [int(sid) for sid in self.sids.filter(known).to_pylist()]
 
     def ranks(self, sids: pa.Array | pa.ChunkedArray) -> Ranks:
         values = np.asarray(sids.to_numpy(zero_copy_only=False), dtype=np.int64)
