@@ -1,13 +1,13 @@
-"""A ``Farm``'s database side: one ADBC connection, each statement prepared once, and a
-token's rows read by its integer sid.
+"""A ``Farm``'s database side: one ADBC connection, and a token's rows read by its integer sid.
 
 A read of a token-day is a handful of milliseconds of work for the server (an index range of
-``(token_sid, ts)``), so what else a read costs shows: parsing and planning the statement again,
-joining ``token_keys`` for the ids, decoding micro-units row by row. Here each distinct SQL text
-keeps a cursor of its own (ADBC prepares a cursor's statement once and binds new parameters to
-it), a token id's sid and market are looked up once (the registry never changes a token's sid),
-and price snapshots are read from ``price_points`` itself, decoded in Arrow as the lake's export
-decodes them (``polyfarm.lake.decode``). The other tables are read through their view, by sid.
+``(token_sid, ts)``), so what else a read costs shows: joining ``token_keys`` for the ids,
+decoding micro-units row by row, fetching a parameterised statement's rows (the driver streams
+binary ``COPY`` only for a statement without parameters). Here a token id's sid and market are
+looked up once (the registry never changes a token's sid), rows are read by sid with their
+bounds as literals, price snapshots from ``price_points`` itself, decoded in Arrow as the lake's
+export decodes them (``polyfarm.lake.decode``); the other tables through their view, by sid.
+Small parameterised statements (the key lookup, holes) keep a cursor each, prepared once.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from polyfarm.lake.decode import ID_COLUMNS, SID, storage_read
+from polyfarm.lake.decode import ID_COLUMNS, SID, day_sql, storage_read
 from polyfarm.lake.layout import TABLES_BY_NAME
 
 _KEYS = (
     "SELECT token_sid, token_id, market_id FROM token_keys "
     "WHERE token_id = ANY(string_to_array($1, ','))"
 )
-_SIDS = "token_sid = ANY(string_to_array($1, ',')::integer[]) AND ts >= $2 AND ts < $3"
 
 
 class StoredRows:
@@ -47,10 +46,17 @@ class StoredRows:
         self._conn.close()
 
     def query(self, sql: str, *parameters: object) -> pa.Table:
+        """``sql``'s rows; a statement with parameters is prepared once, on a cursor kept for
+        it, one without is run as it is (ADBC streams it as binary ``COPY``)."""
+        if not parameters:
+            with self._conn.cursor() as once:
+                once.execute(sql)
+                result: pa.Table = once.fetch_arrow_table()
+                return result
         cursor = self._cursors.get(sql)
         if cursor is None:
             cursor = self._cursors[sql] = self._conn.cursor()
-        cursor.execute(sql, parameters or None)
+        cursor.execute(sql, parameters)
         table: pa.Table = cursor.fetch_arrow_table()
         return table
 
@@ -62,8 +68,10 @@ class StoredRows:
         keys = self._token_keys(token_ids)
         public = self._public_columns(table)
         read = storage_read(TABLES_BY_NAME[table], public)
-        sql = f"SELECT {', '.join(read.columns)} FROM {read.relation} WHERE {_SIDS}"  # noqa: S608
-        found = self.query(sql, ",".join(str(sid) for sid, _ in keys.values()), start, end)
+        # Literals, not parameters (integers and timestamps only): ADBC then reads the rows as
+        # binary COPY, faster than a prepared statement's results once there are many (a
+        # training set's), and as fast for a token-day.
+        found = self.query(day_sql(read, start, end, [sid for sid, _ in keys.values()]))
         columns = found if read.decode is None else read.decode(found)
         return _with_ids(columns, found.column(SID), keys, public)
 
