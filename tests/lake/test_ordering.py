@@ -15,6 +15,8 @@ from polyfarm.lake.ordering import (
     TokenIndex,
     lake_schema,
     row_groups,
+    sort_keys,
+    sort_rows,
     sorted_slices,
     with_ids,
 )
@@ -149,3 +151,26 @@ def test_leaving_early_stops_the_producer() -> None:
     assert next(stream) == 0
     stream.close()  # type: ignore[attr-defined]
     assert closed == [True]
+
+
+def test_the_packed_key_sorts_as_arrow_sorts_on_every_column() -> None:
+    rng = random.Random(5)
+    rows = 2000
+    ranks = [rng.randrange(0, 300) for _ in range(rows)]
+    ts = [rng.randrange(0, 86_400_000_000) for _ in range(rows)]  # a day of microseconds
+    seq = [rng.randrange(0, 3) for _ in range(rows)]
+    table = pa.table(
+        {
+            RANK: pa.array(ranks, pa.uint32()),
+            "ts": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "seq": seq,
+        }
+    )
+    expected = table.sort_by(sort_keys(ORDER))
+    assert sort_rows(table, ORDER).equals(expected)
+    again = table.slice(0, 50)
+    again = again.set_column(2, "seq", pa.array([9] * 50))  # the same (rank, ts), other rows
+    tied = pa.concat_tables([again, table])
+    assert sort_rows(tied, ORDER).equals(tied.sort_by(sort_keys(ORDER)))
+    with_seq = ("token_id", "ts", "seq")
+    assert sort_rows(tied, with_seq).equals(tied.sort_by(sort_keys(with_seq)))

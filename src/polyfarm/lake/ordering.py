@@ -109,7 +109,36 @@ def sorted_slices(
             yield from _spilled(itertools.chain(pending, rest), index, order, slice_rows, spill_dir)
             return
     if pending:
-        yield pa.Table.from_batches(pending).sort_by(sort_keys(order))
+        yield sort_rows(pa.Table.from_batches(pending), order)
+
+
+def sort_rows(table: pa.Table, order: Sequence[str]) -> pa.Table:
+    """``table`` (with its ``RANK``) in ``order``. By token then time, one 64-bit key (the
+    rank, then the time from the first row's) sorted by NumPy, several times faster than
+    Arrow's sort on two columns; with more columns to the order, or keys that tie (rows of
+    unregistered sids), Arrow's sort on all of them, so that the order is always the one."""
+    key = _packed_key(table, order)
+    if key is not None:
+        by_key = np.argsort(key)
+        ordered = key[by_key]
+        if not np.any(ordered[1:] == ordered[:-1]):
+            return table.take(pa.array(by_key))
+    return table.sort_by(sort_keys(order))
+
+
+def _packed_key(table: pa.Table, order: Sequence[str]) -> npt.NDArray[np.uint64] | None:
+    if [name for name in order if name != "token_id"] != ["ts"] or not table.num_rows:
+        return None
+    ts = pc.cast(table.column("ts"), pa.int64()).to_numpy()
+    offsets = (ts - ts.min()).astype(np.uint64)
+    ranks = table.column(RANK).to_numpy().astype(np.uint64)
+    if offsets.max() >= 1 << _TIME_BITS or ranks.max() >= 1 << (64 - _TIME_BITS):
+        return None  # a span of more than ~38 hours (of microseconds): not in one key
+    key: npt.NDArray[np.uint64] = (ranks << np.uint64(_TIME_BITS)) | offsets
+    return key
+
+
+_TIME_BITS = 37
 
 
 def bucket_count(index: TokenIndex) -> int:
@@ -133,7 +162,7 @@ def _spilled(
     counts = _spill(batches, index, spill_dir)
     for group in _bucket_groups(counts, slice_rows):
         parts = [_read_bucket(spill_dir, bucket) for bucket in group]
-        yield pa.concat_tables(parts).sort_by(sort_keys(order))
+        yield sort_rows(pa.concat_tables(parts), order)
 
 
 def _spill(batches: Iterable[pa.RecordBatch], index: TokenIndex, spill_dir: Path) -> list[int]:
