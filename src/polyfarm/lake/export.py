@@ -1,13 +1,18 @@
 """One sealed day of one table, from the database into the lake, with its manifest entry.
 
-The database hands the day over as Arrow record batches (ADBC's PostgreSQL driver reads
-``COPY … TO STDOUT (FORMAT binary)`` straight into Arrow; BENCHMARKS.md, "Lake", measures it
-against the alternatives), sorted by token then time. They are written as ZSTD Parquet in row
-groups of about ``ROW_GROUP_ROWS`` rows to a local spool file, hashed, and put in the lake only
-when the bytes differ from those the manifest names: running a day again writes nothing when
-nothing changed, and a day that changed (a late repair) replaces its file whole, the manifest
-entry saying which file it replaced. Memory stays bounded by a row group, whatever the day's
-size.
+The database hands the day over as Arrow record batches: ADBC's PostgreSQL driver reads
+``COPY … TO STDOUT (FORMAT binary)`` straight into Arrow, streaming it (for a statement without
+bind parameters: ``polyfarm.lake.decode.timestamp_literal``). BENCHMARKS.md ("Lake", 2026-12-07
+12:40) measures it against the alternatives. What is read is the stored rows, unsorted, with
+``token_sid`` for the ids (``polyfarm.lake.decode``), by ``READERS`` connections sharing one
+snapshot, each a span of the day. ``polyfarm.lake.ordering`` sorts them by token id then time
+(spilling a large day to the local spool), puts the ids back and cuts row groups of
+``ROW_GROUP_ROWS`` rows; the three stages (reading, sorting, encoding Parquet) run in threads of
+their own (``polyfarm.lake.prefetch``). The file is written to the spool, hashed, and put in
+the lake only when the bytes differ from those the manifest names: running a day again writes
+nothing when nothing changed, and a day that changed (a late repair) replaces its file whole,
+the manifest entry saying which file it replaced. Memory stays bounded by ``SLICE_ROWS``
+rows, whatever the day's size.
 """
 
 from __future__ import annotations
