@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from polyfarm.lake.connection import ArrowConnection
 from polyfarm.lake.decode import day_sql, storage_read
 from polyfarm.lake.layout import (
     GapRecord,
@@ -66,8 +66,6 @@ SLICE_ROWS = 1_048_576
 # Connections reading a day at once, each a span of it: the server scans and encodes COPY on
 # one core per connection, the slowest stage of an export with one.
 READERS = 2
-_ISOLATION = "adbc.connection.transaction.isolation_level"
-_REPEATABLE_READ = "adbc.connection.transaction.isolation.repeatable_read"
 _HASH_CHUNK = 1 << 20
 
 
@@ -171,9 +169,8 @@ def sorted_tables(
     whole) sorted as the lake keeps them, in tables of ``chunking.row_group_rows`` rows, and
     their schema: a time series' ids are dictionaries (``lake_schema``). Memory stays bounded
     whatever the span: a large one spills to ``spool``."""
-    with adbc.connect(dsn) as conn:
-        # One snapshot for the token keys and the rows, so that every row finds its token.
-        conn.adbc_connection.set_options(**{_ISOLATION: _REPEATABLE_READ})
+    # One snapshot for the token keys and the rows, so that every row finds its token.
+    with ArrowConnection(dsn, repeatable_read=True) as conn:
         public = _schema(conn, table.name)
         if table.dimension:
             groups = _dimension_groups(conn, table.day_query(*span)[0])
@@ -190,7 +187,7 @@ def sorted_tables(
 
 def _series_groups(
     dsn: str,
-    conn: adbc.Connection,
+    conn: ArrowConnection,
     table: LakeTable,
     public: pa.Schema,
     span: tuple[datetime, datetime],
@@ -199,12 +196,12 @@ def _series_groups(
     token_ids: Sequence[str] | None,
 ) -> Iterator[pa.Table]:
     """The span's rows as row groups in the lake's order and schema (``lake_schema``)."""
-    index = TokenIndex.build(_fetch(conn, "SELECT token_sid, token_id, market_id FROM token_keys"))
+    index = TokenIndex.build(conn.fetch("SELECT token_sid, token_id, market_id FROM token_keys"))
     read = storage_read(table, public.names)
     sids = None if token_ids is None else index.sids_of(token_ids)
     # The readers share this connection's snapshot (as pg_dump's parallel jobs do): every row
     # they see has its token in ``index``, and the day is read as of one moment.
-    snapshot = _fetch(conn, "SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
+    snapshot = conn.fetch("SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
     batches = merged(
         [
             _stream_in_snapshot(dsn, snapshot, day_sql(read, low, high, sids))
@@ -221,32 +218,20 @@ def _series_groups(
             yield with_ids(columns, group.column(RANK).to_numpy(), index, schema)
 
 
-def _dimension_groups(conn: adbc.Connection, sql: str) -> Iterator[pa.Table]:
+def _dimension_groups(conn: ArrowConnection, sql: str) -> Iterator[pa.Table]:
     """A dimension table, whole: small, and sorted by the database."""
     pending: list[pa.RecordBatch] = []
-    for batch in _stream(conn, sql):
+    for batch in conn.stream(sql):
         pending.append(_public(batch))
     if pending:
         yield pa.Table.from_batches(pending)
 
 
-def _stream(conn: adbc.Connection, sql: str) -> Iterator[pa.RecordBatch]:
-    """``sql``'s rows as the driver's record batches, as they arrive (``sql`` has no
-    parameters: see ``timestamp_literal``)."""
-    with conn.cursor() as cursor:
-        cursor.execute(sql)
-        yield from cursor.fetch_record_batch()
-
-
 def _stream_in_snapshot(dsn: str, snapshot: str, sql: str) -> Iterator[pa.RecordBatch]:
-    """``_stream`` on a connection of its own that sees the exported ``snapshot``."""
-    with adbc.connect(dsn) as conn:
-        conn.adbc_connection.set_options(**{_ISOLATION: _REPEATABLE_READ})
-        with conn.cursor() as cursor:
-            # Not a query: ADBC would wrap it in COPY. The snapshot id is the server's own.
-            cursor.adbc_statement.set_sql_query(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            cursor.adbc_statement.execute_update()
-        yield from _stream(conn, sql)
+    """``sql``'s batches on a connection of its own that sees the exported ``snapshot``."""
+    with ArrowConnection(dsn, repeatable_read=True) as conn:
+        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # the server's own id
+        yield from conn.stream(sql)
 
 
 def _parts(start: datetime, end: datetime, count: int) -> list[tuple[datetime, datetime]]:
@@ -256,14 +241,8 @@ def _parts(start: datetime, end: datetime, count: int) -> list[tuple[datetime, d
     return list(itertools.pairwise(bounds))
 
 
-def _fetch(conn: adbc.Connection, sql: str) -> pa.Table:
-    with conn.cursor() as cursor:
-        cursor.execute(sql)
-        return cursor.fetch_arrow_table()
-
-
-def _schema(conn: adbc.Connection, name: str) -> pa.Schema:
-    return _public(_fetch(conn, f"SELECT * FROM {name} LIMIT 0")).schema  # noqa: S608 - our name
+def _schema(conn: ArrowConnection, name: str) -> pa.Schema:
+    return _public(conn.fetch(f"SELECT * FROM {name} LIMIT 0")).schema  # noqa: S608 - our name
 
 
 def _public(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
