@@ -17,10 +17,10 @@ from polyfarm.lake.export import export_day
 from polyfarm.lake.layout import TABLES_BY_NAME
 from polyfarm.lake.storage import open_lake
 from polyfarm.store.partitions import partitions_of
-from polyfarm.store.rows import PRICE_SNAPSHOTS
+from polyfarm.store.rows import PRICE_SNAPSHOTS, TRADES
 from polyfarm.store.writer import BulkWriter
 
-from ..store.factories import T0, price_row, token
+from ..store.factories import T0, price_row, token, trade_row
 
 DAY0 = T0.replace(hour=0)  # 2026-03-02 00:00 UTC
 HOUR = timedelta(hours=1)
@@ -109,3 +109,30 @@ async def test_a_read_over_a_hole_says_so(pool: asyncpg.Pool, db_dsn: str) -> No
         assert holes.select("stream", "reason").rows() == [("prices", "collector down")]
         assert farm.holes(DAY0 + 7 * HOUR, DAY0 + 8 * HOUR).height == 0
         assert isinstance(farm.prices(token(2), DAY0 + 7 * HOUR, DAY0 + 8 * HOUR), pl.DataFrame)
+
+
+async def test_a_read_by_sid_gives_the_views_rows_and_types(
+    pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    """Price snapshots are read from their storage table and decoded in Arrow; trades through
+    their view by sid: either way, the very rows, values and types the public view shows."""
+    prices = [price_row(i, token(t), price=0.3 + 0.0001 * i) for t in (3, 1) for i in range(40)]
+    prices[5] = prices[5]._replace(best_bid=None, spread=None)  # a one-sided book
+    prices[50] = prices[50]._replace(price=None, last_trade_price=None, volume_24h=None)
+    writer = BulkWriter(pool, clock=lambda: DAY0 + timedelta(days=2))
+    await writer.write(PRICE_SNAPSHOTS, prices)
+    await writer.write(TRADES, [trade_row(i, token(t)) for t in (1, 3) for i in range(0, 90, 7)])
+    tokens = [token(1), token(3), token(9)]  # token 9: never seen, no rows
+    window = (DAY0, DAY0 + timedelta(days=1))
+    with Farm(db_dsn) as farm:
+        for table, read in (("price_snapshots", farm.prices), ("trades", farm.trades)):
+            got = read(tokens, *window)
+            expected = farm._query(  # the public view, as every reader saw it before
+                f"SELECT * FROM {table} WHERE token_id = ANY(string_to_array($1, ',')) "
+                "AND ts >= $2 AND ts < $3 ORDER BY token_id, ts",
+                ",".join(tokens),
+                *window,
+            ).drop("token_sid")
+            assert got.height == expected.height > 0
+            assert got.schema == expected.schema
+            assert got.equals(expected, null_equal=True)

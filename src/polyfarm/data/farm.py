@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import polyfarm.data.bars as barmaths
+from polyfarm.data.stored import StoredRows, frame
 from polyfarm.data.training import training_set as build_training_set
 from polyfarm.lake.layout import (
     DIMENSIONS_BY_NAME,
@@ -41,6 +40,7 @@ from polyfarm.lake.layout import (
     manifest_file,
     partition_file,
 )
+from polyfarm.lake.reader import DayReader
 from polyfarm.lake.storage import Lake, open_configured_lake
 from polyfarm.settings import Settings
 from polyfarm.store.rows import TABLE_SPECS
@@ -80,7 +80,8 @@ class Farm:
     def __init__(self, dsn: str | None, lake: Lake | None = None) -> None:
         self._dsn = dsn
         self._lake = lake
-        self._conn: Any = None  # an ADBC connection, opened on first use
+        self._stored: StoredRows | None = None  # the database side, opened on first use
+        self._days: DayReader | None = None  # the lake side, made on first use
         self._seams: dict[str, tuple[datetime | None, float]] = {}
 
     @classmethod
@@ -91,9 +92,9 @@ class Farm:
         return cls(resolve_target(settings).dsn, open_configured_lake(settings))
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._stored is not None:
+            self._stored.close()
+            self._stored = None
 
     def __enter__(self) -> Farm:
         return self
@@ -119,22 +120,33 @@ class Farm:
         return self.rows("market_features", tokens, start, end)
 
     def rows(
-        self, table: str, tokens: str | Sequence[str], start: TimeLike, end: TimeLike
+        self,
+        table: str,
+        tokens: str | Sequence[str],
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """``table``'s rows of ``tokens`` (token ids, or market ids for all their tokens) in
-        ``[start, end)``, sorted by token and time."""
+        ``[start, end)``, sorted by token and time; only ``columns`` (and the sort's) when
+        given, which spares the lake decoding the others."""
         if table not in TABLES_BY_NAME:
             raise ValueError(f"table must be one of {sorted(TABLES_BY_NAME)}, not {table!r}")
         window = Window(as_time(start), as_time(end))
         token_ids = self.token_ids(tokens)
+        order = TABLES_BY_NAME[table].order
+        wanted = None if columns is None else [*dict.fromkeys([*order, *columns])]
         parts = []
         for source, piece in self._split(table, window):
-            read = self._from_lake if source == "lake" else self._from_database
-            parts.append(read(table, token_ids, piece))
+            if source == "lake":
+                parts.append(self._from_lake(table, token_ids, piece, wanted))
+            else:
+                found = self._from_database(table, token_ids, piece)
+                parts.append(found.select(wanted) if wanted and found.height else found)
         filled = [part for part in parts if part.height]
         frame = pl.concat(filled, how="vertical_relaxed") if filled else pl.DataFrame()
         self._warn_holes(token_ids, window)
-        order = TABLES_BY_NAME[table].order
         return frame.sort(*order) if frame.height else frame
 
     # -- derived -------------------------------------------------------------------------------
@@ -151,7 +163,8 @@ class Farm:
         """OHLC of the price snapshots (``source="prices"``) or OHLCV with VWAP, trade count
         and the buy / sell split of the trades (``source="trades"``)."""
         if source == "prices":
-            return barmaths.price_candles(self.prices(tokens, start, end), interval)
+            prices = self.rows("price_snapshots", tokens, start, end, columns=("price",))
+            return barmaths.price_candles(prices, interval)
         if source == "trades":
             return barmaths.trade_candles(self.trades(tokens, start, end), interval)
         raise ValueError(f"source must be 'prices' or 'trades', not {source!r}")
@@ -319,34 +332,20 @@ class Farm:
         return bool(self._query(check)["present"][0])
 
     def _from_database(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
-        frame = self._query(
-            # By sid, looked up first: the index is (token_sid, ts), and a filter on the view's
-            # token_id would be applied after its join.
-            f"SELECT * FROM {table} WHERE token_sid = ANY(ARRAY(SELECT token_sid "  # noqa: S608
-            "FROM token_keys WHERE token_id = ANY(string_to_array($1, ',')))) "
-            "AND ts >= $2 AND ts < $3",
-            ",".join(token_ids),
-            window.start,
-            window.end,
-        )
-        return frame.drop("token_sid") if "token_sid" in frame.columns else frame
+        return _frame(self._database().rows(table, token_ids, window.start, window.end))
 
-    def _from_lake(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
+    def _from_lake(
+        self, table: str, token_ids: list[str], window: Window, columns: list[str] | None
+    ) -> pl.DataFrame:
         assert self._lake is not None  # _split reads the lake only when there is one
-        parts = []
-        for day in days_of(window):
-            path = self._lake.path(partition_file(table, day))
-            read = pq.read_table(
-                path,
-                filesystem=self._lake.fs,
-                filters=[("token_id", "in", token_ids)],
-            )
-            ts = read.column("ts")
-            keep = pc.and_(pc.greater_equal(ts, window.start), pc.less(ts, window.end))
-            parts.append(read.filter(keep))
-        if not parts:
+        if self._days is None:
+            self._days = DayReader(self._lake)
+        span = (window.start, window.end)
+        parts = [self._days.read(table, day, token_ids, span, columns) for day in days_of(window)]
+        found = [part for part in parts if part is not None]
+        if not found:
             return pl.DataFrame()
-        return _frame(pa.concat_tables(parts))
+        return _frame(pa.concat_tables(found))
 
     def _holes(self, token_ids: list[str] | None, window: Window) -> pl.DataFrame:
         if self._dsn is None:
@@ -386,21 +385,18 @@ class Farm:
                 stacklevel=3,
             )
 
-    def _query(self, sql: str, *parameters: object) -> pl.DataFrame:
+    def _database(self) -> StoredRows:
         if self._dsn is None:
             raise RuntimeError("this Farm has no database (a lake only)")
-        if self._conn is None:
-            self._conn = adbc.connect(self._dsn)
-        with self._conn.cursor() as cursor:
-            cursor.execute(sql, parameters or None)
-            return _frame(cursor.fetch_arrow_table())
+        if self._stored is None:
+            self._stored = StoredRows(self._dsn)
+        return self._stored
+
+    def _query(self, sql: str, *parameters: object) -> pl.DataFrame:
+        return _frame(self._database().query(sql, *parameters))
 
 
-def _frame(table: pa.Table) -> pl.DataFrame:
-    schema = pa.schema([field.remove_metadata() for field in table.schema])
-    frame = pl.from_arrow(table.cast(schema))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+_frame = frame
 
 
 def as_time(value: TimeLike) -> datetime:

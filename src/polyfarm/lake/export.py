@@ -1,29 +1,37 @@
 """One sealed day of one table, from the database into the lake, with its manifest entry.
 
-The database hands the day over as Arrow record batches (ADBC's PostgreSQL driver reads
-``COPY … TO STDOUT (FORMAT binary)`` straight into Arrow; BENCHMARKS.md, "Lake", measures it
-against the alternatives), sorted by token then time. They are written as ZSTD Parquet in row
-groups of about ``ROW_GROUP_ROWS`` rows to a local spool file, hashed, and put in the lake only
-when the bytes differ from those the manifest names: running a day again writes nothing when
-nothing changed, and a day that changed (a late repair) replaces its file whole, the manifest
-entry saying which file it replaced. Memory stays bounded by a row group, whatever the day's
-size.
+The database hands the day over as Arrow record batches: ADBC's PostgreSQL driver reads
+``COPY … TO STDOUT (FORMAT binary)`` straight into Arrow, streaming it (for a statement without
+bind parameters: ``polyfarm.lake.decode.timestamp_literal``). BENCHMARKS.md ("Lake", 2026-12-07
+12:40) measures it against the alternatives. What is read is the stored rows, unsorted, with
+``token_sid`` for the ids (``polyfarm.lake.decode``), by ``READERS`` connections sharing one
+snapshot, each a span of the day. ``polyfarm.lake.ordering`` sorts them by token id then time
+(spilling a large day to the local spool), puts the ids back and cuts row groups of
+``ROW_GROUP_ROWS`` rows; the three stages (reading, sorting, encoding Parquet) run in threads of
+their own (``polyfarm.lake.prefetch``). The file is written to the spool, hashed, and put in
+the lake only when the bytes differ from those the manifest names: running a day again writes
+nothing when nothing changed, and a day that changed (a late repair) replaces its file whole,
+the manifest entry saying which file it replaced. Memory stays bounded by ``SLICE_ROWS``
+rows, whatever the day's size.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from polyfarm.lake.connection import ArrowConnection
+from polyfarm.lake.decode import day_sql, storage_read
 from polyfarm.lake.layout import (
     GapRecord,
     LakeTable,
@@ -34,17 +42,44 @@ from polyfarm.lake.layout import (
     manifest_file,
     partition_file,
 )
+from polyfarm.lake.ordering import (
+    RANK,
+    TokenIndex,
+    lake_schema,
+    row_groups,
+    sorted_slices,
+    with_ids,
+)
+from polyfarm.lake.prefetch import merged, prefetched
 from polyfarm.lake.storage import Lake
 
-# Rows a row group: a reader of one token's day skips the groups whose token_id range misses
-# it, so smaller groups make selective reads cheaper; ZSTD still sees ~100 k rows at a time.
-ROW_GROUP_ROWS = 131_072
-ZSTD_LEVEL = 9
+# Rows a row group: a reader of one token's day decodes only the groups whose token_id range
+# holds it, so smaller groups make selective reads cheaper. 10 million price snapshots: a
+# token-day read (all columns) p50 15.9 ms at 131,072 rows, 4.7 at 32,768, 2.6 at 16,384, for
+# 3.43, 3.51 and 3.56 bytes a row.
+ROW_GROUP_ROWS = 32_768
+# ZSTD 3, not 9: a third of the encoding time for a fifth more bytes (1 million price
+# snapshots: 0.20 s and 3.45 bytes a row at 3, 0.62 s and 2.84 at 9; the target is 12).
+ZSTD_LEVEL = 3
+# Rows sorted in memory at a time: a larger day is spilled to the spool and sorted in slices.
+SLICE_ROWS = 1_048_576
+# Connections reading a day at once, each a span of it: the server scans and encodes COPY on
+# one core per connection, the slowest stage of an export with one.
+READERS = 2
 _HASH_CHUNK = 1 << 20
 
 
 # Storage internals the public views also show: not part of the lake's schema.
 _INTERNAL_COLUMNS = ("token_sid",)
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a day is cut on its way to a file: rows sorted in memory at a time (a day larger
+    than that spills) and rows a row group. The file depends on the second only."""
+
+    slice_rows: int = SLICE_ROWS
+    row_group_rows: int = ROW_GROUP_ROWS
 
 
 @dataclass(frozen=True)
@@ -62,12 +97,13 @@ def export_day(
     source: str,
     gaps: Sequence[GapRecord] = (),
     now: datetime | None = None,
+    chunking: Chunking = Chunking(),
 ) -> ExportResult:
     """Write ``table``'s rows of ``day`` to the lake unless it already holds them."""
     start, end = day_bounds(day)
     with tempfile.TemporaryDirectory(prefix="polyfarm-lake-") as spool:
         local = Path(spool) / "part.parquet"
-        rows, first, last = _write_parquet(dsn, table, start, end, local)
+        rows, first, last = _write_parquet(dsn, table, (start, end), local, chunking)
         digest = _sha256(local)
         previous = _manifest_entry(lake, table.name, day)
         entry = ManifestEntry(
@@ -98,58 +134,115 @@ def _manifest_entry(lake: Lake, table: str, day: date) -> ManifestEntry | None:
 
 
 def _write_parquet(
-    dsn: str, table: LakeTable, start: datetime, end: datetime, local: Path
+    dsn: str,
+    table: LakeTable,
+    span: tuple[datetime, datetime],
+    local: Path,
+    chunking: Chunking,
 ) -> tuple[int, datetime | None, datetime | None]:
     rows, first, last = 0, None, None
-    writer: pq.ParquetWriter | None = None
-    try:
-        for group in _row_groups(dsn, table, start, end):
-            if writer is None:
-                writer = _parquet_writer(local, group.schema, table)
-            writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
-            rows += group.num_rows
-            if not table.dimension:
-                low, high = _time_range(group)
-                first = low if first is None else min(first, low)
-                last = high if last is None else max(last, high)
-        if writer is None:  # an empty day is a file too: its manifest says 0 rows, not missing
-            writer = _parquet_writer(local, table_schema(dsn, table), table)
-    finally:
-        if writer is not None:
-            writer.close()
+    with sorted_tables(dsn, table, span, local.parent, chunking) as (schema, groups):
+        writer = _parquet_writer(local, schema, table)
+        try:
+            for group in groups:
+                writer.write_table(group, row_group_size=chunking.row_group_rows)
+                rows += group.num_rows
+                if not table.dimension and group.num_rows:
+                    low, high = _time_range(group)
+                    first = low if first is None else min(first, low)
+                    last = high if last is None else max(last, high)
+        finally:
+            writer.close()  # an empty day is a file too: its manifest says 0 rows, not missing
     return rows, first, last
 
 
-def _row_groups(dsn: str, table: LakeTable, start: datetime, end: datetime) -> Iterator[pa.Table]:
-    """The day's rows in tables of about ROW_GROUP_ROWS rows, as the database sends them."""
-    sql, parameters = table.day_query(start, end)
-    return query_tables(dsn, sql, parameters)
+@contextmanager
+def sorted_tables(
+    dsn: str,
+    table: LakeTable,
+    span: tuple[datetime, datetime],
+    spool: Path,
+    chunking: Chunking = Chunking(),
+    token_ids: Sequence[str] | None = None,
+) -> Iterator[tuple[pa.Schema, Iterator[pa.Table]]]:
+    """``table``'s rows in ``[start, end)`` (of ``token_ids`` only, if given; a dimension
+    whole) sorted as the lake keeps them, in tables of ``chunking.row_group_rows`` rows, and
+    their schema: a time series' ids are dictionaries (``lake_schema``). Memory stays bounded
+    whatever the span: a large one spills to ``spool``."""
+    # One snapshot for the token keys and the rows, so that every row finds its token.
+    with ArrowConnection(dsn, repeatable_read=True) as conn:
+        public = _schema(conn, table.name)
+        if table.dimension:
+            groups = _dimension_groups(conn, table.day_query(*span)[0])
+            schema = public
+        else:
+            groups = _series_groups(dsn, conn, table, public, span, spool, chunking, token_ids)
+            schema = lake_schema(public)
+        stream = prefetched(groups, depth=1)
+        try:
+            yield schema, stream
+        finally:
+            stream.close()  # type: ignore[attr-defined]  # a generator: its thread stops
 
 
-def query_tables(
-    dsn: str, sql: str, parameters: Sequence[object], rows: int = ROW_GROUP_ROWS
+def _series_groups(
+    dsn: str,
+    conn: ArrowConnection,
+    table: LakeTable,
+    public: pa.Schema,
+    span: tuple[datetime, datetime],
+    spool: Path,
+    chunking: Chunking,
+    token_ids: Sequence[str] | None,
 ) -> Iterator[pa.Table]:
-    """``sql``'s result in Arrow tables of about ``rows`` rows each, streamed: memory holds one
-    at a time, whatever the result's size. Storage internals are left out."""
-    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute(sql, tuple(parameters) or None)
-        pending: list[pa.RecordBatch] = []
-        size = 0
-        for batch in cursor.fetch_record_batch():
-            pending.append(_public(batch))
-            size += batch.num_rows
-            if size >= rows:
-                yield pa.Table.from_batches(pending)
-                pending, size = [], 0
-        if pending:
-            yield pa.Table.from_batches(pending)
+    """The span's rows as row groups in the lake's order and schema (``lake_schema``)."""
+    index = TokenIndex.build(conn.fetch("SELECT token_sid, token_id, market_id FROM token_keys"))
+    read = storage_read(table, public.names)
+    sids = None if token_ids is None else index.sids_of(token_ids)
+    # The readers share this connection's snapshot (as pg_dump's parallel jobs do): every row
+    # they see has its token in ``index``, and the day is read as of one moment.
+    snapshot = conn.fetch("SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
+    batches = merged(
+        [
+            _stream_in_snapshot(dsn, snapshot, day_sql(read, low, high, sids))
+            for low, high in _parts(*span, READERS)
+        ]
+    )
+    with tempfile.TemporaryDirectory(prefix="spill-", dir=spool) as spill:
+        slices = sorted_slices(
+            batches, index, table.order, slice_rows=chunking.slice_rows, spill_dir=Path(spill)
+        )
+        schema = lake_schema(public)
+        for group in row_groups(slices, chunking.row_group_rows):
+            columns = group if read.decode is None else read.decode(group)
+            yield with_ids(columns, group.column(RANK).to_numpy(), index, schema)
 
 
-def table_schema(dsn: str, table: LakeTable) -> pa.Schema:
-    """The Arrow schema of ``table``'s public columns, as the lake and exports write them."""
-    with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table.name} LIMIT 0")  # noqa: S608 - our name
-        return _public(cursor.fetch_arrow_table()).schema
+def _dimension_groups(conn: ArrowConnection, sql: str) -> Iterator[pa.Table]:
+    """A dimension table, whole: small, and sorted by the database."""
+    pending: list[pa.RecordBatch] = []
+    for batch in conn.stream(sql):
+        pending.append(_public(batch))
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def _stream_in_snapshot(dsn: str, snapshot: str, sql: str) -> Iterator[pa.RecordBatch]:
+    """``sql``'s batches on a connection of its own that sees the exported ``snapshot``."""
+    with ArrowConnection(dsn, repeatable_read=True) as conn:
+        conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # the server's own id
+        yield from conn.stream(sql)
+
+
+def _parts(start: datetime, end: datetime, count: int) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` cut into ``count`` consecutive spans of equal length."""
+    step = (end - start) / count
+    bounds = [start + step * i for i in range(count)] + [end]
+    return list(itertools.pairwise(bounds))
+
+
+def _schema(conn: ArrowConnection, name: str) -> pa.Schema:
+    return _public(conn.fetch(f"SELECT * FROM {name} LIMIT 0")).schema  # noqa: S608 - our name
 
 
 def _public(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
@@ -168,6 +261,9 @@ def _parquet_writer(local: Path, schema: pa.Schema, table: LakeTable) -> pq.Parq
         compression_level=ZSTD_LEVEL,
         use_dictionary=[name for name in table.dictionary if name in schema.names],
         write_statistics=True,
+        # The ids are Arrow dictionaries (``with_ids``): a stored Arrow schema would make
+        # readers get them back as dictionaries (polars: categoricals), not strings.
+        store_schema=table.dimension,
     )
 
 

@@ -1,0 +1,103 @@
+"""What a day of a time series is read as from the database, and how it becomes public columns.
+
+The public views (migrations 0011-0013) join ``token_keys`` for the ids and decode micro-units
+row by row. A bulk reader does better without both: it asks for ``token_sid`` instead of the
+ids (78-byte strings twice a row on the wire; ``polyfarm.lake.ordering`` puts them back from a
+small lookup) and, where the decoding is plain arithmetic, reads the compact storage table
+itself and divides the micro-units in Arrow, a column at a time. IEEE division of an exact
+integer by 1e6 is correctly rounded, so the doubles are the very ones the views' ``from_micros``
+gives (``polyfarm.store.compact`` holds it to that).
+
+Tables whose decoding is more than arithmetic (codes to names, byte strings to hex, book
+levels) are read through their view, without the id columns: PostgreSQL then leaves the join
+out, the view's columns being all it computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from polyfarm.lake.layout import LakeTable
+
+MICROS = 1e6
+ID_COLUMNS = ("token_id", "market_id")
+SID = "token_sid"
+
+Decoder = Callable[[pa.Table], pa.Table]
+
+
+@dataclass(frozen=True)
+class StorageRead:
+    relation: str  # the table or view read
+    columns: tuple[str, ...]  # what is asked of it, token_sid among them
+    # From the sorted columns (but token_sid) to the public ones (but the ids); None: the same.
+    decode: Decoder | None = None
+
+
+def _prices(batch: pa.Table) -> pa.Table:
+    """``price_points`` as ``price_snapshots`` shows it (ids aside)."""
+    bid, ask = batch.column("best_bid"), batch.column("best_ask")
+    columns = {
+        "ts": batch.column("ts"),
+        "price": from_micros(batch.column("price")),
+        "best_bid": from_micros(bid),
+        "best_ask": from_micros(ask),
+        "spread": from_micros(pc.subtract(ask, bid)),
+        "last_trade_price": from_micros(batch.column("last_trade_price")),
+        "volume_24h": batch.column("volume_24h"),
+        "liquidity": batch.column("liquidity"),
+    }
+    return pa.table(columns)
+
+
+_STORED = {
+    "price_snapshots": StorageRead(
+        "price_points",
+        (
+            *("ts", "token_sid", "price", "best_bid", "best_ask"),
+            *("last_trade_price", "volume_24h", "liquidity"),
+        ),
+        _prices,
+    ),
+}
+
+
+def from_micros(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Micro-units to the double nearest the decimal, as SQL's ``from_micros`` gives it."""
+    return pc.divide(pc.cast(values, pa.float64()), MICROS)
+
+
+def storage_read(table: LakeTable, public: Sequence[str]) -> StorageRead:
+    """How ``table``'s day is read, given its view's columns ``public``."""
+    stored = _STORED.get(table.name)
+    if stored is not None:
+        return stored
+    columns = tuple(name for name in public if name not in ID_COLUMNS)
+    return StorageRead(table.name, columns if SID in columns else (*columns, SID))
+
+
+def timestamp_literal(value: datetime) -> str:
+    """A timestamptz literal of ``value``. The day's bounds go into the SQL text, not as bind
+    parameters: ADBC's PostgreSQL driver streams a query without parameters as ``COPY … TO
+    STDOUT`` in record batches, but fetches a parameterised one whole (a day at once)."""
+    if value.tzinfo is None:
+        raise ValueError("a lake bound is an aware datetime")
+    return f"'{value.astimezone(UTC).isoformat()}'::timestamptz"
+
+
+def day_sql(
+    read: StorageRead, start: datetime, end: datetime, sids: Sequence[int] | None = None
+) -> str:
+    """The SQL of ``read`` for ``[start, end)`` (and the tokens ``sids`` only, if given),
+    unordered (the client sorts)."""
+    columns = ", ".join(read.columns)
+    where = f"ts >= {timestamp_literal(start)} AND ts < {timestamp_literal(end)}"
+    if sids is not None:
+        listed = ",".join(str(int(sid)) for sid in sids)  # integers: nothing else gets in
+        where += f" AND {SID} = ANY('{{{listed}}}'::integer[])"
+    return f"SELECT {columns} FROM {read.relation} WHERE {where}"  # noqa: S608 - our names
