@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from polyfarm.errors import PayloadError
@@ -263,6 +263,20 @@ def page_of(envelope: type[Any], parse_page: Callable[[Any], Page[Any]]) -> List
     return parse
 
 
+ENVELOPED = {"clob_market", "data_v2"}  # parsed from one page document, not record by record
+
+
+def is_strict_json(text: bytes) -> bool:
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    try:
+        json.loads(text, parse_constant=refuse)
+    except ValueError:
+        return False
+    return True
+
+
 LIST_PARSERS: dict[str, ListParser] = {
     "gamma_market": p.parse_gamma_markets,
     "gamma_event": p.parse_gamma_events,
@@ -281,6 +295,9 @@ def test_a_rejected_record_is_kept_whole_for_quarantine_and_spares_its_neighbour
     name, key = field
     valid = dumps(VALID[name])
     garbled = dumps({**VALID[name], key: data.draw(STRICT[name][key], label=key)})
+    # A page arrives as one JSON document: a record that is not JSON at all (a float drawn
+    # as inf or nan becomes a bare Infinity) makes the whole page malformed, not one record.
+    assume(name not in ENVELOPED or is_strict_json(garbled))
     good, rejects = LIST_PARSERS[name]([valid, garbled, valid])
     assert good == [PARSERS[name](valid)] * 2
     assert [reject.raw for reject in rejects] == [garbled]
