@@ -3,9 +3,10 @@
 Starts ``polyfarm sim`` (its own process) with ``--markets`` markets in the ``--sim-mix`` mix
 (default ``venue``: the venue's tier shares and heavy-tailed activity, a model; ``uniform``: the
 simulator's original even spread, as measured before 2026-12) and ``polyfarm collect``
-with default settings against it, into a fresh database: the embedded PostgreSQL, or a new
-database on the server ``--database-url`` names (TimescaleDB or not: whatever it has). After
-``--warmup-minutes`` (the first metadata scan and the first cycles) it measures every table for
+with default settings (but no first-start backfill) against it, into a fresh database: the
+embedded PostgreSQL, or a new database on the server ``--database-url`` names (TimescaleDB or
+not: whatever it has). After ``--warmup-minutes`` (the first metadata scan and the first cycles)
+it measures every table for
 ``--minutes``: rows per minute, bytes per row on disk (heap, indexes and TOAST of every
 partition or chunk), GB per day, and, on TimescaleDB, bytes per row once every chunk is
 compressed (the daemon is stopped first, so all chunks are closed). The daemon's RSS is sampled
@@ -305,6 +306,10 @@ def daemon_env(urls: dict[str, str], dsn: str, data_dir: Path, metrics_port: int
         "POLYFARM_DATA_DIR": str(data_dir),
         "POLYFARM_METRICS_PORT": str(metrics_port),
         "POLYFARM_LOG_LEVEL": "WARNING",
+        # Collection alone: a new database would otherwise get the open markets' last week
+        # backfilled in the background, a one-time job whose rows and memory are not the farm's
+        # steady state.
+        "POLYFARM_BACKFILL__FIRST_START": "false",
     }
     return env
 
