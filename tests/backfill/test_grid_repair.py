@@ -180,3 +180,19 @@ async def test_minutes_the_venue_no_longer_serves_are_recorded_unrepairable(
         recent = {t: p for t, p in stored.items() if t >= week_ago}
         truth = truth_minutes(sim, token, week_ago, int(sim.clock.now()) - 600)
         assert recent.items() >= truth.items()
+
+
+async def test_minutes_before_the_first_price_cycle_are_no_downtime(
+    sim: Simulator, pool: asyncpg.Pool
+) -> None:
+    """At venue scale the first metadata scan takes minutes before the first price cycle: the
+    farm was not down then, so no token gets a hole for them."""
+    async with farm(sim, pool) as running:  # its first repair round ran before any price
+        running.down_for(10 * 60)  # a long first scan
+        first_cycle = minute(sim)
+        await running.collect_minutes(10)
+        running.down_for(5 * 60)  # the repair waits for the venue's newest minutes to settle
+        await running.cycle("prices")
+        await running.cycle("grid-repair")
+        gaps = await prices_gaps(pool)
+    assert all(g["gap_start"] >= datetime.fromtimestamp(first_cycle, UTC) for g in gaps), gaps
