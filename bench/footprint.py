@@ -314,6 +314,15 @@ def daemon_env(urls: dict[str, str], dsn: str, data_dir: Path, metrics_port: int
     return env
 
 
+def daemon_command(args: argparse.Namespace, work: Path) -> list[str]:
+    if not args.census_minutes:
+        return [POLYFARM, "collect"]
+    census = Path(args.census_file or work / "census.jsonl").resolve()
+    print(f"memory census every {args.census_minutes} min: {census}", file=sys.stderr)
+    wrapper = Path(__file__).resolve().parent / "census_daemon.py"
+    return [sys.executable, str(wrapper), str(census), str(args.census_minutes), "collect"]
+
+
 async def measure(
     args: argparse.Namespace, dsn: str, urls: dict[str, str]
 ) -> tuple[Measurement, RssSampler]:
@@ -324,7 +333,7 @@ async def measure(
     port = free_port()
     log_file = (work / "daemon.log").open("wb")
     daemon = await asyncio.create_subprocess_exec(
-        POLYFARM, "collect", env=daemon_env(urls, dsn, work, port),
+        *daemon_command(args, work), env=daemon_env(urls, dsn, work, port),
         stdout=asyncio.subprocess.DEVNULL, stderr=log_file,
     )  # fmt: skip
     sampler = RssSampler(daemon.pid)
@@ -506,6 +515,13 @@ def main() -> None:
     )
     parser.add_argument("--disk-gb", type=float, default=2000.0)
     parser.add_argument("--keep", action="store_true", help="keep the database and logs")
+    parser.add_argument(
+        "--census-minutes",
+        type=float,
+        default=0.0,
+        help="write a memory census of the daemon this often (bench/census_daemon.py)",
+    )
+    parser.add_argument("--census-file", help="where the census goes (default: the run's dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -8,30 +8,54 @@ the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from polyfarm.commands.backfill import backfill
-from polyfarm.commands.collect import collect, stats, status
-from polyfarm.commands.db import db
-from polyfarm.commands.demo import demo
-from polyfarm.commands.export import export
-from polyfarm.commands.lake import lake
-from polyfarm.commands.serve import serve
 from polyfarm.errors import one_line
 from polyfarm.logs import configure_logging, get_logger
 from polyfarm.settings import Settings, load_settings
-from polyfarm.sim.command import sim_command
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 log = get_logger(__name__)
 
 
+# Each command's module, imported only when that command runs (or ``--help`` lists them all):
+# the daemon does not pay for Arrow and the export does not pay for FastAPI and the simulator,
+# about 1.5 s of imports that every command paid before.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "db": ("polyfarm.commands.db", "db"),
+    "lake": ("polyfarm.commands.lake", "lake"),
+    "export": ("polyfarm.commands.export", "export"),
+    "collect": ("polyfarm.commands.collect", "collect"),
+    "backfill": ("polyfarm.commands.backfill", "backfill"),
+    "status": ("polyfarm.commands.collect", "status"),
+    "stats": ("polyfarm.commands.collect", "stats"),
+    "demo": ("polyfarm.commands.demo", "demo"),
+    "serve": ("polyfarm.commands.serve", "serve"),
+    "sim": ("polyfarm.sim.command", "sim_command"),
+}
+
+
 class PolyfarmGroup(click.Group):
-    """Runs a subcommand and turns whatever it raises into one line, unless debugging."""
+    """Loads a subcommand when it is asked for, runs it and turns whatever it raises into one
+    line, unless debugging."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attribute = where
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{attribute} is not a click command")
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -72,18 +96,6 @@ def cli(ctx: click.Context, config_file: Path | None, log_level: str | None) -> 
     for message in settings.deprecations():
         log.warning(message)
     ctx.obj = settings
-
-
-cli.add_command(db)
-cli.add_command(lake)
-cli.add_command(export)
-cli.add_command(collect)
-cli.add_command(backfill)
-cli.add_command(status)
-cli.add_command(stats)
-cli.add_command(demo)
-cli.add_command(serve)
-cli.add_command(sim_command)
 
 
 def main(argv: list[str] | None = None) -> Any:
