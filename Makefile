@@ -17,10 +17,14 @@ DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src -type f 2>/dev/null) \
 
 .PHONY: demo test check lint typecheck bench chaos clean dashboard chromium promtool openapi screenshots
 
+# Bytecode compiled once at install: where PYTHONDONTWRITEBYTECODE is set, every command would
+# otherwise compile its imports on each start (`polyfarm export --help`: 0.8 s, compiled 0.3 s;
+# every command paid 1.9 s before they were loaded lazily).
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	$(UV) sync --frozen --python $(VENV)/bin/python
+	$(UV) sync --frozen --compile-bytecode --python $(VENV)/bin/python
+	@$(VENV)/bin/python -m compileall -q src >/dev/null
 	@touch $(STAMP)
 
 $(DASHBOARD_DEPS): $(DASHBOARD)/package-lock.json
