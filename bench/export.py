@@ -13,7 +13,10 @@ minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
    ``DataFrame.to_parquet`` (pyarrow, ZSTD), in a child process too: rows/s and peak RSS.
 3. **Lake bytes per row** of the exported day.
 4. **Candles**: ``--reads`` token-days of 1-minute candles through ``polyfarm.data.Farm``, from
-   the database and from the lake (a Farm with the lake only): p50 and p99.
+   the database and from the lake (a Farm with the lake only): p50 and p99. From the database
+   twice: the day as it is while it is today (``candles_db_today_ms``), and once maintenance
+   has rewritten it in token order an hour after its end (``candles_db_ms``; plain
+   PostgreSQL, ``polyfarm.store.sealing``, which took ``seal_s``).
 5. **Training set**: ``Farm.training_set`` over every feature row, a price label 5 minutes on.
 
     python bench/export.py [--rows 10000000] [--feature-rows 1000000] [--reads 200]
@@ -21,8 +24,9 @@ minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
 
 ``--json`` ends with one line: ``export_rows_per_s``, ``export_fixed_s``,
 ``export_rows_per_s_after_fixed``, ``pandas_rows_per_s``, ``speedup``,
-``export_peak_rss_mb``, ``pandas_peak_rss_mb``, ``lake_bytes_per_row``, ``candles_db_ms`` and
-``candles_lake_ms`` (p50, p99), ``training_rows``, ``training_s``.
+``export_peak_rss_mb``, ``pandas_peak_rss_mb``, ``lake_bytes_per_row``, ``candles_db_ms``,
+``candles_db_today_ms`` and ``candles_lake_ms`` (p50, p99), ``seal_s``, ``training_rows``,
+``training_s``.
 """
 
 from __future__ import annotations
@@ -41,11 +45,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from polyfarm.data.farm import Farm
 from polyfarm.lake.layout import decode_entry, manifest_file
 from polyfarm.lake.storage import open_lake
 from polyfarm.store.database import create_pool
 from polyfarm.store.rows import MARKET_FEATURES, PRICE_SNAPSHOTS
+from polyfarm.store.sealing import SEAL_AFTER, seal_finished_days
 from polyfarm.store.writer import BulkWriter
 from row_bytes import START, feature_row, make_tokens, price_row, step, write
 from scratch_db import admin_server, drop_database, fresh_database
@@ -161,6 +168,11 @@ def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -
     }
     result["speedup"] = round(result["export_rows_per_s"] / result["pandas_rows_per_s"], 1)
     with Farm(dsn) as farm:
+        # The day as it is while it is today, then as maintenance leaves it an hour after its
+        # end (rewritten in token order, plain PostgreSQL): every day but today reads so.
+        result["candles_db_today_ms"] = time_candles(farm, tokens, args.reads, args.seed)
+        sealed, result["seal_s"] = asyncio.run(seal_the_day(dsn))
+        result["day_sealed"] = bool(sealed)
         result["candles_db_ms"] = time_candles(farm, tokens, args.reads, args.seed)
         featured = tokens[: max(1, args.feature_rows // MINUTES)]
         started = time.perf_counter()
@@ -173,6 +185,17 @@ def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -
     with Farm(None, lake) as farm:
         result["candles_lake_ms"] = time_candles(farm, tokens, args.reads, args.seed)
     return result
+
+
+async def seal_the_day(dsn: str) -> tuple[list[str], float]:
+    """What maintenance does to the day an hour after its end; nothing on TimescaleDB."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        report = await seal_finished_days(conn, START + timedelta(days=1) + SEAL_AFTER)
+        return report.sealed, round(time.perf_counter() - started, 1)
+    finally:
+        await conn.close()
 
 
 async def prepare(admin_dsn: str, args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -206,7 +229,8 @@ def main() -> None:
         f"(pandas {result['pandas_rows_per_s']:,}: {result['speedup']}x), peak RSS "
         f"{result['export_peak_rss_mb']} MB (pandas {result['pandas_peak_rss_mb']}); lake "
         f"{result['lake_bytes_per_row']} B/row; candles p50/p99 database "
-        f"{result['candles_db_ms']}, lake {result['candles_lake_ms']} ms; training set "
+        f"{result['candles_db_ms']} (today {result['candles_db_today_ms']}), lake "
+        f"{result['candles_lake_ms']} ms; training set "
         f"{result['training_rows']:,} rows in {result['training_s']} s"
     )
     if args.json:

@@ -271,6 +271,11 @@ class RetentionSettings(_Section):
     partition_days_ahead: int = Field(
         3, ge=1, le=366, description="plain PostgreSQL: daily partitions made this far ahead"
     )
+    seal_finished_days: bool = Field(
+        True,
+        description="plain PostgreSQL: rewrite each finished day of price snapshots once in "
+        "token order, so that a token's day is read from a few pages (one more write of it)",
+    )
     archive_before_drop: bool = Field(
         False,
         description="plain PostgreSQL: drop an expired partition only once the lake holds "

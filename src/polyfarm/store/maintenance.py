@@ -2,7 +2,8 @@
 
 Expires raw rows past their retention (whole partitions dropped, the rest deleted:
 ``polyfarm.store.partitions``), makes the partitions of the days ahead (and retires a DEFAULT
-partition), and refreshes the aggregate materialized views (each from the
+partition), rewrites finished days of price snapshots in token order
+(``polyfarm.store.sealing``), and refreshes the aggregate materialized views (each from the
 one below it, so in order). On a schema built on TimescaleDB chunks and policies do all that
 and this does nothing but trim the operations log; a schema built on plain PostgreSQL keeps
 this housekeeping even if TimescaleDB is installed later (its tables stay plain).
@@ -20,6 +21,7 @@ from polyfarm.settings import RetentionSettings
 from polyfarm.store.migrations import Flavor, schema_flavor, schema_lock
 from polyfarm.store.partitions import UpkeepReport, ensure_partitions, expire_rows
 from polyfarm.store.policies import retention_rules
+from polyfarm.store.sealing import seal_finished_days
 
 log = get_logger(__name__)
 
@@ -41,6 +43,7 @@ class MaintenanceReport:
     refreshed: list[str] = field(default_factory=list)
     deleted: dict[str, int] = field(default_factory=dict)  # rows, dropped partitions' included
     partitions: UpkeepReport = field(default_factory=UpkeepReport)
+    sealed: list[str] = field(default_factory=list)  # days rewritten in token order
 
 
 async def refresh_aggregates(conn: asyncpg.Connection) -> list[str]:
@@ -89,11 +92,16 @@ async def run_maintenance(
         report.deleted = await apply_retention(conn, retention, now)
         # After retention, so that a DEFAULT partition's expired rows are gone, not moved.
         report.partitions = await ensure_partitions(conn, now, retention)
+    if retention.seal_finished_days:
+        # Outside the schema lock: a venue day takes minutes to rewrite, and another instance
+        # starting meanwhile must not wait for it to migrate.
+        report.sealed = (await seal_finished_days(conn, now)).sealed
     report.refreshed = await refresh_aggregates(conn)
     log.info(
         "maintenance done",
         refreshed=len(report.refreshed),
         deleted=report.deleted,
         partitions_made=len(report.partitions.created),
+        days_sealed=len(report.sealed),
     )
     return report
