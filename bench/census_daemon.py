@@ -9,11 +9,19 @@ thirty most numerous types among them, and pymalloc's arena figures (allocated a
 a heap that grows in arenas but not in blocks is fragmentation, not a leak). Strings, bytes and
 numbers are not tracked by the collector; their containers are.
 
+The census runs in the event loop's own thread, between two callbacks (the thread only asks
+for it, ``call_soon_threadsafe``): ``gc.get_objects`` from another thread (or a signal handler)
+can take a reference to a tuple that ``tuple(generator)`` is still growing, and CPython then
+fails that tuple's resize with "SystemError: bad argument to internal function" in the
+daemon's own code. Between callbacks no such construction is under way.
+
 This is a diagnostic for ``bench/footprint.py --census-minutes``; the daemon runs unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import gc
 import io
 import json
@@ -75,19 +83,56 @@ def census(started: float) -> dict[str, object]:
     }
 
 
-def keep_counting(path: str, every_s: float) -> None:
+class LoopSeen:
+    """The first event loop that runs (the daemon's), recorded by a wrapped ``run_forever``."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        original = asyncio.BaseEventLoop.run_forever
+
+        def run_forever(loop: asyncio.BaseEventLoop) -> None:
+            if self.loop is None:
+                self.loop = loop
+            original(loop)
+
+        asyncio.BaseEventLoop.run_forever = run_forever  # type: ignore[method-assign,assignment]
+
+
+def census_in_loop(seen: LoopSeen, started: float) -> dict[str, object] | None:
+    loop = seen.loop
+    if loop is None or loop.is_closed():
+        return None
+    done: concurrent.futures.Future[dict[str, object]] = concurrent.futures.Future()
+
+    def take() -> None:
+        try:
+            done.set_result(census(started))
+        except Exception as exc:  # reported in the census file, not in the daemon
+            done.set_exception(exc)
+
+    loop.call_soon_threadsafe(take)
+    return done.result(timeout=300)
+
+
+def keep_counting(path: str, every_s: float, seen: LoopSeen) -> None:
     started = time.monotonic()
     with open(path, "a", encoding="utf-8") as out:
         while True:
             time.sleep(every_s)
-            out.write(json.dumps(census(started)) + "\n")
-            out.flush()
+            try:
+                line = census_in_loop(seen, started)
+            except Exception as exc:
+                line = {"error": repr(exc)}
+            if line is not None:
+                out.write(json.dumps(line) + "\n")
+                out.flush()
 
 
 def main() -> None:
     path, minutes, *arguments = sys.argv[1:]
+    seen = LoopSeen()
     threading.Thread(
-        target=keep_counting, args=(path, float(minutes) * 60), name="census", daemon=True
+        target=keep_counting, args=(path, float(minutes) * 60, seen), name="census", daemon=True
     ).start()
     sys.argv = ["polyfarm", *arguments]
     from polyfarm.cli import main as polyfarm_main
