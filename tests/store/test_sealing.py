@@ -119,6 +119,12 @@ async def test_a_finished_day_is_rewritten_in_token_order_and_nothing_else_chang
         with pytest.raises(asyncpg.UniqueViolationError):
             await conn.execute(f"INSERT INTO price_points SELECT * FROM {SEALED} LIMIT 1")
         assert await conn.fetchval("SELECT to_regclass($1)", f"{SEALED}_sealing") is None
+        # Analysed as it was made: the planner knows the new order at once.
+        correlation = await conn.fetchval(
+            "SELECT correlation FROM pg_stats WHERE tablename = $1 AND attname = 'token_sid'",
+            SEALED,
+        )
+        assert correlation == pytest.approx(1.0)
         # Once only.
         assert (await seal_finished_days(conn, NOW + DAY / 2)).sealed == []
 

@@ -148,6 +148,9 @@ async def seal_partition(
                 f"INSERT INTO {new} SELECT * FROM {old} ORDER BY {', '.join(order)}"  # noqa: S608 - our identifiers
             )
             rows = int(status.rsplit(" ", 1)[-1])
+            # Statistics now, not at autovacuum's leisure: the planner needs the new order's
+            # correlation to read a token's day through the index.
+            await conn.execute(f"ANALYZE {new}")
             await _swap(conn, parent, old, new, bounds)
             await conn.execute(f"ALTER TABLE {new} DROP CONSTRAINT {check}")
             await conn.execute(f"ALTER TABLE {new} RENAME TO {old}")
