@@ -102,7 +102,7 @@ class ResolutionTracker:
             tiers = self._catalog.tiers
             await upsert_markets(conn, [market_record(m, now, tiers, {}) for m in closed])
             stored = await record_resolutions(conn, records)
-        self._catalog.mark_closed(m.market_id for m in closed)
+        self._catalog.mark_closed((m.market_id for m in closed), now)
         if records:
             log.info("markets resolved", count=len(records), closed=len(closed))
         return CycleResult(markets=len(candidates), rows=stored)

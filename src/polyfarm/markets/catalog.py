@@ -4,6 +4,13 @@ The metadata collector writes it from Gamma scans; the WebSocket stream adds the
 hears of first (``new_market``) and closes the ones it sees resolved; the others read tokens and
 tiers from it. It lives in the supervisor's process (no Redis): rebuilt from the first metadata
 scan after a start.
+
+A closed market stays for ``CLOSED_KEPT`` after this process first saw it closed (late fills,
+the resolution tracker, the stream's repairs find it), then is forgotten with its tokens: the
+venue lists about ten thousand markets a day, and a catalogue that kept every one it ever saw
+would grow without end. One whose end date is still ahead (closed early) is kept until that
+date is ``CLOSED_KEPT`` behind: the metadata scan's recently-closed query (by end date) returns
+it until then, and would otherwise take it for a market never seen.
 """
 
 from __future__ import annotations
@@ -11,12 +18,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from polyfarm.markets.tiers import tier_for
 from polyfarm.markets.tracked import TrackedMarket, tracked_from
 from polyfarm.polymarket.domain import MarketInfo
 from polyfarm.settings import TierSettings
+
+CLOSED_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class MarketCatalog:
     vanished: set[str] = field(default_factory=set)
     # Set once the first complete scan is in: the other collectors wait for it.
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # When this process first saw each closed market closed: forgotten ``CLOSED_KEPT`` later.
+    closed_seen: dict[str, datetime] = field(default_factory=dict)
 
     def apply_scan(
         self, scanned: Iterable[MarketInfo], now: datetime, *, complete: bool
@@ -67,6 +78,8 @@ class MarketCatalog:
                 scan.new.append(tracked.market_id)
             if tracked.closed and (before is None or not before.closed):
                 scan.closed.append(tracked.market_id)
+            if tracked.closed:
+                self.closed_seen.setdefault(tracked.market_id, now)
 
     def finish_scan(self, scan: CatalogScan, now: datetime, *, complete: bool) -> CatalogDiff:
         """``complete``: the scan saw every open market, so an open market missing from it has
@@ -80,7 +93,30 @@ class MarketCatalog:
             self.ready.set()
         self.vanished.update(vanished)
         self.vanished.difference_update(scan.seen)
+        self.forget_long_closed(now)
         return CatalogDiff(tuple(scan.new), tuple(scan.closed), tuple(vanished), self.retier(now))
+
+    def forget_long_closed(self, now: datetime) -> list[str]:
+        """Drop the markets closed for ``CLOSED_KEPT`` (see the module doc); returns them."""
+        cutoff = now - CLOSED_KEPT
+        gone = [
+            market_id
+            for market_id, seen in self.closed_seen.items()
+            if seen <= cutoff and self._ended_before(market_id, cutoff)
+        ]
+        for market_id in gone:
+            del self.closed_seen[market_id]
+            market = self.markets.pop(market_id, None)
+            self.vanished.discard(market_id)
+            for token in () if market is None else market.token_ids:
+                if self.token_market.get(token) == market_id:
+                    del self.token_market[token]
+        return gone
+
+    def _ended_before(self, market_id: str, cutoff: datetime) -> bool:
+        market = self.markets.get(market_id)
+        end = None if market is None else market.end_date
+        return end is None or end <= cutoff
 
     def retier(self, now: datetime) -> tuple[tuple[str, int | None], ...]:
         """Move markets between tiers as time passes; returns the markets that moved."""
@@ -100,11 +136,12 @@ class MarketCatalog:
         self._put(tracked_from(market, now, self.tiers))
         return True
 
-    def mark_closed(self, market_ids: Iterable[str]) -> None:
+    def mark_closed(self, market_ids: Iterable[str], now: datetime) -> None:
         for market_id in market_ids:
             market = self.markets.get(market_id)
             if market is not None:
                 self.markets[market_id] = market.closing()
+                self.closed_seen.setdefault(market_id, now)
             self.vanished.discard(market_id)
 
     def open_markets(self) -> list[TrackedMarket]:

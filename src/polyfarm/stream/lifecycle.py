@@ -127,7 +127,7 @@ class MarketEvents:
         async with self._pool.acquire() as conn:
             await record_resolutions(conn, [ws_resolution(message, market)])
             await mark_market_closed(conn, market.market_id)
-        self._catalog.mark_closed([market.market_id])
+        self._catalog.mark_closed([market.market_id], self._clock())
         self.resolved += 1
         log.info("market resolved", market=market.market_id, winner=message.winning_outcome)
         self._changed()
