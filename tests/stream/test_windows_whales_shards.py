@@ -420,3 +420,30 @@ def test_the_plan_s_indexes_agree_with_its_markets_through_any_syncs() -> None:
         assert all(plan.shard_of(m) is None for m in universe.keys() - wanted.keys())
         for shard, markets in plan.markets.items():
             assert plan.load(shard) == sum(len(t) for t in markets.values()) <= 10
+
+
+async def test_markets_the_catalogue_forgets_leave_the_subscriptions_memory_too() -> None:
+    gaps: list[Gap] = []
+    catalog = MarketCatalog(TierSettings())
+    subscriptions = Subscriptions(
+        settings=Settings(),
+        catalog=catalog,
+        ingest=_NoBooks(),  # type: ignore[arg-type]
+        coverage=Coverage(timedelta(seconds=5), gaps.append),
+        hooks=None,  # type: ignore[arg-type]
+        open_stream=None,  # type: ignore[arg-type]
+        submit_gap=gaps.append,
+    )
+    subscriptions.coverage_start = T0
+    async with asyncio.TaskGroup() as group:
+        await subscriptions.sync(group, T0)
+        for n in range(50):
+            catalog.markets[f"m{n}"] = _closed_market(f"m{n}", T0 + timedelta(minutes=n))
+        await subscriptions.sync(group, T0 + timedelta(hours=1))
+        assert len(subscriptions._considered) == len(subscriptions._discovered) == 50
+        for n in range(40):
+            del catalog.markets[f"m{n}"]  # as ``forget_long_closed`` drops them
+        await subscriptions.sync(group, T0 + timedelta(days=2))
+    assert subscriptions._considered == {f"m{n}" for n in range(40, 50)}
+    assert set(subscriptions._discovered) == subscriptions._considered
+    assert len(gaps) == 50  # each newcomer's window went to repair once, none again

@@ -200,6 +200,7 @@ class Subscriptions:
         """Markets unknown at the start that closed before we could subscribe: their life
         is repaired from the Data API."""
         known_at_start, self._synced = not self._synced, True
+        self._forget_gone_markets()
         for market_id, market in self.catalog.markets.items():
             if market_id in self._considered:
                 continue
@@ -211,6 +212,14 @@ class Subscriptions:
             if since is not None and market_id not in wanted:
                 end = now + self.coverage.margin
                 self.submit_gap(Gap((market_id,), since, end, GapCause.NEVER_SUBSCRIBED))
+
+    def _forget_gone_markets(self) -> None:
+        """The catalogue forgets markets long closed; so does this, or it would keep every
+        market the venue ever listed."""
+        markets = self.catalog.markets
+        self._considered.intersection_update(markets)
+        for market_id in [m for m in self._discovered if m not in markets]:
+            del self._discovered[market_id]
 
     def _markets_of(self, tokens: tuple[str, ...]) -> list[TrackedMarket]:
         catalog = self.catalog
