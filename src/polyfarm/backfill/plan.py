@@ -19,6 +19,9 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from polyfarm.polymarket.clob import HISTORY_MAX_SPAN_S
 
 MINUTE_S = 60
@@ -186,13 +189,18 @@ def holes(span: Span, points: Iterable[tuple[int, int]]) -> list[Span]:
     return [(s, e) for s, e in minutes if e > s]
 
 
-def holes_on_grid(span: Span, times: Sequence[int], bucket_s: int) -> list[Span]:
-    """``holes`` for the sorted, distinct bucket starts of one answer: one point per bucket
-    from the bucket ``span`` begins in (the usual answer) leaves nothing to merge."""
+def holes_on_grid(
+    span: Span, times: Sequence[int] | npt.NDArray[np.int64], bucket_s: int
+) -> list[Span]:
+    """``holes`` for the sorted, distinct bucket starts (epoch seconds) of one answer: one
+    point per bucket from the bucket ``span`` begins in (the usual answer) leaves nothing to
+    merge."""
     first = floor_to(span[0], bucket_s)
-    if times and times[0] == first and len(times) == ceil_to(span[1] - first, bucket_s) // bucket_s:
+    count = len(times)
+    if count and times[0] == first and count == ceil_to(span[1] - first, bucket_s) // bucket_s:
         return []
-    return holes(span, ((t, bucket_s) for t in times))
+    seconds = times.tolist() if isinstance(times, np.ndarray) else times
+    return holes(span, ((t, bucket_s) for t in seconds))
 
 
 def minutes_in(spans: Iterable[Span]) -> int:
