@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
+
 from polyfarm.backfill.plan import (
     DAY_S,
     Attempt,
@@ -70,3 +74,17 @@ def test_a_whole_answer_on_the_grid_leaves_no_hole_and_a_gapped_one_does() -> No
     assert holes_on_grid((0, 300), [0, 60, 180, 240], 60) == [(120, 180)]
     assert holes_on_grid((0, 300), [60, 120, 180, 240, 300], 60) == [(0, 60)]
     assert holes_on_grid((0, 300), [], 60) == [(0, 300)]
+
+
+def test_holes_on_grid_are_the_holes_of_its_points() -> None:
+    """Whatever the answer: gaps, points off the grid, before or after the span, touching."""
+    rng = random.Random(11)
+    for _ in range(2_000):
+        bucket = rng.choice([60, 300, 1_800])
+        span = (rng.randrange(0, 20_000), rng.randrange(20_000, 60_000))
+        step = rng.choice([bucket, 60, 30, 7])
+        grid = range(-2_000, 62_000, step)
+        times = sorted(rng.sample(grid, rng.randrange(0, min(300, len(grid)))))
+        want = holes(span, ((t, bucket) for t in times))
+        assert holes_on_grid(span, times, bucket) == want
+        assert holes_on_grid(span, np.array(times, np.int64), bucket) == want

@@ -7,6 +7,7 @@ nothing there changes, and is skipped, saying why, without POLYFARM_TEST_DATABAS
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +29,7 @@ from polyfarm.store.partitions import (
     create_partition,
     ensure_partitions,
     fully_expired,
+    make_partitions_for,
     missing_spans,
     partition_name,
     partitioned_tables,
@@ -36,6 +38,7 @@ from polyfarm.store.partitions import (
     series_bytes,
     span_start,
     spans_from,
+    spans_holding,
 )
 from polyfarm.store.rows import (
     BOOK_DELTAS,
@@ -100,6 +103,28 @@ def test_spans_are_utc_days_counted_from_the_epoch() -> None:
     assert span_start(NOW, six_hours.span) == day(2) + timedelta(hours=12)
     assert partition_name(six_hours, day(2) + timedelta(hours=18)) == "book_changes_p20260302_18"
     assert spans_from(NOW, NOW + 3 * DAY, DAY) == [day(2), day(3), day(4), day(5)]
+
+
+def many_timestamps() -> list[datetime]:
+    """A backfill's batch: every minute of days -8 and -7, a few rows of day 9 and the last
+    instant of day 4, repeated, shuffled, in two time zones; nothing in days -6 to 3."""
+    east = timezone(timedelta(hours=2))
+    minutes = [day(-8) + timedelta(minutes=m) for m in range(2 * 1440)]
+    rest = [day(9) + timedelta(hours=h) for h in range(0, 24, 5)] + [day(5) - MICROSECOND]
+    stamps = [*minutes, *rest, *(t.astimezone(east) for t in minutes[::7]), *minutes[:100]]
+    random.Random(4).shuffle(stamps)
+    return stamps
+
+
+MICROSECOND = timedelta(microseconds=1)
+
+
+def test_the_spans_holding_many_rows_are_those_of_each_row() -> None:
+    stamps = many_timestamps()
+    for span in (DAY, timedelta(hours=6), timedelta(hours=1)):
+        assert spans_holding(stamps, span) == sorted({span_start(t, span) for t in stamps})
+    assert spans_holding(stamps, DAY) == [day(-8), day(-7), day(4), day(9)]
+    assert spans_holding([], DAY) == []
 
 
 def test_missing_spans_leave_out_what_a_partition_covers() -> None:
@@ -270,6 +295,19 @@ async def test_a_row_outside_every_partition_gets_one(plain_pool: asyncpg.Pool) 
         ["book_changes_p20260220_00", "book_changes_p20260220_06", "book_changes_p20260220_12"],
     ]
     assert all(e["log_level"] == "warning" for e in made)
+
+
+async def test_many_rows_outside_the_partitions_get_their_days_only(
+    plain_pool: asyncpg.Pool,
+) -> None:
+    async with plain_pool.acquire() as conn:
+        made = await make_partitions_for(conn, "history_points", many_timestamps())
+        again = await make_partitions_for(conn, "history_points", many_timestamps())
+        names = [p.name for p in await partitions_of(conn, "history_points")]
+    days = ["history_points_p20260220", "history_points_p20260221", "history_points_p20260304",
+            "history_points_p20260309"]  # fmt: skip
+    assert made == names == days
+    assert again == []
 
 
 async def test_a_token_s_newest_row_reads_the_newest_partition_only(

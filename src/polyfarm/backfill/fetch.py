@@ -29,31 +29,36 @@ from polyfarm.errors import SourceError
 from polyfarm.logs import get_logger
 from polyfarm.polymarket.clob import ClobClient
 from polyfarm.polymarket.data_api import DataApiClient
-from polyfarm.polymarket.domain import PricePoint
-from polyfarm.store.history_writes import HistoryPointRow, HistoryRouteCode
+from polyfarm.polymarket.price_series import US_PER_S, PriceSeries
+from polyfarm.store.history_writes import HistoryBatch, HistoryRouteCode
 
 log = get_logger(__name__)
 
 ROUTE_CODES = {Route.DATA_API: HistoryRouteCode.DATA_API, Route.CLOB: HistoryRouteCode.CLOB}
+ROUTE_NAMES = {code: route.value for route, code in ROUTE_CODES.items()}
 
 
 @dataclass
 class Filled:
-    """What the venue served for one token's span."""
+    """What the venue served for one token's span: one batch of points per answer that had
+    any, in the order they came."""
 
-    rows: list[HistoryPointRow] = field(default_factory=list)
+    batches: list[HistoryBatch] = field(default_factory=list)
     missing: list[Span] = field(default_factory=list)  # whole minutes nothing covers
     attempts: int = 0
     failures: list[str] = field(default_factory=list)
 
     @property
+    def points(self) -> int:
+        return sum(len(batch) for batch in self.batches)
+
+    @property
     def finest_s(self) -> int | None:
-        return min((row.fidelity_s for row in self.rows), default=None)
+        return min((batch.fidelity_s for batch in self.batches), default=None)
 
     @property
     def routes(self) -> str | None:
-        names = sorted({Route.DATA_API.value if r.route == 1 else Route.CLOB.value
-                        for r in self.rows})  # fmt: skip
+        names = sorted({ROUTE_NAMES[batch.route] for batch in self.batches})
         return ",".join(names) or None
 
 
@@ -105,18 +110,19 @@ class HistoryFetcher:
             if points is None:
                 left.append(hole)
                 continue
-            code = ROUTE_CODES[attempt.route]
-            filled.rows.extend(
-                HistoryPointRow(p.t, token_id, market_id, float(p.p), attempt.bucket_s, code)
-                for p in points
-            )
-            times = [int(p.t.timestamp()) for p in points]
-            left.extend(holes_on_grid(hole, times, attempt.bucket_s))
+            if len(points):
+                filled.batches.append(
+                    HistoryBatch(
+                        token_id, market_id, attempt.bucket_s, ROUTE_CODES[attempt.route],
+                        points.ts_us, points.price,
+                    )
+                )  # fmt: skip
+            left.extend(holes_on_grid(hole, points.seconds(), attempt.bucket_s))
         return left
 
     async def _ask(
         self, attempt: Attempt, token_id: str, hole: Span, filled: Filled
-    ) -> list[PricePoint] | None:
+    ) -> PriceSeries | None:
         """The points for ``hole``, from the start of the bucket it begins in (that bucket
         covers it too); None when the route failed (the failure is noted)."""
         asked = (floor_to(hole[0], attempt.bucket_s), hole[1])
@@ -127,18 +133,18 @@ class HistoryFetcher:
             log.debug("history attempt failed", token=token_id, error=repr(exc))
             return None
 
-    async def points(self, attempt: Attempt, token_id: str, span: Span) -> list[PricePoint]:
-        """The bucket points of ``span`` at the attempt's grain. The Data API's terminal tick
-        (``resolution_s`` 0, between buckets) is not a bucket and is left out; the CLOB's end
-        is inclusive, so its point at the span's end is too."""
+    async def points(self, attempt: Attempt, token_id: str, span: Span) -> PriceSeries:
+        """The bucket points of ``span`` at the attempt's grain, in time order. The Data API's
+        terminal tick (``resolution_s`` 0, between buckets) is not a bucket and is left out;
+        the CLOB's end is inclusive, so its point at the span's end is too."""
         start = datetime.fromtimestamp(span[0], UTC)
         end = datetime.fromtimestamp(span[1], UTC)
         if attempt.route is Route.DATA_API:
-            got = await self._data.get_prices_history(
+            got = await self._data.get_price_series(
                 token_id, start=start, end=end, bucket_seconds=attempt.bucket_s
             )
         else:
-            got = await self._clob.get_prices_history(
+            got = await self._clob.get_price_series(
                 token_id, start=start, end=end, fidelity=attempt.bucket_s // MINUTE_S
             )
-        return [p for p in got if start <= p.t < end and p.resolution_s != 0]
+        return got.buckets_between(span[0] * US_PER_S, span[1] * US_PER_S)

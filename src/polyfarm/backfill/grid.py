@@ -43,7 +43,7 @@ from polyfarm.backfill.plan import (
 from polyfarm.clock import Clock
 from polyfarm.logs import get_logger
 from polyfarm.metrics import Metrics
-from polyfarm.store.history_writes import HistoryPointRow, store_history_points
+from polyfarm.store.history_writes import HistoryBatch, store_history_points
 from polyfarm.store.keys import TokenKeys
 from polyfarm.store.stream_writes import GapRecord
 
@@ -185,7 +185,7 @@ class GridRepair:
     async def _worker(self, todo: Iterator[OpenToken], work: _SpanWork) -> None:
         for token in todo:
             await self._repair_token(token, work)
-            if len(work.rows) >= FLUSH_ROWS:
+            if work.points >= FLUSH_ROWS:
                 await self._flush(work)
 
     async def _repair_token(self, token: OpenToken, work: _SpanWork) -> None:
@@ -202,7 +202,8 @@ class GridRepair:
         report.unrepairable_minutes += missing
         report.filled_minutes += minutes_in([life]) - missing
         why = unrepairable_reason(life, work.now_s, filled.failures) if missing else None
-        work.rows.extend(filled.rows)
+        work.batches.extend(filled.batches)
+        work.points += filled.points
         work.gaps.append(
             (GapRecord(GAP_STREAM, token.token_id, token.market_id, *_moments(life), GAP_REASON),
              why)
@@ -211,9 +212,9 @@ class GridRepair:
     async def _flush(self, work: _SpanWork) -> None:
         """The rows first, then the gaps that say they are filled."""
         async with self._flush_lock:
-            rows, work.rows = work.rows, []
+            batches, work.batches, work.points = work.batches, [], 0
             gaps, work.gaps = work.gaps, []
-            work.report.rows += await store_history_points(self._pool, self._keys, rows)
+            work.report.rows += await store_history_points(self._pool, self._keys, batches)
             async with self._pool.acquire() as conn:
                 self._count(await _record_gaps(conn, gaps))
 
@@ -236,7 +237,8 @@ class _SpanWork:
     now_s: int
     report: GridReport
     balance: RouteBalance = field(default_factory=RouteBalance)
-    rows: list[HistoryPointRow] = field(default_factory=list)
+    batches: list[HistoryBatch] = field(default_factory=list)
+    points: int = 0
     gaps: list[tuple[GapRecord, str | None]] = field(default_factory=list)
 
 

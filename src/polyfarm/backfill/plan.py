@@ -19,6 +19,9 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from polyfarm.polymarket.clob import HISTORY_MAX_SPAN_S
 
 MINUTE_S = 60
@@ -181,18 +184,37 @@ def covered(points: Iterable[tuple[int, int]]) -> list[Span]:
 
 def holes(span: Span, points: Iterable[tuple[int, int]]) -> list[Span]:
     """Whole minutes of ``span`` no point covers."""
-    left = subtract(span, covered(points))
-    minutes = ((ceil_to(s, MINUTE_S), floor_to(e, MINUTE_S)) for s, e in left)
+    return _whole_minutes(subtract(span, covered(points)))
+
+
+def _whole_minutes(spans: Iterable[Span]) -> list[Span]:
+    minutes = ((ceil_to(s, MINUTE_S), floor_to(e, MINUTE_S)) for s, e in spans)
     return [(s, e) for s, e in minutes if e > s]
 
 
-def holes_on_grid(span: Span, times: Sequence[int], bucket_s: int) -> list[Span]:
-    """``holes`` for the sorted, distinct bucket starts of one answer: one point per bucket
-    from the bucket ``span`` begins in (the usual answer) leaves nothing to merge."""
+def holes_on_grid(
+    span: Span, times: Sequence[int] | npt.NDArray[np.int64], bucket_s: int
+) -> list[Span]:
+    """``holes`` for the sorted, distinct bucket starts (epoch seconds) of one answer: one
+    point per bucket from the bucket ``span`` begins in (the usual answer) leaves nothing to
+    merge; any other answer (up to 21,600 points) is merged into runs with numpy."""
     first = floor_to(span[0], bucket_s)
-    if times and times[0] == first and len(times) == ceil_to(span[1] - first, bucket_s) // bucket_s:
+    count = len(times)
+    if count and times[0] == first and count == ceil_to(span[1] - first, bucket_s) // bucket_s:
         return []
-    return holes(span, ((t, bucket_s) for t in times))
+    return _whole_minutes(subtract(span, runs(np.asarray(times, np.int64), bucket_s)))
+
+
+def runs(starts: npt.NDArray[np.int64], bucket_s: int) -> list[Span]:
+    """``covered`` for points all ``bucket_s`` wide: a run ends where the next point starts
+    after the bucket before it ends (touching buckets join, as ``merge`` joins them)."""
+    starts = np.unique(starts)
+    if not len(starts):
+        return []
+    breaks = np.flatnonzero(starts[1:] > starts[:-1] + bucket_s) + 1
+    first = starts[np.concatenate(([0], breaks))]
+    last = starts[np.concatenate((breaks - 1, [len(starts) - 1]))]
+    return list(zip(first.tolist(), (last + bucket_s).tolist(), strict=True))
 
 
 def minutes_in(spans: Iterable[Span]) -> int:

@@ -40,7 +40,7 @@ from polyfarm.logs import get_logger
 from polyfarm.polymarket.data_api import DataApiClient
 from polyfarm.polymarket.domain import DataTrade
 from polyfarm.store.history_writes import (
-    HistoryPointRow,
+    HistoryBatch,
     Series,
     WindowDone,
     done_windows,
@@ -116,7 +116,8 @@ class Summary:
 
 @dataclass
 class _Buffer:
-    rows: list[HistoryPointRow] = field(default_factory=list)
+    batches: list[HistoryBatch] = field(default_factory=list)
+    points: int = 0
     windows: list[WindowDone] = field(default_factory=list)
 
 
@@ -236,26 +237,29 @@ class Backfiller:
         )
         summary = self.summary
         summary.failures.extend(filled.failures)
-        summary.points_by_fidelity.update(row.fidelity_s for row in filled.rows)
+        for batch in filled.batches:
+            summary.points_by_fidelity[batch.fidelity_s] += len(batch)
         missing = minutes_in(filled.missing)
         if missing:
             summary.missing_minutes[job.token_id] += missing
-        self._buffer.rows.extend(filled.rows)
-        self._buffer.windows.append(
+        buffer = self._buffer
+        buffer.batches.extend(filled.batches)
+        buffer.points += filled.points
+        buffer.windows.append(
             WindowDone(
                 Series.PRICES, job.token_id, _moment(job.window[0]), _moment(job.window[1]),
-                filled.finest_s, filled.routes, len(filled.rows), missing,
+                filled.finest_s, filled.routes, filled.points, missing,
             )
         )  # fmt: skip
-        if len(self._buffer.rows) >= self._flush_rows:
+        if buffer.points >= self._flush_rows:
             await self._flush()
 
     async def _flush(self) -> None:
         async with self._flush_lock:
             buffer, self._buffer = self._buffer, _Buffer()
-            if buffer.rows:
+            if buffer.batches:
                 self.summary.history_rows += await store_history_points(
-                    self._pool, self._keys, buffer.rows
+                    self._pool, self._keys, buffer.batches
                 )
             if buffer.windows:
                 async with self._pool.acquire() as conn:

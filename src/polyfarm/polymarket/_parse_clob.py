@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from operator import attrgetter
 from typing import TypeVar
 
 import msgspec
+import numpy as np
 
 import polyfarm.polymarket._convert as cv
 import polyfarm.polymarket.schemas as s
@@ -28,6 +30,7 @@ from polyfarm.polymarket.domain import (
     Quote,
     Reject,
 )
+from polyfarm.polymarket.price_series import NO_RESOLUTION, FastPage, PriceSeries, fast_series
 
 T = TypeVar("T")
 
@@ -149,6 +152,39 @@ def parse_prices_history(wire: s.PricesHistoryWire) -> tuple[list[PricePoint], l
     points, rejects = cv.parse_records_batch(wire.history or (), _HISTORY_POINTS, _history_point)
     points.sort(key=lambda point: point.t)
     return points, rejects
+
+
+class _FastHistoryPoint(msgspec.Struct, gc=False):
+    """``HistoryPointWire`` with the price as a double (a JSON number only)."""
+
+    t: int
+    p: float
+
+
+def _history_columns(points: list[_FastHistoryPoint]) -> PriceSeries:
+    count = len(points)
+    return PriceSeries(
+        np.fromiter(map(attrgetter("t"), points), np.int64, count),
+        np.fromiter(map(attrgetter("p"), points), np.float64, count),
+        np.full(count, NO_RESOLUTION, np.int64),
+    )
+
+
+_FAST_HISTORY = FastPage(
+    msgspec.json.Decoder(list[_FastHistoryPoint]), _history_columns, _history_point
+)
+
+
+def parse_prices_history_series(wire: s.PricesHistoryWire) -> tuple[PriceSeries, list[Reject]]:
+    """``parse_prices_history`` as columns: the same points in the same order, the same
+    rejects. A page every record of which is well formed (nearly every page) is decoded in one
+    typed pass; any other goes through ``parse_prices_history``."""
+    records = wire.history or ()
+    series = fast_series(records, _FAST_HISTORY)
+    if series is not None:
+        return series, []
+    points, rejects = parse_prices_history(wire)
+    return PriceSeries.from_points(points), rejects
 
 
 # --- CLOB market catalogue -----------------------------------------------------------------

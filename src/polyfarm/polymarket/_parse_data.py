@@ -7,13 +7,17 @@ Re-exported by ``parse``; see its docstring for the contract.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from operator import attrgetter
 
 import msgspec
+import numpy as np
 
 import polyfarm.polymarket._convert as cv
 import polyfarm.polymarket.schemas as s
 from polyfarm.errors import PayloadError
 from polyfarm.polymarket.domain import DataTrade, Page, PricePoint, Reject
+from polyfarm.polymarket.price_series import NO_RESOLUTION, FastPage, PriceSeries, fast_series
 
 _TRADE_V1 = msgspec.json.Decoder(s.DataTradeV1Wire)
 _TRADE_V2 = msgspec.json.Decoder(s.DataTradeV2Wire)
@@ -93,3 +97,57 @@ def parse_data_prices_history_page(envelope: s.DataPricesHistoryEnvelope) -> Pag
     return Page(
         items=tuple(good), rejects=tuple(rejects), next_cursor=_v2_cursor(envelope.pagination)
     )
+
+
+@dataclass(frozen=True)
+class SeriesPage:
+    """One ``/v2/prices-history`` page as columns (``parse_data_prices_history_series``)."""
+
+    series: PriceSeries
+    rejects: tuple[Reject, ...] = ()
+    next_cursor: str | None = None
+
+
+class _FastPricePoint(msgspec.Struct, gc=False):
+    """``DataPricePointWire`` with the price as a double (a JSON number only)."""
+
+    timestamp: int
+    price: float
+    resolution_seconds: int | None = None
+
+
+_RESOLUTION = attrgetter("resolution_seconds")
+
+
+def _price_point_columns(points: list[_FastPricePoint]) -> PriceSeries:
+    count = len(points)
+    given = list(map(_RESOLUTION, points))
+    absent = [r is None for r in given] if None in given else None
+    resolution = np.array(
+        given if absent is None else [0 if r is None else r for r in given], np.int64
+    )
+    if bool((resolution < 0).any()):
+        raise ValueError("a negative resolution_seconds: the per-record parser rejects it")
+    if absent is not None:
+        resolution[np.array(absent)] = NO_RESOLUTION
+    return PriceSeries(
+        np.fromiter(map(attrgetter("timestamp"), points), np.int64, count),
+        np.fromiter(map(attrgetter("price"), points), np.float64, count),
+        resolution,
+    )
+
+
+_FAST_PRICE_POINTS = FastPage(
+    msgspec.json.Decoder(list[_FastPricePoint]), _price_point_columns, parse_data_price_point
+)
+
+
+def parse_data_prices_history_series(envelope: s.DataPricesHistoryEnvelope) -> SeriesPage:
+    """``parse_data_prices_history_page`` as columns: the same points in the same order, the
+    same rejects and cursor. A page every record of which is well formed is decoded in one
+    typed pass; any other goes through ``parse_data_prices_history_page``."""
+    series = fast_series(envelope.data or (), _FAST_PRICE_POINTS)
+    if series is not None:
+        return SeriesPage(series, next_cursor=_v2_cursor(envelope.pagination))
+    page = parse_data_prices_history_page(envelope)
+    return SeriesPage(PriceSeries.from_points(page.items), page.rejects, page.next_cursor)

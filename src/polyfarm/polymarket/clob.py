@@ -39,8 +39,10 @@ from polyfarm.polymarket.parse import (
     parse_midpoints,
     parse_prices,
     parse_prices_history,
+    parse_prices_history_series,
     parse_spreads,
 )
+from polyfarm.polymarket.price_series import PriceSeries, concat
 from polyfarm.polymarket.ratelimit import RateLimiter
 from polyfarm.settings import Settings
 
@@ -189,6 +191,22 @@ class ClobClient(RestService):
             )
             points.update((p.t, p) for p in good)
         return [points[t] for t in sorted(points)]
+
+    async def get_price_series(
+        self, token_id: str, *, start: datetime, end: datetime, fidelity: int = 1
+    ) -> PriceSeries:
+        """``get_prices_history`` as columns (the same points, in the same order), read
+        without a Python object per point: what a backfill asks for."""
+        parts: list[PriceSeries] = []
+        for lower, upper in history_windows(_epoch_s(start), _epoch_s(end)):
+            params = query_params(
+                {"market": token_id, "startTs": lower, "endTs": upper, "fidelity": fidelity}
+            )
+            series, _rejects = parse_prices_history_series(
+                await self.rest.get("/prices-history", _HISTORY, params=params)
+            )
+            parts.append(series)
+        return concat(parts).last_per_instant()
 
     async def get_prices_history_interval(
         self, token_id: str, *, interval: str = "max", fidelity: int | None = None

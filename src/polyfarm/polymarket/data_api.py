@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -22,9 +22,11 @@ from polyfarm.polymarket.domain import DataTrade, Page, PricePoint
 from polyfarm.polymarket.http import query_params
 from polyfarm.polymarket.parse import (
     parse_data_prices_history_page,
+    parse_data_prices_history_series,
     parse_data_trades_v1,
     parse_data_trades_v2_page,
 )
+from polyfarm.polymarket.price_series import PriceSeries, concat
 
 OFFSET_MAX = 10_000  # v1 `offset` beyond this → 400
 V1_LIMIT_MAX = 10_000
@@ -39,6 +41,14 @@ _HISTORY_ENVELOPE = msgspec.json.Decoder(s.DataPricesHistoryEnvelope)
 
 E = TypeVar("E")
 T = TypeVar("T")
+
+
+class _Paged(Protocol):
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+PageT = TypeVar("PageT", bound=_Paged)
 
 TradeKey = tuple[object, ...]
 
@@ -191,14 +201,35 @@ class DataApiClient(RestService):
                 points.update((p.t, p) for p in page.items)
         return [points[t] for t in sorted(points)]
 
+    async def get_price_series(
+        self, token_id: str, *, start: datetime, end: datetime, bucket_seconds: int = 60
+    ) -> PriceSeries:
+        """``get_prices_history`` as columns (the same points, in the same order), read
+        without a Python object per point: what a backfill asks for."""
+        parts: list[PriceSeries] = []
+        for lower, upper in history_windows(_seconds(start), _seconds(end), HISTORY_MAX_SPAN_S):
+            window = _history_window(
+                datetime.fromtimestamp(lower, UTC), datetime.fromtimestamp(upper, UTC), None, None
+            )
+            base = {"token_id": token_id, **window, "bucket_seconds": bucket_seconds}
+            async for page in self._cursor_walk(
+                "/v2/prices-history",
+                _HISTORY_ENVELOPE,
+                parse_data_prices_history_series,
+                base,
+                HISTORY_LIMIT_MAX,
+            ):
+                parts.append(page.series)
+        return concat(parts).last_per_instant()
+
     async def _cursor_walk(
         self,
         path: str,
         decoder: msgspec.json.Decoder[E],
-        parse_page: Callable[[E], Page[T]],
+        parse_page: Callable[[E], PageT],
         base: Mapping[str, object],
         limit: int,
-    ) -> AsyncIterator[Page[T]]:
+    ) -> AsyncIterator[PageT]:
         """The v2 envelope walk: ``limit`` on the first page only, then ``cursor`` until the
         pagination says there is no more; the same filters are re-sent on every page."""
         cursor: str | None = None

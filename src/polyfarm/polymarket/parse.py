@@ -30,11 +30,13 @@ from polyfarm.polymarket._parse_clob import (
     parse_midpoints,
     parse_prices,
     parse_prices_history,
+    parse_prices_history_series,
     parse_spreads,
 )
 from polyfarm.polymarket._parse_data import (
     parse_data_price_point,
     parse_data_prices_history_page,
+    parse_data_prices_history_series,
     parse_data_trade_v1,
     parse_data_trade_v2,
     parse_data_trades_v1,
@@ -64,6 +66,7 @@ __all__ = [
     "parse_clob_markets_page",
     "parse_data_price_point",
     "parse_data_prices_history_page",
+    "parse_data_prices_history_series",
     "parse_data_trade_v1",
     "parse_data_trade_v2",
     "parse_data_trades_v1",
@@ -80,6 +83,7 @@ __all__ = [
     "parse_midpoints",
     "parse_prices",
     "parse_prices_history",
+    "parse_prices_history_series",
     "parse_spreads",
     "protocol_version",
 ]

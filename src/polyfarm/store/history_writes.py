@@ -1,11 +1,12 @@
 """Writes of a backfill: the venue's price history, the progress of each window, and the
 minute-grid repair's bookkeeping (migration 0019).
 
-``history_points`` rows are copied straight into the table; when some of a batch are stored
-already (a resumed run, an overlap with the repair job), the batch goes through a
+``history_points`` rows arrive as columns (``HistoryBatch``, one per answer) and are copied
+straight into the table as one binary ``COPY`` (``history_columns``); when some of a batch are
+stored already (a resumed run, an overlap with the repair job), the batch goes through a
 per-connection staging table and is merged with ``ON CONFLICT DO NOTHING`` on (token, ts), so
-nothing is stored twice. A row older than every partition kept on plain
-PostgreSQL gets its day's partition made, then the batch is merged again.
+nothing is stored twice. A row older than every partition kept on plain PostgreSQL gets its
+day's partition made, then the batch is merged again.
 
 ``backfill_progress`` holds one row per finished window; a window is done when its row exists
 and reaches as far as the window wanted (a window cut short by "now" is done again later).
@@ -14,40 +15,37 @@ and reaches as far as the window wanted (a window cut short by "now" is done aga
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 import asyncpg
 
-from polyfarm.store.compact import to_micros
+from polyfarm.store.history_columns import (
+    HISTORY_COLUMNS,
+    HistoryBatch,
+    HistoryRouteCode,
+    encode_history_copy,
+    point_count,
+    span_starts,
+)
 from polyfarm.store.keys import TokenKeys
-from polyfarm.store.partitions import is_missing_partition, make_partitions_for
+from polyfarm.store.partitions import TABLES_BY_NAME, is_missing_partition, make_partitions_at
+
+__all__ = [
+    "HistoryBatch",
+    "HistoryRouteCode",
+    "Series",
+    "WindowDone",
+    "done_windows",
+    "is_new_database",
+    "record_windows",
+    "store_history_points",
+]
 
 HISTORY_TABLE = "history_points"
 _STAGE = "_stage_history_points"
-_COLUMNS = "ts, token_sid, price, fidelity_s, route"
-_COLUMN_LIST = [column.strip() for column in _COLUMNS.split(",")]
-
-
-class HistoryRouteCode(enum.IntEnum):
-    """``history_points.route``: which venue route served a point."""
-
-    DATA_API = 1
-    CLOB = 2
-
-
-class HistoryPointRow(NamedTuple):
-    """One bucket of the venue's price history; ``ts, token_id, market_id`` first, as
-    ``TokenKeys.resolve`` reads records."""
-
-    ts: datetime
-    token_id: str
-    market_id: str
-    price: float
-    fidelity_s: int
-    route: HistoryRouteCode
+_COLUMNS = ", ".join(HISTORY_COLUMNS)
 
 
 class Series(enum.Enum):
@@ -72,51 +70,61 @@ class WindowDone:
 
 
 async def store_history_points(
-    pool: asyncpg.Pool, keys: TokenKeys, rows: Sequence[HistoryPointRow]
+    pool: asyncpg.Pool, keys: TokenKeys, batches: Sequence[HistoryBatch]
 ) -> int:
-    """Store ``rows`` once each; returns how many were new."""
-    if not rows:
+    """Store the batches' points once each; returns how many were new."""
+    batches = [batch for batch in batches if len(batch)]
+    if not batches:
         return 0
-    sids = await keys.resolve(pool, rows)
-    records = [
-        (row.ts, sids[row.token_id], to_micros(row.price), row.fidelity_s, int(row.route))
-        for row in rows
-    ]
+    # ``resolve`` reads records that start ``ts, token_id, market_id``.
+    sids = await keys.resolve(pool, [(None, b.token_id, b.market_id) for b in batches])
+    payload = encode_history_copy(batches, sids)
+    rows = point_count(batches)
     async with pool.acquire() as conn:
         try:
-            return await _merge(conn, records)
+            return await _merge(conn, payload, rows)
         except asyncpg.PostgresError as exc:
             if not is_missing_partition(exc):
                 raise
-        await make_partitions_for(conn, HISTORY_TABLE, (record[0] for record in records))
-        return await _merge(conn, records)
+        starts = span_starts(batches, TABLES_BY_NAME[HISTORY_TABLE].span)
+        await make_partitions_at(conn, HISTORY_TABLE, starts)
+        return await _merge(conn, payload, rows)
 
 
-async def _merge(conn: asyncpg.Connection, records: Sequence[tuple[object, ...]]) -> int:
+async def _merge(conn: asyncpg.Connection, payload: memoryview, rows: int) -> int:
     """Straight into the table when none of the rows is stored yet (most batches: half the
     server's work of going through the stage); through the stage when some are."""
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table(HISTORY_TABLE, records=records, columns=_COLUMN_LIST)
+            await _copy(conn, HISTORY_TABLE, payload)
     except asyncpg.UniqueViolationError:
-        return await _merge_through_stage(conn, records)
-    return len(records)
+        return await _merge_through_stage(conn, payload)
+    return rows
 
 
-async def _merge_through_stage(
-    conn: asyncpg.Connection, records: Sequence[tuple[object, ...]]
-) -> int:
+async def _merge_through_stage(conn: asyncpg.Connection, payload: memoryview) -> int:
     async with conn.transaction():
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
             f"(LIKE {HISTORY_TABLE} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        await conn.copy_records_to_table(_STAGE, records=records, columns=_COLUMN_LIST)
+        await _copy(conn, _STAGE, payload)
         status = await conn.execute(
             f"INSERT INTO {HISTORY_TABLE} ({_COLUMNS}) "  # noqa: S608 - constant names
             f"SELECT {_COLUMNS} FROM {_STAGE} ON CONFLICT DO NOTHING"
         )
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def _copy(conn: asyncpg.Connection, table: str, payload: memoryview) -> None:
+    await conn.copy_to_table(
+        table, source=_one_message(payload), columns=list(HISTORY_COLUMNS), format="binary"
+    )
+
+
+async def _one_message(payload: memoryview) -> AsyncIterator[memoryview]:
+    """The payload as one CopyData message (asyncpg would read ``bytes`` as a file name)."""
+    yield payload
 
 
 async def done_windows(

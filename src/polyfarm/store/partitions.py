@@ -35,6 +35,7 @@ leaves them alone; chunks and retention policies do this work there.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import re
 from collections.abc import Iterable, Sequence
@@ -131,6 +132,19 @@ def spans_from(first: datetime, last: datetime, span: timedelta) -> list[datetim
     start, end = span_start(first, span), span_start(last, span)
     count = (end - start) // span + 1
     return [start + i * span for i in range(max(0, count))]
+
+
+def spans_holding(timestamps: Iterable[datetime], span: timedelta) -> list[datetime]:
+    """The starts of the spans that hold ``timestamps``, in order. A batch holds many rows of
+    few spans: the distinct instants are sorted once (in C) and each span's are passed over
+    with one bisection, instead of one ``span_start`` per row."""
+    ordered = sorted(set(timestamps))
+    starts: list[datetime] = []
+    index = 0
+    while index < len(ordered):
+        starts.append(span_start(ordered[index], span))
+        index = bisect.bisect_left(ordered, starts[-1] + span, index)
+    return starts
 
 
 def missing_spans(
@@ -311,7 +325,14 @@ async def make_partitions_for(
     those made. For rows outside the spans made ahead: a backfill older than the oldest
     partition kept (retention drops it again at its next round), a clock far ahead."""
     table = TABLES_BY_NAME[table_name]
-    starts = {span_start(ts, table.span) for ts in timestamps}
+    return await make_partitions_at(conn, table_name, spans_holding(timestamps, table.span))
+
+
+async def make_partitions_at(
+    conn: asyncpg.Connection, table_name: str, starts: Iterable[datetime]
+) -> list[str]:
+    """``make_partitions_for`` given the starts of the spans the rows are in."""
+    table = TABLES_BY_NAME[table_name]
     report = UpkeepReport()
     for start in missing_spans(starts, table.span, await partitions_of(conn, table.name)):
         # Another writer may have made it a moment ago: the write goes on into that one.
