@@ -4,7 +4,10 @@ metadata, 0.0025 ticks, idle-connection close, a bad first frame, Data API price
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import threading
+import time
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -278,3 +281,41 @@ async def test_price_history_v2_refuses_bad_requests(
     status, body = await history(http, sim, **query)
     assert status == 400
     assert message in body["error"]
+
+
+def _ping_from_a_thread(url: str, tokens: list[str], stop: threading.Event) -> list[str]:
+    """A client on a thread (and event loop) of its own, PINGing every 0.2 s until ``stop``;
+    returns how it ended."""
+
+    async def client() -> list[str]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.send_str(json.dumps({"assets_ids": tokens, "type": "market"}))
+            while not stop.is_set():
+                await ws.send_str("PING")
+                try:
+                    while True:
+                        message = await ws.receive(timeout=0.2)
+                        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                            return [f"closed {ws.close_code}"]
+                except TimeoutError:
+                    pass
+            return ["open"]
+
+    return asyncio.run(client())
+
+
+async def test_a_busy_server_does_not_close_a_client_that_kept_pinging() -> None:
+    """The simulator's own event loop held for longer than the idle timeout (a venue-sized
+    page being rendered) while the client kept PINGing: the PINGs are in the socket, unread;
+    the connection stays open."""
+    async with running(markets=20, seed=3, ws_idle_timeout_s=0.6) as sim:
+        tokens = [sim.world.markets[0].yes_token]
+        stop = threading.Event()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            ended = pool.submit(_ping_from_a_thread, sim.ws_url, tokens, stop)
+            await asyncio.sleep(0.5)
+            time.sleep(1.5)  # noqa: ASYNC251 - holding the server's loop (this test's) is the point
+            await asyncio.sleep(1.0)
+            stop.set()
+            assert await asyncio.wrap_future(ended) == ["open"]
+        assert sim.state.counters.get("ws_idle_closed", 0) == 0

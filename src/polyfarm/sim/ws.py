@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from polyfarm.logs import get_logger
 from polyfarm.sim.faults import FaultController
@@ -37,6 +37,12 @@ COALESCE_MAX = 256
 DUMP_CHUNK = 50
 MAX_QUEUE = 250_000
 PONG = b"PONG"
+# A PING the client sent while this server was busy (its event loop held by other work: a
+# venue-sized Gamma page, a history answer) is still unread when the idle deadline passes; one
+# more short wait lets it be read, so that only a client that really went quiet is closed, as
+# on the venue. Without it, a loop held longer than the idle timeout less the client's PING
+# interval (at venue scale, 10 s less 5 s) closes every connection at once.
+IDLE_GRACE_S = 1.0
 NO_NEW_ASSETS = b"NO NEW ASSETS"
 
 log = get_logger(__name__)
@@ -385,6 +391,13 @@ async def market_channel(hub: Hub, request: web.Request) -> web.WebSocketRespons
     return ws
 
 
+async def _frame_within(ws: web.WebSocketResponse, seconds: float) -> WSMessage | None:
+    try:
+        return await ws.receive(timeout=seconds)
+    except TimeoutError:
+        return None
+
+
 async def _read(hub: Hub, conn: Connection) -> None:
     """Client frames until the client leaves or stays idle past the timeout."""
     ws, idle = conn.ws, hub.idle_timeout_s
@@ -393,9 +406,12 @@ async def _read(hub: Hub, conn: Connection) -> None:
         try:
             message = await ws.receive(timeout=wait)
         except TimeoutError:
-            hub.counters["ws_idle_closed"] = hub.counters.get("ws_idle_closed", 0) + 1
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"idle: no PING")
-            return
+            late = await _frame_within(ws, IDLE_GRACE_S)
+            if late is None:
+                hub.counters["ws_idle_closed"] = hub.counters.get("ws_idle_closed", 0) + 1
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"idle: no PING")
+                return
+            message = late
         if message.type is WSMsgType.TEXT:
             handle_text(hub, conn, message.data)
         elif message.type is WSMsgType.PING:  # a protocol-level ping keeps the line alive too
