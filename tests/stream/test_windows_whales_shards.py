@@ -370,6 +370,19 @@ def _closed_market(market_id: str, created_at: datetime) -> TrackedMarket:
     return TrackedMarket(info=info, closed=True, tier=None, book_seed=None)
 
 
+def _subscriptions(catalog: MarketCatalog, gaps: list[Gap]) -> Subscriptions:
+    """Subscriptions that open no socket: what a sync decides, gaps into ``gaps``."""
+    return Subscriptions(
+        settings=Settings(),
+        catalog=catalog,
+        ingest=_NoBooks(),  # type: ignore[arg-type]
+        coverage=Coverage(timedelta(seconds=5), gaps.append),
+        hooks=None,  # type: ignore[arg-type]
+        open_stream=None,  # type: ignore[arg-type]
+        submit_gap=gaps.append,
+    )
+
+
 async def test_a_market_listed_after_the_start_is_wanted_from_its_listing_not_its_creation() -> (
     None
 ):
@@ -380,15 +393,7 @@ async def test_a_market_listed_after_the_start_is_wanted_from_its_listing_not_it
     gaps: list[Gap] = []
     catalog = MarketCatalog(TierSettings())
     catalog.markets["known"] = _closed_market("known", T0 - timedelta(days=3))
-    subscriptions = Subscriptions(
-        settings=Settings(),
-        catalog=catalog,
-        ingest=_NoBooks(),  # type: ignore[arg-type]
-        coverage=Coverage(timedelta(seconds=5), gaps.append),
-        hooks=None,  # type: ignore[arg-type]
-        open_stream=None,  # type: ignore[arg-type]
-        submit_gap=gaps.append,
-    )
+    subscriptions = _subscriptions(catalog, gaps)
     subscriptions.coverage_start = T0
     async with asyncio.TaskGroup() as group:
         await subscriptions.sync(group, T0)  # learns what the start knew
@@ -425,15 +430,7 @@ def test_the_plan_s_indexes_agree_with_its_markets_through_any_syncs() -> None:
 async def test_markets_the_catalogue_forgets_leave_the_subscriptions_memory_too() -> None:
     gaps: list[Gap] = []
     catalog = MarketCatalog(TierSettings())
-    subscriptions = Subscriptions(
-        settings=Settings(),
-        catalog=catalog,
-        ingest=_NoBooks(),  # type: ignore[arg-type]
-        coverage=Coverage(timedelta(seconds=5), gaps.append),
-        hooks=None,  # type: ignore[arg-type]
-        open_stream=None,  # type: ignore[arg-type]
-        submit_gap=gaps.append,
-    )
+    subscriptions = _subscriptions(catalog, gaps)
     subscriptions.coverage_start = T0
     async with asyncio.TaskGroup() as group:
         await subscriptions.sync(group, T0)
