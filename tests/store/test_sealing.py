@@ -248,3 +248,17 @@ async def test_a_late_row_during_the_copy_gets_through_and_the_day_waits(
             )
     finally:
         await writer.close()
+
+
+async def test_a_round_rewrites_the_newest_finished_day_only(plain_pool: asyncpg.Pool) -> None:
+    """Two finished days: the newer one first, the older at the next round."""
+    async with plain_pool.acquire() as conn:
+        later = NOW + DAY
+        first = await seal_finished_days(conn, later)
+        second = await seal_finished_days(conn, later)
+        third = await seal_finished_days(conn, later)
+    assert (first.sealed, second.sealed, third.sealed) == (
+        ["price_points_p20260302"],
+        [SEALED],
+        [],
+    )

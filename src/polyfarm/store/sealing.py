@@ -61,6 +61,10 @@ SEAL_AFTER = timedelta(hours=1)
 SEALED_COMMENT = "polyfarm: sealed, rows in token order"
 SWAP_TRIES = 5
 SWAP_RETRY_S = 1.0
+# Days rewritten per maintenance round, newest first: a database upgraded with months of
+# finished days works through them a round at a time (minutes each at venue scale) instead of
+# holding maintenance, and the aggregates' refresh behind it, for hours.
+DAYS_PER_ROUND = 1
 
 
 @dataclass
@@ -83,8 +87,8 @@ def due_for_sealing(existing: list[Partition], sealed: set[str], now: datetime) 
 
 
 async def seal_finished_days(conn: asyncpg.Connection, now: datetime) -> SealReport:
-    """Rewrite each finished, unsealed day partition of the ``SEALED_ORDER`` tables in token
-    order; a no-op on TimescaleDB."""
+    """Rewrite the newest ``DAYS_PER_ROUND`` finished, unsealed day partitions of each
+    ``SEALED_ORDER`` table in token order; a no-op on TimescaleDB."""
     report = SealReport()
     for table in await partitioned_tables(conn):
         order = SEALED_ORDER.get(table.name)
@@ -92,7 +96,7 @@ async def seal_finished_days(conn: asyncpg.Connection, now: datetime) -> SealRep
             continue
         existing = await partitions_of(conn, table.name)
         sealed = await _sealed_names(conn, [part.name for part in existing])
-        for part in due_for_sealing(existing, sealed, now):
+        for part in due_for_sealing(existing, sealed, now)[::-1][:DAYS_PER_ROUND]:
             rows = await seal_partition(conn, table, part, order)
             if rows is None:
                 report.postponed.append(part.name)
