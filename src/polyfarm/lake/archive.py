@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import asyncpg
 
@@ -28,6 +28,7 @@ from polyfarm.lake.layout import (
 from polyfarm.lake.storage import Lake
 from polyfarm.lake.verify import Check, Verdict, verify_entry
 from polyfarm.logs import get_logger
+from polyfarm.store.extent import stored_days
 from polyfarm.store.partitions import DAY, EPOCH, spans_from
 from polyfarm.store.partitions import TABLES_BY_NAME as PARTITIONED
 from polyfarm.store.rows import TABLE_SPECS
@@ -83,11 +84,10 @@ async def plan_days(
     entry the holes that explain them."""
     jobs = []
     for table in tables:
-        stored = TABLE_SPECS[table.name].storage.table  # the view's min(ts) would join
-        span = await conn.fetchrow(f"SELECT min(ts), max(ts) FROM {stored}")  # noqa: S608
-        if span["min"] is None:
+        extent = await stored_days(conn, TABLE_SPECS[table.name].storage.table)
+        if extent is None:
             continue
-        start, newest = (span[end].astimezone(UTC).date() for end in ("min", "max"))
+        start, newest = extent
         until = min(last, newest) if last else newest
         days = [d for d in sealed_days(max(first, start) if first else start, now, seal_after)
                 if d <= until]  # fmt: skip
