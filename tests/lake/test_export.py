@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from polyfarm.data.extract import FileFormat, extract_table
-from polyfarm.lake.export import Chunking, export_day
+from polyfarm.lake.export import Chunking, SpanTally, export_day
 from polyfarm.lake.layout import LAKE_TABLES, ManifestEntry, manifest_file, partition_file
 from polyfarm.lake.storage import Lake, open_lake
 from polyfarm.lake.verify import Verdict, entries, verify_entry
@@ -28,6 +28,23 @@ from ..store.factories import T0, price_row, token, token_day_rows
 
 PRICES = next(table for table in LAKE_TABLES if table.name == "price_snapshots")
 DAY = T0.date()
+
+
+def test_rows_are_counted_per_partition_span_as_they_pass() -> None:
+    def at(*hours: float) -> pa.Table:
+        ts = [datetime(2026, 3, 2, tzinfo=UTC) + timedelta(hours=h) for h in hours]
+        return pa.table({"ts": pa.array(ts, pa.timestamp("us", "UTC"))})
+
+    tally = SpanTally(timedelta(hours=6))
+    tally.add(at(0, 5.99, 6))
+    tally.add(at(6.5, 23.999))
+    tally.add(at())
+    midnight = datetime(2026, 3, 2, tzinfo=UTC)
+    assert tally.counts() == {
+        midnight: 2,
+        midnight + timedelta(hours=6): 2,
+        midnight + timedelta(hours=18): 1,
+    }
 
 
 async def export(dsn: str, lake: Lake, day: date = DAY) -> tuple[bool, ManifestEntry]:

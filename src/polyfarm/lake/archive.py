@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 
-from polyfarm.lake.export import export_day
+from polyfarm.lake.export import ExportResult, export_day
 from polyfarm.lake.layout import (
     DIMENSION_TABLES,
     LAKE_TABLES,
@@ -29,7 +29,7 @@ from polyfarm.lake.storage import Lake
 from polyfarm.lake.verify import Check, Verdict, verify_entry
 from polyfarm.logs import get_logger
 from polyfarm.store.extent import stored_days
-from polyfarm.store.partitions import DAY, EPOCH, spans_from
+from polyfarm.store.partitions import DAY, spans_from
 from polyfarm.store.partitions import TABLES_BY_NAME as PARTITIONED
 from polyfarm.store.rows import TABLE_SPECS
 
@@ -145,8 +145,9 @@ async def archive(
         async with pool.acquire() as conn:
             gaps = await gaps_of_day(conn, job.day)
         result = await asyncio.to_thread(
-            export_day, dsn, lake, job.table, job.day, source=source, gaps=gaps
-        )
+            export_day, dsn, lake, job.table, job.day, source=source, gaps=gaps,
+            count_span=_partition_span(job.table),
+        )  # fmt: skip
         if result.written:
             report.written.append(result.entry)
             log.info(
@@ -159,7 +160,7 @@ async def archive(
             )
         else:
             report.unchanged += 1
-        problem = await _record_verified(pool, lake, job, result.entry)
+        problem = await _record_verified(pool, lake, job, result)
         if problem is None:
             report.recorded += 1
         else:
@@ -173,12 +174,21 @@ async def archive(
     return report
 
 
+def _partition_span(table: LakeTable) -> timedelta | None:
+    """The span ``lake_archive`` counts a time series' rows in; None for a dimension."""
+    if table.dimension:
+        return None
+    return PARTITION_SPANS.get(TABLE_SPECS[table.name].storage.table, DAY)
+
+
 async def _record_verified(
-    pool: asyncpg.Pool, lake: Lake, job: DayJob, entry: ManifestEntry
+    pool: asyncpg.Pool, lake: Lake, job: DayJob, result: ExportResult
 ) -> str | None:
-    """Read the day's file back; if it is whole and holds every row the database has of the
-    day, record each partition span's rows in ``lake_archive`` (what retention may drop).
-    Returns why not, or None."""
+    """Read the day's file back; if it is whole, record each partition span's rows in
+    ``lake_archive`` (what retention may drop), as the export counted them in its snapshot.
+    Retention drops a partition only while it still holds exactly that many rows, so a late
+    row written since the export keeps it until the next export. Returns why not, or None."""
+    entry = result.entry
     check = await asyncio.to_thread(
         verify_entry, lake, Check(job.table.name, "", Verdict.OK, entry=entry)
     )
@@ -186,22 +196,12 @@ async def _record_verified(
         return f"{check.verdict.value} {check.detail}".strip()
     if job.table.dimension:  # nothing to drop: verified is all there is to it
         return None
+    if sum(result.span_rows.values()) != entry.rows:
+        return f"the export counted {sum(result.span_rows.values())} rows, the file {entry.rows}"
     storage = TABLE_SPECS[job.table.name].storage.table
     span = PARTITION_SPANS.get(storage, DAY)
     start, end = day_bounds(job.day)
-    async with pool.acquire() as conn, conn.transaction():
-        counted = dict(
-            await conn.fetch(
-                f"SELECT date_bin($1::interval, ts, $2::timestamptz), count(*) "  # noqa: S608
-                f"FROM {storage} WHERE ts >= $3 AND ts < $4 GROUP BY 1",
-                span,
-                EPOCH,
-                start,
-                end,
-            )
-        )
-        if sum(counted.values()) != entry.rows:
-            return f"the database has {sum(counted.values())} rows, the file {entry.rows}"
+    async with pool.acquire() as conn:
         await conn.executemany(
             "INSERT INTO lake_archive (storage_table, span_start, span_end, day, rows, sha256, "
             "lake) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (storage_table, span_start) "
@@ -209,8 +209,9 @@ async def _record_verified(
             "rows = EXCLUDED.rows, sha256 = EXCLUDED.sha256, lake = EXCLUDED.lake, "
             "verified_at = now()",
             [
-                (storage, at, at + span, job.day, counted.get(at, 0), entry.sha256, lake.url)
+                (storage, at, at + span, job.day, result.span_rows.get(at, 0), entry.sha256,
+                 lake.url)
                 for at in spans_from(start, end - timedelta(microseconds=1), span)
             ],
-        )
+        )  # fmt: skip
     return None

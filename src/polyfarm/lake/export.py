@@ -17,15 +17,17 @@ rows, whatever the day's size.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -52,6 +54,7 @@ from polyfarm.lake.ordering import (
 )
 from polyfarm.lake.prefetch import merged, prefetched
 from polyfarm.lake.storage import Lake
+from polyfarm.store.partitions import EPOCH
 
 # Rows a row group: a reader of one token's day decodes only the groups whose token_id range
 # holds it, so smaller groups make selective reads cheaper. 10 million price snapshots: a
@@ -86,6 +89,10 @@ class Chunking:
 class ExportResult:
     entry: ManifestEntry
     written: bool  # False: the lake already held these exact bytes
+    # The file's rows in each span of ``count_span`` from the epoch (a time series asked for
+    # them): what ``lake_archive`` records, counted as the rows went by instead of by a scan
+    # of the day's partition afterwards.
+    span_rows: dict[datetime, int] = field(default_factory=dict)
 
 
 def export_day(
@@ -98,12 +105,15 @@ def export_day(
     gaps: Sequence[GapRecord] = (),
     now: datetime | None = None,
     chunking: Chunking = Chunking(),
+    count_span: timedelta | None = None,
 ) -> ExportResult:
-    """Write ``table``'s rows of ``day`` to the lake unless it already holds them."""
+    """Write ``table``'s rows of ``day`` to the lake unless it already holds them; with
+    ``count_span``, count a time series' rows in each such span as they are written."""
     start, end = day_bounds(day)
+    tally = SpanTally(count_span) if count_span is not None and not table.dimension else None
     with tempfile.TemporaryDirectory(prefix="polyfarm-lake-") as spool:
         local = Path(spool) / "part.parquet"
-        rows, first, last = _write_parquet(dsn, table, (start, end), local, chunking)
+        rows, first, last = _write_parquet(dsn, table, (start, end), local, chunking, tally)
         digest = _sha256(local)
         previous = _manifest_entry(lake, table.name, day)
         entry = ManifestEntry(
@@ -119,12 +129,30 @@ def export_day(
             gaps=tuple(gaps),
             replaces=None if previous is None or previous.sha256 == digest else previous.sha256,
         )
+        counted = tally.counts() if tally is not None else {}
         if previous is not None and previous.sha256 == digest and previous.gaps == entry.gaps:
-            return ExportResult(previous, written=False)
+            return ExportResult(previous, written=False, span_rows=counted)
         if previous is None or previous.sha256 != digest:
             lake.put(partition_file(table.name, day), local)
     lake.write(manifest_file(table.name, day), encode_entry(entry))
-    return ExportResult(entry, written=True)
+    return ExportResult(entry, written=True, span_rows=counted)
+
+
+class SpanTally:
+    """Rows counted per span of ``span`` from the Unix epoch, a table of rows at a time."""
+
+    def __init__(self, span: timedelta) -> None:
+        self._span_us = span // timedelta(microseconds=1)
+        self._counts: collections.Counter[int] = collections.Counter()
+
+    def add(self, group: pa.Table) -> None:
+        micros = pc.cast(group.column("ts"), pa.int64()).to_numpy()
+        spans, counts = np.unique(micros // self._span_us, return_counts=True)
+        self._counts.update(dict(zip(spans.tolist(), counts.tolist(), strict=True)))
+
+    def counts(self) -> dict[datetime, int]:
+        step = timedelta(microseconds=self._span_us)
+        return {EPOCH + index * step: rows for index, rows in sorted(self._counts.items())}
 
 
 def _manifest_entry(lake: Lake, table: str, day: date) -> ManifestEntry | None:
@@ -139,6 +167,7 @@ def _write_parquet(
     span: tuple[datetime, datetime],
     local: Path,
     chunking: Chunking,
+    tally: SpanTally | None = None,
 ) -> tuple[int, datetime | None, datetime | None]:
     rows, first, last = 0, None, None
     with sorted_tables(dsn, table, span, local.parent, chunking) as (schema, groups):
@@ -151,6 +180,8 @@ def _write_parquet(
                     low, high = _time_range(group)
                     first = low if first is None else min(first, low)
                     last = high if last is None else max(last, high)
+                if tally is not None:
+                    tally.add(group)
         finally:
             writer.close()  # an empty day is a file too: its manifest says 0 rows, not missing
     return rows, first, last
