@@ -17,11 +17,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from polyfarm.data.extract import FileFormat, extract_table
-from polyfarm.lake.export import Chunking, SpanTally, export_day
+from polyfarm.lake.connection import ArrowConnection
+from polyfarm.lake.decode import storage_read
+from polyfarm.lake.export import Chunking, SpanTally, export_day, reader_sqls
 from polyfarm.lake.layout import LAKE_TABLES, ManifestEntry, manifest_file, partition_file
 from polyfarm.lake.storage import Lake, open_lake
 from polyfarm.lake.verify import Verdict, entries, verify_entry
 from polyfarm.store.rows import PRICE_SNAPSHOTS
+from polyfarm.store.sealing import SEAL_AFTER, seal_finished_days
 from polyfarm.store.writer import BulkWriter
 
 from ..store.factories import T0, price_row, token, token_day_rows
@@ -186,3 +189,40 @@ async def test_every_table_in_the_lake_is_its_views_rows_in_order(
         expected = [{k: v for k, v in dict(r).items() if k != "token_sid"} for r in stored]
         assert len(got) == len(expected) > 0, table.name
         assert got == expected, table.name
+
+
+async def test_readers_of_a_partitioned_day_share_its_pages_once_sealed_or_not(
+    plain_dsn: str, tmp_path: Path
+) -> None:
+    """Two readers take half of the day partition's pages each (a TID range scan), not half
+    of its time, which would make each scan every page of a day rewritten in token order:
+    together they read every row once, before the rewrite and after it."""
+    pool = await asyncpg.create_pool(plain_dsn, min_size=1, max_size=2)
+    try:
+        rows = [price_row(i, token(t)) for i in range(300) for t in range(12)]
+        await BulkWriter(pool, clock=lambda: T0 + timedelta(days=1)).write(PRICE_SNAPSHOTS, rows)
+        span = (T0.replace(hour=0), T0.replace(hour=0) + timedelta(days=1))
+        read = storage_read(PRICES, ["ts", "token_id", "market_id", "price"])
+        for sealed in (False, True):
+            if sealed:
+                async with pool.acquire() as conn:
+                    report = await seal_finished_days(conn, span[1] + SEAL_AFTER)
+                assert report.sealed == ["price_points_p20260302"]
+            with ArrowConnection(plain_dsn) as conn:
+                sqls = reader_sqls(conn, read, span, None, 2)
+                assert ["ctid" in sql for sql in sqls] == [True, True]
+                parts = [conn.fetch(sql) for sql in sqls]
+            assert all(part.num_rows > 0 for part in parts)
+            keys = sorted(
+                (sid, ts)
+                for part in parts
+                for sid, ts in zip(
+                    part["token_sid"].to_pylist(), part["ts"].to_pylist(), strict=True
+                )
+            )
+            assert len(keys) == len(set(keys)) == 3600
+        lake = open_lake(str(tmp_path / "lake"))
+        done = await asyncio.to_thread(export_day, plain_dsn, lake, PRICES, DAY, source="t")
+        assert done.entry.rows == 3600
+    finally:
+        await pool.close()

@@ -91,12 +91,21 @@ def timestamp_literal(value: datetime) -> str:
 
 
 def day_sql(
-    read: StorageRead, start: datetime, end: datetime, sids: Sequence[int] | None = None
+    read: StorageRead,
+    start: datetime,
+    end: datetime,
+    sids: Sequence[int] | None = None,
+    *,
+    pages: tuple[int | None, int | None] = (None, None),
 ) -> str:
-    """The SQL of ``read`` for ``[start, end)`` (and the tokens ``sids`` only, if given),
-    unordered (the client sorts)."""
+    """The SQL of ``read`` for ``[start, end)`` (and the tokens ``sids`` only, if given; the
+    rows on pages ``[first, end)`` of each partition only, if given, either end open when
+    None), unordered (the client sorts)."""
     columns = ", ".join(read.columns)
     where = f"ts >= {timestamp_literal(start)} AND ts < {timestamp_literal(end)}"
+    for op, page in ((">=", pages[0]), ("<", pages[1])):
+        if page is not None:
+            where += f" AND ctid {op} '({int(page)},0)'::tid"
     if sids is not None:
         listed = ",".join(str(int(sid)) for sid in sids)  # integers: nothing else gets in
         where += f" AND {SID} = ANY('{{{listed}}}'::integer[])"

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from polyfarm.lake.connection import ArrowConnection
-from polyfarm.lake.decode import day_sql, storage_read
+from polyfarm.lake.decode import StorageRead, day_sql, storage_read, timestamp_literal
 from polyfarm.lake.layout import (
     GapRecord,
     LakeTable,
@@ -70,6 +70,17 @@ SLICE_ROWS = 1_048_576
 # one core per connection, the slowest stage of an export with one.
 READERS = 2
 _HASH_CHUNK = 1 << 20
+_PARTITION_PAGES = r"""
+SELECT max(pg_relation_size(p.oid) / current_setting('block_size')::bigint) AS pages
+FROM pg_inherits i
+JOIN pg_class t ON t.oid = i.inhparent AND t.relkind = 'p'
+JOIN pg_class p ON p.oid = i.inhrelid
+CROSS JOIN LATERAL regexp_match(
+    pg_get_expr(p.relpartbound, p.oid), '^FOR VALUES FROM \(''(.+)''\) TO \(''(.+)''\)$'
+) AS b
+WHERE i.inhparent = to_regclass('{relation}')
+  AND b[1]::timestamptz < {end} AND b[2]::timestamptz > {start}
+"""
 
 
 # Storage internals the public views also show: not part of the lake's schema.
@@ -235,8 +246,8 @@ def _series_groups(
     snapshot = conn.fetch("SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
     batches = merged(
         [
-            _stream_in_snapshot(dsn, snapshot, day_sql(read, low, high, sids))
-            for low, high in _parts(*span, READERS)
+            _stream_in_snapshot(dsn, snapshot, sql)
+            for sql in reader_sqls(conn, read, span, sids, READERS)
         ]
     )
     with tempfile.TemporaryDirectory(prefix="spill-", dir=spool) as spill:
@@ -263,6 +274,39 @@ def _stream_in_snapshot(dsn: str, snapshot: str, sql: str) -> Iterator[pa.Record
     with ArrowConnection(dsn, repeatable_read=True) as conn:
         conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # the server's own id
         yield from conn.stream(sql)
+
+
+def reader_sqls(
+    conn: ArrowConnection,
+    read: StorageRead,
+    span: tuple[datetime, datetime],
+    sids: Sequence[int] | None,
+    count: int,
+) -> list[str]:
+    """What each of ``count`` readers asks for. Where the rows are read from a partitioned
+    table (not a view), each reader takes a range of the span's partitions' pages: each
+    page is then read once, in order (a TID range scan). A time split makes every reader of
+    a day that maintenance rewrote in token order (``polyfarm.store.sealing``) scan all of
+    it, the time index finding no page it could skip. Elsewhere (a view, a hypertable, whose
+    compressed chunks keep no pages of rows), each reader takes a stretch of time."""
+    pages = _partition_pages(conn, read.relation, span)
+    if pages < count:
+        return [day_sql(read, low, high, sids) for low, high in _parts(*span, count)]
+    cuts = [pages * i // count for i in range(1, count)]
+    bounds: list[int | None] = [None, *cuts, None]
+    return [day_sql(read, *span, sids, pages=pair) for pair in itertools.pairwise(bounds)]
+
+
+def _partition_pages(conn: ArrowConnection, relation: str, span: tuple[datetime, datetime]) -> int:
+    """The most pages any partition of ``relation`` overlapping ``span`` has; 0 when it is not
+    a partitioned table. A partition without plain bounds (the legacy or the DEFAULT one) is
+    left out of the count: the last reader's range is open, so its pages are read all the
+    same."""
+    sql = _PARTITION_PAGES.format(
+        relation=relation, start=timestamp_literal(span[0]), end=timestamp_literal(span[1])
+    )
+    pages = conn.fetch(sql).column("pages")[0].as_py()
+    return int(pages or 0)
 
 
 def _parts(start: datetime, end: datetime, count: int) -> list[tuple[datetime, datetime]]:
