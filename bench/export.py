@@ -6,27 +6,29 @@ A fresh, fully migrated database (the embedded PostgreSQL, or a new one on ``--d
 minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
 
 1. **Export**: ``polyfarm lake export --table price_snapshots`` in a child process (the command
-   a user runs): rows/s and the child's peak RSS; and the same command for a day without rows
-   (into another lake), its fixed cost (imports, connections, planning, the dimension tables),
-   so that the rate of the export's own work shows too.
+   a user runs) of the day as production exports it, rewritten in token order by maintenance
+   (plain PostgreSQL, ``polyfarm.store.sealing``, which took ``seal_s``): rows/s and the
+   child's peak RSS; the same command for a day without rows (into another lake), its fixed
+   cost (the interpreter, imports, connections, planning), so that the rate of the export's
+   own work shows too; and the export of the day before the rewrite
+   (``export_unsealed_rows_per_s``).
 2. **Baseline**: ``pandas.read_sql`` of the same rows (SQLAlchemy + psycopg2) and
    ``DataFrame.to_parquet`` (pyarrow, ZSTD), in a child process too: rows/s and peak RSS.
 3. **Lake bytes per row** of the exported day.
 4. **Candles**: ``--reads`` token-days of 1-minute candles through ``polyfarm.data.Farm``, from
    the database and from the lake (a Farm with the lake only): p50 and p99. From the database
    twice: the day as it is while it is today (``candles_db_today_ms``), and once maintenance
-   has rewritten it in token order an hour after its end (``candles_db_ms``; plain
-   PostgreSQL, ``polyfarm.store.sealing``, which took ``seal_s``).
+   has rewritten it in token order an hour after its end (``candles_db_ms``).
 5. **Training set**: ``Farm.training_set`` over every feature row, a price label 5 minutes on.
 
     python bench/export.py [--rows 10000000] [--feature-rows 1000000] [--reads 200]
         [--dsn URL] [--json]
 
 ``--json`` ends with one line: ``export_rows_per_s``, ``export_fixed_s``,
-``export_rows_per_s_after_fixed``, ``pandas_rows_per_s``, ``speedup``,
-``export_peak_rss_mb``, ``pandas_peak_rss_mb``, ``lake_bytes_per_row``, ``candles_db_ms``,
-``candles_db_today_ms`` and ``candles_lake_ms`` (p50, p99), ``seal_s``, ``training_rows``,
-``training_s``.
+``export_rows_per_s_after_fixed``, ``export_unsealed_rows_per_s``, ``pandas_rows_per_s``,
+``speedup``, ``export_peak_rss_mb``, ``pandas_peak_rss_mb``, ``lake_bytes_per_row``,
+``candles_db_ms``, ``candles_db_today_ms`` and ``candles_lake_ms`` (p50, p99), ``seal_s``,
+``training_rows``, ``training_s``.
 """
 
 from __future__ import annotations
@@ -139,12 +141,20 @@ def time_candles(farm: Farm, tokens: list[str], reads: int, seed: int) -> dict[s
 def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYFARM_")}
     env.update(POLYFARM_DATABASE_URL=dsn, POLYFARM_LAKE__URL=str(work / "lake"))
-    exported, export_s, export_rss = child(
-        [POLYFARM, "lake", "export", "--table", "price_snapshots"], env
-    )
+    export = [POLYFARM, "lake", "export", "--table", "price_snapshots"]
+    result: dict[str, Any] = {}
+    with Farm(dsn) as farm:
+        # The day as it is while it is today (written a minute at a time).
+        result["candles_db_today_ms"] = time_candles(farm, tokens, args.reads, args.seed)
+    _, unsealed_s, _ = child([*export, "--lake", str(work / "unsealed")], env)
+    # Then as maintenance leaves it an hour after its end (rewritten in token order, plain
+    # PostgreSQL), an hour before the export's schedule (lake.seal_after_hours) reaches it.
+    sealed, result["seal_s"] = asyncio.run(seal_the_day(dsn))
+    result["day_sealed"] = bool(sealed)
+    exported, export_s, export_rss = child(export, env)
     empty_day = (START - timedelta(days=1)).date().isoformat()
-    empty = [POLYFARM, "lake", "export", "--table", "price_snapshots", "--lake", str(work / "e")]
-    _, fixed_s, _ = child([*empty, "--from", empty_day, "--to", empty_day], env)
+    empty = [*export, "--lake", str(work / "e"), "--from", empty_day, "--to", empty_day]
+    _, fixed_s, _ = child(empty, env)
     baseline, _, pandas_rss = child(
         [sys.executable, "-c", _PANDAS, dsn, str(work / "pandas.parquet")], env
     )
@@ -154,12 +164,13 @@ def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -
     data = lake.read(where)
     assert data is not None, exported
     entry = decode_entry(data, where)
-    result: dict[str, Any] = {
+    result |= {
         "rows": entry.rows,
         "export_rows_per_s": round(entry.rows / export_s),
         "export_wall_s": round(export_s, 1),
         "export_fixed_s": round(fixed_s, 2),
         "export_rows_per_s_after_fixed": round(entry.rows / max(export_s - fixed_s, 1e-9)),
+        "export_unsealed_rows_per_s": round(entry.rows / unsealed_s),
         "export_peak_rss_mb": round(export_rss, 1),
         "pandas_rows_per_s": round(int(pandas_rows) / float(pandas_s)),
         "pandas_peak_rss_mb": round(pandas_rss, 1),
@@ -168,11 +179,6 @@ def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -
     }
     result["speedup"] = round(result["export_rows_per_s"] / result["pandas_rows_per_s"], 1)
     with Farm(dsn) as farm:
-        # The day as it is while it is today, then as maintenance leaves it an hour after its
-        # end (rewritten in token order, plain PostgreSQL): every day but today reads so.
-        result["candles_db_today_ms"] = time_candles(farm, tokens, args.reads, args.seed)
-        sealed, result["seal_s"] = asyncio.run(seal_the_day(dsn))
-        result["day_sealed"] = bool(sealed)
         result["candles_db_ms"] = time_candles(farm, tokens, args.reads, args.seed)
         featured = tokens[: max(1, args.feature_rows // MINUTES)]
         started = time.perf_counter()
