@@ -4,6 +4,7 @@ where the recording has holes. Real parts: the embedded PostgreSQL and a lake fo
 from __future__ import annotations
 
 import asyncio
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -105,6 +106,11 @@ async def test_a_read_over_a_hole_says_so(pool: asyncpg.Pool, db_dsn: str) -> No
     with Farm(db_dsn) as farm:
         with pytest.warns(HoleWarning, match="1 known holes \\(prices\\)"):
             farm.prices(token(1), DAY0, DAY0 + timedelta(days=1))
+        with warnings.catch_warnings():  # the same window, known from the read before
+            warnings.simplefilter("error", HoleWarning)
+            farm.prices(token(2), DAY0, DAY0 + timedelta(days=1))  # token 1's hole only
+        with pytest.warns(HoleWarning, match="1 known holes"):
+            farm.candles([token(2), token(1)], "1h", DAY0, DAY0 + timedelta(days=1))
         holes = farm.holes(DAY0, DAY0 + timedelta(days=1), token(1))
         assert holes.select("stream", "reason").rows() == [("prices", "collector down")]
         assert farm.holes(DAY0 + 7 * HOUR, DAY0 + 8 * HOUR).height == 0

@@ -51,6 +51,7 @@ TimeLike = datetime | date | str
 
 
 SEAM_TTL_S = 60.0
+RECENT_WINDOWS = 64  # windows whose holes are kept for the warnings
 # The oldest day partition of a stored table (plain PostgreSQL; the legacy partition, from
 # MINVALUE, does not match: its days are read from the lake when it has them, else here) ...
 _OLDEST_PARTITION = r"""
@@ -83,6 +84,8 @@ class Farm:
         self._stored: StoredRows | None = None  # the database side, opened on first use
         self._days: DayReader | None = None  # the lake side, made on first use
         self._seams: dict[str, tuple[datetime | None, float]] = {}
+        # Every stream's known holes of the windows read lately, for the warnings.
+        self._window_holes: dict[Window, tuple[pl.DataFrame, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Farm:
@@ -375,7 +378,9 @@ class Farm:
         return pl.DataFrame(rows)
 
     def _warn_holes(self, token_ids: list[str], window: Window) -> None:
-        found = self._holes(token_ids, window)
+        found = self._recent_holes(window)
+        if found.height:
+            found = found.filter(pl.col("token_id").is_null() | pl.col("token_id").is_in(token_ids))
         if found.height:
             streams = ", ".join(sorted(set(found["stream"].to_list())))
             warnings.warn(
@@ -384,6 +389,21 @@ class Farm:
                 HoleWarning,
                 stacklevel=3,
             )
+
+    def _recent_holes(self, window: Window) -> pl.DataFrame:
+        """Every stream's holes overlapping ``window``, asked once a minute per window (as
+        the seam is): reading token after token of one window then costs one query, not one
+        a token (a third of a token-day's candles from the database). A hole recorded since
+        is warned of a minute later at most; ``holes()`` always asks."""
+        now = time.monotonic()
+        cached = self._window_holes.get(window)
+        if cached is not None and now - cached[1] < SEAM_TTL_S:
+            return cached[0]
+        found = self._holes(None, window)
+        if len(self._window_holes) >= RECENT_WINDOWS:
+            self._window_holes.pop(next(iter(self._window_holes)))  # the oldest asked
+        self._window_holes[window] = (found, now)
+        return found
 
     def _database(self) -> StoredRows:
         if self._dsn is None:
