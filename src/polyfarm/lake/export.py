@@ -5,10 +5,10 @@ The database hands the day over as Arrow record batches: ADBC's PostgreSQL drive
 bind parameters: ``polyfarm.lake.decode.timestamp_literal``). BENCHMARKS.md ("Lake", 2026-12-07
 12:40) measures it against the alternatives. What is read is the stored rows, unsorted, with
 ``token_sid`` for the ids (``polyfarm.lake.decode``), by ``READERS`` connections sharing one
-snapshot, each a range of the day's pages (``reader_sqls``). ``polyfarm.lake.ordering`` sorts them by token id then time
-(spilling a large day to the local spool), puts the ids back and cuts row groups of
-``ROW_GROUP_ROWS`` rows; the three stages (reading, sorting, encoding Parquet) run in threads of
-their own (``polyfarm.lake.prefetch``). The file is written to the spool, hashed, and put in
+snapshot, each a range of the day's pages (``reader_sqls``). ``polyfarm.lake.ordering`` sorts
+them by token id then time (spilling a large day to the local spool), puts the ids back and
+cuts row groups of ``ROW_GROUP_ROWS`` rows; the three stages (reading, sorting, encoding
+Parquet) run in threads of their own (``polyfarm.lake.prefetch``). The file is written to the spool, hashed, and put in
 the lake only when the bytes differ from those the manifest names: running a day again writes
 nothing when nothing changed, and a day that changed (a late repair) replaces its file whole,
 the manifest entry saying which file it replaced. Memory stays bounded by ``SLICE_ROWS``
