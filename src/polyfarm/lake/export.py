@@ -8,10 +8,10 @@ bind parameters: ``polyfarm.lake.decode.timestamp_literal``). BENCHMARKS.md ("La
 snapshot, each a range of the day's pages (``reader_sqls``). ``polyfarm.lake.ordering`` sorts
 them by token id then time (spilling a large day to the local spool), puts the ids back and
 cuts row groups of ``ROW_GROUP_ROWS`` rows; the three stages (reading, sorting, encoding
-Parquet) run in threads of their own (``polyfarm.lake.prefetch``). The file is written to the spool, hashed, and put in
-the lake only when the bytes differ from those the manifest names: running a day again writes
-nothing when nothing changed, and a day that changed (a late repair) replaces its file whole,
-the manifest entry saying which file it replaced. Memory stays bounded by ``SLICE_ROWS``
+Parquet) run in threads of their own (``polyfarm.lake.prefetch``). The file is written to the
+spool, hashed, and put in the lake only when the bytes differ from those the manifest names:
+running a day again writes nothing when nothing changed, and a day that changed (a late
+repair) replaces its file whole, the manifest entry saying which file it replaced. Memory stays bounded by ``SLICE_ROWS``
 rows, whatever the day's size.
 """
 
