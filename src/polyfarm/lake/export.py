@@ -11,8 +11,8 @@ cuts row groups of ``ROW_GROUP_ROWS`` rows; the three stages (reading, sorting, 
 Parquet) run in threads of their own (``polyfarm.lake.prefetch``). The file is written to the
 spool, hashed, and put in the lake only when the bytes differ from those the manifest names:
 running a day again writes nothing when nothing changed, and a day that changed (a late
-repair) replaces its file whole, the manifest entry saying which file it replaced. Memory stays bounded by ``SLICE_ROWS``
-rows, whatever the day's size.
+repair) replaces its file whole, the manifest entry saying which file it replaced. Memory
+stays bounded by ``SLICE_ROWS`` rows, whatever the day's size.
 """
 
 from __future__ import annotations
