@@ -13,12 +13,23 @@ import asyncpg
 from polyfarm.backfill.fetch import HistoryFetcher
 from polyfarm.backfill.run import Backfiller, Progress
 from polyfarm.polymarket import ClobClient, DataApiClient, GammaClient
-from polyfarm.sim import Simulator
+from polyfarm.sim import SimConfig, Simulator
 from polyfarm.sim.history import bucket_mids, price_of
 from polyfarm.store.writer import BulkWriter
 from tests.polymarket.support import RecordingSleep, rest
 
 FIXED_START = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
+DAY_S = 86_400
+
+
+@asynccontextmanager
+async def simulated_days(config: SimConfig, days: int) -> AsyncIterator[Simulator]:
+    """A simulator serving ``config``'s world after ``days`` simulated days, a step a day."""
+    async with Simulator(config) as simulator:
+        for _ in range(days):
+            simulator.clock.advance(DAY_S)
+            simulator.step()
+        yield simulator
 
 
 def sim_clock(sim: Simulator) -> Callable[[], datetime]:

@@ -16,6 +16,7 @@ from polyfarm.sim.history import bucket_mids, price_of
 from tests.backfill.support import (
     FIXED_START,
     backfiller,
+    simulated_days,
     stored_minutes,
     truth_minutes,
     venue,
@@ -33,10 +34,7 @@ async def sim() -> AsyncIterator[Simulator]:
         markets=6, seed=21, speed=0.0, rate_limits=False, start_time=FIXED_START,
         trade_rate=0.02, new_markets_per_hour=0.0, resolution_delay_s=(600.0, 1200.0),
     )  # fmt: skip
-    async with Simulator(config) as simulator:
-        for _ in range(30):
-            simulator.clock.advance(DAY)
-            simulator.step()
+    async with simulated_days(config, 30) as simulator:
         yield simulator
 
 

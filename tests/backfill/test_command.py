@@ -21,7 +21,7 @@ from polyfarm.cli import cli
 from polyfarm.commands.backfill import collector_running, eta_s, leftover_fraction
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
-from tests.backfill.support import stored_minutes, truth_minutes
+from tests.backfill.support import simulated_days, stored_minutes, truth_minutes
 from tests.conftest import Server
 
 POLYFARM = str(Path(sys.executable).with_name("polyfarm"))
@@ -40,10 +40,7 @@ async def sim() -> AsyncIterator[Simulator]:
         markets=5, seed=4, speed=0.0, rate_limits=False, trade_rate=0.02,
         start_time=time.time() // 60 * 60 - 3 * DAY, new_markets_per_hour=0.0,
     )  # fmt: skip
-    async with Simulator(config) as simulator:
-        for _ in range(2):
-            simulator.clock.advance(DAY)
-            simulator.step()
+    async with simulated_days(config, 2) as simulator:
         yield simulator
 
 

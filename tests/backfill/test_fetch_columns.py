@@ -13,7 +13,7 @@ from polyfarm.backfill.plan import MINUTE_S, Attempt, Route, Span
 from polyfarm.polymarket.domain import PricePoint
 from polyfarm.polymarket.price_series import PriceSeries
 from polyfarm.sim import SimConfig, Simulator
-from tests.backfill.support import FIXED_START, Venue, venue
+from tests.backfill.support import FIXED_START, Venue, simulated_days, venue
 
 DAY = 86_400
 
@@ -27,10 +27,7 @@ async def sim() -> AsyncIterator[Simulator]:
         trade_rate=0.0, new_markets_per_hour=0.0, resolution_delay_s=(600.0, 1200.0),
         clob_history_max_age_s=8 * DAY,
     )  # fmt: skip
-    async with Simulator(config) as simulator:
-        for _ in range(10):
-            simulator.clock.advance(DAY)
-            simulator.step()
+    async with simulated_days(config, 10) as simulator:
         yield simulator
 
 

@@ -16,7 +16,13 @@ from polyfarm.runtime import Supervisor
 from polyfarm.settings import Settings
 from polyfarm.sim import SimConfig, Simulator
 from polyfarm.store.history_writes import is_new_database
-from tests.backfill.support import FIXED_START, sim_clock, stored_minutes, truth_minutes
+from tests.backfill.support import (
+    FIXED_START,
+    sim_clock,
+    simulated_days,
+    stored_minutes,
+    truth_minutes,
+)
 
 DAY = 86_400
 FINISHED = (
@@ -31,10 +37,7 @@ async def sim() -> AsyncIterator[Simulator]:
         markets=4, seed=2, speed=0.0, rate_limits=False, start_time=FIXED_START,
         new_markets_per_hour=0.0, trade_rate=0.02,
     )  # fmt: skip
-    async with Simulator(config) as simulator:
-        for _ in range(3):
-            simulator.clock.advance(DAY)
-            simulator.step()
+    async with simulated_days(config, 3) as simulator:
         yield simulator
 
 
