@@ -199,7 +199,8 @@ async def _record_verified(
     if sum(result.span_rows.values()) != entry.rows:
         return f"the export counted {sum(result.span_rows.values())} rows, the file {entry.rows}"
     storage = TABLE_SPECS[job.table.name].storage.table
-    span = PARTITION_SPANS.get(storage, DAY)
+    span = _partition_span(job.table)
+    assert span is not None  # a time series (dimensions returned above)
     start, end = day_bounds(job.day)
     async with pool.acquire() as conn:
         await conn.executemany(
