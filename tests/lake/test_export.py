@@ -10,13 +10,17 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 
 from polyfarm.data.extract import FileFormat, extract_table
+from polyfarm.lake import export as lake_export
+from polyfarm.lake import ordering
 from polyfarm.lake.connection import ArrowConnection
 from polyfarm.lake.decode import storage_read
 from polyfarm.lake.export import Chunking, SpanTally, export_day, reader_sqls
@@ -189,6 +193,61 @@ async def test_every_table_in_the_lake_is_its_views_rows_in_order(
         expected = [{k: v for k, v in dict(r).items() if k != "token_sid"} for r in stored]
         assert len(got) == len(expected) > 0, table.name
         assert got == expected, table.name
+
+
+async def test_a_day_sealed_in_the_lakes_order_is_read_as_it_lies_into_the_same_file(
+    plain_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing rewrites a day in token id order (not in the order tokens were first seen);
+    its export then reads it as it lies, sorting nothing, into the very file a sort gives. A
+    day that is not in order after all (here a row written again after the seal, so at the
+    heap's end, with no room to set rows aside) is sorted instead, into the same file."""
+    pool = await asyncpg.create_pool(plain_dsn, min_size=1, max_size=2)
+    first_seen = (7, 3, 11, 0, 5, 9, 1, 10, 2, 8, 6, 4)  # sids in this order, ids in another
+    try:
+        async with pool.acquire() as conn:
+            for t in first_seen:  # one at a time: a batch's new tokens get sids in id order
+                await conn.execute(
+                    "INSERT INTO token_keys (token_id, market_id) VALUES ($1, 'm')", token(t)
+                )
+        rows = [price_row(i, token(t)) for i in range(300) for t in first_seen]
+        await BulkWriter(pool, clock=lambda: T0 + timedelta(days=1)).write(PRICE_SNAPSHOTS, rows)
+        sorted_export = await export(plain_dsn, open_lake(str(tmp_path / "sorted")))
+        async with pool.acquire() as conn:
+            span_end = datetime.combine(DAY, datetime.min.time(), UTC) + timedelta(days=1)
+            assert (await seal_finished_days(conn, span_end + SEAL_AFTER)).sealed
+            heap = await conn.fetch(
+                "SELECT k.token_id FROM price_points_p20260302 p "
+                "JOIN token_keys k USING (token_sid) ORDER BY p.ctid"
+            )
+        ids = [row["token_id"] for row in heap]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == len(first_seen)
+
+        sorts: list[int] = []
+        original = lake_export.sorted_slices
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            sorts.append(1)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(lake_export, "sorted_slices", counted)
+        as_stored = await export(plain_dsn, open_lake(str(tmp_path / "stored")))
+        assert sorts == []  # read as it lies
+        assert as_stored[1].sha256 == sorted_export[1].sha256
+
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "WITH gone AS (DELETE FROM price_points_p20260302 WHERE ctid = "
+                "(SELECT min(ctid) FROM price_points_p20260302) RETURNING *) "
+                "INSERT INTO price_points SELECT * FROM gone"
+            )
+        monkeypatch.setattr(ordering, "ASIDE_ROWS", 0)
+        fell_back = await export(plain_dsn, open_lake(str(tmp_path / "fell_back")))
+        assert sorts == [1]
+        assert fell_back[1].sha256 == sorted_export[1].sha256
+    finally:
+        await pool.close()
 
 
 async def test_readers_of_a_partitioned_day_share_its_pages_once_sealed_or_not(

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from polyfarm.lake import ordering
 from polyfarm.lake.ordering import (
     RANK,
+    NotInOrder,
     TokenIndex,
+    in_stored_order,
     lake_schema,
     row_groups,
     sort_keys,
     sort_rows,
     sorted_slices,
     with_ids,
+    with_rank,
 )
 from polyfarm.lake.prefetch import merged, prefetched
 
@@ -174,3 +180,118 @@ def test_the_packed_key_sorts_as_arrow_sorts_on_every_column() -> None:
     assert sort_rows(tied, ORDER).equals(tied.sort_by(sort_keys(ORDER)))
     with_seq = ("token_id", "ts", "seq")
     assert sort_rows(tied, with_seq).equals(tied.sort_by(sort_keys(with_seq)))
+
+
+DAY_START = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def stored_day(sids: int, minutes: int) -> pa.Table:
+    """Every sid once a minute, in the lake's order (rank, then time), as a sealed day's heap
+    would hold it had every row gone onto the page after the last."""
+    index = index_of(sids)
+    order = sorted(
+        ((int(index.ranks(pa.array([sid], pa.int32()))[0]), ts, sid))
+        for ts in range(minutes)
+        for sid in range(1, sids + 1)
+    )
+    return pa.table(
+        {
+            "ts": pa.array(
+                [DAY_START + timedelta(minutes=ts) for _, ts, _ in order], pa.timestamp("us", "UTC")
+            ),
+            "token_sid": pa.array([sid for _, _, sid in order], pa.int32()),
+            "v": [ts * 1000 + sid for _, ts, sid in order],
+        }
+    )
+
+
+def into_pages(day: pa.Table, seed: int) -> pa.Table:
+    """``day`` as an INSERT of its rows in order leaves a heap: each row onto the last page,
+    or into the first earlier page with the free space for it (PostgreSQL's free space map),
+    or onto a new page; rows of varying size, so earlier pages keep some space."""
+    rng = random.Random(seed)
+    pages: list[list[int]] = []
+    free: list[int] = []
+    for row in range(day.num_rows):
+        size = rng.choice((90, 100, 104, 120))
+        page = next((n for n, space in enumerate(free) if space >= size), None)
+        if page is None or (pages and free[-1] >= size):
+            page = len(pages) - 1 if pages and free[-1] >= size else None
+        if page is None:
+            pages.append([])
+            free.append(1000)
+            page = len(pages) - 1
+        pages[page].append(row)
+        free[page] -= size
+    return day.take(pa.array([row for page in pages for row in page]))
+
+
+def stored_order(table: pa.Table, batch_rows: int, index: TokenIndex) -> pa.Table:
+    return pa.concat_tables(
+        in_stored_order(table.to_batches(max_chunksize=batch_rows), index, DAY_START)
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("window", [40, 997, ordering.WINDOW_ROWS])
+def test_a_sealed_day_read_as_stored_comes_out_in_order_with_its_rows_out_of_place(
+    seed: int, window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ordering, "WINDOW_ROWS", window)
+    index = index_of(50)
+    day = stored_day(50, 60)
+    heap = into_pages(day, seed)
+    assert not heap.equals(day)  # some rows out of place: what the test is about
+    for batch_rows in (1, 100, 10**6):
+        found = stored_order(heap, batch_rows, index)
+        assert found.equals(ranked(day, index))
+
+
+def ranked(day: pa.Table, index: TokenIndex) -> pa.Table:
+    return pa.Table.from_batches([with_rank(day.combine_chunks().to_batches()[0], index)])
+
+
+def outcome(heap: pa.Table, index: TokenIndex) -> pa.Table | None:
+    """All that ``in_stored_order`` hands on, or None if it refuses ``heap`` (what it handed
+    on before then being in order)."""
+    found: list[pa.Table] = []
+    try:
+        for table in in_stored_order(heap.to_batches(max_chunksize=100), index, DAY_START):
+            found.append(table)
+    except NotInOrder:
+        if found:
+            whole = pa.concat_tables(found)
+            keys = list(zip(whole[RANK].to_pylist(), whole["ts"].to_pylist(), strict=True))
+            assert keys == sorted(set(keys))
+        return None
+    return pa.concat_tables(found)
+
+
+@pytest.mark.parametrize("window", [40, ordering.WINDOW_ROWS])
+def test_a_day_out_of_order_comes_out_in_order_or_is_refused_before_a_row_out_of_order(
+    window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ordering, "WINDOW_ROWS", window)
+    index = index_of(50)
+    day = stored_day(50, 60)
+    heap = into_pages(day, seed=1)
+    late = heap.slice(500, 1)  # a row written into the day after it was sealed: at the end
+    appended = pa.concat_tables([heap.slice(0, 500), heap.slice(501), late])
+    shuffled = day.take(pa.array(random.Random(3).sample(range(day.num_rows), day.num_rows)))
+    for stored in (appended, shuffled):
+        found = outcome(stored, index)
+        assert found is None or found.equals(ranked(day, index))
+    # A window holds the rows after a row out of place: a few rows a page, not a shuffle.
+    assert (outcome(shuffled, index) is None) == (window < day.num_rows)
+    twice = pa.concat_tables([heap.slice(0, 1000), heap.slice(999)])  # one row stored twice
+    outside = heap.set_column(0, "ts", pc.add(heap["ts"], pa.scalar(timedelta(days=2))))
+    assert outcome(twice, index) is None
+    assert outcome(outside, index) is None
+
+
+def test_too_many_rows_out_of_place_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = index_of(50)
+    heap = into_pages(stored_day(50, 60), seed=1)
+    assert outcome(heap, index) is not None
+    monkeypatch.setattr(ordering, "ASIDE_ROWS", 3)
+    assert outcome(heap, index) is None

@@ -8,7 +8,11 @@ bind parameters: ``polyfarm.lake.decode.timestamp_literal``). BENCHMARKS.md ("La
 snapshot, each a range of the day's pages (``reader_sqls``). ``polyfarm.lake.ordering`` sorts
 them by token id then time (spilling a large day to the local spool), puts the ids back and
 cuts row groups of ``ROW_GROUP_ROWS`` rows; the three stages (reading, sorting, encoding
-Parquet) run in threads of their own (``polyfarm.lake.prefetch``). The file is written to the
+Parquet) run in threads of their own (``polyfarm.lake.prefetch``). A day that maintenance
+rewrote in the lake's order (``polyfarm.store.sealing``) is not sorted: one reader reads it as
+it lies and ``polyfarm.lake.ordering.in_stored_order`` puts back the few rows out of place,
+checking the order as the rows go by; a day that turns out not to be in order (a late row
+appended since) is exported again the sorting way. The file is written to the
 spool, hashed, and put in the lake only when the bytes differ from those the manifest names:
 running a day again writes nothing when nothing changed, and a day that changed (a late
 repair) replaces its file whole, the manifest entry saying which file it replaced. Memory
@@ -46,7 +50,9 @@ from polyfarm.lake.layout import (
 )
 from polyfarm.lake.ordering import (
     RANK,
+    NotInOrder,
     TokenIndex,
+    in_stored_order,
     lake_schema,
     row_groups,
     sorted_slices,
@@ -54,7 +60,11 @@ from polyfarm.lake.ordering import (
 )
 from polyfarm.lake.prefetch import merged, prefetched
 from polyfarm.lake.storage import Lake
+from polyfarm.logs import get_logger
 from polyfarm.store.partitions import EPOCH
+from polyfarm.store.sealing import SEALED_COMMENT
+
+log = get_logger(__name__)
 
 # Rows a row group: a reader of one token's day decodes only the groups whose token_id range
 # holds it, so smaller groups make selective reads cheaper. 10 million price snapshots: a
@@ -70,8 +80,11 @@ SLICE_ROWS = 1_048_576
 # one core per connection, the slowest stage of an export with one.
 READERS = 2
 _HASH_CHUNK = 1 << 20
-_PARTITION_PAGES = r"""
-SELECT max(pg_relation_size(p.oid) / current_setting('block_size')::bigint) AS pages
+# Batches the one reader of a day in stored order is let run ahead of the ordering.
+STORED_ORDER_DEPTH = 4
+_PARTITION_LAYOUT = r"""
+SELECT max(pg_relation_size(p.oid) / current_setting('block_size')::bigint) AS pages,
+       bool_and(obj_description(p.oid, 'pg_class') IS NOT DISTINCT FROM '{sealed}') AS sealed
 FROM pg_inherits i
 JOIN pg_class t ON t.oid = i.inhparent AND t.relkind = 'p'
 JOIN pg_class p ON p.oid = i.inhrelid
@@ -161,6 +174,9 @@ class SpanTally:
         spans, counts = np.unique(micros // self._span_us, return_counts=True)
         self._counts.update(dict(zip(spans.tolist(), counts.tolist(), strict=True)))
 
+    def clear(self) -> None:
+        self._counts.clear()
+
     def counts(self) -> dict[datetime, int]:
         step = timedelta(microseconds=self._span_us)
         return {EPOCH + index * step: rows for index, rows in sorted(self._counts.items())}
@@ -180,8 +196,35 @@ def _write_parquet(
     chunking: Chunking,
     tally: SpanTally | None = None,
 ) -> tuple[int, datetime | None, datetime | None]:
+    try:
+        return _write_file(dsn, table, span, local, chunking, tally, stored_order=True)
+    except NotInOrder as exc:
+        log.warning(
+            "a sealed day was not in the lake's order; sorting it instead",
+            table=table.name,
+            day=span[0].date().isoformat(),
+            reason=str(exc),
+        )
+    if tally is not None:
+        tally.clear()
+    return _write_file(dsn, table, span, local, chunking, tally, stored_order=False)
+
+
+def _write_file(
+    dsn: str,
+    table: LakeTable,
+    span: tuple[datetime, datetime],
+    local: Path,
+    chunking: Chunking,
+    tally: SpanTally | None,
+    *,
+    stored_order: bool,
+) -> tuple[int, datetime | None, datetime | None]:
     rows, first, last = 0, None, None
-    with sorted_tables(dsn, table, span, local.parent, chunking) as (schema, groups):
+    with sorted_tables(dsn, table, span, local.parent, chunking, stored_order=stored_order) as (
+        schema,
+        groups,
+    ):
         writer = _parquet_writer(local, schema, table)
         try:
             for group in groups:
@@ -206,11 +249,15 @@ def sorted_tables(
     spool: Path,
     chunking: Chunking = Chunking(),
     token_ids: Sequence[str] | None = None,
+    *,
+    stored_order: bool = False,
 ) -> Iterator[tuple[pa.Schema, Iterator[pa.Table]]]:
     """``table``'s rows in ``[start, end)`` (of ``token_ids`` only, if given; a dimension
     whole) sorted as the lake keeps them, in tables of ``chunking.row_group_rows`` rows, and
     their schema: a time series' ids are dictionaries (``lake_schema``). Memory stays bounded
-    whatever the span: a large one spills to ``spool``."""
+    whatever the span: a large one spills to ``spool``. With ``stored_order``, a span that is
+    one day sealed in the lake's order is read as it lies; the groups then raise
+    ``NotInOrder`` if it is not in that order after all (nothing out of order is handed on)."""
     # One snapshot for the token keys and the rows, so that every row finds its token.
     with ArrowConnection(dsn, repeatable_read=True) as conn:
         public = _schema(conn, table.name)
@@ -218,7 +265,9 @@ def sorted_tables(
             groups = _dimension_groups(conn, table.day_query(*span)[0])
             schema = public
         else:
-            groups = _series_groups(dsn, conn, table, public, span, spool, chunking, token_ids)
+            groups = _series_groups(
+                dsn, conn, table, public, span, spool, chunking, token_ids, stored_order
+            )
             schema = lake_schema(public)
         stream = prefetched(groups, depth=1)
         try:
@@ -236,6 +285,7 @@ def _series_groups(
     spool: Path,
     chunking: Chunking,
     token_ids: Sequence[str] | None,
+    stored_order: bool,
 ) -> Iterator[pa.Table]:
     """The span's rows as row groups in the lake's order and schema (``lake_schema``)."""
     index = TokenIndex.build(conn.fetch("SELECT token_sid, token_id, market_id FROM token_keys"))
@@ -244,20 +294,35 @@ def _series_groups(
     # The readers share this connection's snapshot (as pg_dump's parallel jobs do): every row
     # they see has its token in ``index``, and the day is read as of one moment.
     snapshot = conn.fetch("SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
-    batches = merged(
-        [
-            _stream_in_snapshot(dsn, snapshot, sql)
-            for sql in reader_sqls(conn, read, span, sids, READERS)
-        ]
-    )
+    schema = lake_schema(public)
     with tempfile.TemporaryDirectory(prefix="spill-", dir=spool) as spill:
-        slices = sorted_slices(
-            batches, index, table.order, slice_rows=chunking.slice_rows, spill_dir=Path(spill)
-        )
-        schema = lake_schema(public)
+        if stored_order and _one_day_in_lake_order(conn, table, read, span):
+            # One reader: the pages in order (a TID range scan from the first page).
+            sql = day_sql(read, *span, sids, pages=(0, None))
+            stream = prefetched(_stream_in_snapshot(dsn, snapshot, sql), STORED_ORDER_DEPTH)
+            slices = in_stored_order(stream, index, span[0])
+        else:
+            sqls = reader_sqls(conn, read, span, sids, READERS)
+            batches = merged([_stream_in_snapshot(dsn, snapshot, sql) for sql in sqls])
+            slices = sorted_slices(
+                batches, index, table.order, slice_rows=chunking.slice_rows, spill_dir=Path(spill)
+            )
         for group in row_groups(slices, chunking.row_group_rows):
             columns = group if read.decode is None else read.decode(group)
             yield with_ids(columns, group.column(RANK).to_numpy(), index, schema)
+
+
+def _one_day_in_lake_order(
+    conn: ArrowConnection, table: LakeTable, read: StorageRead, span: tuple[datetime, datetime]
+) -> bool:
+    """Whether ``span`` is a day of partitions sealed in the lake's order."""
+    if table.order != _LAKE_ORDER or span[1] - span[0] != _DAY:
+        return False
+    return _partition_layout(conn, read.relation, span)[1]
+
+
+_LAKE_ORDER = ("token_id", "ts")
+_DAY = timedelta(days=1)
 
 
 def _dimension_groups(conn: ArrowConnection, sql: str) -> Iterator[pa.Table]:
@@ -289,7 +354,7 @@ def reader_sqls(
     a day that maintenance rewrote in token order (``polyfarm.store.sealing``) scan all of
     it, the time index finding no page it could skip. Elsewhere (a view, a hypertable, whose
     compressed chunks keep no pages of rows), each reader takes a stretch of time."""
-    pages = _partition_pages(conn, read.relation, span)
+    pages, _ = _partition_layout(conn, read.relation, span)
     if pages < count:
         return [day_sql(read, low, high, sids) for low, high in _parts(*span, count)]
     cuts = [pages * i // count for i in range(1, count)]
@@ -297,16 +362,23 @@ def reader_sqls(
     return [day_sql(read, *span, sids, pages=pair) for pair in itertools.pairwise(bounds)]
 
 
-def _partition_pages(conn: ArrowConnection, relation: str, span: tuple[datetime, datetime]) -> int:
-    """The most pages any partition of ``relation`` overlapping ``span`` has; 0 when it is not
-    a partitioned table. A partition without plain bounds (the legacy or the DEFAULT one) is
-    left out of the count: the last reader's range is open, so its pages are read all the
-    same."""
-    sql = _PARTITION_PAGES.format(
-        relation=relation, start=timestamp_literal(span[0]), end=timestamp_literal(span[1])
+def _partition_layout(
+    conn: ArrowConnection, relation: str, span: tuple[datetime, datetime]
+) -> tuple[int, bool]:
+    """The most pages any partition of ``relation`` overlapping ``span`` has (0 when it is not
+    a partitioned table), and whether every such partition is sealed in the lake's order. A
+    partition without plain bounds (the legacy or the DEFAULT one) is left out: the last
+    reader's range is open, so its pages are read all the same (and out of order, if it holds
+    rows of the span: the order check finds them)."""
+    sql = _PARTITION_LAYOUT.format(
+        relation=relation,
+        start=timestamp_literal(span[0]),
+        end=timestamp_literal(span[1]),
+        sealed=SEALED_COMMENT,
     )
-    pages = conn.fetch(sql).column("pages")[0].as_py()
-    return int(pages or 0)
+    found = conn.fetch(sql)
+    pages = found.column("pages")[0].as_py()
+    return int(pages or 0), bool(found.column("sealed")[0].as_py())
 
 
 def _parts(start: datetime, end: datetime, count: int) -> list[tuple[datetime, datetime]]:

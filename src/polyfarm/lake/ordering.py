@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +269,139 @@ def _masked(indices: npt.NDArray[np.int32], valid: pa.Array | None) -> pa.Array:
     if valid is None:
         return values
     return pc.if_else(valid, values, pa.scalar(None, pa.int32()))
+
+
+class NotInOrder(Exception):
+    """Rows read as stored were not in the lake's order, give or take a few: sort them."""
+
+
+# Rows of a day stored in order that may lie out of their place (``in_stored_order``); more
+# means the day is not in order, and memory stays bounded either way.
+ASIDE_ROWS = 262_144
+_LAST_KEY = np.uint64(np.iinfo(np.uint64).max)
+
+
+def in_stored_order(
+    batches: Iterable[pa.RecordBatch], index: TokenIndex, start: datetime
+) -> Iterator[pa.Table]:
+    """The rows of a day that maintenance stored in the lake's order
+    (``polyfarm.store.sealing``), read as they lie (with a ``token_sid`` column, all at or
+    after ``start`` and within ``2**_TIME_BITS`` µs of it), as consecutive tables with a
+    ``RANK`` column in the lake's order, without sorting them.
+
+    The heap holds the rows in order but for a few: when a row of the rewrite fits into the
+    free space an earlier page was left with, PostgreSQL puts it there. Such a row was written
+    after every row before it and after the rows of the pages that follow up to where it
+    belongs, so it is larger than the next row in its place; each is set aside as it is found
+    and put back where it belongs, before anything after it is handed on. Everything handed on
+    is checked to be in strict order; anything else (a late row appended to the day, a day in
+    another order, more than ``ASIDE_ROWS`` rows out of place) raises ``NotInOrder`` before a
+    row out of order is handed on."""
+    merge = _AsideMerge(_micros(start))
+    pending: tuple[pa.Table, Keys] | None = None
+    for table in _windows(batches, index):
+        keys = merge.keys(table)
+        if pending is not None:
+            yield from merge.emit(*pending, following=keys.min())
+        pending = (table, keys)
+    if pending is not None:
+        yield from merge.emit(*pending, following=_LAST_KEY)
+
+
+Keys = npt.NDArray[np.uint64]
+# Rows looked at together: a row out of place is found by the rows read after it, so a run of
+# them (several in one page's free space) is found whole when the rows after the run are in
+# the same window or the next one. A run it misses fails the order check: no wrong output.
+WINDOW_ROWS = 16_384
+
+
+def _windows(batches: Iterable[pa.RecordBatch], index: TokenIndex) -> Iterator[pa.Table]:
+    """``batches`` ranked, gathered into tables of at least ``WINDOW_ROWS`` rows (the last
+    fewer)."""
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        if batch.num_rows:
+            pending.append(with_rank(batch, index))
+            size += batch.num_rows
+        if size >= WINDOW_ROWS:
+            yield pa.Table.from_batches(pending)
+            pending, size = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+class _AsideMerge:
+    """``in_stored_order``'s state: the rows set aside, sorted, and the last key handed on."""
+
+    def __init__(self, start_us: int) -> None:
+        self._start_us = start_us
+        self._aside: pa.Table | None = None
+        self._aside_keys: Keys = np.empty(0, np.uint64)
+        self._last: int = -1
+
+    def keys(self, table: pa.Table) -> Keys:
+        """Each row's rank and time in one 64-bit key: equal keys mean equal rank and time."""
+        offsets = pc.cast(table.column("ts"), pa.int64()).to_numpy() - self._start_us
+        if offsets.min() < 0 or offsets.max() >= 1 << _TIME_BITS:
+            raise NotInOrder("a row outside the day")
+        ranks = table.column(RANK).to_numpy().astype(np.uint64)
+        keys: Keys = (ranks << np.uint64(_TIME_BITS)) | offsets.astype(np.uint64)
+        return keys
+
+    def emit(self, table: pa.Table, keys: Keys, following: np.uint64) -> Iterator[pa.Table]:
+        """``table``'s rows in their place, with the rows set aside that come before
+        ``following`` (the least key of the rows read after these)."""
+        after = np.append(np.minimum.accumulate(keys[::-1])[::-1][1:], following)
+        misplaced = keys > after
+        placed = np.flatnonzero(~misplaced)
+        placed_keys = keys[placed]
+        if placed.size and (
+            int(placed_keys[0]) <= self._last or np.any(placed_keys[1:] <= placed_keys[:-1])
+        ):
+            raise NotInOrder("rows out of order")
+        if len(placed) < len(keys):
+            out = np.flatnonzero(misplaced)
+            self._set_aside(table.take(pa.array(out)), keys[out])
+        back, back_keys = self._due(following)
+        if placed.size:
+            self._last = int(placed_keys[-1])
+        if back is None:
+            yield table if len(placed) == len(keys) else table.take(pa.array(placed))
+            return
+        # Each row set aside goes before the first row in its place that is larger.
+        where = np.searchsorted(placed_keys, back_keys)
+        if placed.size and np.any(placed_keys[np.minimum(where, len(placed) - 1)] == back_keys):
+            raise NotInOrder("two rows of one token and time")
+        order = np.insert(placed, where, len(keys) + np.arange(len(back_keys)))
+        self._last = max(self._last, int(back_keys[-1]))
+        yield pa.concat_tables([table, back]).take(pa.array(order))
+
+    def _set_aside(self, rows: pa.Table, keys: Keys) -> None:
+        tables = [rows] if self._aside is None else [self._aside, rows]
+        merged_keys = np.concatenate([self._aside_keys, keys])
+        if len(merged_keys) > ASIDE_ROWS:
+            raise NotInOrder(f"more than {ASIDE_ROWS} rows out of their place")
+        order = np.argsort(merged_keys, kind="stable")
+        self._aside = pa.concat_tables(tables).take(pa.array(order))
+        self._aside_keys = merged_keys[order]
+
+    def _due(self, following: np.uint64) -> tuple[pa.Table | None, Keys]:
+        """The rows set aside that come before ``following``, taken out of the set."""
+        due = int(np.searchsorted(self._aside_keys, following, side="left"))
+        if self._aside is None or not due:
+            return None, self._aside_keys[:0]
+        back, back_keys = self._aside.slice(0, due), self._aside_keys[:due]
+        self._aside, self._aside_keys = self._aside.slice(due), self._aside_keys[due:]
+        if int(back_keys[0]) <= self._last:
+            raise NotInOrder("a row set aside belongs before rows already handed on")
+        if np.any(back_keys[1:] == back_keys[:-1]):
+            raise NotInOrder("two rows of one token and time")
+        return back, back_keys
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -3,8 +3,8 @@
 The collector writes every token's snapshot of a minute together, so one token's day lies on
 about 1,440 heap pages, one row on each: a token-day read (candles, ``polyfarm.data``) visits
 them all, and with a day larger than the server's cache it reads most of them from the OS
-(BENCHMARKS.md, "Data out"). Rewritten in ``(token_sid, ts)`` order the same day takes a
-handful of pages a token: the server's time for a token-day went from 5.3 to 0.5 ms.
+(BENCHMARKS.md, "Data out"). Rewritten a token at a time (the order: below) the same day takes
+a handful of pages a token: the server's time for a token-day went from 5.3 to 0.5 ms.
 
 A day partition whose end is ``SEAL_AFTER`` old is rewritten once, by copy and swap:
 
@@ -26,6 +26,13 @@ appended: the day stays correct, only a little less ordered.
 What it costs: one more write of each finished day of price snapshots, and the partition's
 BRIN index on ``ts`` no longer narrows a time range inside that day (its pages each hold the
 whole day); reads by token, the ones that matter, go through the ``(token_sid, ts)`` index.
+
+The order is the lake's (``polyfarm.lake.ordering``): token id in byte order, then time, not
+the integer ``token_sid`` (which follows the order tokens were first seen). A token's rows lie
+together either way; in this order the lake's export reads the day as it lies instead of
+sorting it (``polyfarm.lake.ordering.in_stored_order``). The heap is in that order but for a
+few rows a page: PostgreSQL puts a row into the free space an earlier page was left with when
+it fits there (10 million rows: about 4,000 rows), which the export allows for.
 
 TimescaleDB: compressed chunks are segmented by token already; nothing here runs there.
 """
@@ -53,12 +60,15 @@ from polyfarm.store.partitions import (
 log = get_logger(__name__)
 
 # The tables whose finished days are rewritten by token, with the order: the ones read a token
-# at a time (candles, the research API) and large enough for it to matter.
-SEALED_ORDER = {"price_points": ("token_sid", "ts")}
+# at a time (candles, the research API) and large enough for it to matter. The lake's order:
+# token id in byte order (a sid the registry lacks last, as the lake ranks it), then time.
+SEALED_ORDER = {"price_points": ('k.token_id COLLATE "C"', "p.ts")}
 # How long after a day's end its partition is rewritten: late rows (a writer's retries, the
 # journal after a short outage) are in by then.
 SEAL_AFTER = timedelta(hours=1)
-SEALED_COMMENT = "polyfarm: sealed, rows in token order"
+SEALED_COMMENT = "polyfarm: sealed, rows in token id order"
+# Days sealed before the order was the lake's, by ``token_sid``: sealed all the same.
+SEALED_BY_SID_COMMENT = "polyfarm: sealed, rows in token order"
 SWAP_TRIES = 5
 SWAP_RETRY_S = 1.0
 # Days rewritten per maintenance round, newest first: a database upgraded with months of
@@ -116,9 +126,9 @@ async def seal_finished_days(conn: asyncpg.Connection, now: datetime) -> SealRep
 async def _sealed_names(conn: asyncpg.Connection, names: list[str]) -> set[str]:
     found = await conn.fetch(
         "SELECT n.name FROM unnest($1::text[]) AS n(name) "
-        "WHERE obj_description(to_regclass(n.name), 'pg_class') = $2",
+        "WHERE obj_description(to_regclass(n.name), 'pg_class') = ANY($2::text[])",
         names,
-        SEALED_COMMENT,
+        [SEALED_COMMENT, SEALED_BY_SID_COMMENT],
     )
     return {row["name"] for row in found}
 
@@ -149,7 +159,8 @@ async def seal_partition(
                 f"{timestamp_literal(part.lower)} AND ts < {timestamp_literal(part.upper)})"
             )
             status = await conn.execute(
-                f"INSERT INTO {new} SELECT * FROM {old} ORDER BY {', '.join(order)}"  # noqa: S608 - our identifiers
+                f"INSERT INTO {new} SELECT p.* FROM {old} p "  # noqa: S608 - our identifiers
+                f"LEFT JOIN token_keys k ON k.token_sid = p.token_sid ORDER BY {', '.join(order)}"
             )
             rows = int(status.rsplit(" ", 1)[-1])
             # Statistics now, not at autovacuum's leisure: the planner needs the new order's
