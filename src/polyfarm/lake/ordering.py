@@ -367,7 +367,7 @@ class _AsideMerge:
         if placed.size:
             self._last = int(placed_keys[-1])
         if back is None:
-            yield table if len(placed) == len(keys) else table.take(pa.array(placed))
+            yield table if len(placed) == len(keys) else _gathered(table, placed)
             return
         # Each row set aside goes before the first row in its place that is larger.
         where = np.searchsorted(placed_keys, back_keys)
@@ -375,7 +375,7 @@ class _AsideMerge:
             raise NotInOrder("two rows of one token and time")
         order = np.insert(placed, where, len(keys) + np.arange(len(back_keys)))
         self._last = max(self._last, int(back_keys[-1]))
-        yield pa.concat_tables([table, back]).take(pa.array(order))
+        yield _gathered(pa.concat_tables([table, back]), order)
 
     def _set_aside(self, rows: pa.Table, keys: Keys) -> None:
         tables = [rows] if self._aside is None else [self._aside, rows]
@@ -398,6 +398,23 @@ class _AsideMerge:
         if np.any(back_keys[1:] == back_keys[:-1]):
             raise NotInOrder("two rows of one token and time")
         return back, back_keys
+
+
+def _gathered(table: pa.Table, rows: npt.NDArray[np.int64]) -> pa.Table:
+    """``table.take(rows)`` where ``rows`` is a few runs of consecutive rows: the runs' slices,
+    without copying (``row_groups`` copies each group once anyway)."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) > len(rows) // _ROWS_A_SLICE:
+        return table.take(pa.array(rows))
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(rows)]])
+    return pa.concat_tables(
+        [table.slice(int(rows[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    )
+
+
+# Fewer rows than this a run on average, and a copy is cheaper than the slices.
+_ROWS_A_SLICE = 64
 
 
 def _micros(moment: datetime) -> int:
