@@ -6,8 +6,9 @@ A fresh, fully migrated database (the embedded PostgreSQL, or a new one on ``--d
 minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
 
 1. **Export**: ``polyfarm lake export --table price_snapshots`` in a child process (the command
-   a user runs) of the day as production exports it, rewritten in token order by maintenance
-   (plain PostgreSQL, ``polyfarm.store.sealing``, which took ``seal_s``): rows/s and the
+   a user runs) of the day as production exports it, rewritten in the lake's order by
+   maintenance (plain PostgreSQL, ``polyfarm.store.sealing``, which took ``seal_s``), so read
+   as it lies instead of sorted (``polyfarm.lake.ordering.in_stored_order``): rows/s and the
    child's peak RSS; the same command for a day without rows (into another lake), its fixed
    cost (the interpreter, imports, connections, planning), so that the rate of the export's
    own work shows too; and the export of the day before the rewrite
