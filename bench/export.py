@@ -8,7 +8,8 @@ minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
 1. **Export**: ``polyfarm lake export --table price_snapshots`` in a child process (the command
    a user runs) of the day as production exports it, rewritten in the lake's order by
    maintenance (plain PostgreSQL, ``polyfarm.store.sealing``, which took ``seal_s``), so read
-   as it lies instead of sorted (``polyfarm.lake.ordering.in_stored_order``): rows/s and the
+   as it lies instead of sorted (``polyfarm.lake.ordering.in_stored_order``), and vacuumed as
+   autovacuum would have by then (``vacuum_s``): rows/s and the
    child's peak RSS; the same command for a day without rows (into another lake), its fixed
    cost (the interpreter, imports, connections, planning), so that the rate of the export's
    own work shows too; and the export of the day before the rewrite
@@ -29,7 +30,7 @@ minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
 ``export_rows_per_s_after_fixed``, ``export_unsealed_rows_per_s``, ``pandas_rows_per_s``,
 ``speedup``, ``export_peak_rss_mb``, ``pandas_peak_rss_mb``, ``lake_bytes_per_row``,
 ``candles_db_ms``, ``candles_db_today_ms`` and ``candles_lake_ms`` (p50, p99), ``seal_s``,
-``training_rows``, ``training_s``.
+``vacuum_s``, ``training_rows``, ``training_s``.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -
     _, unsealed_s, _ = child([*export, "--lake", str(work / "unsealed")], env)
     # Then as maintenance leaves it an hour after its end (rewritten in token order, plain
     # PostgreSQL), an hour before the export's schedule (lake.seal_after_hours) reaches it.
-    sealed, result["seal_s"] = asyncio.run(seal_the_day(dsn))
+    sealed, result["seal_s"], result["vacuum_s"] = asyncio.run(seal_the_day(dsn))
     result["day_sealed"] = bool(sealed)
     exported, export_s, export_rss = child(export, env)
     empty_day = (START - timedelta(days=1)).date().isoformat()
@@ -194,13 +195,22 @@ def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -
     return result
 
 
-async def seal_the_day(dsn: str) -> tuple[list[str], float]:
-    """What maintenance does to the day an hour after its end; nothing on TimescaleDB."""
+async def seal_the_day(dsn: str) -> tuple[list[str], float, float]:
+    """What maintenance does to the day an hour after its end (nothing on TimescaleDB), and
+    what autovacuum then does within a minute or two, well before the export an hour later:
+    the sealed copy's 10 million new rows pass its insert threshold, and its vacuum sets the
+    rows' hint bits and the visibility map. Done here rather than left to autovacuum, which
+    would otherwise run beside the measurements below (or leave setting the hint bits, a
+    write of every page, to the export's first read)."""
     conn = await asyncpg.connect(dsn)
     try:
         started = time.perf_counter()
         report = await seal_finished_days(conn, START + timedelta(days=1) + SEAL_AFTER)
-        return report.sealed, round(time.perf_counter() - started, 1)
+        sealed_s = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        for name in report.sealed:
+            await conn.execute(f"VACUUM {name}")
+        return report.sealed, sealed_s, round(time.perf_counter() - started, 1)
     finally:
         await conn.close()
 
