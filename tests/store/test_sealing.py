@@ -82,6 +82,19 @@ def in_sid_order(rows: list[tuple[object, ...]], columns: list[str]) -> bool:
     return keys == sorted(keys)  # type: ignore[type-var]
 
 
+async def index_shapes(conn: asyncpg.Connection, relation: str) -> list[tuple[str, str]]:
+    """``relation``'s indexes without their names, each with the parent index it is attached
+    to."""
+    found = await conn.fetch(
+        "SELECT regexp_replace(pg_get_indexdef(x.indexrelid), 'INDEX \\S+ ON \\S+', 'INDEX ON') "
+        "AS shape, p.inhparent::regclass::text AS parent FROM pg_index x "
+        "JOIN pg_inherits p ON p.inhrelid = x.indexrelid "
+        "WHERE x.indrelid = to_regclass($1) AND x.indisvalid ORDER BY 1",
+        relation,
+    )
+    return [(row["shape"], row["parent"]) for row in found]
+
+
 async def columns_of(conn: asyncpg.Connection, relation: str) -> list[str]:
     found = await conn.fetch(
         "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 "
@@ -116,6 +129,8 @@ async def test_a_finished_day_is_rewritten_in_token_order_and_nothing_else_chang
         before = await stored(conn, SEALED)
         today_before = await stored(conn, "price_points_p20260302")
         bounds_before = await partitions_of(conn, "price_points")
+        indexes_before = await index_shapes(conn, SEALED)
+        assert len(indexes_before) == 2  # the unique key and the BRIN index on ts
         assert not await in_token_order(
             conn, before, columns
         )  # written a minute of every token at a time
@@ -130,6 +145,8 @@ async def test_a_finished_day_is_rewritten_in_token_order_and_nothing_else_chang
         assert not in_sid_order(after, columns)  # first seen in another order
         assert await stored(conn, "price_points_p20260302") == today_before
         assert await partitions_of(conn, "price_points") == bounds_before
+        # The same indexes, each attached to the parent's (so none was built at the swap).
+        assert await index_shapes(conn, SEALED) == indexes_before
         # The table's unique key covers the new partition: a second snapshot of a token's
         # minute is refused there as before.
         with pytest.raises(asyncpg.UniqueViolationError):

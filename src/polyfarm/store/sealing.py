@@ -10,8 +10,10 @@ A day partition whose end is ``SEAL_AFTER`` old is rewritten once, by copy and s
 
 1. in one transaction, the partition is locked in SHARE mode: a late row for that day waits
    (and is then written into the new copy's place, see 3), readers go on;
-2. a new table like it (indexes, defaults and a CHECK of the day's bounds, so that attaching
-   it needs no scan) is filled with its rows sorted;
+2. a new table like it (defaults and a CHECK of the day's bounds, so that attaching it needs
+   no scan) is filled with its rows sorted, and then given the partition's indexes: built
+   from the rows in place, a B-tree is packed and in key order (filled a row at a time it was
+   39 % larger, and a token-day from a cold cache 40 % slower);
 3. the parent's ACCESS EXCLUSIVE lock, needed to detach the old partition and attach the new
    one, is waited for at most half the server's ``deadlock_timeout`` a try and tried
    ``SWAP_TRIES`` times (a savepoint each): readers and writers of the table queue behind it
@@ -153,7 +155,7 @@ async def seal_partition(
             # Bounded waits for every lock taken here: writers queue behind a waiting lock.
             await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             await conn.execute(f"LOCK TABLE {old} IN SHARE MODE")
-            await conn.execute(f"CREATE TABLE {new} (LIKE {old} INCLUDING ALL)")
+            await conn.execute(f"CREATE TABLE {new} (LIKE {old} INCLUDING ALL EXCLUDING INDEXES)")
             await conn.execute(
                 f"ALTER TABLE {new} ADD CONSTRAINT {check} CHECK (ts >= "
                 f"{timestamp_literal(part.lower)} AND ts < {timestamp_literal(part.upper)})"
@@ -163,6 +165,8 @@ async def seal_partition(
                 f"LEFT JOIN token_keys k ON k.token_sid = p.token_sid ORDER BY {', '.join(order)}"
             )
             rows = int(status.rsplit(" ", 1)[-1])
+            for definition in await _index_definitions(conn, part.name, new):
+                await conn.execute(definition)
             # Statistics now, not at autovacuum's leisure: the planner needs the new order's
             # correlation to read a token's day through the index.
             await conn.execute(f"ANALYZE {new}")
@@ -174,6 +178,28 @@ async def seal_partition(
         log.warning("sealing postponed: the table stayed busy", partition=part.name)
         return None
     return rows
+
+
+# The partition's indexes, each as a statement that makes it on ``$2`` (named by the server,
+# as LIKE would): attaching the copy then finds them in place of the parent's, instead of
+# building them while it holds the table.
+_INDEX_DEFINITIONS = r"""
+SELECT regexp_replace(
+    pg_get_indexdef(x.indexrelid),
+    '^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ USING ', 'CREATE \1INDEX ON ' || $2 || ' USING '
+) AS definition
+FROM pg_index x
+WHERE x.indrelid = to_regclass($1)
+ORDER BY x.indexrelid
+"""
+
+
+async def _index_definitions(conn: asyncpg.Connection, partition: str, new: str) -> list[str]:
+    found = [row["definition"] for row in await conn.fetch(_INDEX_DEFINITIONS, partition, new)]
+    for definition in found:
+        if f" ON {new} USING " not in definition:  # a form the rewrite does not know
+            raise RuntimeError(f"cannot copy the index {definition!r} of {partition}")
+    return found
 
 
 class _SwapPostponed(Exception):
