@@ -6,7 +6,10 @@ order Parquet's statistics and every reader compare strings in), so that sorting
 sorting by token id without a string ever being compared. ``sorted_slices`` sorts the day: a day
 that fits in ``slice_rows`` rows is sorted in memory; a larger one is spilled to local Arrow
 files, one per range of ranks, as it arrives, and each range is then read back and sorted on its
-own, so memory holds about ``slice_rows`` rows whatever the day's size. ``row_groups`` re-cuts
+own, so memory holds about ``slice_rows`` rows whatever the day's size. A day that maintenance
+stored in this order (``polyfarm.store.sealing``) needs no sort: ``in_stored_order`` takes it
+as it lies, putting back the few rows PostgreSQL placed out of order and refusing
+(``NotInOrder``) a day that is not in order after all. ``row_groups`` re-cuts
 the sorted stream into groups of a fixed size, so that a file's bytes do not depend on how the
 day was sliced, and ``with_ids`` puts the token and market ids back as dictionaries of the
 group's own tokens (a Parquet writer then stores them as they are, without hashing strings).
