@@ -296,13 +296,14 @@ def _series_groups(
     snapshot = conn.fetch("SELECT pg_export_snapshot() AS id").column("id")[0].as_py()
     schema = lake_schema(public)
     with tempfile.TemporaryDirectory(prefix="spill-", dir=spool) as spill:
-        if stored_order and _one_day_in_lake_order(conn, table, read, span):
+        pages, sealed = _partition_layout(conn, read.relation, span)
+        if stored_order and sealed and table.order == _LAKE_ORDER and span[1] - span[0] == _DAY:
             # One reader: the pages in order (a TID range scan from the first page).
             sql = day_sql(read, *span, sids, pages=(0, None))
             stream = prefetched(_stream_in_snapshot(dsn, snapshot, sql), STORED_ORDER_DEPTH)
             slices = in_stored_order(stream, index, span[0])
         else:
-            sqls = reader_sqls(conn, read, span, sids, READERS)
+            sqls = reader_sqls(conn, read, span, sids, READERS, pages)
             batches = merged([_stream_in_snapshot(dsn, snapshot, sql) for sql in sqls])
             slices = sorted_slices(
                 batches, index, table.order, slice_rows=chunking.slice_rows, spill_dir=Path(spill)
@@ -312,15 +313,7 @@ def _series_groups(
             yield with_ids(columns, group.column(RANK).to_numpy(), index, schema)
 
 
-def _one_day_in_lake_order(
-    conn: ArrowConnection, table: LakeTable, read: StorageRead, span: tuple[datetime, datetime]
-) -> bool:
-    """Whether ``span`` is a day of partitions sealed in the lake's order."""
-    if table.order != _LAKE_ORDER or span[1] - span[0] != _DAY:
-        return False
-    return _partition_layout(conn, read.relation, span)[1]
-
-
+# A day sealed in this order is read as it lies (``polyfarm.store.sealing``).
 _LAKE_ORDER = ("token_id", "ts")
 _DAY = timedelta(days=1)
 
@@ -347,14 +340,17 @@ def reader_sqls(
     span: tuple[datetime, datetime],
     sids: Sequence[int] | None,
     count: int,
+    pages: int | None = None,
 ) -> list[str]:
     """What each of ``count`` readers asks for. Where the rows are read from a partitioned
     table (not a view), each reader takes a range of the span's partitions' pages: each
     page is then read once, in order (a TID range scan). A time split makes every reader of
     a day that maintenance rewrote in token order (``polyfarm.store.sealing``) scan all of
     it, the time index finding no page it could skip. Elsewhere (a view, a hypertable, whose
-    compressed chunks keep no pages of rows), each reader takes a stretch of time."""
-    pages, _ = _partition_layout(conn, read.relation, span)
+    compressed chunks keep no pages of rows), each reader takes a stretch of time. ``pages``:
+    the most pages a partition of the span has, when already known (``_partition_layout``)."""
+    if pages is None:
+        pages, _ = _partition_layout(conn, read.relation, span)
     if pages < count:
         return [day_sql(read, low, high, sids) for low, high in _parts(*span, count)]
     cuts = [pages * i // count for i in range(1, count)]

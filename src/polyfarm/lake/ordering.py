@@ -36,6 +36,7 @@ SID = "token_sid"
 SPILL_BUCKETS = 64
 
 Ranks = npt.NDArray[np.uint32]
+Keys = npt.NDArray[np.uint64]  # ``rank_time_keys``
 
 
 @dataclass(frozen=True)
@@ -130,15 +131,24 @@ def sort_rows(table: pa.Table, order: Sequence[str]) -> pa.Table:
     return table.sort_by(sort_keys(order))
 
 
-def _packed_key(table: pa.Table, order: Sequence[str]) -> npt.NDArray[np.uint64] | None:
+def _packed_key(table: pa.Table, order: Sequence[str]) -> Keys | None:
     if [name for name in order if name != "token_id"] != ["ts"] or not table.num_rows:
         return None
+    return rank_time_keys(table)
+
+
+def rank_time_keys(table: pa.Table, start_us: int | None = None) -> Keys | None:
+    """Each row's ``RANK`` and its time since ``start_us`` (default: the table's earliest) in
+    one 64-bit key, ordered as the two are and equal only where both are; None when a time is
+    before ``start_us`` or a span of more than ~38 hours (of microseconds) does not fit."""
     ts = pc.cast(table.column("ts"), pa.int64()).to_numpy()
-    offsets = (ts - ts.min()).astype(np.uint64)
+    offsets = ts - (ts.min() if start_us is None else start_us)
     ranks = table.column(RANK).to_numpy().astype(np.uint64)
-    if offsets.max() >= 1 << _TIME_BITS or ranks.max() >= 1 << (64 - _TIME_BITS):
-        return None  # a span of more than ~38 hours (of microseconds): not in one key
-    key: npt.NDArray[np.uint64] = (ranks << np.uint64(_TIME_BITS)) | offsets
+    if offsets.min() < 0 or offsets.max() >= 1 << _TIME_BITS:
+        return None
+    if ranks.max() >= 1 << (64 - _TIME_BITS):
+        return None
+    key: Keys = (ranks << np.uint64(_TIME_BITS)) | offsets.astype(np.uint64)
     return key
 
 
@@ -311,7 +321,6 @@ def in_stored_order(
         yield from merge.emit(*pending, following=_LAST_KEY)
 
 
-Keys = npt.NDArray[np.uint64]
 # Rows looked at together: a row out of place is found by the rows read after it, so a run of
 # them (several in one page's free space) is found whole when the rows after the run are in
 # the same window or the next one. A run it misses fails the order check: no wrong output.
@@ -344,12 +353,9 @@ class _AsideMerge:
         self._last: int = -1
 
     def keys(self, table: pa.Table) -> Keys:
-        """Each row's rank and time in one 64-bit key: equal keys mean equal rank and time."""
-        offsets = pc.cast(table.column("ts"), pa.int64()).to_numpy() - self._start_us
-        if offsets.min() < 0 or offsets.max() >= 1 << _TIME_BITS:
+        keys = rank_time_keys(table, self._start_us)
+        if keys is None:
             raise NotInOrder("a row outside the day")
-        ranks = table.column(RANK).to_numpy().astype(np.uint64)
-        keys: Keys = (ranks << np.uint64(_TIME_BITS)) | offsets.astype(np.uint64)
         return keys
 
     def emit(self, table: pa.Table, keys: Keys, following: np.uint64) -> Iterator[pa.Table]:
