@@ -142,3 +142,8 @@ async def test_a_read_by_sid_gives_the_views_rows_and_types(
             assert got.height == expected.height > 0
             assert got.schema == expected.schema
             assert got.equals(expected, null_equal=True)
+            # A read of a few columns (the server asked for those alone): the same values.
+            few = ("spread", "price") if table == "price_snapshots" else ("side", "size")
+            narrow = farm.rows(table, tokens, *window, columns=few)
+            order = TABLES_BY_NAME[table].order
+            assert narrow.equals(got.select(*order, *few), null_equal=True)

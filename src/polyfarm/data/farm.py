@@ -145,7 +145,7 @@ class Farm:
             if source == "lake":
                 parts.append(self._from_lake(table, token_ids, piece, wanted))
             else:
-                found = self._from_database(table, token_ids, piece)
+                found = self._from_database(table, token_ids, piece, wanted)
                 parts.append(found.select(wanted) if wanted and found.height else found)
         filled = [part for part in parts if part.height]
         frame = pl.concat(filled, how="vertical_relaxed") if filled else pl.DataFrame()
@@ -334,8 +334,11 @@ class Farm:
         check = "SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present"
         return bool(self._query(check)["present"][0])
 
-    def _from_database(self, table: str, token_ids: list[str], window: Window) -> pl.DataFrame:
-        return _frame(self._database().rows(table, token_ids, window.start, window.end))
+    def _from_database(
+        self, table: str, token_ids: list[str], window: Window, columns: list[str] | None
+    ) -> pl.DataFrame:
+        stored = self._database()
+        return _frame(stored.rows(table, token_ids, window.start, window.end, columns))
 
     def _from_lake(
         self, table: str, token_ids: list[str], window: Window, columns: list[str] | None

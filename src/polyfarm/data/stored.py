@@ -61,19 +61,27 @@ class StoredRows:
         return table
 
     def rows(
-        self, table: str, token_ids: Sequence[str], start: datetime, end: datetime
+        self,
+        table: str,
+        token_ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str] | None = None,
     ) -> pa.Table:
-        """``table``'s rows of ``token_ids`` in ``[start, end)``, the view's columns (without
-        ``token_sid``), unordered."""
+        """``table``'s rows of ``token_ids`` in ``[start, end)``, unordered: the view's
+        columns (without ``token_sid``), or those of them in ``columns``. The server is asked
+        for what these need alone: a token-day's candles want two of a price row's columns."""
         keys = self._token_keys(token_ids)
         public = self._public_columns(table)
+        if columns is not None:
+            public = [name for name in public if name in columns]
         read = storage_read(TABLES_BY_NAME[table], public)
         # Literals, not parameters (integers and timestamps only): ADBC then reads the rows as
         # binary COPY, faster than a prepared statement's results once there are many (a
         # training set's), and as fast for a token-day.
         found = self.query(day_sql(read, start, end, [sid for sid, _ in keys.values()]))
-        columns = found if read.decode is None else read.decode(found)
-        return _with_ids(columns, found.column(SID), keys, public)
+        decoded = found if read.decode is None else read.decode(found)
+        return _with_ids(decoded, found.column(SID), keys, public)
 
     def _token_keys(self, token_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
         missing = [token for token in token_ids if token not in self._keys]

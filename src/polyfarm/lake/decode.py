@@ -39,32 +39,38 @@ class StorageRead:
     decode: Decoder | None = None
 
 
-def _prices(batch: pa.Table) -> pa.Table:
-    """``price_points`` as ``price_snapshots`` shows it (ids aside)."""
-    bid, ask = batch.column("best_bid"), batch.column("best_ask")
-    columns = {
-        "ts": batch.column("ts"),
-        "price": from_micros(batch.column("price")),
-        "best_bid": from_micros(bid),
-        "best_ask": from_micros(ask),
-        "spread": from_micros(pc.subtract(ask, bid)),
-        "last_trade_price": from_micros(batch.column("last_trade_price")),
-        "volume_24h": batch.column("volume_24h"),
-        "liquidity": batch.column("liquidity"),
-    }
-    return pa.table(columns)
+@dataclass(frozen=True)
+class Derived:
+    """A public column as computed from the stored ones it needs."""
+
+    sources: tuple[str, ...]
+    compute: Callable[[pa.Table], pa.Array | pa.ChunkedArray]
 
 
-_STORED = {
-    "price_snapshots": StorageRead(
-        "price_points",
-        (
-            *("ts", "token_sid", "price", "best_bid", "best_ask"),
-            *("last_trade_price", "volume_24h", "liquidity"),
-        ),
-        _prices,
+def _column(name: str) -> Derived:
+    return Derived((name,), lambda batch: batch.column(name))
+
+
+def _micros(name: str) -> Derived:
+    return Derived((name,), lambda batch: from_micros(batch.column(name)))
+
+
+# ``price_points`` as ``price_snapshots`` shows it (ids aside), a column at a time, so that a
+# read of a few columns (candles: the time and the price) asks the server for those alone.
+_PRICE_COLUMNS = {
+    "ts": _column("ts"),
+    "price": _micros("price"),
+    "best_bid": _micros("best_bid"),
+    "best_ask": _micros("best_ask"),
+    "spread": Derived(
+        ("best_bid", "best_ask"),
+        lambda batch: from_micros(pc.subtract(batch.column("best_ask"), batch.column("best_bid"))),
     ),
+    "last_trade_price": _micros("last_trade_price"),
+    "volume_24h": _column("volume_24h"),
+    "liquidity": _column("liquidity"),
 }
+_DERIVED = {"price_snapshots": ("price_points", _PRICE_COLUMNS)}
 
 
 def from_micros(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -73,12 +79,25 @@ def from_micros(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def storage_read(table: LakeTable, public: Sequence[str]) -> StorageRead:
-    """How ``table``'s day is read, given its view's columns ``public``."""
-    stored = _STORED.get(table.name)
-    if stored is not None:
-        return stored
-    columns = tuple(name for name in public if name not in ID_COLUMNS)
-    return StorageRead(table.name, columns if SID in columns else (*columns, SID))
+    """How ``table``'s rows are read, given the view's columns wanted, ``public`` (the ids
+    among them or not: they come from ``token_sid``, which is always read)."""
+    wanted = [name for name in public if name not in ID_COLUMNS]
+    derived = _DERIVED.get(table.name)
+    if derived is None:
+        columns = tuple(wanted)
+        return StorageRead(table.name, columns if SID in columns else (*columns, SID))
+    relation, columns_of = derived
+    unknown = [name for name in wanted if name not in columns_of]
+    if unknown:
+        raise ValueError(f"{table.name} has no column {unknown[0]!r}")
+    stored = dict.fromkeys(source for name in wanted for source in columns_of[name].sources)
+    stored.pop(SID, None)
+    plan = {name: columns_of[name] for name in wanted}
+    return StorageRead(relation, (*stored, SID), lambda batch: _derive(batch, plan))
+
+
+def _derive(batch: pa.Table, plan: dict[str, Derived]) -> pa.Table:
+    return pa.table({name: column.compute(batch) for name, column in plan.items()})
 
 
 def timestamp_literal(value: datetime) -> str:
