@@ -104,13 +104,15 @@ async def test_a_read_over_a_hole_says_so(pool: asyncpg.Pool, db_dsn: str) -> No
             DAY0 + 6 * HOUR,
         )
     with Farm(db_dsn) as farm:
-        with pytest.warns(HoleWarning, match="1 known holes \\(prices\\)"):
+        with pytest.warns(HoleWarning, match="1 known holes \\(prices\\)") as said:
             farm.prices(token(1), DAY0, DAY0 + timedelta(days=1))
+        assert said[0].filename == __file__  # the reader's line, not polyfarm's
         with warnings.catch_warnings():  # the same window, known from the read before
             warnings.simplefilter("error", HoleWarning)
             farm.prices(token(2), DAY0, DAY0 + timedelta(days=1))  # token 1's hole only
-        with pytest.warns(HoleWarning, match="1 known holes"):
+        with pytest.warns(HoleWarning, match="1 known holes") as said:
             farm.candles([token(2), token(1)], "1h", DAY0, DAY0 + timedelta(days=1))
+        assert said[0].filename == __file__
         holes = farm.holes(DAY0, DAY0 + timedelta(days=1), token(1))
         assert holes.select("stream", "reason").rows() == [("prices", "collector down")]
         assert farm.holes(DAY0 + 7 * HOUR, DAY0 + 8 * HOUR).height == 0

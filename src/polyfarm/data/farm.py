@@ -18,6 +18,7 @@ Arrow without a row ever becoming a Python object.
 from __future__ import annotations
 
 import re
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -133,7 +134,19 @@ class Farm:
     ) -> pl.DataFrame:
         """``table``'s rows of ``tokens`` (token ids, or market ids for all their tokens) in
         ``[start, end)``, sorted by token and time; only ``columns`` (and the sort's) when
-        given, which spares the lake decoding the others."""
+        given, which spares the lake decoding the others and the server sending them."""
+        found = self._unsorted_rows(table, tokens, start, end, columns)
+        return found.sort(*TABLES_BY_NAME[table].order) if found.height else found
+
+    def _unsorted_rows(
+        self,
+        table: str,
+        tokens: str | Sequence[str],
+        start: TimeLike,
+        end: TimeLike,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """``rows`` before the sort, for the candles and bars, which sort what they read."""
         if table not in TABLES_BY_NAME:
             raise ValueError(f"table must be one of {sorted(TABLES_BY_NAME)}, not {table!r}")
         window = Window(as_time(start), as_time(end))
@@ -148,9 +161,10 @@ class Farm:
                 found = self._from_database(table, token_ids, piece, wanted)
                 parts.append(found.select(wanted) if wanted and found.height else found)
         filled = [part for part in parts if part.height]
-        frame = pl.concat(filled, how="vertical_relaxed") if filled else pl.DataFrame()
         self._warn_holes(token_ids, window)
-        return frame.sort(*order) if frame.height else frame
+        if len(filled) > 1:
+            return pl.concat(filled, how="vertical_relaxed")
+        return filled[0] if filled else pl.DataFrame()
 
     # -- derived -------------------------------------------------------------------------------
 
@@ -166,10 +180,11 @@ class Farm:
         """OHLC of the price snapshots (``source="prices"``) or OHLCV with VWAP, trade count
         and the buy / sell split of the trades (``source="trades"``)."""
         if source == "prices":
-            prices = self.rows("price_snapshots", tokens, start, end, columns=("price",))
+            prices = self._unsorted_rows("price_snapshots", tokens, start, end, ("price",))
             return barmaths.price_candles(prices, interval)
         if source == "trades":
-            return barmaths.trade_candles(self.trades(tokens, start, end), interval)
+            tape = self._unsorted_rows("trades", tokens, start, end)
+            return barmaths.trade_candles(tape, interval)
         raise ValueError(f"source must be 'prices' or 'trades', not {source!r}")
 
     def bars(
@@ -182,7 +197,7 @@ class Farm:
     ) -> pl.DataFrame:
         """Trade bars: ``kind`` "tick" (a bar every ``size`` trades), "volume" (every ``size``
         shares) or "dollar" (every ``size`` USD)."""
-        tape = self.trades(tokens, start, end)
+        tape = self._unsorted_rows("trades", tokens, start, end)
         if kind == "tick":
             return barmaths.tick_bars(tape, int(size))
         if kind == "volume":
@@ -390,7 +405,7 @@ class Farm:
                 f"{found.height} known holes ({streams}) overlap {window.start:%Y-%m-%d %H:%M} "
                 f"to {window.end:%Y-%m-%d %H:%M}: Farm.holes() lists them",
                 HoleWarning,
-                stacklevel=3,
+                stacklevel=_callers_level(),
             )
 
     def _recent_holes(self, window: Window) -> pl.DataFrame:
@@ -420,6 +435,15 @@ class Farm:
 
 
 _frame = frame
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` of the first frame outside this module: a warning then names the
+    line of the notebook or script that read, whichever of ``Farm``'s methods it called."""
+    level, caller = 2, sys._getframe(2)  # the frame that called the caller of this function
+    while caller.f_back is not None and caller.f_globals.get("__name__") == __name__:
+        level, caller = level + 1, caller.f_back
+    return level
 
 
 def as_time(value: TimeLike) -> datetime:
