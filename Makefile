@@ -81,6 +81,7 @@ check: $(STAMP) $(DASHBOARD_DEPS) chromium promtool
 	$(RUN)/ruff format --check src tests bench examples
 	$(RUN)/ruff check src tests bench examples
 	$(RUN)/mypy
+	$(RUN)/mypy bench examples
 	cd $(DASHBOARD) && npm run typecheck
 	$(RUN)/uv export --frozen --no-hashes --no-emit-project --quiet > .venv/requirements.txt
 	$(RUN)/pip-audit --requirement .venv/requirements.txt --no-deps --disable-pip --progress-spinner off

@@ -143,8 +143,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 settings = Settings(
                     gamma_url=urls["POLYFARM_GAMMA_URL"], clob_url=urls["POLYFARM_CLOB_URL"],
                     data_url=urls["POLYFARM_DATA_URL"], ws_url=urls["POLYFARM_WS_URL"],
-                    rate_limits={"fraction": args.rate_fraction},  # type: ignore[arg-type]
-                    backfill={"concurrency": args.concurrency},  # type: ignore[arg-type]
+                    rate_limits={"fraction": args.rate_fraction},
+                    backfill={"concurrency": args.concurrency},
                 )  # fmt: skip
                 summary, wall, markets, clob, data = await backfill(settings, dsn, args.days, meter)
             finally:

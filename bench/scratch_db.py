@@ -20,7 +20,7 @@ from polyfarm.store.migrations import migrate
 try:
     from polyfarm.store.partitions import ensure_partitions
 except ImportError:  # a checkout older than migration 0015 (a "before" run): no partitions
-    ensure_partitions = None
+    ensure_partitions = None  # type: ignore[assignment]
 
 
 def with_database(dsn: str, name: str) -> str:

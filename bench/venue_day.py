@@ -63,8 +63,10 @@ DORMANT_SHARE = 0.45
 DORMANT = (0.003, 1.0)  # lognormal (median, sigma), as polyfarm.sim.venue
 ACTIVE = (0.5, 1.6)
 GAMMA_REFRESH_MIN = 5
-TIER_HOURS = ((0.80, 48.0, 24 * 365.0), (0.08, 12.0, 48.0), (0.05, 4.0, 12.0))
-TIER_HOURS += ((0.04, 1.0, 4.0), (0.03, 0.05, 1.0))
+TIER_HOURS: tuple[tuple[float, float, float], ...] = (
+    *((0.80, 48.0, 24 * 365.0), (0.08, 12.0, 48.0), (0.05, 4.0, 12.0)),
+    *((0.04, 1.0, 4.0), (0.03, 0.05, 1.0)),
+)
 ORDER_BOOK = OrderBookSettings()
 UNCHANGED = UnchangedSettings()
 WHALES = WhaleSettings()
