@@ -42,7 +42,9 @@ def oracle_label(prices: pl.DataFrame, token: str, due: datetime) -> tuple[datet
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_price_features_are_as_of_the_row_and_labels_from_the_horizon(seed: int) -> None:
+def test_price_features_are_as_of_the_row_and_labels_from_the_horizon(
+    seed: int, capfd: pytest.CaptureFixture[str]
+) -> None:
     features, prices = tape(seed)
     as_of = T0 + 250 * MIN
     horizon = 15 * MIN
@@ -58,6 +60,7 @@ def test_price_features_are_as_of_the_row_and_labels_from_the_horizon(seed: int)
         expected.append((row["token_id"], row["ts"], now, label[0], label[1]))
     assert got.select("token_id", "ts", "price_at_ts", "label_ts", "label_price").rows() == expected
     assert len(expected) > 50
+    assert capfd.readouterr().err == ""  # nothing said to a notebook's stderr
 
 
 def test_a_resolution_labels_only_what_came_before_it() -> None:

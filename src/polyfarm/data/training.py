@@ -47,13 +47,17 @@ def training_set(
     unknown = set(price_features) - set(_PRICE_COLUMNS)
     if unknown:
         raise ValueError(f"not price snapshot columns: {sorted(unknown)}")
+    # Both sorted here, so the as-of joins need not check (polars cannot check within groups,
+    # and says so on stderr at every join).
     rows = features.filter(pl.col("ts") <= as_of).sort("token_id", "ts")
     known_prices = prices.filter(pl.col("ts") <= as_of).sort("token_id", "ts")
     if price_features:
         as_of_row = known_prices.select(
             "token_id", "ts", *(pl.col(c).alias(f"{c}_at_ts") for c in price_features)
         )
-        rows = rows.join_asof(as_of_row, on="ts", by="token_id", strategy="backward")
+        rows = rows.join_asof(
+            as_of_row, on="ts", by="token_id", strategy="backward", check_sortedness=False
+        )
     if label == "price":
         if horizon is None or horizon <= timedelta(0):
             raise ValueError("a price label needs a positive horizon")
@@ -73,10 +77,17 @@ def _price_label(
         pl.col("price").alias("label_price"),
     )
     labelled = (
-        rows.join_asof(now, on="ts", by="token_id", strategy="backward")
+        rows.join_asof(now, on="ts", by="token_id", strategy="backward", check_sortedness=False)
         .with_columns((pl.col("ts") + horizon).alias("_due"))
         .sort("token_id", "_due")
-        .join_asof(later, left_on="_due", right_on="label_ts", by="token_id", strategy="forward")
+        .join_asof(
+            later,
+            left_on="_due",
+            right_on="label_ts",
+            by="token_id",
+            strategy="forward",
+            check_sortedness=False,
+        )
         .filter(pl.col("label_ts").is_not_null() & (pl.col("label_ts") <= as_of))
         .with_columns((pl.col("label_price") - pl.col("_price_now")).alias("label_change"))
         .drop("_due", "_price_now")
