@@ -9,7 +9,9 @@ minute over one UTC day) and ``--feature-rows`` feature snapshots. Then:
    a user runs) of the day as production exports it, rewritten in the lake's order by
    maintenance (plain PostgreSQL, ``polyfarm.store.sealing``, which took ``seal_s``), so read
    as it lies instead of sorted (``polyfarm.lake.ordering.in_stored_order``), and vacuumed as
-   autovacuum would have by then (``vacuum_s``): rows/s and the
+   autovacuum would have by then (``vacuum_s``); on TimescaleDB (``--dsn`` of a server that
+   has it: chunks of the daemon's size), compressed as its policy would, then analyzed
+   (``seal_s`` and ``vacuum_s`` are those two): rows/s and the
    child's peak RSS; the same command for a day without rows (into another lake), its fixed
    cost (the interpreter, imports, connections, planning), so that the rate of the export's
    own work shows too; and the export of the day before the rewrite
@@ -54,7 +56,10 @@ import asyncpg
 from polyfarm.data.farm import Farm
 from polyfarm.lake.layout import decode_entry, manifest_file
 from polyfarm.lake.storage import open_lake
+from polyfarm.settings import ChunkSettings
 from polyfarm.store.database import create_pool
+from polyfarm.store.migrations import timescaledb_version
+from polyfarm.store.policies import apply_chunkings
 from polyfarm.store.rows import MARKET_FEATURES, PRICE_SNAPSHOTS
 from polyfarm.store.sealing import SEAL_AFTER, seal_finished_days
 from polyfarm.store.writer import BulkWriter
@@ -196,14 +201,21 @@ def measure(dsn: str, args: argparse.Namespace, tokens: list[str], work: Path) -
 
 
 async def seal_the_day(dsn: str) -> tuple[list[str], float, float]:
-    """What maintenance does to the day an hour after its end (nothing on TimescaleDB), and
-    what autovacuum then does within a minute or two, well before the export an hour later:
-    the sealed copy's 10 million new rows pass its insert threshold, and its vacuum sets the
-    rows' hint bits and the visibility map. Done here rather than left to autovacuum, which
-    would otherwise run beside the measurements below (or leave setting the hint bits, a
-    write of every page, to the export's first read)."""
+    """What maintenance does to the day after its end, and what autovacuum then does within a
+    minute or two, well before the export an hour later.
+
+    Plain PostgreSQL: the day is rewritten in the lake's order an hour after its end; the
+    sealed copy's 10 million new rows pass autovacuum's insert threshold, and its vacuum sets
+    the rows' hint bits and the visibility map. Done here rather than left to autovacuum,
+    which would otherwise run beside the measurements below (or leave setting the hint bits,
+    a write of every page, to the export's first read).
+
+    TimescaleDB: the compression policy compresses the day's chunks (merged into one, as
+    ``chunks.compressed_hours`` has it), and autovacuum analyzes them."""
     conn = await asyncpg.connect(dsn)
     try:
+        if await timescaledb_version(conn) is not None:
+            return await compress_the_day(conn)
         started = time.perf_counter()
         report = await seal_finished_days(conn, START + timedelta(days=1) + SEAL_AFTER)
         sealed_s = round(time.perf_counter() - started, 1)
@@ -215,8 +227,31 @@ async def seal_the_day(dsn: str) -> tuple[list[str], float, float]:
         await conn.close()
 
 
+async def compress_the_day(conn: asyncpg.Connection) -> tuple[list[str], float, float]:
+    started = time.perf_counter()
+    chunks = await conn.fetch(
+        "SELECT compress_chunk(c, if_not_compressed => true)::text AS name "
+        "FROM show_chunks('price_points', older_than => $1::timestamptz) c",
+        START + timedelta(days=1),
+    )
+    compressed_s = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    await conn.execute("ANALYZE price_points")
+    return (
+        sorted({row["name"] for row in chunks}),
+        compressed_s,
+        round(time.perf_counter() - started, 1),
+    )
+
+
 async def prepare(admin_dsn: str, args: argparse.Namespace) -> tuple[str, list[str]]:
     dsn = await fresh_database(admin_dsn, "export", now=START)
+    conn = await asyncpg.connect(dsn)
+    try:
+        if await timescaledb_version(conn) is not None:
+            await apply_chunkings(conn, ChunkSettings())  # the daemon's, set at its start
+    finally:
+        await conn.close()
     return dsn, await load(dsn, args.rows, args.feature_rows, args.seed)
 
 

@@ -217,14 +217,21 @@ async def _set_chunking(conn: asyncpg.Connection, chunking: Chunking) -> int:
     return changed
 
 
+async def apply_chunkings(conn: asyncpg.Connection, chunks: ChunkSettings) -> int:
+    """Make the chunk intervals match the settings (the policies left alone); returns how
+    many changed."""
+    changed = 0
+    for chunking in chunkings(chunks):
+        changed += await _set_chunking(conn, chunking)
+    return changed
+
+
 async def apply_timescale_policies(
     conn: asyncpg.Connection, retention: RetentionSettings, chunks: ChunkSettings
 ) -> int:
     """Make the database's policies and chunk intervals match the settings; returns how many
     changed."""
-    changed = 0
-    for chunking in chunkings(chunks):
-        changed += await _set_chunking(conn, chunking)
+    changed = await apply_chunkings(conn, chunks)
     for policy in timescale_policies(retention):
         changed += await _set_policy(conn, policy)
     return changed
