@@ -78,7 +78,17 @@ class PayloadError(PermanentSourceError):
 
 
 def one_line(exc: Exception) -> str:
-    """The error as one line for a person: our own errors say what is wrong, others are named."""
+    """The error as one line for a person: our own errors say what is wrong, others are named.
+    A task group's errors are each told (its own message only counts them)."""
+    if isinstance(exc, ExceptionGroup):
+        return "; ".join(one_line(inner) for inner in _leaves(exc))
     if isinstance(exc, PolyfarmError):
         return str(exc)
     return f"unexpected {type(exc).__name__}: {exc} (run with --log-level DEBUG for details)"
+
+
+def _leaves(group: ExceptionGroup[Exception]) -> list[Exception]:
+    found: list[Exception] = []
+    for inner in group.exceptions:
+        found += _leaves(inner) if isinstance(inner, ExceptionGroup) else [inner]
+    return found
