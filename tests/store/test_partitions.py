@@ -493,3 +493,35 @@ async def test_two_collectors_starting_together_make_each_partition_once(
     async with plain_pool.acquire() as conn:
         names = [p.name for p in await partitions_of(conn, "trade_fills")]
     assert len(names) == len(set(names)) == 4 * 4  # today and three days ahead, 4 times
+
+
+async def test_writers_making_the_same_partition_at_once_all_go_on(plain_dsn: str) -> None:
+    """Rows of a day without a partition reach several writers at once (a backfill's workers):
+    each finds it missing and makes it. The ones that lose the race see PostgreSQL's
+    duplicate table, type or key (which one depends on where they collide) and use the
+    winner's: none fails, and the day has one partition."""
+    conns = [await asyncpg.connect(plain_dsn) for _ in range(6)]
+    try:
+        for part in await partitions_of(conns[0], "trade_fills"):
+            await conns[0].execute(f"DROP TABLE {part.name}")
+        for n in range(-12, 0):
+            stamps = [day(n) + timedelta(hours=3)]
+            made = await asyncio.gather(
+                *(make_partitions_for(conn, "trade_fills", stamps) for conn in conns)
+            )
+            assert sorted(name for names in made for name in names) == [
+                partition_name(partitions.TABLES_BY_NAME["trade_fills"], day(n))
+            ]
+        # Two collectors' maintenance making the days ahead at the same moment.
+        ahead = RetentionSettings(partition_days_ahead=3)
+        before = {p.name for p in await _all_partitions(conns[0])}
+        reports = await asyncio.gather(*(ensure_partitions(conn, day(20), ahead) for conn in conns))
+        made_ahead = sorted(name for report in reports for name in report.created)
+        assert made_ahead == sorted({p.name for p in await _all_partitions(conns[0])} - before)
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+async def _all_partitions(conn: asyncpg.Connection) -> list[Partition]:
+    return [p for t in ALL_PARTITIONED_TABLES for p in await partitions_of(conn, t.name)]

@@ -36,7 +36,6 @@ leaves them alone; chunks and retention policies do this work there.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -328,6 +327,13 @@ async def make_partitions_for(
     return await make_partitions_at(conn, table_name, spans_holding(timestamps, table.span))
 
 
+_MADE_BY_ANOTHER = (
+    asyncpg.DuplicateTableError,
+    asyncpg.DuplicateObjectError,
+    asyncpg.UniqueViolationError,
+)
+
+
 async def make_partitions_at(
     conn: asyncpg.Connection, table_name: str, starts: Iterable[datetime]
 ) -> list[str]:
@@ -335,9 +341,7 @@ async def make_partitions_at(
     table = TABLES_BY_NAME[table_name]
     report = UpkeepReport()
     for start in missing_spans(starts, table.span, await partitions_of(conn, table.name)):
-        # Another writer may have made it a moment ago: the write goes on into that one.
-        with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
-            await _create_one(conn, table, start, report)
+        await _create_one(conn, table, start, report)
     if report.created:
         log.warning(
             "partitions made for rows outside the spans made ahead",
@@ -353,6 +357,11 @@ async def _create_one(
     name = partition_name(table, start)
     try:
         moved = await create_partition(conn, table, start)
+    except _MADE_BY_ANOTHER:
+        # Another writer (a backfill's worker, the other collector) made it a moment ago or
+        # is making it: rows go on into that one. Two CREATE TABLEs of one name collide on
+        # the table's name, its row type's or a catalogue key, each a different error.
+        return
     except asyncpg.LockNotAvailableError:
         log.warning("partition postponed: its table is busy", partition=name)
         report.postponed.append(name)
