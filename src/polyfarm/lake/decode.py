@@ -81,17 +81,15 @@ def from_micros(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 def storage_read(table: LakeTable, public: Sequence[str]) -> StorageRead:
     """How ``table``'s rows are read, given the view's columns wanted, ``public`` (the ids
     among them or not: they come from ``token_sid``, which is always read)."""
-    wanted = [name for name in public if name not in ID_COLUMNS]
+    wanted = [name for name in public if name not in (*ID_COLUMNS, SID)]
     derived = _DERIVED.get(table.name)
     if derived is None:
-        columns = tuple(wanted)
-        return StorageRead(table.name, columns if SID in columns else (*columns, SID))
+        return StorageRead(table.name, (*wanted, SID))
     relation, columns_of = derived
     unknown = [name for name in wanted if name not in columns_of]
     if unknown:
         raise ValueError(f"{table.name} has no column {unknown[0]!r}")
     stored = dict.fromkeys(source for name in wanted for source in columns_of[name].sources)
-    stored.pop(SID, None)
     plan = {name: columns_of[name] for name in wanted}
     return StorageRead(relation, (*stored, SID), lambda batch: _derive(batch, plan))
 

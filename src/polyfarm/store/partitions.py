@@ -361,6 +361,7 @@ async def _create_one(
         # Another writer (a backfill's worker, the other collector) made it a moment ago or
         # is making it: rows go on into that one. Two CREATE TABLEs of one name collide on
         # the table's name, its row type's or a catalogue key, each a different error.
+        log.debug("partition made by another meanwhile", partition=name)
         return
     except asyncpg.LockNotAvailableError:
         log.warning("partition postponed: its table is busy", partition=name)
