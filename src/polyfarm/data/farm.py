@@ -77,6 +77,10 @@ class Window:
     start: datetime
     end: datetime
 
+    @classmethod
+    def of(cls, start: TimeLike, end: TimeLike) -> Window:
+        return cls(as_time(start), as_time(end))
+
 
 class Farm:
     def __init__(self, dsn: str | None, lake: Lake | None = None) -> None:
@@ -135,24 +139,19 @@ class Farm:
         """``table``'s rows of ``tokens`` (token ids, or market ids for all their tokens) in
         ``[start, end)``, sorted by token and time; only ``columns`` (and the sort's) when
         given, which spares the lake decoding the others and the server sending them."""
-        found = self._unsorted_rows(table, tokens, start, end, columns)
+        found = self._unsorted_rows(table, tokens, Window.of(start, end), columns or ())
         return found.sort(*TABLES_BY_NAME[table].order) if found.height else found
 
     def _unsorted_rows(
-        self,
-        table: str,
-        tokens: str | Sequence[str],
-        start: TimeLike,
-        end: TimeLike,
-        columns: Sequence[str] | None = None,
+        self, table: str, tokens: str | Sequence[str], window: Window, columns: Sequence[str] = ()
     ) -> pl.DataFrame:
-        """``rows`` before the sort, for the candles and bars, which sort what they read."""
+        """``rows`` before the sort, for the candles and bars, which sort what they read; all
+        the columns when ``columns`` is empty."""
         if table not in TABLES_BY_NAME:
             raise ValueError(f"table must be one of {sorted(TABLES_BY_NAME)}, not {table!r}")
-        window = Window(as_time(start), as_time(end))
         token_ids = self.token_ids(tokens)
         order = TABLES_BY_NAME[table].order
-        wanted = None if columns is None else [*dict.fromkeys([*order, *columns])]
+        wanted = [*dict.fromkeys([*order, *columns])] if columns else None
         parts = []
         for source, piece in self._split(table, window):
             if source == "lake":
@@ -180,10 +179,11 @@ class Farm:
         """OHLC of the price snapshots (``source="prices"``) or OHLCV with VWAP, trade count
         and the buy / sell split of the trades (``source="trades"``)."""
         if source == "prices":
-            prices = self._unsorted_rows("price_snapshots", tokens, start, end, ("price",))
+            window = Window.of(start, end)
+            prices = self._unsorted_rows("price_snapshots", tokens, window, ("price",))
             return barmaths.price_candles(prices, interval)
         if source == "trades":
-            tape = self._unsorted_rows("trades", tokens, start, end)
+            tape = self._unsorted_rows("trades", tokens, Window.of(start, end))
             return barmaths.trade_candles(tape, interval)
         raise ValueError(f"source must be 'prices' or 'trades', not {source!r}")
 
@@ -197,7 +197,7 @@ class Farm:
     ) -> pl.DataFrame:
         """Trade bars: ``kind`` "tick" (a bar every ``size`` trades), "volume" (every ``size``
         shares) or "dollar" (every ``size`` USD)."""
-        tape = self._unsorted_rows("trades", tokens, start, end)
+        tape = self._unsorted_rows("trades", tokens, Window.of(start, end))
         if kind == "tick":
             return barmaths.tick_bars(tape, int(size))
         if kind == "volume":
@@ -266,7 +266,7 @@ class Farm:
     ) -> pl.DataFrame:
         """The known holes (``feed_gaps``) overlapping ``[start, end)``: every stream's, or
         those of ``tokens`` and their markets plus the ones that concern every market."""
-        window = Window(as_time(start), as_time(end))
+        window = Window.of(start, end)
         token_ids = None if tokens is None else self.token_ids(tokens)
         return self._holes(token_ids, window)
 
