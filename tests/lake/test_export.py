@@ -285,3 +285,42 @@ async def test_readers_of_a_partitioned_day_share_its_pages_once_sealed_or_not(
         assert done.entry.rows == 3600
     finally:
         await pool.close()
+
+
+@pytest.mark.timescale
+async def test_a_compressed_day_is_shared_out_by_token_and_read_whole(
+    timescale_dsn: str, tmp_path: Path
+) -> None:
+    """On TimescaleDB, once a day's chunks are all compressed, each reader takes the tokens
+    of its share (TimescaleDB then skips the others' batches) instead of a stretch of time:
+    together they read every row once, and every table's file is still its view's rows."""
+    pool = await asyncpg.create_pool(timescale_dsn, min_size=1, max_size=2)
+    day = T0.replace(hour=0)
+    span = (day, day + timedelta(days=1))
+    try:
+        writer = BulkWriter(pool, clock=lambda: day + timedelta(days=2))
+        for tok in (token(2), token(1), token(3)):
+            for spec, rows in token_day_rows(day, tok):
+                await writer.write(spec, rows)
+        for table in LAKE_TABLES:
+            read = storage_read(table, ["ts", "token_id"])
+            with ArrowConnection(timescale_dsn) as conn:
+                assert not any("%" in sql for sql in reader_sqls(conn, read, span, None, 2))
+            async with pool.acquire() as conn:
+                await conn.execute(f"SELECT compress_chunk(c) FROM show_chunks('{read.stored}') c")
+            with ArrowConnection(timescale_dsn) as conn:
+                sqls = reader_sqls(conn, read, span, None, 2)
+                parts = [conn.fetch(sql) for sql in sqls]
+            assert ["token_sid % 2 =" in sql for sql in sqls] == [True, True], table.name
+            async with pool.acquire() as conn:
+                total = await conn.fetchval(
+                    f"SELECT count(*) FROM {table.name} WHERE ts >= $1 AND ts < $2",
+                    *span,
+                )
+            assert sum(part.num_rows for part in parts) == total > 0, table.name
+            assert all(part.num_rows for part in parts), table.name
+            lake = open_lake(str(tmp_path / "lake"))
+            done = await asyncio.to_thread(export_day, timescale_dsn, lake, table, DAY, source="t")
+            assert done.entry.rows == total, table.name
+    finally:
+        await pool.close()

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from polyfarm.lake.layout import LakeTable
+from polyfarm.store.rows import TABLE_SPECS
 
 MICROS = 1e6
 ID_COLUMNS = ("token_id", "market_id")
@@ -35,6 +36,7 @@ Decoder = Callable[[pa.Table], pa.Table]
 class StorageRead:
     relation: str  # the table or view read
     columns: tuple[str, ...]  # what is asked of it, token_sid among them
+    stored: str  # the table whose partitions or chunks hold the rows
     # From the sorted columns (but token_sid) to the public ones (but the ids); None: the same.
     decode: Decoder | None = None
 
@@ -83,15 +85,16 @@ def storage_read(table: LakeTable, public: Sequence[str]) -> StorageRead:
     among them or not: they come from ``token_sid``, which is always read)."""
     wanted = [name for name in public if name not in (*ID_COLUMNS, SID)]
     derived = _DERIVED.get(table.name)
+    stored = TABLE_SPECS[table.name].storage.table
     if derived is None:
-        return StorageRead(table.name, (*wanted, SID))
+        return StorageRead(table.name, (*wanted, SID), stored)
     relation, columns_of = derived
     unknown = [name for name in wanted if name not in columns_of]
     if unknown:
         raise ValueError(f"{table.name} has no column {unknown[0]!r}")
-    stored = dict.fromkeys(source for name in wanted for source in columns_of[name].sources)
+    sources = dict.fromkeys(source for name in wanted for source in columns_of[name].sources)
     plan = {name: columns_of[name] for name in wanted}
-    return StorageRead(relation, (*stored, SID), lambda batch: _derive(batch, plan))
+    return StorageRead(relation, (*sources, SID), stored, lambda batch: _derive(batch, plan))
 
 
 def _derive(batch: pa.Table, plan: dict[str, Derived]) -> pa.Table:
@@ -114,15 +117,19 @@ def day_sql(
     sids: Sequence[int] | None = None,
     *,
     pages: tuple[int | None, int | None] = (None, None),
+    share: tuple[int, int] | None = None,
 ) -> str:
     """The SQL of ``read`` for ``[start, end)`` (and the tokens ``sids`` only, if given; the
     rows on pages ``[first, end)`` of each partition only, if given, either end open when
-    None), unordered (the client sorts)."""
+    None; the tokens whose sid is ``i`` modulo ``n`` only, if ``share`` is ``(i, n)``),
+    unordered (the client sorts)."""
     columns = ", ".join(read.columns)
     where = f"ts >= {timestamp_literal(start)} AND ts < {timestamp_literal(end)}"
     for op, page in ((">=", pages[0]), ("<", pages[1])):
         if page is not None:
             where += f" AND ctid {op} '({int(page)},0)'::tid"
+    if share is not None:
+        where += f" AND {SID} % {int(share[1])} = {int(share[0])}"
     if sids is not None:
         listed = ",".join(str(int(sid)) for sid in sids)  # integers: nothing else gets in
         where += f" AND {SID} = ANY('{{{listed}}}'::integer[])"

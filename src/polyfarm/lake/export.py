@@ -346,16 +346,44 @@ def reader_sqls(
     table (not a view), each reader takes a range of the span's partitions' pages: each
     page is then read once, in order (a TID range scan). A time split makes every reader of
     a day that maintenance rewrote in token order (``polyfarm.store.sealing``) scan all of
-    it, the time index finding no page it could skip. Elsewhere (a view, a hypertable, whose
-    compressed chunks keep no pages of rows), each reader takes a stretch of time. ``pages``:
+    it, the time index finding no page it could skip. A hypertable whose chunks of the span
+    are all compressed (and a view over one) is shared out by token, the segment key of its
+    compressed batches. Elsewhere (a view, a hypertable not yet compressed), each reader takes
+    a stretch of time. ``pages``:
     the most pages a partition of the span has, when already known (``_partition_layout``)."""
     if pages is None:
         pages, _ = _partition_layout(conn, read.relation, span)
     if pages < count:
+        if _compressed_throughout(conn, read.stored, span):
+            # Shared out by token: TimescaleDB skips the other readers' compressed batches
+            # (the sid is their segment key). A time split would have both readers decompress
+            # every batch that straddles it: a token-day's first batch runs past noon.
+            return [day_sql(read, *span, sids, share=(i, count)) for i in range(count)]
         return [day_sql(read, low, high, sids) for low, high in _parts(*span, count)]
     cuts = [pages * i // count for i in range(1, count)]
     bounds: list[int | None] = [None, *cuts, None]
     return [day_sql(read, *span, sids, pages=pair) for pair in itertools.pairwise(bounds)]
+
+
+_COMPRESSED_THROUGHOUT = """
+SELECT count(*) > 0 AND bool_and(is_compressed) AS compressed
+FROM timescaledb_information.chunks
+WHERE hypertable_name = '{table}' AND range_start < {end} AND range_end > {start}
+"""
+
+
+def _compressed_throughout(
+    conn: ArrowConnection, table: str, span: tuple[datetime, datetime]
+) -> bool:
+    """Whether ``table`` is a hypertable whose chunks overlapping ``span`` are all
+    compressed."""
+    present = "SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present"
+    if not conn.fetch(present).column("present")[0].as_py():
+        return False
+    sql = _COMPRESSED_THROUGHOUT.format(
+        table=table, start=timestamp_literal(span[0]), end=timestamp_literal(span[1])
+    )
+    return bool(conn.fetch(sql).column("compressed")[0].as_py())
 
 
 def _partition_layout(
