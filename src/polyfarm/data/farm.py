@@ -44,6 +44,7 @@ from polyfarm.lake.layout import (
 from polyfarm.lake.reader import DayReader
 from polyfarm.lake.storage import Lake, open_configured_lake
 from polyfarm.settings import Settings
+from polyfarm.store.migrations import TIMESCALEDB_PRESENT
 from polyfarm.store.rows import TABLE_SPECS
 
 _ID = re.compile(r"^[0-9A-Za-z]+$")
@@ -346,8 +347,7 @@ class Farm:
         return found
 
     def _has_timescaledb(self) -> bool:
-        check = "SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present"
-        return bool(self._query(check)["present"][0])
+        return bool(self._query(TIMESCALEDB_PRESENT)["present"][0])
 
     def _from_database(
         self, table: str, token_ids: list[str], window: Window, columns: list[str] | None

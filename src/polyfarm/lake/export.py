@@ -61,6 +61,7 @@ from polyfarm.lake.ordering import (
 from polyfarm.lake.prefetch import merged, prefetched
 from polyfarm.lake.storage import Lake
 from polyfarm.logs import get_logger
+from polyfarm.store.migrations import TIMESCALEDB_PRESENT
 from polyfarm.store.partitions import EPOCH
 from polyfarm.store.sealing import SEALED_COMMENT
 
@@ -377,8 +378,7 @@ def _compressed_throughout(
 ) -> bool:
     """Whether ``table`` is a hypertable whose chunks overlapping ``span`` are all
     compressed."""
-    present = "SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present"
-    if not conn.fetch(present).column("present")[0].as_py():
+    if not conn.fetch(TIMESCALEDB_PRESENT).column("present")[0].as_py():
         return False
     sql = _COMPRESSED_THROUGHOUT.format(
         table=table, start=timestamp_literal(span[0]), end=timestamp_literal(span[1])

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from polyfarm.store.migrations import TIMESCALEDB_PRESENT
 from polyfarm.store.partitions import partitions_of
 
 _TICK = timedelta(microseconds=1)
@@ -78,7 +79,7 @@ async def _spans(conn: asyncpg.Connection, table: str) -> list[Span] | None:
             Span(None, None, p.name) if p.is_default else Span(p.lower, p.upper, p.name)
             for p in parts
         ]
-    if await conn.fetchval("SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL"):
+    if await conn.fetchval(TIMESCALEDB_PRESENT):
         chunks = await conn.fetch(_CHUNKS, table)
         if chunks:
             return [Span(r["lower"], r["upper"]) for r in chunks]

@@ -124,6 +124,11 @@ def render(sql: str, flavor: Flavor, *, filename: str = "<sql>") -> str:
     return "\n".join(kept) + "\n"
 
 
+# Whether TimescaleDB's chunk catalogue can be read here (the extension is installed), for any
+# client: one row, one boolean column ``present``.
+TIMESCALEDB_PRESENT = "SELECT to_regclass('timescaledb_information.chunks') IS NOT NULL AS present"
+
+
 async def timescaledb_version(conn: asyncpg.Connection) -> str | None:
     version: str | None = await conn.fetchval(
         "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
