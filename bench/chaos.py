@@ -198,8 +198,9 @@ async def shared_database_checks(dsn: str) -> dict[str, int]:
     """What two collectors could do twice: store a book change, run a maintenance interval."""
     conn = await asyncpg.connect(dsn)
     try:
+        # The view: a change stored folded into its mirror's row counts as the change it is.
         twice = await conn.fetchval(
-            "SELECT count(*) - count(DISTINCT (token_sid, ts, side, price, size)) FROM book_changes"
+            "SELECT count(*) - count(DISTINCT (token_sid, ts, side, price, size)) FROM book_deltas"
         )
         runs = await conn.fetch(
             "SELECT started_at FROM task_runs WHERE task_name = 'maintenance' "

@@ -52,6 +52,7 @@ from polyfarm.store.rows import (
     MARKET_FEATURES,
     ORDERBOOK_SNAPSHOTS,
     PRICE_SNAPSHOTS,
+    TABLE_SPECS,
     TRADES,
 )
 from polyfarm.store.writer import BulkWriter
@@ -133,8 +134,16 @@ class Size:
         return round((self.total if value is None else value) / self.rows, 2) if self.rows else None
 
 
+# How many public rows a stored row stands for (book changes folded with their mirror: two).
+REPRESENTED = {spec.storage.table: spec.storage.represented for spec in TABLE_SPECS.values()}
+
+
 async def size_of(conn: asyncpg.Connection, table: str) -> Size:
-    rows = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+    """The public rows ``table`` holds (bytes per row are per public row) and its bytes."""
+    represented = REPRESENTED.get(table, "1")
+    rows = int(
+        await conn.fetchval(f"SELECT coalesce(sum({represented}), 0) FROM {table}")  # noqa: S608
+    )
     total = int(await conn.fetchval("SELECT hypertable_size($1::regclass)", table) or 0)
     index = await conn.fetchval(
         "SELECT coalesce(sum(index_bytes), 0) FROM chunks_detailed_size($1::regclass)", table
@@ -444,6 +453,8 @@ async def measure(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
         async with pool.acquire() as conn:
             await apply_timescale_policies(conn, RetentionSettings(), ChunkSettings())
             await pause_jobs(conn)
+            if not args.mirror_folding:  # as a database whose writers have not begun folding
+                await conn.execute("UPDATE mirror_folding SET fold_from = NULL")
         seconds = await load_day(pool, args.tokens, args.hours, args.seed)
         async with pool.acquire() as conn:
             raw = await raw_sizes(conn)
@@ -482,6 +493,7 @@ async def run(args: argparse.Namespace, admin_dsn: str) -> dict[str, Any]:
             "tokens": args.tokens,
             "hours": args.hours,
             "variant_tokens": args.variant_tokens,
+            "mirror_folding": args.mirror_folding,
         }
         result |= await measure(dsn, args)
     finally:
@@ -523,9 +535,16 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--variant-tokens", type=int, default=400, help="0: no variants")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--mirror-folding",
+        choices=("on", "off"),
+        default="on",
+        help="store a market's mirrored book changes once (migration 0020), or each",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database, to look into it")
     args = parser.parse_args()
+    args.mirror_folding = args.mirror_folding == "on"
     with admin_server(args.dsn, "compression") as (admin_dsn, _):
         result = asyncio.run(run(args, admin_dsn))
     print_tables(result)

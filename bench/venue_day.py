@@ -46,6 +46,7 @@ from polyfarm.store.rows import (
     OrderBookSnapshotRow,
     PriceSnapshotRow,
     TradeRow,
+    delta_seq,
     trade_key,
 )
 from polyfarm.stream.features import FeatureInputs, feature_digest, feature_values
@@ -296,6 +297,30 @@ class MinuteRows:
     trades: list[TradeRow] = field(default_factory=list)
 
 
+def _complement(price: float) -> float:
+    return (MICRO - round(price * MICRO)) / MICRO
+
+
+def _optional_complement(price: float | None) -> float | None:
+    return None if price is None else _complement(price)
+
+
+def mirrored(delta: BookDeltaRow, token_id: str) -> BookDeltaRow:
+    """``delta`` as the venue sends it on the market's other token, in the same message."""
+    return delta._replace(
+        token_id=token_id,
+        side="SELL" if delta.side == "BUY" else "BUY",
+        price=_complement(delta.price),
+        best_bid=_optional_complement(delta.best_ask),
+        best_ask=_optional_complement(delta.best_bid),
+    )
+
+
+def keyed(delta: BookDeltaRow) -> BookDeltaRow:
+    """With the stream's key (``delta_seq``: a digest of the change, not a counter)."""
+    return delta._replace(seq=delta_seq(delta.side, repr(delta.price), repr(delta.size)))
+
+
 class VenueDay:
     """``tokens`` tokens (two a market), minute after minute from ``START``."""
 
@@ -307,7 +332,13 @@ class VenueDay:
         self.tokens = [
             make_token(markets[i // 2], level * scale, self.rng) for i, level in enumerate(levels)
         ]
-        self.seq = 0
+        # A market's two tokens trade against one book, and the venue sends each change on
+        # both (a bid at p on one is an ask at 1 - p on the other): the first token's changes
+        # are sent on both, and the second token's own book only feeds its snapshots.
+        self.partner = {
+            first.token_id: second.token_id
+            for first, second in zip(self.tokens[::2], self.tokens[1::2], strict=False)
+        }
         self.trade_n = 0
         self.last_books: LastWritten[OrderBookSnapshotRow] = LastWritten(
             book_digest, skip=UNCHANGED.skip, keyframe_s=UNCHANGED.keyframe_s
@@ -328,8 +359,11 @@ class VenueDay:
             self._events(ts, token, rows, events)
         events.sort(key=lambda pair: pair[0])
         for _, delta in events:
-            self.seq += 1
-            rows.deltas.append(delta._replace(seq=self.seq))
+            partner = self.partner.get(delta.token_id)
+            if partner is None:  # the market's second token: its first's mirror carries it
+                continue
+            rows.deltas.append(keyed(delta))
+            rows.deltas.append(keyed(mirrored(delta, partner)))
         return rows
 
     # -- snapshots at the slot ------------------------------------------------------------------

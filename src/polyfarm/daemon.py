@@ -62,6 +62,7 @@ from polyfarm.store.history_writes import is_new_database
 from polyfarm.store.job_watch import JobWatch
 from polyfarm.store.journal import Journal
 from polyfarm.store.maintenance import run_maintenance
+from polyfarm.store.mirrors import MirrorStart
 from polyfarm.store.ops import mark_interrupted_runs
 from polyfarm.store.outage import database_unavailable
 from polyfarm.store.reachability import DatabaseProbe
@@ -315,6 +316,7 @@ class Daemon:
             Service("disk-budget", self.disk.run),
             Service("loop-watch", LoopWatch(metrics=self.metrics).run),
             Service("database-probe", DatabaseProbe(self.pool, self.metrics).run),
+            Service("mirror-folding", MirrorStart(self.pool, self.settings.instance).run),
         ]
 
     def health_extras(self) -> dict[str, object]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from polyfarm.store.compact import exact_midpoint, exact_spread
+from polyfarm.store.compact import SidMap, exact_midpoint, exact_spread
 from polyfarm.store.dimensions import EventRecord, MarketRecord, TokenRecord
 from polyfarm.store.rows import (
     BOOK_DELTAS,
@@ -221,3 +223,19 @@ def token_day_rows(day: datetime, tok: str = TOKEN) -> list[tuple[TableSpec, lis
         (TRADES, trades),
         (BOOK_DELTAS, deltas),
     ]
+
+
+def as_before_0020(spec: TableSpec) -> TableSpec:
+    """``spec`` as a database before migration 0020 stores it: book changes without
+    ``mirror_seq`` and never folded (for tests that fill a database at an older migration)."""
+    if not spec.storage.mirrored:
+        return spec
+    columns = tuple(name for name in spec.storage.columns if name != "mirror_seq")
+    encode = spec.storage.encode
+    assert encode is not None
+
+    def encode_unfolded(records: Sequence[Sequence[Any]], sids: SidMap) -> list[tuple[Any, ...]]:
+        return [record[: len(columns)] for record in encode(records, sids)]
+
+    storage = replace(spec.storage, columns=columns, encode=encode_unfolded, mirrored=False)
+    return replace(spec, storage=storage)

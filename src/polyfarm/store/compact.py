@@ -132,6 +132,11 @@ class Storage:
     # written in key order, so that two writers storing the same rows at once (two collectors,
     # a repair beside the live stream) wait for each other in one order and never deadlock.
     key_width: int = 2
+    # Rows of a market's two tokens that mirror each other may be stored as one
+    # (``polyfarm.store.mirrors``); ``represented`` is SQL of how many public rows a stored
+    # row stands for.
+    mirrored: bool = False
+    represented: str = "1"
 
     @property
     def keyed(self) -> bool:
@@ -173,6 +178,7 @@ def encode_trade_fills(records: Sequence[Sequence[Any]], sids: SidMap) -> list[t
 
 BOOK_CHANGE_COLUMNS = (
     "token_sid", "ts", "seq", "side", "price", "size", "best_bid", "best_ask", "received_at",
+    "mirror_seq",
 )  # fmt: skip
 
 
@@ -189,6 +195,7 @@ def encode_book_changes(records: Sequence[Sequence[Any]], sids: SidMap) -> list[
             optional_micros(bid),
             optional_micros(ask),
             received,
+            None,  # polyfarm.store.mirrors folds a pair's rows into one
         )
         for ts, token_id, _, seq, side, price, size, bid, ask, received in records
     ]
@@ -257,4 +264,11 @@ PRICE_POINTS = Storage(
     binary=BinaryCopy(PRICE_POINT_COLUMNS, encode_price_points),
 )
 TRADE_FILLS = Storage("trade_fills", TRADE_FILL_COLUMNS, encode=encode_trade_fills, key_width=3)
-BOOK_CHANGES = Storage("book_changes", BOOK_CHANGE_COLUMNS, encode=encode_book_changes, key_width=3)
+BOOK_CHANGES = Storage(
+    "book_changes",
+    BOOK_CHANGE_COLUMNS,
+    encode=encode_book_changes,
+    key_width=3,
+    mirrored=True,
+    represented="1 + (mirror_seq IS NOT NULL)::integer",
+)

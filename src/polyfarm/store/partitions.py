@@ -46,6 +46,7 @@ import asyncpg
 from polyfarm.logs import get_logger
 from polyfarm.settings import RetentionSettings
 from polyfarm.store.policies import RetentionRule
+from polyfarm.store.rows import TABLE_SPECS
 
 log = get_logger(__name__)
 
@@ -82,6 +83,9 @@ PARTITIONED_TABLES = (
 # venue's own price history that a backfill stores (a day of a week-long backfill at 1-minute
 # buckets is about what a day of live price snapshots is).
 BACKFILL_TABLES = (PartitionedTable("history_points"),)
+# How many public rows a stored row stands for, per stored table (``Storage.represented``):
+# what the lake counted of a partition is compared with this sum.
+_REPRESENTED = {spec.storage.table: spec.storage.represented for spec in TABLE_SPECS.values()}
 ALL_PARTITIONED_TABLES = (*PARTITIONED_TABLES, *BACKFILL_TABLES)
 TABLES_BY_NAME = {table.name: table for table in ALL_PARTITIONED_TABLES}
 
@@ -212,11 +216,12 @@ ORDER BY lower NULLS FIRST, c.relname
 
 
 async def partitioned_tables(conn: asyncpg.Connection) -> list[PartitionedTable]:
-    """The time-series tables that are partitioned here: all of them on plain PostgreSQL after
-    0015 (and 0019 for the backfill's), none on TimescaleDB."""
+    """The time-series tables that are partitioned here, in ``ALL_PARTITIONED_TABLES`` order:
+    all of them on plain PostgreSQL after 0015 (and 0019 for the backfill's), none on
+    TimescaleDB."""
     names = await conn.fetch(
-        "SELECT t.name FROM unnest($1::text[]) AS t(name) "
-        "JOIN pg_class c ON c.oid = to_regclass(t.name) WHERE c.relkind = 'p'",
+        "SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, i) "
+        "JOIN pg_class c ON c.oid = to_regclass(t.name) WHERE c.relkind = 'p' ORDER BY t.i",
         [table.name for table in ALL_PARTITIONED_TABLES],
     )
     return [TABLES_BY_NAME[r["name"]] for r in names]
@@ -478,7 +483,10 @@ async def _archived_whole(
     )
     if covered["seconds"] != (part.upper - part.lower).total_seconds():
         return False
-    held = await conn.fetchval(f"SELECT count(*) FROM {identifier(part.name)}")  # noqa: S608
+    held = await conn.fetchval(
+        f"SELECT coalesce(sum({_REPRESENTED.get(table.name, '1')}), 0) "  # noqa: S608 - ours
+        f"FROM {identifier(part.name)}"
+    )
     return bool(held == covered["rows"])
 
 

@@ -48,6 +48,13 @@ from polyfarm.store.compact import (
     Storage,
 )
 from polyfarm.store.keys import TokenKeys
+from polyfarm.store.mirrors import (
+    Folding,
+    TokenMirrors,
+    fold_book_changes,
+    mirrors_of_unfolded_sql,
+    represented,
+)
 from polyfarm.store.partitions import is_missing_partition, make_partitions_for
 from polyfarm.store.quarantine import QuarantineRecord, quarantine_record, store_quarantined
 from polyfarm.store.rejection import Problem, RejectionKind
@@ -109,9 +116,11 @@ class BulkWriter:
         parallelism: int = 2,
         metrics: Metrics | None = None,
         keys: TokenKeys | None = None,
+        mirrors: TokenMirrors | None = None,
     ) -> None:
         self._pool = pool
         self._keys = keys or TokenKeys()
+        self._mirrors = mirrors or TokenMirrors()
         self._metrics = metrics
         self._parallelism = max(1, min(parallelism, pool.get_max_size()))
         self._max_future_skew_s = max_future_skew_s
@@ -189,25 +198,32 @@ class BulkWriter:
         partition (plain PostgreSQL) goes in, once the partitions of its spans are made."""
         storage = spec.storage
         sids = await self._keys.resolve(self._pool, records) if storage.keyed else {}
+        folding = (
+            await self._mirrors.folding(self._pool, records, sids) if storage.mirrored else None
+        )
         try:
-            return await self._copy_keyed(storage, records, sids)
+            return await self._copy_keyed(storage, records, sids, folding)
         except asyncpg.CheckViolationError as exc:
             if not is_missing_partition(exc):
                 raise
             ts = spec.columns.index("ts")
             async with self._pool.acquire() as conn:
                 await make_partitions_for(conn, storage.table, (r[ts] for r in records))
-            return await self._copy_keyed(storage, records, sids)
+            return await self._copy_keyed(storage, records, sids, folding)
 
     async def _copy_keyed(
-        self, storage: Storage, records: list[Sequence[Any]], sids: SidMap
+        self,
+        storage: Storage,
+        records: list[Sequence[Any]],
+        sids: SidMap,
+        folding: Folding | None = None,
     ) -> int:
         if len(records) < _PARALLEL_MIN_ROWS or self._parallelism < 2:
-            (part,) = copy_parts(storage, records, sids, 1)
+            (part,) = copy_parts(storage, records, sids, 1, folding)
             return await self._copy_part(storage, part)
         if storage.binary is not None:
             return await self._copy_pipelined(storage, storage.binary, records, sids)
-        parts = copy_parts(storage, records, sids, self._parallelism)
+        parts = copy_parts(storage, records, sids, self._parallelism, folding)
         counts = await asyncio.gather(*(self._copy_part(storage, part) for part in parts))
         return sum(counts)
 
@@ -237,7 +253,7 @@ class BulkWriter:
     ) -> int:
         try:
             async with lanes or contextlib.nullcontext(), self._pool.acquire() as conn:
-                return await _copy_part_idempotent(conn, storage.table, part)
+                return await _copy_part_idempotent(conn, storage, part)
         finally:
             part.sent.set()
 
@@ -247,7 +263,7 @@ class CopyPart:
     """One COPY's worth of a batch: binary COPY data in ``columns`` order when the table has an
     encoder, else the records for asyncpg to encode."""
 
-    rows: int
+    rows: int  # the public rows it stands for (``Storage.represented``)
     columns: tuple[str, ...]
     payload: memoryview | None = None
     records: Sequence[Sequence[Any]] = ()
@@ -255,20 +271,26 @@ class CopyPart:
 
 
 def copy_parts(
-    storage: Storage, records: Sequence[Sequence[Any]], sids: SidMap, parts: int
+    storage: Storage,
+    records: Sequence[Sequence[Any]],
+    sids: SidMap,
+    parts: int,
+    folding: Folding | None = None,
 ) -> list[CopyPart]:
-    """Split public ``records`` into at most ``parts`` COPYs of ``storage``'s records. Binary
-    encoded tables go in index order, each part a contiguous key range, so parallel parts
-    touch disjoint index pages."""
+    """Split public ``records`` into at most ``parts`` COPYs of ``storage``'s records (a
+    market's mirrored book changes folded as ``folding`` says). Binary encoded tables go in
+    index order, each part a contiguous key range, so parallel parts touch disjoint index
+    pages."""
     step = -(-len(records) // max(1, parts)) or 1
     if storage.binary is None:
-        stored = (
-            records
-            if storage.encode is None
-            else _in_key_order(storage.encode(records, sids), storage.key_width)
-        )
+        stored = records if storage.encode is None else storage.encode(records, sids)
+        if folding is not None:
+            stored = fold_book_changes(stored, folding)  # type: ignore[arg-type]
+        if storage.encode is not None:
+            stored = _in_key_order(stored, storage.key_width)  # type: ignore[arg-type]
+        count = represented if storage.mirrored else len
         return [
-            CopyPart(len(chunk), storage.columns, records=chunk)
+            CopyPart(count(chunk), storage.columns, records=chunk)
             for chunk in (stored[i : i + step] for i in range(0, len(stored), step))
         ] or [CopyPart(0, storage.columns)]
     encoded = storage.binary.encode(records, sids)  # in arrival order: the rows' memory order
@@ -325,13 +347,13 @@ async def _copy_messages(payload: memoryview, sent: asyncio.Event) -> AsyncItera
     sent.set()
 
 
-async def _copy_part_idempotent(conn: asyncpg.Connection, table: str, part: CopyPart) -> int:
+async def _copy_part_idempotent(conn: asyncpg.Connection, storage: Storage, part: CopyPart) -> int:
     try:
         async with conn.transaction():
-            await _copy(conn, table, part)
+            await _copy(conn, storage.table, part)
         return part.rows
     except asyncpg.UniqueViolationError:
-        return await _merge_through_stage(conn, table, part)
+        return await _merge_through_stage(conn, storage, part)
 
 
 async def _copy(conn: asyncpg.Connection, table: str, part: CopyPart) -> None:
@@ -342,7 +364,9 @@ async def _copy(conn: asyncpg.Connection, table: str, part: CopyPart) -> None:
         await conn.copy_records_to_table(table, records=part.records, columns=part.columns)
 
 
-async def _merge_through_stage(conn: asyncpg.Connection, table: str, part: CopyPart) -> int:
+async def _merge_through_stage(conn: asyncpg.Connection, storage: Storage, part: CopyPart) -> int:
+    """The rows not stored yet; returns how many public rows went in."""
+    table = storage.table
     stage = f"_stage_{table}"
     columns = ", ".join(part.columns)
     async with conn.transaction():
@@ -351,8 +375,12 @@ async def _merge_through_stage(conn: asyncpg.Connection, table: str, part: CopyP
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         await _copy(conn, stage, part)
-        status = await conn.execute(
-            f"INSERT INTO {table} ({columns}) "  # noqa: S608 - our identifiers, not input
-            f"SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING"
+        added = await conn.fetchval(
+            f"WITH added AS (INSERT INTO {table} ({columns}) "  # noqa: S608 - our identifiers
+            f"SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING "
+            f"RETURNING {storage.represented} AS n) SELECT coalesce(sum(n), 0) FROM added"
         )
-    return int(status.rsplit(" ", 1)[-1])
+        if storage.mirrored:
+            status = await conn.execute(mirrors_of_unfolded_sql(stage))
+            added += int(status.rsplit(" ", 1)[-1])
+    return int(added)

@@ -10,6 +10,7 @@ is queued, the others stop at their next safe point, then the last chores and th
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,7 +113,10 @@ class StreamRun:
         self.activity: dict[str, TokenActivity] = {}
         self.checker = BookChecker(self.books, deps.clob, ws, self.counts)
         self.trades = WriteQueue(TRADES, ws.queue_rows)
-        self.deltas = WriteQueue(BOOK_DELTAS, ws.queue_rows)
+        # A message's rows share its receive time and market.
+        self.deltas = WriteQueue(
+            BOOK_DELTAS, ws.queue_rows, message_of=operator.attrgetter("received_at", "market_id")
+        )
         self.flusher = Flusher(
             deps.writer, [self.trades, self.deltas], interval_s=ws.flush_interval_s,
             batch_rows=BATCH_ROWS, metrics=deps.metrics,

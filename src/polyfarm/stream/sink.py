@@ -40,9 +40,14 @@ RETRY_PAUSE_S = 1.0
 class WriteQueue:
     """Rows of one table waiting to be written, each with the ``perf_counter`` of its frame."""
 
-    def __init__(self, spec: TableSpec, capacity: int) -> None:
+    def __init__(
+        self, spec: TableSpec, capacity: int, message_of: Callable[[Any], object] | None = None
+    ) -> None:
         self.spec = spec
         self.capacity = capacity
+        # Rows of one message go into one batch: the writer stores a market's mirrored book
+        # changes as one row only when both are in its batch (``polyfarm.store.mirrors``).
+        self._message_of = message_of
         self.rows: list[Any] = []
         self.stamps: array[float] = array("d")
         self._space = asyncio.Event()
@@ -60,10 +65,21 @@ class WriteQueue:
         self.stamps.append(stamp)
 
     def take(self, limit: int) -> tuple[list[Any], array[float]]:
+        limit = self._message_end(limit)
         rows, stamps = self.rows[:limit], self.stamps[:limit]
         del self.rows[:limit]
         del self.stamps[:limit]
         return rows, stamps
+
+    def _message_end(self, limit: int) -> int:
+        """``limit``, or past it to the end of the message the row before it belongs to."""
+        rows, message_of = self.rows, self._message_of
+        if message_of is None or limit <= 0 or limit >= len(rows):
+            return limit
+        last = message_of(rows[limit - 1])
+        while limit < len(rows) and message_of(rows[limit]) == last:
+            limit += 1
+        return limit
 
     def put_back(self, rows: list[Any], stamps: array[float]) -> None:
         self.rows[:0] = rows

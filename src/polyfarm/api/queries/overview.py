@@ -148,12 +148,14 @@ async def collector_statuses(
 
 
 async def last_stream_event(conn: asyncpg.Connection, now: datetime) -> datetime | None:
-    """The newest row the WebSocket stream stored in the last day (bounded scan)."""
+    """The newest row the WebSocket stream stored in the last day (bounded scan). Book
+    changes are read where they are stored: a change folded into its mirror's row
+    (migration 0020) has that row's time, so ``book_deltas``' newest is the table's."""
     latest: datetime | None = await conn.fetchval(
         """
         SELECT greatest(
             (SELECT max(ts) FROM trades WHERE source = 'ws' AND ts >= $1),
-            (SELECT max(ts) FROM book_deltas WHERE ts >= $1))
+            (SELECT max(ts) FROM book_changes WHERE ts >= $1))
         """,
         now - timedelta(days=1),
     )
