@@ -42,6 +42,8 @@ SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM instance_health) THEN '-infinity'::ti
 
 ALTER TABLE book_changes ADD COLUMN mirror_seq integer;
 
+-- Each half joins token_keys itself, so that a read by token id (or sid) reaches the index
+-- of the right table in both: of the stored rows, and of the pair's rows through token_mirrors.
 CREATE OR REPLACE VIEW book_deltas AS
 SELECT d.ts, k.token_id, k.market_id, d.seq,
        side_name(d.side) AS side,
@@ -50,13 +52,16 @@ SELECT d.ts, k.token_id, k.market_id, d.seq,
        from_micros(d.best_bid) AS best_bid,
        from_micros(d.best_ask) AS best_ask,
        d.received_at, d.token_sid
-FROM (
-    SELECT c.ts, c.token_sid, c.seq, c.side, c.price, c.size, c.best_bid, c.best_ask,
-           c.received_at
-    FROM book_changes c
-    UNION ALL
-    SELECT c.ts, m.mirror_sid, c.mirror_seq, (3 - c.side)::smallint, 1000000 - c.price, c.size,
-           1000000 - c.best_ask, 1000000 - c.best_bid, c.received_at
-    FROM book_changes c JOIN token_mirrors m ON m.token_sid = c.token_sid
-    WHERE c.mirror_seq IS NOT NULL
-) d LEFT JOIN token_keys k USING (token_sid);
+FROM book_changes d LEFT JOIN token_keys k USING (token_sid)
+UNION ALL
+SELECT d.ts, k.token_id, k.market_id, d.mirror_seq,
+       side_name((3 - d.side)::smallint),
+       from_micros(1000000 - d.price),
+       from_micros(d.size),
+       from_micros(1000000 - d.best_ask),
+       from_micros(1000000 - d.best_bid),
+       d.received_at, m.mirror_sid
+FROM book_changes d
+JOIN token_mirrors m ON m.token_sid = d.token_sid
+LEFT JOIN token_keys k ON k.token_sid = m.mirror_sid
+WHERE d.mirror_seq IS NOT NULL;
