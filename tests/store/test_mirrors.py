@@ -9,7 +9,13 @@ import asyncpg
 import pytest
 
 from polyfarm.store.compact import encode_book_changes
-from polyfarm.store.mirrors import Folding, MirrorStart, fold_book_changes, market_pairs
+from polyfarm.store.mirrors import (
+    Folding,
+    MirrorStart,
+    TokenMirrors,
+    fold_book_changes,
+    market_pairs,
+)
 from polyfarm.store.rows import BOOK_DELTAS, BookDeltaRow, delta_seq
 from polyfarm.store.writer import BulkWriter
 
@@ -190,3 +196,20 @@ async def test_folding_starts_once_no_older_instance_is_live(pool: asyncpg.Pool)
     assert timedelta(minutes=1) < fold_from - now <= timedelta(minutes=2)
     assert await start.step()  # set once: a second instance leaves it as it is
     assert await pool.fetchval("SELECT fold_from FROM mirror_folding") == fold_from
+
+
+async def test_a_writer_reads_the_start_again_until_it_is_set(pool: asyncpg.Pool) -> None:
+    await pool.execute("UPDATE mirror_folding SET fold_from = NULL")
+    now = [0.0]
+    mirrors = TokenMirrors(recheck_s=20.0, monotonic=lambda: now[0])
+    one = BulkWriter(pool, max_future_skew_s=3600, clock=lambda: NOW, mirrors=mirrors)
+    first, second, third = (pair(at=i) for i in range(3))
+    await one.write(BOOK_DELTAS, first)
+    await pool.execute("UPDATE mirror_folding SET fold_from = '-infinity'")
+    now[0] = 19.0  # read 19 s ago: not again yet
+    await one.write(BOOK_DELTAS, second)
+    now[0] = 20.0
+    await one.write(BOOK_DELTAS, third)
+    folded = await pool.fetchval("SELECT count(*) FROM book_changes WHERE mirror_seq IS NOT NULL")
+    assert (await pool.fetchval("SELECT count(*) FROM book_changes"), folded) == (5, 1)
+    assert await view_rows(pool) == as_stored([*first, *second, *third])

@@ -166,33 +166,35 @@ class TokenMirrors:
     async def folding(
         self, pool: asyncpg.Pool, records: Sequence[Sequence[Any]], sids: SidMap
     ) -> Folding | None:
-        """How to fold ``records`` (public book-delta rows); None while folding is off."""
-        async with pool.acquire() as conn:
-            start = await self._folding_start(conn)
-            if start is None:
-                return None
-            new = [
-                pair
-                for pair in market_pairs(records, sids)
-                if pair[0] not in self._settled or pair[1] not in self._settled
-            ]
-            if new:
+        """How to fold ``records`` (public book-delta rows); None while folding is off. Asks
+        the database only for what it does not know yet."""
+        if self._start is None and self._start_due():
+            async with pool.acquire() as conn:
+                await self._read_start(conn)
+        start = self._start
+        if start is None:
+            return None
+        new = [
+            pair
+            for pair in market_pairs(records, sids)
+            if pair[0] not in self._settled or pair[1] not in self._settled
+        ]
+        if new:
+            async with pool.acquire() as conn:
                 await self._register(conn, new)
         return Folding(self._pairs, start)
 
-    async def _folding_start(self, conn: asyncpg.Connection) -> datetime | None:
+    def _start_due(self) -> bool:
         """Once set, ``fold_from`` never changes; until then it is read again now and then,
         more often than ``MirrorStart`` sets it ahead of time."""
-        now = self._monotonic()
-        if self._start is None and (
-            self._start_read_at is None or now - self._start_read_at >= self._recheck_s
-        ):
-            start = await conn.fetchval(_FOLD_FROM)
-            # asyncpg gives -infinity (a new database folds from the start) as a naive
-            # datetime.min.
-            self._start = start.replace(tzinfo=UTC) if start and start.tzinfo is None else start
-            self._start_read_at = now
-        return self._start
+        read_at = self._start_read_at
+        return read_at is None or self._monotonic() - read_at >= self._recheck_s
+
+    async def _read_start(self, conn: asyncpg.Connection) -> None:
+        start = await conn.fetchval(_FOLD_FROM)
+        # asyncpg gives -infinity (a new database folds from the start) as a naive datetime.min.
+        self._start = start.replace(tzinfo=UTC) if start and start.tzinfo is None else start
+        self._start_read_at = self._monotonic()
 
     async def _register(self, conn: asyncpg.Connection, pairs: list[tuple[int, int]]) -> None:
         lower, higher = [p[0] for p in pairs], [p[1] for p in pairs]
