@@ -56,6 +56,23 @@ def unpack_levels(packed: bytes) -> list[Level]:
     return [(from_micros(p), from_micros(s)) for p, s in _LEVEL.iter_unpack(packed)]
 
 
+def depth_imbalance(bid: float | None, ask: float | None) -> float | None:
+    """``(bid - ask) / (bid + ask)`` of two depths, None when the sum is not positive: how
+    ``polyfarm.markets.book_stats`` computes an imbalance, and SQL's ``depth_imbalance``
+    (migration 0021) the very same way."""
+    if bid is None or ask is None:
+        return None
+    total = bid + ask
+    return (bid - ask) / total if total > 0 else None
+
+
+def stored_imbalance(imbalance: float | None, bid: float | None, ask: float | None) -> float | None:
+    """What is stored of an imbalance beside its depths: nothing (NULL: the view computes it)
+    when it is the one they give, else the value itself. Validation refuses a missing
+    imbalance where the depths give one (``polyfarm.store.derived``)."""
+    return None if imbalance == depth_imbalance(bid, ask) else imbalance
+
+
 BOOK_SAMPLE_COLUMNS = (
     "token_sid", "ts", "source", "bids", "asks", "bid_depth_usd", "ask_depth_usd", "bid_levels",
     "ask_levels", "bid_depth_5", "bid_depth_10", "bid_depth_20", "bid_depth_50", "ask_depth_5",
@@ -71,6 +88,7 @@ def encode_book_samples(records: Sequence[Sequence[Any]], sids: SidMap) -> list[
     for record in records:
         ts, token_id, _, source, bids, asks, _, _, _, _, bid_usd, ask_usd = record[:12]
         bid_levels, ask_levels, *depths, imbalance = record[12:23]
+        imbalance = stored_imbalance(imbalance, depths[1], depths[5])  # the 10-level depths
         bid_wall, bid_wall_size, ask_wall, ask_wall_size, book_hash, book_ts = record[23:]
         raw_hash = None if book_hash is None else book_hash_bytes(book_hash)
         encoded.append(
@@ -104,16 +122,23 @@ def feature_storage(feature_columns: Sequence[str]) -> Storage:
     """How feature records (``ts, token_id, market_id, tier, *feature_columns``) are stored."""
     kept = [name for name in feature_columns if name not in DERIVED_FEATURES]
     plan = [(4 + feature_columns.index(name), name in MICRO_FEATURES) for name in kept]
+    imbalance, bid, ask = (
+        4 + feature_columns.index(name)
+        for name in ("book_imbalance", "bid_depth_10", "ask_depth_10")
+    )
+    at = 3 + kept.index("book_imbalance")  # in the stored record
 
     def encode(records: Sequence[Sequence[Any]], sids: SidMap) -> list[tuple[Any, ...]]:
-        return [
-            (
+        encoded = []
+        for record in records:
+            row = [
                 sids[record[1]],
                 record[0],
                 record[3],
                 *[optional_micros(record[i]) if micro else record[i] for i, micro in plan],
-            )
-            for record in records
-        ]
+            ]
+            row[at] = stored_imbalance(record[imbalance], record[bid], record[ask])
+            encoded.append(tuple(row))
+        return encoded
 
     return Storage("feature_samples", ("token_sid", "ts", "tier", *kept), encode=encode)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from polyfarm.store.compact import MICROS, SOURCE_CODES
-from polyfarm.store.compact_snapshots import parse_levels
+from polyfarm.store.compact_snapshots import depth_imbalance, parse_levels
 from polyfarm.store.rejection import Problem, bad_value
 
 HALF_MICRO = 0.5 / MICROS
@@ -80,9 +80,21 @@ def book_shape_problem(row: Any) -> Problem | None:
         "spread": spread_of(bid, ask),
         "midpoint": midpoint_of(bid, ask),
     }
-    return _derived_problem(fields, derived) or _smallint_problem(
-        fields, ("bid_levels", "ask_levels")
+    return (
+        _derived_problem(fields, derived)
+        or _smallint_problem(fields, ("bid_levels", "ask_levels"))
+        or _imbalance_problem(fields, "imbalance")
     )
+
+
+def _imbalance_problem(values: Mapping[str, Any], name: str) -> Problem | None:
+    """An imbalance is stored only where it differs from what its 10-level depths give (NULL
+    stands for that one), so a missing imbalance beside depths that give one cannot be
+    stored as itself."""
+    derived = depth_imbalance(values["bid_depth_10"], values["ask_depth_10"])
+    if values[name] is None and derived is not None:
+        return bad_value(name, f"{name} is missing where the 10-level depths give {derived!r}")
+    return None
 
 
 def feature_shape_problem(values: Mapping[str, Any]) -> Problem | None:
@@ -96,6 +108,8 @@ def feature_shape_problem(values: Mapping[str, Any]) -> Problem | None:
         "midpoint": midpoint,
         "price": midpoint if midpoint is not None else values["last_trade_price"],
     }
-    return _derived_problem(values, derived) or _smallint_problem(
-        values, ("bid_levels", "ask_levels")
+    return (
+        _derived_problem(values, derived)
+        or _smallint_problem(values, ("bid_levels", "ask_levels"))
+        or _imbalance_problem(values, "book_imbalance")
     )
