@@ -226,16 +226,40 @@ def token_day_rows(day: datetime, tok: str = TOKEN) -> list[tuple[TableSpec, lis
 
 
 def as_before_0020(spec: TableSpec) -> TableSpec:
-    """``spec`` as a database before migration 0020 stores it: book changes without
-    ``mirror_seq`` and never folded (for tests that fill a database at an older migration)."""
-    if not spec.storage.mirrored:
-        return spec
-    columns = tuple(name for name in spec.storage.columns if name != "mirror_seq")
-    encode = spec.storage.encode
-    assert encode is not None
+    """``spec`` as a database before migrations 0020 and 0021 stores it (for tests that fill a
+    database at an older migration): book changes without ``mirror_seq`` and never folded;
+    imbalances stored as they are, not left to the view."""
+    storage = spec.storage
+    encode = storage.encode
+    if storage.mirrored:
+        assert encode is not None
+        columns = tuple(name for name in storage.columns if name != "mirror_seq")
 
-    def encode_unfolded(records: Sequence[Sequence[Any]], sids: SidMap) -> list[tuple[Any, ...]]:
-        return [record[: len(columns)] for record in encode(records, sids)]
+        def encode_unfolded(
+            records: Sequence[Sequence[Any]], sids: SidMap
+        ) -> list[tuple[Any, ...]]:
+            return [record[: len(columns)] for record in encode(records, sids)]
 
-    storage = replace(spec.storage, columns=columns, encode=encode_unfolded, mirrored=False)
+        storage = replace(storage, columns=columns, encode=encode_unfolded, mirrored=False)
+    elif spec in (ORDERBOOK_SNAPSHOTS, MARKET_FEATURES):
+        assert encode is not None
+        name = "imbalance" if spec is ORDERBOOK_SNAPSHOTS else "book_imbalance"
+        stored_at = storage.columns.index(name)
+
+        def encode_with_imbalance(
+            records: Sequence[Sequence[Any]], sids: SidMap
+        ) -> list[tuple[Any, ...]]:
+            encoded = encode(records, sids)
+            return [
+                (*row[:stored_at], _imbalance_of(spec, record), *row[stored_at + 1 :])
+                for row, record in zip(encoded, records, strict=True)
+            ]
+
+        storage = replace(storage, encode=encode_with_imbalance)
     return replace(spec, storage=storage)
+
+
+def _imbalance_of(spec: TableSpec, record: Sequence[Any]) -> Any:
+    if spec is ORDERBOOK_SNAPSHOTS:
+        return record[spec.columns.index("imbalance")]
+    return record[4 + FEATURE_COLUMNS.index("book_imbalance")]  # ts, token, market, tier first

@@ -15,7 +15,7 @@ from polyfarm.store.rejection import RejectionKind
 from polyfarm.store.rows import FEATURE_COLUMNS, MARKET_FEATURES, ORDERBOOK_SNAPSHOTS, FeatureRow
 from polyfarm.store.writer import BulkWriter
 
-from .factories import T0, book_row, feature_row
+from .factories import T0, as_before_0020, book_row, feature_row
 
 NOW = T0 + timedelta(hours=1)
 
@@ -94,3 +94,11 @@ async def test_a_missing_imbalance_the_depths_would_give_is_refused(
     (rejected,) = result.rejected
     assert rejected.problem.kind is RejectionKind.VALUE
     assert "10-level depths give" in rejected.reason
+
+
+async def test_the_storage_before_0021_keeps_every_imbalance(pool: asyncpg.Pool) -> None:
+    """``factories.as_before_0020``, which fills databases at older migrations in tests."""
+    derived = (350.0 - 380.0) / (350.0 + 380.0)
+    old = as_before_0020(ORDERBOOK_SNAPSHOTS)
+    assert (await writer(pool).write(old, [book_with_imbalance(0, derived)])).inserted == 1
+    assert await pool.fetchval("SELECT imbalance FROM book_samples") == derived
