@@ -55,3 +55,13 @@ async def test_simultaneous_claims_elect_exactly_one(pool: asyncpg.Pool) -> None
     for minute in range(5):
         claims = await asyncio.gather(*(claim(pool, name, minute * 2) for name in "abcd"))
         assert sum(c is not None for c in claims) == 1, claims
+
+
+async def test_an_elected_job_runs_at_most_once_an_interval(pool: asyncpg.Pool) -> None:
+    """A holder restarted within its interval runs its jobs at start: not this one again."""
+    assert await claim(pool, "a", 0) is not None
+    assert await claim(pool, "a", 0.85) is None  # restarted within its interval
+    assert await claim(pool, "a", 1) is not None  # its next slot
+    assert await claim(pool, "b", 1.5) is None
+    count = await pool.fetchval("SELECT count(*) FROM task_runs")
+    assert count == 2

@@ -8,7 +8,9 @@ an instance claims it in one transaction that
 1. takes a transaction advisory lock on the job's name, so two instances never decide at once;
 2. reads the job's newest ``task_runs`` row: if another instance started it less than
    ``LEASE_INTERVALS`` intervals ago and did not cancel it, that instance holds the lease and
-   this one stands by for the cycle;
+   this one stands by for the cycle; if anyone, this instance too, started it less than
+   ``RUN_AGAIN_INTERVALS`` ago, this interval's run is done (a restarted holder runs its jobs
+   at start, and would run it twice in one interval);
 3. otherwise inserts this instance's ``running`` row, which is both the run's record and the
    lease for the next cycles.
 
@@ -32,6 +34,10 @@ LEASE_LOCK_CLASS = 0x706C66
 # holder whose cycle starts a little late is not overtaken; less than two, so a lost holder is
 # replaced by the next slot but one.
 LEASE_INTERVALS = 1.5
+# A run begun less than this many intervals ago, by any instance (a holder restarted within its
+# interval too, which runs its jobs at start), is this interval's run: an elected job runs at
+# most once an interval. Less than one, so that a slot a little early is not lost.
+RUN_AGAIN_INTERVALS = 0.9
 
 
 async def claim_elected_run(
@@ -54,11 +60,15 @@ async def claim_elected_run(
             "WHERE task_name = $1 AND status <> 'cancelled' ORDER BY started_at DESC LIMIT 1",
             job_name,
         )
-        lease = timedelta(seconds=interval_s * LEASE_INTERVALS)
-        if (
-            holder is not None
-            and holder["instance"] != instance
-            and holder["started_at"] > started_at - lease
-        ):
+        if holder is not None and _holds(holder, instance, started_at, interval_s):
             return None
         return await start_task_run(conn, job_name, started_at, tier, instance=instance)
+
+
+def _holds(holder: asyncpg.Record, instance: str, started_at: datetime, interval_s: float) -> bool:
+    """Whether the newest run, ``holder``, keeps ``instance`` from running at ``started_at``."""
+    since: timedelta = started_at - holder["started_at"]
+    if since < timedelta(seconds=interval_s * RUN_AGAIN_INTERVALS):
+        return True
+    other: bool = holder["instance"] != instance
+    return other and since < timedelta(seconds=interval_s * LEASE_INTERVALS)
