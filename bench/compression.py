@@ -52,7 +52,7 @@ from polyfarm.store.rows import (
     MARKET_FEATURES,
     ORDERBOOK_SNAPSHOTS,
     PRICE_SNAPSHOTS,
-    TABLE_SPECS,
+    REPRESENTED_ROWS,
     TRADES,
 )
 from polyfarm.store.writer import BulkWriter
@@ -134,13 +134,9 @@ class Size:
         return round((self.total if value is None else value) / self.rows, 2) if self.rows else None
 
 
-# How many public rows a stored row stands for (book changes folded with their mirror: two).
-REPRESENTED = {spec.storage.table: spec.storage.represented for spec in TABLE_SPECS.values()}
-
-
 async def size_of(conn: asyncpg.Connection, table: str) -> Size:
     """The public rows ``table`` holds (bytes per row are per public row) and its bytes."""
-    represented = REPRESENTED.get(table, "1")
+    represented = REPRESENTED_ROWS.get(table, "1")
     rows = int(
         await conn.fetchval(f"SELECT coalesce(sum({represented}), 0) FROM {table}")  # noqa: S608
     )

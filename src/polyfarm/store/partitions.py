@@ -46,7 +46,7 @@ import asyncpg
 from polyfarm.logs import get_logger
 from polyfarm.settings import RetentionSettings
 from polyfarm.store.policies import RetentionRule
-from polyfarm.store.rows import TABLE_SPECS
+from polyfarm.store.rows import REPRESENTED_ROWS
 
 log = get_logger(__name__)
 
@@ -83,9 +83,6 @@ PARTITIONED_TABLES = (
 # venue's own price history that a backfill stores (a day of a week-long backfill at 1-minute
 # buckets is about what a day of live price snapshots is).
 BACKFILL_TABLES = (PartitionedTable("history_points"),)
-# How many public rows a stored row stands for, per stored table (``Storage.represented``):
-# what the lake counted of a partition is compared with this sum.
-_REPRESENTED = {spec.storage.table: spec.storage.represented for spec in TABLE_SPECS.values()}
 ALL_PARTITIONED_TABLES = (*PARTITIONED_TABLES, *BACKFILL_TABLES)
 TABLES_BY_NAME = {table.name: table for table in ALL_PARTITIONED_TABLES}
 
@@ -484,7 +481,8 @@ async def _archived_whole(
     if covered["seconds"] != (part.upper - part.lower).total_seconds():
         return False
     held = await conn.fetchval(
-        f"SELECT coalesce(sum({_REPRESENTED.get(table.name, '1')}), 0) "  # noqa: S608 - ours
+        # What the lake counted of the span is compared with the rows these stand for.
+        f"SELECT coalesce(sum({REPRESENTED_ROWS.get(table.name, '1')}), 0) "  # noqa: S608 - ours
         f"FROM {identifier(part.name)}"
     )
     return bool(held == covered["rows"])

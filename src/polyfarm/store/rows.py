@@ -385,6 +385,9 @@ MARKET_FEATURES = TableSpec(
 )
 TIME_SERIES_TABLES = (PRICE_SNAPSHOTS, ORDERBOOK_SNAPSHOTS, TRADES, BOOK_DELTAS, MARKET_FEATURES)
 TABLE_SPECS = {spec.name: spec for spec in TIME_SERIES_TABLES}
+# How many public rows a stored row of each storage table stands for, as SQL
+# (``Storage.represented``: two for a book change folded with its mirror).
+REPRESENTED_ROWS = {spec.storage.table: spec.storage.represented for spec in TIME_SERIES_TABLES}
 
 
 def latest_allowed_time(now: datetime, max_future_skew_s: float) -> datetime:
