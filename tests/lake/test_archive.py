@@ -20,7 +20,7 @@ from polyfarm.store.partitions import partitions_of
 from polyfarm.store.rows import BOOK_DELTAS, PRICE_SNAPSHOTS
 from polyfarm.store.writer import BulkWriter
 
-from ..store.factories import T0, delta_row, price_row
+from ..store.factories import T0, delta_row, price_row, token
 
 DAY = timedelta(days=1)
 LATER = T0 + 30 * DAY  # when retention runs: both days long expired
@@ -52,7 +52,14 @@ async def test_only_what_the_lake_holds_is_dropped(
     writer = BulkWriter(plain_pool, clock=lambda: T0 + 2 * DAY)
     # 2026-03-02 and 03-03 of prices; book deltas of 03-02 at 12:00 (a 6-hour partition).
     await writer.write(PRICE_SNAPSHOTS, [price_row(i) for i in (0, 1, 1440)])
-    await writer.write(BOOK_DELTAS, [delta_row(i) for i in range(4)])
+    # Two changes each sent on both tokens of the market: four rows of the view in two stored
+    # rows, each folded with its mirror (migration 0020); the lake must hold all four.
+    mirrored = [
+        delta_row(i, token(2))._replace(side="SELL", price=0.51, seq=100 + i) for i in (0, 1)
+    ]
+    await writer.write(BOOK_DELTAS, [delta_row(0), delta_row(1), *mirrored])
+    async with plain_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM book_changes") == 2
     lake = open_lake(str(tmp_path / "lake"))
     assert await export_everything(plain_pool, plain_dsn, lake) == []
     async with plain_pool.acquire() as conn:
