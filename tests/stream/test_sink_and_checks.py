@@ -177,3 +177,19 @@ async def test_hash_mismatches_mark_books_suspect_only_while_hashes_are_trusted(
     book.suspect = False
     assert checker.verify("t1") is False
     assert not book.suspect, "hashes proved unreliable: only a re-fetch"
+
+
+def test_a_batch_takes_the_rest_of_the_message_it_cuts_into() -> None:
+    """The writer folds a market's mirrored book changes only within one batch."""
+    queue = WriteQueue(BOOK_DELTAS, 100, message_of=lambda row: row[0])
+    for message, items in (("m1", 2), ("m2", 3), ("m3", 2)):
+        for i in range(items):
+            queue.put((message, i), 0.0)
+    first, _ = queue.take(3)  # cuts into m2: takes the rest of it
+    assert first == [("m1", 0), ("m1", 1), ("m2", 0), ("m2", 1), ("m2", 2)]
+    second, _ = queue.take(2)  # ends on a message's end: nothing more
+    assert second == [("m3", 0), ("m3", 1)]
+    plain = WriteQueue(BOOK_DELTAS, 100)
+    for i in range(3):
+        plain.put(("m1", i), 0.0)
+    assert len(plain.take(2)[0]) == 2
