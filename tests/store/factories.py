@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from polyfarm.store.clock_anchors import ANCHOR_COLUMNS, CLOCK_FEATURES
 from polyfarm.store.compact import SidMap, exact_midpoint, exact_spread
 from polyfarm.store.dimensions import EventRecord, MarketRecord, TokenRecord
 from polyfarm.store.rows import (
@@ -226,9 +227,9 @@ def token_day_rows(day: datetime, tok: str = TOKEN) -> list[tuple[TableSpec, lis
 
 
 def as_before_0020(spec: TableSpec) -> TableSpec:
-    """``spec`` as a database before migrations 0020 and 0021 stores it (for tests that fill a
+    """``spec`` as a database before migrations 0020 to 0022 stores it (for tests that fill a
     database at an older migration): book changes without ``mirror_seq`` and never folded;
-    imbalances stored as they are, not left to the view."""
+    imbalances and clock features stored as they are, not left to the view."""
     storage = spec.storage
     encode = storage.encode
     if storage.mirrored:
@@ -243,23 +244,29 @@ def as_before_0020(spec: TableSpec) -> TableSpec:
         storage = replace(storage, columns=columns, encode=encode_unfolded, mirrored=False)
     elif spec in (ORDERBOOK_SNAPSHOTS, MARKET_FEATURES):
         assert encode is not None
-        name = "imbalance" if spec is ORDERBOOK_SNAPSHOTS else "book_imbalance"
-        stored_at = storage.columns.index(name)
+        names = ("imbalance",) if spec is ORDERBOOK_SNAPSHOTS else _FEATURES_AS_GIVEN
+        columns = tuple(name for name in storage.columns if name not in ANCHOR_COLUMNS)
+        stored_at = [(columns.index(name), _given_at(spec, name)) for name in names]
 
-        def encode_with_imbalance(
+        def encode_as_given(
             records: Sequence[Sequence[Any]], sids: SidMap
         ) -> list[tuple[Any, ...]]:
-            encoded = encode(records, sids)
-            return [
-                (*row[:stored_at], _imbalance_of(spec, record), *row[stored_at + 1 :])
-                for row, record in zip(encoded, records, strict=True)
-            ]
+            encoded = []
+            for row, record in zip(encode(records, sids), records, strict=True):
+                old = list(row[: len(columns)])
+                for at, given in stored_at:
+                    old[at] = record[given]
+                encoded.append(tuple(old))
+            return encoded
 
-        storage = replace(storage, encode=encode_with_imbalance)
+        storage = replace(storage, columns=columns, encode=encode_as_given)
     return replace(spec, storage=storage)
 
 
-def _imbalance_of(spec: TableSpec, record: Sequence[Any]) -> Any:
+_FEATURES_AS_GIVEN = ("book_imbalance", *(clock.feature for clock in CLOCK_FEATURES))
+
+
+def _given_at(spec: TableSpec, name: str) -> int:
     if spec is ORDERBOOK_SNAPSHOTS:
-        return record[spec.columns.index("imbalance")]
-    return record[4 + FEATURE_COLUMNS.index("book_imbalance")]  # ts, token, market, tier first
+        return spec.columns.index(name)
+    return 4 + FEATURE_COLUMNS.index(name)  # ts, token, market, tier first

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from polyfarm.store.clock_anchors import ANCHOR_COLUMNS, CLOCK_FEATURES, anchored
 from polyfarm.store.compact import (
     SOURCE_CODES,
     SidMap,
@@ -110,7 +111,8 @@ BOOK_SAMPLES = Storage("book_samples", BOOK_SAMPLE_COLUMNS, encode=encode_book_s
 # One column per feature, not an array: a float8[] of the 67 values measured 6 % larger (its
 # own header and NULL bitmap), and TimescaleDB compresses columns one by one. Prices quoted by
 # the venue are micro-units; the price, spread and midpoint follow from the best bid and ask
-# and the last trade price, so they are not stored.
+# and the last trade price, so they are not stored. The four clock features are stored as the
+# instants they count from where that is exact (``polyfarm.store.clock_anchors``).
 
 DERIVED_FEATURES = frozenset({"price", "spread", "midpoint"})
 MICRO_FEATURES = frozenset(
@@ -127,6 +129,8 @@ def feature_storage(feature_columns: Sequence[str]) -> Storage:
         for name in ("book_imbalance", "bid_depth_10", "ask_depth_10")
     )
     at = 3 + kept.index("book_imbalance")  # in the stored record
+    clocks = [4 + feature_columns.index(clock.feature) for clock in CLOCK_FEATURES]
+    clocks_at = [3 + kept.index(clock.feature) for clock in CLOCK_FEATURES]
 
     def encode(records: Sequence[Sequence[Any]], sids: SidMap) -> list[tuple[Any, ...]]:
         encoded = []
@@ -138,7 +142,11 @@ def feature_storage(feature_columns: Sequence[str]) -> Storage:
                 *[optional_micros(record[i]) if micro else record[i] for i, micro in plan],
             ]
             row[at] = stored_imbalance(record[imbalance], record[bid], record[ask])
-            encoded.append(tuple(row))
+            values, anchors = anchored([record[i] for i in clocks], record[0])
+            for i, value in zip(clocks_at, values, strict=True):
+                row[i] = value
+            encoded.append((*row, *anchors))
         return encoded
 
-    return Storage("feature_samples", ("token_sid", "ts", "tier", *kept), encode=encode)
+    columns = ("token_sid", "ts", "tier", *kept, *ANCHOR_COLUMNS)
+    return Storage("feature_samples", columns, encode=encode)
