@@ -10,6 +10,7 @@ from typing import Any
 
 from polyfarm.store.clock_anchors import ANCHOR_COLUMNS, CLOCK_FEATURES
 from polyfarm.store.compact import SidMap, exact_midpoint, exact_spread
+from polyfarm.store.compact_snapshots import DEPTH_LEVELS
 from polyfarm.store.dimensions import EventRecord, MarketRecord, TokenRecord
 from polyfarm.store.rows import (
     BOOK_DELTAS,
@@ -227,9 +228,9 @@ def token_day_rows(day: datetime, tok: str = TOKEN) -> list[tuple[TableSpec, lis
 
 
 def as_before_0020(spec: TableSpec) -> TableSpec:
-    """``spec`` as a database before migrations 0020 to 0022 stores it (for tests that fill a
+    """``spec`` as a database before migrations 0020 to 0023 stores it (for tests that fill a
     database at an older migration): book changes without ``mirror_seq`` and never folded;
-    imbalances and clock features stored as they are, not left to the view."""
+    imbalances, book depths and clock features stored as they are, not left to the view."""
     storage = spec.storage
     encode = storage.encode
     if storage.mirrored:
@@ -244,7 +245,7 @@ def as_before_0020(spec: TableSpec) -> TableSpec:
         storage = replace(storage, columns=columns, encode=encode_unfolded, mirrored=False)
     elif spec in (ORDERBOOK_SNAPSHOTS, MARKET_FEATURES):
         assert encode is not None
-        names = ("imbalance",) if spec is ORDERBOOK_SNAPSHOTS else _FEATURES_AS_GIVEN
+        names = _BOOKS_AS_GIVEN if spec is ORDERBOOK_SNAPSHOTS else _FEATURES_AS_GIVEN
         columns = tuple(name for name in storage.columns if name not in ANCHOR_COLUMNS)
         stored_at = [(columns.index(name), _given_at(spec, name)) for name in names]
 
@@ -263,6 +264,7 @@ def as_before_0020(spec: TableSpec) -> TableSpec:
     return replace(spec, storage=storage)
 
 
+_BOOKS_AS_GIVEN = ("imbalance", *(f"{s}_depth_{n}" for s in ("bid", "ask") for n in DEPTH_LEVELS))
 _FEATURES_AS_GIVEN = ("book_imbalance", *(clock.feature for clock in CLOCK_FEATURES))
 
 

@@ -6,13 +6,15 @@ the wire's best-last order is turned around by the parsers before this point.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from polyfarm.store.compact import exact_midpoint, exact_spread
+from polyfarm.store.compact import MICROS, exact_midpoint, exact_spread, to_micros
+from polyfarm.store.compact_snapshots import DEPTH_LEVELS, depth_imbalance
 
 Level = tuple[float, float]
-DEPTH_LEVELS = (5, 10, 20, 50)
 IMBALANCE_LEVELS = 10
 WALL_WINDOW = 20
 
@@ -42,7 +44,30 @@ class BookStats:
 
 
 def depth(levels: Sequence[Level], count: int) -> float:
-    return sum(size for _, size in levels[:count])
+    """Shares within the best ``count`` levels: the exact decimal sum (sizes have at most six
+    decimals, so a sum of micro-units) as the double nearest to it. A float sum is off by an
+    ulp now and then, and differently under Python 3.12's compensated ``sum``; this is what
+    SQL's ``levels_depth`` computes from the stored levels (migration 0023)."""
+    sizes = [size for _, size in levels[:count]]
+    if not all(map(math.isfinite, sizes)):
+        return float(sum(sizes))  # refused downstream as the bad size it is
+    return micro_depth([to_micros(size) for size in sizes])
+
+
+def micro_depth(sizes: Sequence[int]) -> float:
+    """A depth from sizes in micro-units: their sum divided by 10^6, correctly rounded."""
+    return sum(sizes) / MICROS
+
+
+def depths(levels: Sequence[Level]) -> tuple[float, float, float, float]:
+    """``depth`` at each of ``DEPTH_LEVELS``, each size converted once."""
+    sizes = [size for _, size in levels[: DEPTH_LEVELS[-1]]]
+    if not all(map(math.isfinite, sizes)):
+        five, ten, twenty, fifty = (depth(levels, n) for n in DEPTH_LEVELS)
+        return five, ten, twenty, fifty
+    running = [0, *itertools.accumulate(to_micros(size) for size in sizes)]
+    five, ten, twenty, fifty = (running[min(n, len(sizes))] / MICROS for n in DEPTH_LEVELS)
+    return five, ten, twenty, fifty
 
 
 def notional(levels: Sequence[Level]) -> float:
@@ -50,9 +75,7 @@ def notional(levels: Sequence[Level]) -> float:
 
 
 def imbalance(bids: Sequence[Level], asks: Sequence[Level], count: int) -> float | None:
-    bid, ask = depth(bids, count), depth(asks, count)
-    total = bid + ask
-    return None if total <= 0 else (bid - ask) / total
+    return depth_imbalance(depth(bids, count), depth(asks, count))
 
 
 def find_wall(levels: Sequence[Level], multiple: float, window: int = WALL_WINDOW) -> Wall | None:
@@ -78,6 +101,8 @@ def book_stats(bids: Sequence[Level], asks: Sequence[Level], wall_multiple: floa
     best_bid = bids[0][0] if bids else None
     best_ask = asks[0][0] if asks else None
     both = best_bid is not None and best_ask is not None
+    bid_depth, ask_depth = depths(bids), depths(asks)
+    ten = DEPTH_LEVELS.index(IMBALANCE_LEVELS)
     return BookStats(
         best_bid=best_bid,
         best_ask=best_ask,
@@ -87,11 +112,11 @@ def book_stats(bids: Sequence[Level], asks: Sequence[Level], wall_multiple: floa
         microprice=microprice(bids, asks),
         bid_levels=len(bids),
         ask_levels=len(asks),
-        bid_depth=tuple(depth(bids, n) for n in DEPTH_LEVELS),  # type: ignore[arg-type]
-        ask_depth=tuple(depth(asks, n) for n in DEPTH_LEVELS),  # type: ignore[arg-type]
+        bid_depth=bid_depth,
+        ask_depth=ask_depth,
         bid_depth_usd=notional(bids),
         ask_depth_usd=notional(asks),
-        imbalance=imbalance(bids, asks, IMBALANCE_LEVELS),
+        imbalance=depth_imbalance(bid_depth[ten], ask_depth[ten]),
         bid_wall=find_wall(bids, wall_multiple),
         ask_wall=find_wall(asks, wall_multiple),
     )

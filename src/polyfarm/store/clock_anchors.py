@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from polyfarm.store.compact import same_double
+
 # Beyond this many hours (about 114 years) a value is stored as it is: no venue date is that far.
 _MAX_HOURS = 1e6
 _MICROS_PER_HOUR = 3_600_000_000
@@ -62,11 +64,6 @@ def hours_between(since: datetime, until: datetime) -> float:
 def seconds_since(anchor: float, ts: datetime) -> float:
     """SQL's ``seconds_since``: ``ts.timestamp() - anchor``."""
     return ts.timestamp() - anchor
-
-
-def same_double(a: float, b: float) -> bool:
-    """Bit for bit: ``-0.0`` is not ``0.0`` here."""
-    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def anchor_of(value: float | None, ts: datetime, anchor: Anchor) -> AnchorValue | None:

@@ -47,6 +47,11 @@ def from_micros(value: int) -> float:
     return value / MICROS
 
 
+def same_double(a: float, b: float) -> bool:
+    """Bit for bit, as a view must give a value back: ``-0.0`` is not ``0.0`` here."""
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
 def exact_spread(bid: float, ask: float) -> float:
     """``ask - bid`` of two venue prices as the double nearest to the decimal difference
     (the double subtraction is off by an ulp as often as not: 0.51 - 0.49 != 0.02)."""

@@ -6,6 +6,7 @@ the checks that make leaving out derived values safe.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -14,12 +15,14 @@ import orjson
 
 from polyfarm.store.clock_anchors import ANCHOR_COLUMNS, CLOCK_FEATURES, anchored
 from polyfarm.store.compact import (
+    MICROS,
     SOURCE_CODES,
     SidMap,
     Storage,
     book_hash_bytes,
     from_micros,
     optional_micros,
+    same_double,
     to_micros,
 )
 
@@ -50,7 +53,15 @@ def parse_levels(value: str | bytes | Sequence[Sequence[float]]) -> list[Level]:
 
 
 def pack_levels(levels: Sequence[Level]) -> bytes:
-    return b"".join(_LEVEL.pack(to_micros(price), to_micros(size)) for price, size in levels)
+    return pack_micro_levels(micro_levels(levels))
+
+
+def micro_levels(levels: Sequence[Level]) -> list[tuple[int, int]]:
+    return [(to_micros(price), to_micros(size)) for price, size in levels]
+
+
+def pack_micro_levels(levels: Sequence[tuple[int, int]]) -> bytes:
+    return b"".join(_LEVEL.pack(price, size) for price, size in levels)
 
 
 def unpack_levels(packed: bytes) -> list[Level]:
@@ -74,6 +85,27 @@ def stored_imbalance(imbalance: float | None, bid: float | None, ask: float | No
     return None if imbalance == depth_imbalance(bid, ask) else imbalance
 
 
+# A side's depth within the best 5 to 50 levels is the sum of the sizes, in micro-units, over
+# 10^6 (``polyfarm.markets.book_stats.depth``); where the stored levels give it back to the bit
+# (always for 5 levels at the default ``orderbook.depth``, for every depth of a thin side) it is
+# left to the view (SQL's ``levels_depth``, migration 0023). Validation refuses a missing depth.
+DEPTH_LEVELS = (5, 10, 20, 50)
+
+
+def stored_depths(
+    depths: Sequence[float | None], levels: Sequence[tuple[int, int]]
+) -> list[float | None]:
+    """A side's depths (``DEPTH_LEVELS`` order) as stored beside its levels: None where the
+    levels give the value back."""
+    running = [0, *itertools.accumulate(size for _, size in levels[: DEPTH_LEVELS[-1]])]
+    stored = []
+    for value, count in zip(depths, DEPTH_LEVELS, strict=True):
+        # As SQL computes it: the sum rounded to a double, then divided (exact below 2^53).
+        derived = float(running[min(count, len(running) - 1)]) / MICROS
+        stored.append(None if value is not None and same_double(value, derived) else value)
+    return stored
+
+
 BOOK_SAMPLE_COLUMNS = (
     "token_sid", "ts", "source", "bids", "asks", "bid_depth_usd", "ask_depth_usd", "bid_levels",
     "ask_levels", "bid_depth_5", "bid_depth_10", "bid_depth_20", "bid_depth_50", "ask_depth_5",
@@ -92,11 +124,13 @@ def encode_book_samples(records: Sequence[Sequence[Any]], sids: SidMap) -> list[
         imbalance = stored_imbalance(imbalance, depths[1], depths[5])  # the 10-level depths
         bid_wall, bid_wall_size, ask_wall, ask_wall_size, book_hash, book_ts = record[23:]
         raw_hash = None if book_hash is None else book_hash_bytes(book_hash)
+        bid_side, ask_side = micro_levels(parse_levels(bids)), micro_levels(parse_levels(asks))
+        sides = (*stored_depths(depths[:4], bid_side), *stored_depths(depths[4:], ask_side))
         encoded.append(
             (
-                sids[token_id], ts, SOURCE_CODES[source], pack_levels(parse_levels(bids)),
-                pack_levels(parse_levels(asks)), bid_usd, ask_usd, bid_levels, ask_levels,
-                *depths, imbalance, optional_micros(bid_wall), optional_micros(bid_wall_size),
+                sids[token_id], ts, SOURCE_CODES[source], pack_micro_levels(bid_side),
+                pack_micro_levels(ask_side), bid_usd, ask_usd, bid_levels, ask_levels,
+                *sides, imbalance, optional_micros(bid_wall), optional_micros(bid_wall_size),
                 optional_micros(ask_wall), optional_micros(ask_wall_size), raw_hash,
                 book_hash if raw_hash is None else None, book_ts,
             )

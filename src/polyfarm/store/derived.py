@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from polyfarm.store.compact import MICROS, SOURCE_CODES
-from polyfarm.store.compact_snapshots import depth_imbalance, parse_levels
+from polyfarm.store.compact_snapshots import DEPTH_LEVELS, depth_imbalance, parse_levels
 from polyfarm.store.rejection import Problem, bad_value
 
 HALF_MICRO = 0.5 / MICROS
@@ -84,7 +84,20 @@ def book_shape_problem(row: Any) -> Problem | None:
         _derived_problem(fields, derived)
         or _smallint_problem(fields, ("bid_levels", "ask_levels"))
         or _imbalance_problem(fields, "imbalance")
+        or _missing_depth_problem(fields)
     )
+
+
+_BOOK_DEPTHS = tuple(f"{side}_depth_{n}" for side in ("bid", "ask") for n in DEPTH_LEVELS)
+
+
+def _missing_depth_problem(values: Mapping[str, Any]) -> Problem | None:
+    """A depth is stored only where the levels stored beside it do not give it back (NULL
+    stands for the one they give), so a missing depth cannot be stored as itself."""
+    for name in _BOOK_DEPTHS:
+        if values[name] is None:
+            return bad_value(name, f"{name} is missing where the stored levels give one")
+    return None
 
 
 def _imbalance_problem(values: Mapping[str, Any], name: str) -> Problem | None:
