@@ -283,11 +283,7 @@ def copy_parts(
     pages."""
     step = -(-len(records) // max(1, parts)) or 1
     if storage.binary is None:
-        stored = records if storage.encode is None else storage.encode(records, sids)
-        if folding is not None:
-            stored = fold_book_changes(stored, folding)  # type: ignore[arg-type]
-        if storage.encode is not None:
-            stored = _in_key_order(stored, storage.key_width)  # type: ignore[arg-type]
+        stored = records if storage.encode is None else _encoded(storage, records, sids, folding)
         count = represented if storage.mirrored else len
         return [
             CopyPart(count(chunk), storage.columns, records=chunk)
@@ -299,6 +295,17 @@ def copy_parts(
         _binary_part(storage.binary, chunk)
         for chunk in (encoded[i : i + step] for i in range(0, len(encoded), step))
     ] or [_binary_part(storage.binary, [])]
+
+
+def _encoded(
+    storage: Storage, records: Sequence[Sequence[Any]], sids: SidMap, folding: Folding | None
+) -> list[tuple[Any, ...]]:
+    """``records`` as ``storage`` keeps them (folded as ``folding`` says), in key order."""
+    assert storage.encode is not None
+    encoded = storage.encode(records, sids)
+    if folding is not None:
+        encoded = fold_book_changes(encoded, folding)
+    return _in_key_order(encoded, storage.key_width)
 
 
 def _in_key_order(rows: list[tuple[Any, ...]], key_width: int) -> list[tuple[Any, ...]]:
