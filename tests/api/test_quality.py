@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from polyfarm.api.queries.quality import cadences
+from polyfarm.markets.book_stats import book_stats
 from polyfarm.settings import Settings
 from polyfarm.store.rows import (
     FEATURE_COLUMNS,
@@ -139,8 +140,11 @@ async def test_gaps_and_stale_markets(rows: str, make_client: ClientFactory) -> 
 
 
 async def _books(pool: asyncpg.Pool, token: str, market_id: str, minutes: list[int]) -> None:
-    """Empty stream books, written as the daemon writes them (the table is a view)."""
-    empty = (None,) * (len(OrderBookSnapshotRow._fields) - 6)
+    """Empty stream books, written as the daemon writes them (the table is a view): no best
+    prices, no levels, depths of 0."""
+    stats = book_stats([], [], 5.0)
+    empty = (None, None, None, None, stats.bid_depth_usd, stats.ask_depth_usd, 0, 0)
+    empty += (*stats.bid_depth, *stats.ask_depth, stats.imbalance) + (None,) * 6
     rows = [
         OrderBookSnapshotRow(
             NOON + timedelta(minutes=m), token, market_id, "ws", "[]", "[]", *empty
