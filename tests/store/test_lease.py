@@ -57,11 +57,23 @@ async def test_simultaneous_claims_elect_exactly_one(pool: asyncpg.Pool) -> None
         assert sum(c is not None for c in claims) == 1, claims
 
 
-async def test_an_elected_job_runs_at_most_once_an_interval(pool: asyncpg.Pool) -> None:
-    """A holder restarted within its interval runs its jobs at start: not this one again."""
+async def test_an_elected_job_runs_at_most_once_a_slot(pool: asyncpg.Pool) -> None:
+    """A holder restarted within its slot runs its jobs at start: not this one again."""
     assert await claim(pool, "a", 0) is not None
     assert await claim(pool, "a", 0.85) is None  # restarted within its interval
     assert await claim(pool, "a", 1) is not None  # its next slot
     assert await claim(pool, "b", 1.5) is None
     count = await pool.fetchval("SELECT count(*) FROM task_runs")
     assert count == 2
+
+
+async def test_a_start_up_run_mid_slot_keeps_its_lease_through_the_next_slots(
+    pool: asyncpg.Pool,
+) -> None:
+    """The first run comes at start, anywhere in a slot; the next comes at the next slot of the
+    grid, less than an interval later, and must not be skipped: the holder would then go more
+    than the lease's grace without a run, and the other instance would take over."""
+    assert await claim(pool, "a", 0.3) is not None  # start-up
+    for minute in (1, 2, 3):
+        assert await claim(pool, "b", minute) is None
+        assert await claim(pool, "a", minute) is not None

@@ -8,9 +8,9 @@ an instance claims it in one transaction that
 1. takes a transaction advisory lock on the job's name, so two instances never decide at once;
 2. reads the job's newest ``task_runs`` row: if another instance started it less than
    ``LEASE_INTERVALS`` intervals ago and did not cancel it, that instance holds the lease and
-   this one stands by for the cycle; if anyone, this instance too, started it less than
-   ``RUN_AGAIN_INTERVALS`` ago, this interval's run is done (a restarted holder runs its jobs
-   at start, and would run it twice in one interval);
+   this one stands by for the cycle; if anyone, this instance too, started it in the current
+   slot (cycles run on a grid of the job's interval, ``polyfarm.runtime``), this slot's run is
+   done (a restarted holder runs its jobs at start, and would run it twice in one slot);
 3. otherwise inserts this instance's ``running`` row, which is both the run's record and the
    lease for the next cycles.
 
@@ -22,6 +22,7 @@ expire or to clean up.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -34,10 +35,6 @@ LEASE_LOCK_CLASS = 0x706C66
 # holder whose cycle starts a little late is not overtaken; less than two, so a lost holder is
 # replaced by the next slot but one.
 LEASE_INTERVALS = 1.5
-# A run begun less than this many intervals ago, by any instance (a holder restarted within its
-# interval too, which runs its jobs at start), is this interval's run: an elected job runs at
-# most once an interval. Less than one, so that a slot a little early is not lost.
-RUN_AGAIN_INTERVALS = 0.9
 
 
 async def claim_elected_run(
@@ -66,9 +63,17 @@ async def claim_elected_run(
 
 
 def _holds(holder: asyncpg.Record, instance: str, started_at: datetime, interval_s: float) -> bool:
-    """Whether the newest run, ``holder``, keeps ``instance`` from running at ``started_at``."""
-    since: timedelta = started_at - holder["started_at"]
-    if since < timedelta(seconds=interval_s * RUN_AGAIN_INTERVALS):
+    """Whether the newest run, ``holder``, keeps ``instance`` from running at ``started_at``.
+    A run begun in the same slot, by any instance, is that slot's run: an elected job runs at
+    most once a slot. (Counting from the last run instead, a start-up run in the middle of a
+    slot made its holder skip the next slot and let its lease lapse.)"""
+    if slot_of(holder["started_at"], interval_s) == slot_of(started_at, interval_s):
         return True
+    since: timedelta = started_at - holder["started_at"]
     other: bool = holder["instance"] != instance
     return other and since < timedelta(seconds=interval_s * LEASE_INTERVALS)
+
+
+def slot_of(moment: datetime, interval_s: float) -> int:
+    """The number of the slot of the job's grid that ``moment`` falls in."""
+    return math.floor(moment.timestamp() / interval_s)
