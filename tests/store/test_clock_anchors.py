@@ -146,3 +146,16 @@ async def test_sql_counts_from_an_instant_as_python_does(pool: asyncpg.Pool) -> 
     for record, (a, b), anchor in zip(records, pairs, anchors, strict=True):
         assert record["hours"].hex() == hours_between(a, b).hex()
         assert record["seconds"].hex() == seconds_since(anchor, a).hex()
+
+
+async def test_a_feature_that_is_not_a_number_is_refused_and_the_rest_stored(
+    pool: asyncpg.Pool,
+) -> None:
+    """Not a crash of the whole write (the anchors, or asyncpg's encoder, would raise)."""
+    bad = with_clocks(feature_row(0), ("3.5", None, None, None))  # type: ignore[arg-type]
+    good = with_clocks(feature_row(1), (3.5, None, None, None))
+    result = await writer(pool).write(MARKET_FEATURES, [bad, good])
+    assert result.inserted == 1
+    (rejected,) = result.rejected
+    assert rejected.reason == "hours_to_close '3.5' is not a number"
+    assert await pool.fetchval("SELECT hours_to_close FROM market_features") == 3.5

@@ -342,6 +342,8 @@ def feature_problem(row: FeatureRow, latest_allowed: datetime) -> Problem | None
         message = f"{len(row.values)} feature values for {len(FEATURE_COLUMNS)} columns"
         return Problem(RejectionKind.MALFORMED, message)
     for name, value in zip(FEATURE_COLUMNS, row.values, strict=True):
+        if value is not None and not isinstance(value, int | float):
+            return bad_value(name, f"{name} {value!r} is not a number")
         if isinstance(value, float) and not math.isfinite(value):
             return bad_value(name, f"{name} is not finite")
         if name in _FEATURE_PRICE_COLUMNS and _bad_probability(value):
