@@ -9,7 +9,8 @@ script:
    and writes ``--rows`` order books through the writer: sides of 0 to 60 levels, sizes with
    0 to 6 decimals, the top 5 levels stored (``orderbook.depth``'s default);
 2. reads every row of the view (``SELECT *``), ``--runs`` times: the median per row;
-3. puts back the hex decoding of migration 0012 (and a ``levels_depth`` decoding the same way),
+3. puts back the hex decoding of migration 0012 (read from the migration; and a ``levels_depth``
+   decoding the same way),
    stores every depth the writer left to the view, and reads again: the baseline.
 
     python bench/book_reads.py [--rows 40000] [--runs 5] [--dsn URL] [--json]
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -34,6 +36,7 @@ import asyncpg
 
 from polyfarm.markets.book_stats import Wall, book_stats
 from polyfarm.store.database import create_pool
+from polyfarm.store.migrations import default_migrations_dir
 from polyfarm.store.rows import ORDERBOOK_SNAPSHOTS, OrderBookSnapshotRow
 from polyfarm.store.writer import BulkWriter
 from scratch_db import admin_server, drop_database, fresh_database
@@ -42,21 +45,9 @@ START = datetime(2026, 12, 1, tzinfo=UTC)
 STORED_LEVELS = 5
 DEPTHS = [f"{side}_depth_{n}" for side in ("bid", "ask") for n in (5, 10, 20, 50)]
 
-# Migration 0012's decoding through hex text, and a depth decoded the same way.
-HEX_DECODING = """
-CREATE OR REPLACE FUNCTION book_levels(packed bytea) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_array(
-               from_micros(('x' || encode(substr(packed, i, 4), 'hex'))::bit(32)::integer),
-               from_micros(('x' || encode(substr(packed, i + 4, 8), 'hex'))::bit(64)::bigint))
-               ORDER BY i), '[]'::jsonb)
-    FROM generate_series(1, length(packed), 12) AS i
-$$;
-CREATE OR REPLACE FUNCTION top_price(packed bytea) RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
-    SELECT CASE WHEN length(packed) >= 12
-                THEN ('x' || encode(substr(packed, 1, 4), 'hex'))::bit(32)::integer END
-$$;
+# Before 0023, a depth stored; had the view computed it then, it would have read the sizes as
+# 0012's book_levels() does, through hex text.
+HEX_DEPTH = """
 CREATE OR REPLACE FUNCTION levels_depth(packed bytea, levels integer) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
     SELECT coalesce(sum(('x' || encode(substr(packed, i + 4, 8), 'hex'))::bit(64)::bigint),
@@ -64,6 +55,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
     FROM generate_series(1, least(length(packed), 12 * levels), 12) AS i
 $$;
 """
+
+
+def hex_decoding() -> str:
+    """Migration 0012's ``book_levels`` and ``top_price``, as it wrote them, put back."""
+    sql = (default_migrations_dir() / "0012_compact_order_books.sql").read_text()
+    functions = re.findall(r"CREATE FUNCTION (?:book_levels|top_price)\(.*?\n\$\$;", sql, re.S)
+    if len(functions) != 2:
+        raise SystemExit("migration 0012 no longer defines book_levels and top_price")
+    return "\n".join(f.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION") for f in functions)
 
 
 def side(rng: random.Random, best: float, step: float) -> list[tuple[float, float]]:
@@ -116,7 +116,7 @@ async def measure(admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
             nulls = " + ".join(f"({name} IS NULL)::int" for name in DEPTHS)
             left = await conn.fetchval(f"SELECT avg({nulls}) / 8.0 FROM book_samples")  # noqa: S608
             now, read = await time_reads(conn, args.runs)
-            await conn.execute(HEX_DECODING)
+            await conn.execute(hex_decoding() + HEX_DEPTH)
             for name in DEPTHS:
                 side_name, levels = name.split("_depth_")
                 computed = f"levels_depth({side_name}s, {levels})"

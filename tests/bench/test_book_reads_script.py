@@ -7,30 +7,18 @@ carries its keys.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from polyfarm.store.embedded import EmbeddedPostgres
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "book_reads.py"
+from .scripts import run_script
 
 
 @pytest.mark.timeout(120)
 def test_both_decodings_are_measured_on_the_same_rows(embedded_server: EmbeddedPostgres) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--dsn", embedded_server.dsn("postgres"), "--json",
-         "--rows", "600", "--runs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    dsn = embedded_server.dsn("postgres")
+    options = ("--dsn", dsn, "--json", "--rows", "600", "--runs", "1")
+    result, _ = run_script("book_reads.py", *options, timeout_s=110)
     assert set(result) == {
         "rows",
         "depths_left_to_view",

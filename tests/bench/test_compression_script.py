@@ -7,17 +7,13 @@ BENCHMARKS.md.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from ..conftest import TIMESCALE_ENV
+from .scripts import run_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "compression.py"
 TABLES = {"price_points", "book_samples", "feature_samples", "book_changes", "trade_fills"}
 
 
@@ -27,15 +23,7 @@ def test_every_table_gets_its_compressed_bytes_per_row_and_gb_per_day() -> None:
     if not dsn:
         pytest.skip(f"TimescaleDB tests skipped: set {TIMESCALE_ENV} to a server with timescaledb")
     options = ("--tokens", "20", "--hours", "2", "--variant-tokens", "5", "--json")
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--dsn", dsn, *options],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result, _ = run_script("compression.py", "--dsn", dsn, *options, timeout_s=280)
     assert set(result["tables"]) == TABLES
     for name, table in result["tables"].items():
         assert table["rows"] > 0, name

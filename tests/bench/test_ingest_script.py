@@ -7,30 +7,19 @@ plausible. No speed is asserted here: speed targets live in the benchmark, not i
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from polyfarm.store.embedded import EmbeddedPostgres
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "ingest.py"
+from .scripts import run_script
 
 
 def run_ingest(server: EmbeddedPostgres, *options: str) -> tuple[dict[str, Any], str]:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--dsn", server.dsn("postgres"), "--json", *options],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+    return run_script(
+        "ingest.py", "--dsn", server.dsn("postgres"), "--json", *options, timeout_s=110
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    last = done.stdout.strip().splitlines()[-1]
-    return json.loads(last), done.stdout
 
 
 @pytest.mark.timeout(120)

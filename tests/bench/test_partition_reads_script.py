@@ -6,32 +6,20 @@ the history it builds spans the partitions asked for, and that the line carries 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from polyfarm.store.embedded import EmbeddedPostgres
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "partition_reads.py"
+from .scripts import run_script
 
 
 @pytest.mark.timeout(120)
 def test_both_reads_are_measured_over_the_days_asked_for(
     embedded_server: EmbeddedPostgres,
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--dsn", embedded_server.dsn("postgres"), "--json",
-         "--tokens", "50", "--days", "12", "--runs", "2"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    dsn = embedded_server.dsn("postgres")
+    options = ("--dsn", dsn, "--json", "--tokens", "50", "--days", "12", "--runs", "2")
+    result, _ = run_script("partition_reads.py", *options, timeout_s=110)
     assert set(result) == {
         "tokens",
         "partitions",

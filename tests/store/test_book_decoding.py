@@ -4,26 +4,22 @@ decoding of migration 0012 gave, and what Python packed."""
 from __future__ import annotations
 
 import random
+import re
 import struct
 
 import asyncpg
 
 from polyfarm.store.compact_snapshots import pack_micro_levels
+from polyfarm.store.migrations import default_migrations_dir
 
-# Migration 0012's definitions, to hold the new ones to.
-HEX_DECODING = """
-CREATE FUNCTION hex_book_levels(packed bytea) RETURNS jsonb LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_array(
-               from_micros(('x' || encode(substr(packed, i, 4), 'hex'))::bit(32)::integer),
-               from_micros(('x' || encode(substr(packed, i + 4, 8), 'hex'))::bit(64)::bigint))
-               ORDER BY i), '[]'::jsonb)
-    FROM generate_series(1, length(packed), 12) AS i
-$$;
-CREATE FUNCTION hex_top_price(packed bytea) RETURNS integer LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT CASE WHEN length(packed) >= 12
-                THEN ('x' || encode(substr(packed, 1, 4), 'hex'))::bit(32)::integer END
-$$;
-"""
+
+def hex_decoding() -> str:
+    """Migration 0012's ``book_levels`` and ``top_price`` (hex text decoding) as ``hex_…``, to
+    hold the new ones to."""
+    sql = (default_migrations_dir() / "0012_compact_order_books.sql").read_text()
+    functions = re.findall(r"CREATE FUNCTION (?:book_levels|top_price)\(.*?\n\$\$;", sql, re.S)
+    assert len(functions) == 2
+    return "\n".join(f.replace("CREATE FUNCTION ", "CREATE FUNCTION hex_") for f in functions)
 
 
 def ints(side: bytes) -> list[tuple[int, int]]:
@@ -40,7 +36,7 @@ def random_packed_side(rng: random.Random) -> bytes:
 
 
 async def test_levels_and_top_price_read_by_bytes_as_by_hex(pool: asyncpg.Pool) -> None:
-    await pool.execute(HEX_DECODING)
+    await pool.execute(hex_decoding())
     rng = random.Random(8)
     sides = [random_packed_side(rng) for _ in range(2_000)]
     records = await pool.fetch(
