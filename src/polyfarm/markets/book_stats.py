@@ -48,26 +48,23 @@ def depth(levels: Sequence[Level], count: int) -> float:
     decimals, so a sum of micro-units) as the double nearest to it. A float sum is off by an
     ulp now and then, and differently under Python 3.12's compensated ``sum``; this is what
     SQL's ``levels_depth`` computes from the stored levels (migration 0023)."""
-    sizes = [size for _, size in levels[:count]]
-    if not all(map(math.isfinite, sizes)):
-        return float(sum(sizes))  # refused downstream as the bad size it is
-    return micro_depth([to_micros(size) for size in sizes])
-
-
-def micro_depth(sizes: Sequence[int]) -> float:
-    """A depth from sizes in micro-units: their sum divided by 10^6, correctly rounded."""
-    return sum(sizes) / MICROS
+    return _running_depths(levels[:count])[-1]
 
 
 def depths(levels: Sequence[Level]) -> tuple[float, float, float, float]:
     """``depth`` at each of ``DEPTH_LEVELS``, each size converted once."""
-    sizes = [size for _, size in levels[: DEPTH_LEVELS[-1]]]
-    if not all(map(math.isfinite, sizes)):
-        five, ten, twenty, fifty = (depth(levels, n) for n in DEPTH_LEVELS)
-        return five, ten, twenty, fifty
-    running = [0, *itertools.accumulate(to_micros(size) for size in sizes)]
-    five, ten, twenty, fifty = (running[min(n, len(sizes))] / MICROS for n in DEPTH_LEVELS)
+    running = _running_depths(levels[: DEPTH_LEVELS[-1]])
+    five, ten, twenty, fifty = (running[min(n, len(running) - 1)] for n in DEPTH_LEVELS)
     return five, ten, twenty, fifty
+
+
+def _running_depths(levels: Sequence[Level]) -> list[float]:
+    """The depth within the best 0, 1, 2 … of ``levels``."""
+    sizes = [size for _, size in levels]
+    if not all(map(math.isfinite, sizes)):
+        return list(itertools.accumulate(sizes, initial=0.0))  # refused downstream as bad
+    totals = itertools.accumulate((to_micros(size) for size in sizes), initial=0)
+    return [total / MICROS for total in totals]
 
 
 def notional(levels: Sequence[Level]) -> float:
